@@ -1,0 +1,96 @@
+"""The one interface every transport client implements, and the record it returns.
+
+Clock: `time.perf_counter_ns()` (CLOCK_MONOTONIC on Linux, shared with the server process),
+read once per network read at the I/O boundary; every token completed by that read gets
+that stamp, and the read's token count is kept as a chunk size ("chunks are not tokens").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from clients.errors import ProtocolViolation, TransportError, UpstreamFailed
+from wire.messages import EndMsg, GenerationRequest, IgnoredMsg, Message, TokenMsg
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    base_url: str
+    framing: str = "json"
+    poll_interval_s: float = 0.1  # short polling: time between poll starts
+    long_poll_wait_s: float = 30.0  # long polling: how long the server may hold a poll
+    max_connections: int = 1  # connections this client may open at once
+    stream_timeout_s: float = 300.0  # a whole stream must finish within this
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """What one client saw of one stream. Times are perf_counter_ns values."""
+
+    transport: str
+    stream_id: str
+    scheduled_ns: int
+    indices: list[int] = field(default_factory=list)
+    recv_ns: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    chunk_sizes: list[int] = field(default_factory=list)
+    end_ns: int | None = None
+    end_tokens: int | None = None  # the count the terminal message reported, if any
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    requests: int = 0
+    empty_polls: int = 0
+    error: StreamError | None = None
+
+    def fail(self, exc: TransportError) -> None:
+        self.error = StreamError(kind=exc.kind, message=str(exc) or type(exc).__name__)
+
+    def add_bytes(self, sent_received: tuple[int, int]) -> None:
+        self.bytes_sent += sent_received[0]
+        self.bytes_received += sent_received[1]
+
+    def take(self, messages: list[Message], now_ns: int | None = None) -> bool:
+        """Record the messages one network read completed; True once the stream has ended."""
+        now = time.perf_counter_ns() if now_ns is None else now_ns
+        tokens = 0
+        ended = False
+        for message in messages:
+            if ended:
+                raise ProtocolViolation(f"message after the terminal message: {message!r}")
+            if isinstance(message, TokenMsg):
+                self.indices.append(len(self.indices) if message.i is None else message.i)
+                self.recv_ns.append(now)
+                self.texts.append(message.text)
+                tokens += 1
+            elif isinstance(message, EndMsg):
+                if message.error is not None:
+                    raise UpstreamFailed(message.error)
+                self.end_ns = now
+                self.end_tokens = message.tokens
+                ended = True
+            else:
+                assert isinstance(message, IgnoredMsg)
+        if tokens:
+            self.chunk_sizes.append(tokens)
+        return ended
+
+
+class StreamClient(Protocol):
+    """A transport's client. The driver only ever calls these two methods."""
+
+    transport: str
+
+    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+        """Run one stream to its end. Transport failures are recorded in `StreamResult.error`;
+        anything else is a bug and propagates."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,119 @@
+"""What a person sees on the terminal: a progress bar per transport and the summary table."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from harness.metrics import Distribution, TransportSummary
+
+
+class RichProgress:
+    """A `harness.driver.ProgressSink` drawing one rich progress bar per transport."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def phase_started(self, transport: str, total: int) -> None:
+        self.tasks[transport] = self.progress.add_task(transport, total=total, failed=0)
+
+    def stream_done(self, transport: str, failed: bool) -> None:
+        task = self.tasks[transport]
+        if failed:
+            current = self.progress.tasks[self._position(task)].fields["failed"]
+            self.progress.update(task, failed=current + 1)
+        self.progress.advance(task)
+
+    def phase_finished(self, transport: str) -> None:
+        return None
+
+    def _position(self, task: TaskID) -> int:
+        return next(k for k, t in enumerate(self.progress.tasks) if t.id == task)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _p50_p99(dist: Distribution) -> str:
+    return f"{_ms(dist.p50)} / {_ms(dist.p99)}"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in (
+        "transport",
+        "TTFT ms\np50 / p99",
+        "ITL ms\np50 / p99",
+        "added delay ms\np50 / p99",
+        "added ms\nmean",
+        "E2E ms\np50",
+        "tok/s\nstream",
+        "tok/s\nall",
+        "bytes\n/token",
+        "requests\n/stream",
+        "empty\npolls",
+        "CPU ms/1k tok\nserver / client",
+        "tokens\nemit / recv",
+        "lost / dup\n/ errors",
+    ):
+        table.add_column(column, justify="left" if column == "transport" else "right")
+    for name, s in summaries.items():
+        bad = s.tokens_lost or s.tokens_duplicated or s.errors or s.text_mismatches
+        table.add_row(
+            name,
+            _p50_p99(s.ttft_ms),
+            _p50_p99(s.itl_ms),
+            _p50_p99(s.added_delay_ms),
+            _ms(s.added_delay_ms.mean),
+            _ms(s.e2e_ms.p50),
+            _num(s.tokens_per_s),
+            _num(s.aggregate_tokens_per_s),
+            _num(s.wire_bytes_per_token),
+            _num(s.requests_per_stream),
+            str(s.empty_polls),
+            f"{_num(s.server_cpu_ms_per_1k_tokens, 0)} / {_num(s.client_cpu_ms_per_1k_tokens, 0)}",
+            f"{s.tokens_emitted} / {s.tokens_received}",
+            f"[{'red' if bad else 'green'}]{s.tokens_lost} / {s.tokens_duplicated} / {s.errors}",
+        )
+    return table

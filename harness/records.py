@@ -1,0 +1,68 @@
+"""Raw measurement records, as the driver saves them and analysis reads them back.
+
+A `RequestRecord` joins what the client saw of one stream with the server's emit timeline
+for it. All times are `time.perf_counter_ns()` values on one host's CLOCK_MONOTONIC, so
+client and server stamps are directly comparable. Per-token lists are in arrival order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    transport: str
+    index: int  # position in the run; request k has the same source seed on every transport
+    seed: int
+    stream_id: str
+    scheduled_ns: int  # when the request was due to be sent: the start of every timer
+    end_ns: int | None  # terminal message received (None if it never came)
+    token_index: list[int] = field(default_factory=list)  # index of each received token
+    recv_ns: list[int] = field(default_factory=list)  # client arrival stamp per token
+    emit_ns: list[int | None] = field(default_factory=list)  # server emit stamp per token
+    token_bytes: list[int] = field(default_factory=list)  # UTF-8 size of each token's text
+    chunk_sizes: list[int] = field(default_factory=list)  # tokens completed per network read
+    source_tokens: int = 0  # tokens the source emitted for this stream (server's truth)
+    text_mismatches: int = 0  # received tokens whose text differs from the source's
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    requests: int = 0
+    empty_polls: int = 0
+    error_kind: str | None = None
+    error_message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RequestRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(slots=True)
+class PhaseRecord:
+    """One transport's measured phase: the run window and the CPU both sides spent in it."""
+
+    transport: str
+    window_start_ns: int
+    window_end_ns: int
+    server_cpu_s: float
+    client_cpu_s: float
+    server_rss_bytes: int | None = None
+    requests: list[RequestRecord] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["requests"] = [r.to_json() for r in self.requests]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PhaseRecord:
+        names = {f.name for f in fields(cls)} - {"requests"}
+        phase = cls(**{k: v for k, v in data.items() if k in names})
+        phase.requests = [RequestRecord.from_json(r) for r in data.get("requests", [])]
+        return phase

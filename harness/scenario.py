@@ -1,0 +1,198 @@
+"""Scenarios: a declarative description of one benchmark run (TOML file + command-line flags).
+
+```toml
+name = "default"
+description = "..."
+transports = "all"            # or ["sse", "websocket"]
+requests = 50                 # measured streams per transport
+concurrency = 8               # streams in flight at once
+warmup = 4                    # unmeasured streams per transport first
+seed = 1                      # the mock's text and timing; request k uses seed k
+framing = "json"              # json | openai (push transports; polling has its own envelope)
+poll_interval_ms = 100        # short polling
+long_poll_wait_s = 30         # long polling
+stream_timeout_s = 120        # one stream must finish within this
+
+[source]
+preset = "chat"               # instant | chat | reasoning
+ttft_ms = 350                 # optional overrides of the preset
+tokens_per_s = 70
+tokens_per_response = 120
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from clients import TRANSPORTS
+from servers.run import SourceSpec
+from servers.source import PRESETS, SourceError, profile_for
+from wire.framing import FRAMINGS
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the field and what is allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str = "default"
+    description: str = ""
+    transports: tuple[str, ...] = TRANSPORTS
+    requests: int = 50
+    concurrency: int = 8
+    warmup: int = 4
+    seed: int = 1
+    framing: str = "json"
+    poll_interval_ms: float = 100.0
+    long_poll_wait_s: float = 30.0
+    stream_timeout_s: float = 120.0
+    source: SourceSpec = field(default_factory=SourceSpec)
+
+    def validate(self) -> Scenario:
+        for name in ("requests", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ScenarioError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ScenarioError(f"warmup must be 0 or more, got {self.warmup}")
+        if self.seed < 0:
+            raise ScenarioError(f"seed must be 0 or more, got {self.seed}")
+        for name in ("poll_interval_ms", "long_poll_wait_s", "stream_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ScenarioError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if not self.transports:
+            raise ScenarioError("transports must name at least one transport")
+        if self.framing not in FRAMINGS:
+            raise ScenarioError(f"unknown framing {self.framing!r}; allowed: {', '.join(FRAMINGS)}")
+        try:
+            profile_for(
+                self.source.preset,
+                self.source.ttft_ms,
+                self.source.tokens_per_s,
+                self.source.tokens_per_response,
+            )
+        except SourceError as exc:
+            raise ScenarioError(str(exc)) from None
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["transports"] = list(self.transports)
+        return data
+
+
+def parse_transports(value: str | list[str]) -> tuple[str, ...]:
+    """`all`, a comma-separated string, or a list of names; unknown names are an error."""
+    if isinstance(value, str):
+        if value.strip() == "all":
+            return TRANSPORTS
+        names = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        raise ScenarioError('transports must be "all", "a,b,..." or a list of names')
+    unknown = [n for n in names if n not in TRANSPORTS]
+    if unknown:
+        raise ScenarioError(
+            f"unknown transport(s) {', '.join(unknown)}; allowed: all, {', '.join(TRANSPORTS)}"
+        )
+    if not names:
+        raise ScenarioError(f"no transport given; allowed: all, {', '.join(TRANSPORTS)}")
+    return tuple(dict.fromkeys(names))
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "description": (str,),
+    "requests": (int,),
+    "concurrency": (int,),
+    "warmup": (int,),
+    "seed": (int,),
+    "framing": (str,),
+    "poll_interval_ms": (int, float),
+    "long_poll_wait_s": (int, float),
+    "stream_timeout_s": (int, float),
+}
+_SOURCE_TYPES: dict[str, tuple[type, ...]] = {
+    "preset": (str,),
+    "ttft_ms": (int, float),
+    "tokens_per_s": (int, float),
+    "tokens_per_response": (int,),
+}
+
+
+def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        kinds = " or ".join("number" if t is float else t.__name__ for t in allowed)
+        raise ScenarioError(f"{where}{key} must be {kinds}, got {value!r}")
+    return float(value) if float in allowed else value
+
+
+def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
+    known = {f.name for f in fields(Scenario)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ScenarioError(
+            f"{where}unknown scenario field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(known))}"
+        )
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "transports":
+            values[key] = parse_transports(value)
+        elif key == "source":
+            if not isinstance(value, dict):
+                raise ScenarioError(f"{where}[source] must be a table")
+            values[key] = source_from_dict(value, where)
+        else:
+            values[key] = _check_type(where, key, value, _TYPES[key])
+    scenario = Scenario(**values)
+    return replace(scenario, source=replace(scenario.source, seed=scenario.seed))
+
+
+def source_from_dict(data: dict[str, Any], where: str = "") -> SourceSpec:
+    unknown = sorted(set(data) - set(_SOURCE_TYPES))
+    if unknown:
+        raise ScenarioError(
+            f"{where}unknown [source] field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(_SOURCE_TYPES)}"
+        )
+    values = {k: _check_type(f"{where}source.", k, v, _SOURCE_TYPES[k]) for k, v in data.items()}
+    if values.get("preset", "chat") not in PRESETS:
+        raise ScenarioError(
+            f"{where}unknown preset {values['preset']!r}; allowed: {', '.join(PRESETS)}"
+        )
+    return SourceSpec(**values)
+
+
+def load_scenario(path: Path) -> Scenario:
+    where = f"{path}: "
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read scenario file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}not valid TOML: {exc}") from None
+    return scenario_from_dict(data, where)
+
+
+def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
+    """Apply command-line flags (None means "not given"); source fields go to [source]."""
+    source_keys = {"preset", "ttft_ms", "tokens_per_s", "tokens_per_response"}
+    top = {k: v for k, v in overrides.items() if v is not None and k not in source_keys}
+    source = {k: v for k, v in overrides.items() if v is not None and k in source_keys}
+    if "transports" in top:
+        top["transports"] = parse_transports(top["transports"])
+    updated = replace(scenario, **top)
+    if source and "preset" in source:
+        # a new preset replaces the file's preset and its overrides, then flags apply
+        updated = replace(updated, source=SourceSpec(**source))
+    elif source:
+        updated = replace(updated, source=replace(updated.source, **source))
+    return replace(updated, source=replace(updated.source, seed=updated.seed)).validate()

@@ -1,0 +1,41 @@
+"""`bench.py serve`: the server in the foreground, for curl, browsers and other clients."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from harness.server_process import bind_listener
+from servers.app import ENDPOINTS, create_app
+from servers.run import SourceSpec, build_source, serve_on_socket
+
+
+def serve(args: argparse.Namespace) -> None:
+    spec = SourceSpec(
+        preset=args.preset or "chat",
+        ttft_ms=args.ttft_ms,
+        tokens_per_s=args.tokens_per_s,
+        tokens_per_response=args.tokens_per_response,
+        seed=args.seed or 0,
+    )
+    source = build_source(spec)
+    sock = bind_listener(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    console = Console()
+    console.print(
+        f"[bold]tokenwire server[/] on {base} (mock preset {spec.preset}); Ctrl-C stops it"
+    )
+    for name, how in ENDPOINTS.items():
+        console.print(f"  {name:<10} {how}")
+    console.print(
+        "try:\n"
+        f"  curl -N -X POST '{base}/v1/sse' -d '{{\"seed\": 1}}'\n"
+        f"  curl -N -X POST '{base}/v1/chunked?framing=openai' -d '{{\"seed\": 1}}'\n"
+        f"  curl -X POST '{base}/v1/streams' -d '{{\"seed\": 1}}'\n"
+        f"  curl '{base}/v1/streams/ID?offset=0'   # ID from the line above\n"
+        f"  browser: new EventSource('{base}/v1/sse?seed=1')"
+    )
+    with sock:
+        serve_on_socket(create_app(source), sock)

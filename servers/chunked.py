@@ -1,0 +1,55 @@
+"""Chunked HTTP: `POST /v1/chunked` answers with `Transfer-Encoding: chunked`, one chunk per
+message, each message one NDJSON line in the requested framing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from servers.common import (
+    abandon,
+    body_generation_request,
+    framing_named,
+    start_generation,
+    state_of,
+)
+from servers.generation import Generation
+from wire.framing import Framing
+from wire.messages import GenerationRequest
+from wire.ndjson import MEDIA_TYPE, encode_line
+
+router = APIRouter(tags=["chunked"])
+
+
+async def chunks(gen: Generation, framing: Framing, model: str) -> AsyncIterator[bytes]:
+    complete = False
+    try:
+        for payload in framing.encode_start(gen.id, model):
+            yield encode_line(payload)
+        async for i, text in gen.follow():
+            yield encode_line(framing.encode_token(gen.id, model, i, text))
+        for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
+            yield encode_line(payload)
+        complete = True
+    finally:
+        if not complete:
+            abandon(gen)
+
+
+@router.post("/v1/chunked")
+async def chunked(
+    request: Request,
+    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
+    framing: str = Query("json"),
+) -> StreamingResponse:
+    state = state_of(request)
+    codec = framing_named(framing)
+    gen = start_generation(state, generation_request)
+    return StreamingResponse(
+        chunks(gen, codec, state.source.model),
+        media_type=MEDIA_TYPE,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

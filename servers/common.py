@@ -1,0 +1,86 @@
+"""What the transport modules share: server state, request parsing and JSON errors."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
+
+from servers.generation import Generation, Registry, StreamExists
+from servers.settings import ServerSettings
+from servers.source import TokenSource
+from wire.framing import Framing, get_framing
+from wire.messages import GenerationRequest, WireError, loads
+
+
+@dataclass
+class ServerState:
+    source: TokenSource
+    settings: ServerSettings
+    registry: Registry
+
+
+class ApiError(Exception):
+    """A request the server refuses: answered as `{"error": message}` with a 4xx status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+def state_of(conn: HTTPConnection) -> ServerState:
+    return conn.app.state.tokenwire  # type: ignore[no-any-return]
+
+
+def parse_generation_request(body: bytes | str | dict[str, Any] | None) -> GenerationRequest:
+    try:
+        decoded = loads(body) if isinstance(body, bytes | str) and body else body
+        return GenerationRequest.from_json(decoded or None)
+    except WireError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def framing_named(name: str) -> Framing:
+    try:
+        return get_framing(name)
+    except WireError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def start_generation(state: ServerState, request: GenerationRequest) -> Generation:
+    try:
+        return state.registry.create(request)
+    except StreamExists:
+        raise ApiError(409, f"stream {request.stream_id!r} already exists") from None
+
+
+def find_generation(state: ServerState, stream_id: str) -> Generation:
+    gen = state.registry.get(stream_id)
+    if gen is None:
+        raise ApiError(404, f"no stream {stream_id!r} (unknown, finished long ago, or dropped)")
+    return gen
+
+
+async def body_generation_request(request: Request) -> GenerationRequest:
+    """FastAPI dependency: the JSON body as a validated `GenerationRequest`."""
+    return parse_generation_request(await request.body())
+
+
+def abandon(gen: Generation, grace_s: float = 0.0) -> None:
+    """The reader of a push stream went away before the end: stop generating for nobody."""
+    if gen.done:
+        return
+    if grace_s <= 0:
+        gen.cancel()
+    else:
+        asyncio.get_running_loop().call_later(grace_s, gen.cancel_unless_resumed)

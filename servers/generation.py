@@ -1,0 +1,169 @@
+"""Generations: one source stream, buffered, stamped and shared with whoever delivers it.
+
+Every transport reads tokens from a `Generation` (push transports as they appear, polling
+transports by offset), so all five share the same producer and differ only in delivery.
+The producer stamps each token with `time.perf_counter_ns()` the moment the source yields
+it: that is the emit time the transport-added delay is measured from. The timeline (emit
+times, and the texts for checks) is served out of band, never counted as transport bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from servers.source import TokenSource
+from wire.messages import GenerationRequest
+
+
+class StreamExists(KeyError):
+    """A client asked for a stream id that is already in use."""
+
+
+@dataclass(eq=False)
+class Generation:
+    id: str
+    request: GenerationRequest
+    texts: list[str] = field(default_factory=list)
+    emit_ns: list[int] = field(default_factory=list)
+    done: bool = False
+    error: str | None = None
+    cancelled: bool = False
+    last_access: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    readers: int = 0  # push readers currently following this generation
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def run(self, source: TokenSource) -> None:
+        stream = source.stream(self.request)
+        try:
+            async for text in stream:
+                self.emit_ns.append(time.perf_counter_ns())
+                self.texts.append(text)
+                self._notify()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            self.error = "cancelled: no client was reading this stream"
+            raise
+        except Exception as exc:  # the source failed: tell readers why, in band
+            self.error = f"source failed: {type(exc).__name__}: {exc}"
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+            self.done = True
+            self.finished_at = time.monotonic()
+            self._notify()
+
+    async def wait_beyond(self, offset: int, timeout: float | None = None) -> None:
+        """Return once a token with index >= offset exists, the stream ended, or `timeout`
+        ran out."""
+        if len(self.texts) > offset or self.done:
+            return
+        changed = self._changed
+        if timeout is None:
+            await changed.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+
+    async def follow(self, offset: int = 0) -> AsyncIterator[tuple[int, str]]:
+        """Yield (index, text) from `offset` on, live, until the stream ends."""
+        i = offset
+        self.readers += 1
+        try:
+            while True:
+                while i < len(self.texts):
+                    yield i, self.texts[i]
+                    i += 1
+                if self.done:
+                    return
+                await self.wait_beyond(i)
+        finally:
+            self.readers -= 1
+            self.last_access = time.monotonic()
+
+    def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def cancel_unless_resumed(self) -> None:
+        """Called a grace period after a push reader dropped: cancel unless one came back."""
+        if self.readers == 0:
+            self.cancel()
+
+    def timeline(self, texts: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "seed": self.request.seed,
+            "tokens": len(self.texts),
+            "emit_ns": self.emit_ns,
+            "done": self.done,
+            "error": self.error,
+        }
+        if texts:
+            body["texts"] = self.texts
+        return body
+
+
+@dataclass
+class Registry:
+    """The live and recently finished generations of one server.
+
+    A generation that no reader has touched for `idle_timeout_s` is cancelled and dropped
+    (a poller that went away must not keep a model busy); a finished one is kept for
+    `retention_s` so its timeline can still be fetched, and at most `max_kept` are kept.
+    """
+
+    source: TokenSource
+    idle_timeout_s: float = 30.0
+    retention_s: float = 600.0
+    max_kept: int = 100_000
+    generations: dict[str, Generation] = field(default_factory=dict)
+
+    def create(self, request: GenerationRequest) -> Generation:
+        """Start generating; raise `StreamExists` when the client-chosen id is taken."""
+        stream_id = request.stream_id or secrets.token_hex(8)
+        if stream_id in self.generations:
+            raise StreamExists(stream_id)
+        gen = Generation(id=stream_id, request=request)
+        gen._task = asyncio.create_task(gen.run(self.source), name=f"generation-{gen.id}")
+        self.generations[gen.id] = gen
+        return gen
+
+    def get(self, stream_id: str) -> Generation | None:
+        gen = self.generations.get(stream_id)
+        if gen is not None:
+            gen.last_access = time.monotonic()
+        return gen
+
+    def reap(self) -> None:
+        now = time.monotonic()
+        for stream_id, gen in list(self.generations.items()):
+            if not gen.done and now - gen.last_access > self.idle_timeout_s:
+                gen.cancel()
+            if gen.finished_at is not None and now - gen.finished_at > self.retention_s:
+                del self.generations[stream_id]
+        excess = len(self.generations) - self.max_kept
+        if excess > 0:
+            finished = [g for g in self.generations.values() if g.finished_at is not None]
+            finished.sort(key=lambda g: g.finished_at or 0.0)
+            for gen in finished[:excess]:
+                del self.generations[gen.id]
+
+    async def reaper(self, every_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self.reap()
+
+    def cancel_all(self) -> None:
+        for gen in self.generations.values():
+            gen.cancel()

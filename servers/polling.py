@@ -1,0 +1,60 @@
+"""Short and long polling: one endpoint pair, as in the wire protocol.
+
+`POST /v1/streams` starts a generation and answers `{"id"}`. `GET /v1/streams/{id}?offset=k`
+answers at once with the tokens from k on (short polling); adding `&wait=SECONDS` holds the
+request until a token past k exists, the stream ends, or the wait runs out (long polling).
+The two differ only in that one parameter, so they share this module.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from servers.common import (
+    ApiError,
+    body_generation_request,
+    find_generation,
+    start_generation,
+    state_of,
+)
+from wire.messages import GenerationRequest
+from wire.poll import encode_batch
+
+router = APIRouter(tags=["polling"])
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.post("/v1/streams", status_code=201)
+async def create_stream(
+    request: Request,
+    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
+) -> Response:
+    gen = start_generation(state_of(request), generation_request)
+    return json_response({"id": gen.id}, status=201)
+
+
+@router.get("/v1/streams/{stream_id}")
+async def poll_stream(
+    stream_id: str,
+    request: Request,
+    offset: int = Query(0, ge=0, description="index of the first token wanted"),
+    wait: float = Query(0.0, ge=0, description="long poll: seconds to hold for a new token"),
+) -> Response:
+    state = state_of(request)
+    if wait > state.settings.max_long_poll_wait_s:
+        raise ApiError(400, f"wait must be at most {state.settings.max_long_poll_wait_s} seconds")
+    gen = find_generation(state, stream_id)
+    if gen.done and offset > len(gen.texts):
+        raise ApiError(400, f"offset {offset} is past the end of the stream ({len(gen.texts)})")
+    if wait > 0:
+        await gen.wait_beyond(offset, wait)
+        gen.last_access = time.monotonic()
+    texts = gen.texts[offset:]
+    return json_response(encode_batch(offset, texts, gen.done, gen.error))
