@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from rich.console import Console
-
 from clients import TRANSPORTS
 from harness.results import ResultsError
 from harness.scenario import Scenario, ScenarioError, load_scenario, with_overrides
@@ -187,12 +185,13 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def command_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.console import make_console
     from harness.results import default_run_dir
     from harness.runner import run_scenario
 
     scenario = scenario_from_args(args)
     run_dir = args.out or default_run_dir(scenario)
-    run_scenario(scenario, run_dir, Console(), argv)
+    run_scenario(scenario, run_dir, make_console(), argv)
     return 0
 
 

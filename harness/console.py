@@ -19,6 +19,13 @@ from rich.table import Table
 from harness.metrics import Distribution, TransportSummary
 
 
+def make_console() -> Console:
+    """A console for the run. Piped output (CI logs, files) gets a width the summary table
+    fits in instead of rich's 80-column default."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=max(probe.width, 190))
+
+
 class RichProgress:
     """A `harness.driver.ProgressSink` drawing one rich progress bar per transport."""
 

@@ -6,8 +6,10 @@
   role-only first chunk, one content delta per token, a `finish_reason` chunk, a usage chunk),
   ended by the literal `[DONE]`. No index travels; order is the index.
 
-All framings produce single-line text (JSON escapes `\\n`, `\\r` and U+2028), so any
-transport can delimit them by lines, SSE `data:` fields or WebSocket messages.
+All framings produce single-line text (JSON escapes `\\n` and `\\r`; U+2028 stays raw, which
+is fine for delimiters that split on `\\n` only), so any transport can delimit them by lines,
+SSE `data:` fields or WebSocket messages. A failed generation ends with one error message
+in place of the normal end (OpenAI sends its error object and no `[DONE]`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _json_decode(payload: str) -> Message:
             error=obj.get("error"),
         )
     i, text = obj.get("i"), obj.get("t")
-    if not isinstance(i, int) or not isinstance(text, str):
+    if not isinstance(i, int) or isinstance(i, bool) or not isinstance(text, str):
         raise WireError(f'expected {{"i": int, "t": str}}, got {payload[:80]!r}')
     return TokenMsg(i=i, text=text)
 
@@ -96,7 +98,7 @@ def _openai_token(stream_id: str, model: str, i: int, text: str) -> str:
 
 def _openai_end(stream_id: str, model: str, n: int, error: str | None) -> list[str]:
     if error is not None:
-        return [dumps({"error": {"message": error, "type": "upstream_error"}}), OPENAI_DONE]
+        return [dumps({"error": {"message": error, "type": "upstream_error"}})]
     usage = dumps(
         {
             "id": f"chatcmpl-{stream_id}",
@@ -116,16 +118,23 @@ def _openai_decode(payload: str) -> Message:
     obj = loads(payload)
     if not isinstance(obj, dict):
         raise WireError(f"expected a chat.completion.chunk object, got {payload[:80]!r}")
-    if "error" in obj:
-        error = obj["error"]
-        message = error.get("message") if isinstance(error, dict) else str(error)
+    error = obj.get("error")
+    if error is not None:
+        message = error.get("message") if isinstance(error, dict) else error
         return EndMsg(error=str(message))
     choices = obj.get("choices")
     if not isinstance(choices, list):
         raise WireError(f"chat.completion.chunk without choices: {payload[:80]!r}")
     if not choices:
         return IgnoredMsg()
-    delta = choices[0].get("delta") or {}
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise WireError(f"choices[0] must be an object: {payload[:80]!r}")
+    delta = choice.get("delta")
+    if delta is None:
+        delta = {}
+    if not isinstance(delta, dict):
+        raise WireError(f"choices[0].delta must be an object: {payload[:80]!r}")
     content = delta.get("content")
     if not content:
         return IgnoredMsg()

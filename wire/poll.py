@@ -38,13 +38,26 @@ def encode_batch(
 def decode_batch(body: Any) -> PollBatch:
     if not isinstance(body, dict):
         raise WireError("poll response must be a JSON object")
-    try:
-        tokens = [TokenMsg(i=int(t["i"]), text=str(t["t"])) for t in body["tokens"]]
-        return PollBatch(
-            tokens=tokens, next=int(body["next"]), done=bool(body["done"]), error=body.get("error")
+    tokens, next_offset, done = body.get("tokens"), body.get("next"), body.get("done")
+    error = body.get("error")
+    if not isinstance(tokens, list) or not _is_int(next_offset) or not isinstance(done, bool):
+        raise WireError(
+            f'poll response needs "tokens": list, "next": int, "done": bool: {body!r:.120}'
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WireError(f"malformed poll response: {exc!r}") from exc
+    if error is not None and not isinstance(error, str):
+        raise WireError(f'poll response "error" must be a string: {error!r:.80}')
+    messages = []
+    for token in tokens:
+        if not isinstance(token, dict) or not _is_int(token.get("i")):
+            raise WireError(f'each polled token needs an integer "i": {token!r:.80}')
+        if not isinstance(token.get("t"), str):
+            raise WireError(f'each polled token needs a string "t": {token!r:.80}')
+        messages.append(TokenMsg(i=token["i"], text=token["t"]))
+    return PollBatch(tokens=messages, next=next_offset, done=done, error=error)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def decode_created(body: Any) -> str:

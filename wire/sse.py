@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from fastapi.sse import format_sse_event
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
+from wire.messages import WireError
+
 MEDIA_TYPE = "text/event-stream"
 
 
@@ -36,23 +38,37 @@ class SSEStreamDecoder:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="strict")
         self._lines = SSELineDecoder()
         self._events = SSEDecoder()
+        self._has_data = False
 
     def feed(self, data: bytes) -> list[SSEEvent]:
-        text = self._utf8.decode(data)
+        text = self._text(data, final=False)
         if not text:
             return []
         return self._decode_lines(self._lines.decode(text))
 
     def close(self) -> list[SSEEvent]:
         """End of stream: flush what is buffered (a final event must still end in a blank line)."""
-        text = self._utf8.decode(b"", final=True)
+        text = self._text(b"", final=True)
         lines = self._lines.decode(text) if text else []
         return self._decode_lines(lines + self._lines.flush())
+
+    def _text(self, data: bytes, final: bool) -> str:
+        try:
+            return self._utf8.decode(data, final=final)
+        except UnicodeDecodeError as exc:
+            raise WireError(f"event stream is not valid UTF-8: {exc}") from exc
 
     def _decode_lines(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         for line in lines:
+            if line.startswith("data"):
+                self._has_data = True
             sse = self._events.decode(line)
-            if sse is not None:
+            if sse is None:
+                continue
+            # The spec dispatches nothing when no data field came (a keep-alive comment after
+            # an event with an id); httpx-sse would hand out an empty event (httpx-sse #35).
+            if self._has_data:
                 events.append(SSEEvent(data=sse.data, id=sse.id, event=sse.event))
+            self._has_data = False
         return events

@@ -1,0 +1,49 @@
+"""Shared fixtures: real tokenwire servers as subprocesses on loopback sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.server_process import ServerProcess, start_server, stop_server
+from servers.corpus import corpus_tokens
+from servers.run import SourceSpec
+
+# Fast, and long enough that every stream wraps the whole corpus: every tricky token
+# (CRLF, U+2028, emoji, CJK, "data: [DONE]") crosses every transport.
+FULL_CORPUS = SourceSpec(
+    preset="chat", ttft_ms=5, tokens_per_s=4000, tokens_per_response=len(corpus_tokens()) + 20
+)
+
+
+@pytest.fixture(scope="session")
+def corpus_spec() -> SourceSpec:
+    return FULL_CORPUS
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    process = start_server(FULL_CORPUS, log)
+    yield process
+    stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Drops a polled stream nobody polls for 0.3 s."""
+    log = tmp_path_factory.mktemp("impatient") / "server.log"
+    process = start_server(
+        SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=20, tokens_per_response=400),
+        log,
+        extra_args=("--idle-timeout-s", "0.3"),
+    )
+    yield process
+    stop_server(process)
+
+
+@pytest.fixture
+def log_path(tmp_path: Path) -> Path:
+    return tmp_path / "server.log"
