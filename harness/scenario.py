@@ -6,7 +6,7 @@ description = "..."
 transports = "all"            # or ["sse", "websocket"]
 requests = 50                 # measured streams per transport
 concurrency = 8               # streams in flight at once
-warmup = 4                    # unmeasured streams per transport first
+warmup = 2                    # unmeasured streams per transport first
 seed = 1                      # the mock's text and timing; request k uses seed k
 framing = "json"              # json | openai (push transports; polling has its own envelope)
 poll_interval_ms = 100        # short polling
@@ -16,8 +16,8 @@ stream_timeout_s = 120        # one stream must finish within this
 [source]
 preset = "chat"               # instant | chat | reasoning
 ttft_ms = 350                 # optional overrides of the preset
-tokens_per_s = 70
-tokens_per_response = 120
+tokens_per_s = 80
+tokens_per_response = 100
 ```
 """
 
@@ -45,7 +45,7 @@ class Scenario:
     transports: tuple[str, ...] = TRANSPORTS
     requests: int = 50
     concurrency: int = 8
-    warmup: int = 4
+    warmup: int = 2
     seed: int = 1
     framing: str = "json"
     poll_interval_ms: float = 100.0

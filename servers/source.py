@@ -73,8 +73,8 @@ class LatencyProfile:
 # Where the figures come from:
 # - instant: no delay at all, so every microsecond measured is the transport's own.
 # - chat: a hosted chat model of the GPT-4o-mini / Claude Haiku class, in the range public
-#   leaderboards of API latency report: first token after ~0.35 s, ~70 output tokens/s with
-#   jittery gaps and rare stalls when the server batches; ~120-token answers kept short so
+#   leaderboards of API latency report: first token after ~0.35 s, ~80 output tokens/s with
+#   jittery gaps and rare stalls when the server batches; ~100-token answers, kept short so
 #   benchmark runs stay quick.
 # - reasoning: a model that thinks before answering: a first token after ~4 s, then a
 #   chat-like rhythm and longer answers.
@@ -92,11 +92,11 @@ PRESETS: dict[str, LatencyProfile] = {
     "chat": LatencyProfile(
         ttft_ms=350,
         ttft_sigma=0.3,
-        tokens_per_s=70,
+        tokens_per_s=80,
         gap_sigma=0.35,
         stall_probability=0.01,
         stall_ms=150,
-        tokens_per_response=120,
+        tokens_per_response=100,
         length_sigma=0.4,
         min_tokens=20,
         max_tokens=400,
