@@ -174,7 +174,9 @@ async def run_phase(
     server: ServerProcess,
     run_tag: str,
     progress: ProgressSink,
+    sweep_value: int | float | str | None = None,
 ) -> PhaseRecord:
+    label = transport if sweep_value is None else f"{transport} @ {sweep_value}"
     shards = open_shards(transport, scenario, server.base_url)
     try:
         if scenario.warmup:
@@ -186,7 +188,7 @@ async def run_phase(
             ]
             await run_streams(shards, warmups, scenario.concurrency, scenario.stream_timeout_s)
         requests = measured_requests(scenario, transport, run_tag)
-        progress.phase_started(transport, len(requests))
+        progress.phase_started(label, len(requests))
         server_cpu0, client_cpu0 = server.cpu_seconds(), time.thread_time()
         window_start = time.perf_counter_ns()
         results = await run_streams(
@@ -194,7 +196,7 @@ async def run_phase(
             requests,
             scenario.concurrency,
             scenario.stream_timeout_s,
-            on_done=lambda r: progress.stream_done(transport, r.error is not None),
+            on_done=lambda r: progress.stream_done(label, r.error is not None),
         )
         window_end = time.perf_counter_ns()
         client_cpu = time.thread_time() - client_cpu0
@@ -203,12 +205,14 @@ async def run_phase(
     finally:
         for shard in shards:
             await shard.aclose()
-    progress.phase_finished(transport)
+    progress.phase_finished(label)
     timelines = await fetch_timelines(server.base_url, [r.stream_id for r in results])
     records = [
         join(k, request.seed, result, timelines.get(result.stream_id))
         for k, (request, result) in enumerate(zip(requests, results, strict=True))
     ]
+    for record in records:
+        record.sweep_value = sweep_value
     return PhaseRecord(
         transport=transport,
         window_start_ns=window_start,
@@ -216,16 +220,20 @@ async def run_phase(
         server_cpu_s=server_cpu,
         client_cpu_s=client_cpu,
         server_rss_bytes=rss,
+        sweep_value=sweep_value,
         requests=records,
     )
 
 
 async def run_benchmark(
-    scenario: Scenario, server: ServerProcess, progress: ProgressSink | None = None
+    scenario: Scenario,
+    server: ServerProcess,
+    progress: ProgressSink | None = None,
+    sweep_value: int | float | str | None = None,
 ) -> list[PhaseRecord]:
     run_tag = f"r{time.time_ns() % 10**10:x}"
     sink = progress or NoProgress()
     return [
-        await run_phase(transport, scenario, server, run_tag, sink)
+        await run_phase(transport, scenario, server, run_tag, sink, sweep_value)
         for transport in scenario.transports
     ]

@@ -32,6 +32,7 @@ class RequestRecord:
     empty_polls: int = 0
     error_kind: str | None = None
     error_message: str | None = None
+    sweep_value: int | float | str | None = None  # the swept axis's value, in a sweep
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +53,7 @@ class PhaseRecord:
     server_cpu_s: float
     client_cpu_s: float
     server_rss_bytes: int | None = None
+    sweep_value: int | float | str | None = None
     requests: list[RequestRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

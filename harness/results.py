@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from harness.metrics import Distribution, TransportSummary, summarize
+from harness.metrics import TransportSummary, summarize
 from harness.records import PhaseRecord
 from harness.scenario import Scenario
 from harness.server_process import PROJECT_ROOT
@@ -39,23 +39,54 @@ PACKAGES = (
     "uvloop",
     "httptools",
 )
-DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "added_delay_ms", "tokens_per_chunk")
 
 
 class ResultsError(ValueError):
     """A results folder or file that cannot be read."""
 
 
+SweepValue = float | int | str
+
+
 @dataclass
-class RunResult:
-    metadata: dict[str, Any]
-    scenario: dict[str, Any]
+class Point:
+    """The transports measured at one point of a run (a plain run has exactly one point;
+    a sweep has one per swept value)."""
+
+    value: SweepValue | None
     phases: dict[str, PhaseRecord]
     summaries: dict[str, TransportSummary] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.summaries:
             self.summaries = {name: summarize(phase) for name, phase in self.phases.items()}
+
+
+@dataclass
+class RunResult:
+    metadata: dict[str, Any]
+    scenario: dict[str, Any]
+    points: list[Point]
+    sweep_axis: str | None = None
+
+    @property
+    def is_sweep(self) -> bool:
+        return self.sweep_axis is not None
+
+    @property
+    def phases(self) -> dict[str, PhaseRecord]:
+        """The phases of a plain run (of a sweep: of its first point)."""
+        return self.points[0].phases
+
+    @property
+    def summaries(self) -> dict[str, TransportSummary]:
+        return self.points[0].summaries
+
+    @classmethod
+    def single(
+        cls, metadata: dict[str, Any], scenario: dict[str, Any], phases: dict[str, PhaseRecord]
+    ) -> RunResult:
+        return cls(metadata, scenario, [Point(None, phases)])
 
 
 def default_run_dir(scenario: Scenario, now: dt.datetime | None = None) -> Path:
@@ -98,16 +129,27 @@ def environment(started: dt.datetime, finished: dt.datetime, argv: list[str]) ->
     }
 
 
-def to_json(run: RunResult) -> dict[str, Any]:
+def _transports_json(point: Point) -> dict[str, Any]:
     return {
+        name: {"summary": point.summaries[name].to_json(), "phase": phase.to_json()}
+        for name, phase in point.phases.items()
+    }
+
+
+def to_json(run: RunResult) -> dict[str, Any]:
+    """Plain runs: `transports.<name>.{summary, phase}`. Sweeps: `sweep.{axis, values}` and
+    `points[k].{value, transports}`, the same per-transport structure at every point."""
+    data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "metadata": run.metadata,
         "scenario": run.scenario,
-        "transports": {
-            name: {"summary": run.summaries[name].to_json(), "phase": phase.to_json()}
-            for name, phase in run.phases.items()
-        },
     }
+    if run.is_sweep:
+        data["sweep"] = {"axis": run.sweep_axis, "values": [p.value for p in run.points]}
+        data["points"] = [{"value": p.value, "transports": _transports_json(p)} for p in run.points]
+    else:
+        data["transports"] = _transports_json(run.points[0])
+    return data
 
 
 def save_run(run: RunResult, run_dir: Path) -> Path:
@@ -131,24 +173,35 @@ def load_run(run_dir: Path) -> RunResult:
         raise ResultsError(
             f"{path} has schema_version {version!r}; this tokenwire reads {SCHEMA_VERSION}"
         )
-    phases = {
-        name: PhaseRecord.from_json(entry["phase"]) for name, entry in data["transports"].items()
-    }
-    return RunResult(metadata=data["metadata"], scenario=data["scenario"], phases=phases)
+
+    def phases(transports: dict[str, Any]) -> dict[str, PhaseRecord]:
+        return {name: PhaseRecord.from_json(entry["phase"]) for name, entry in transports.items()}
+
+    if "sweep" in data:
+        points = [Point(p["value"], phases(p["transports"])) for p in data["points"]]
+        return RunResult(data["metadata"], data["scenario"], points, data["sweep"]["axis"])
+    return RunResult.single(data["metadata"], data["scenario"], phases(data["transports"]))
 
 
 def summary_rows(run: RunResult) -> list[dict[str, Any]]:
     rows = []
-    for name, summary in run.summaries.items():
-        row: dict[str, Any] = {"transport": name}
-        for key, value in summary.to_json().items():
-            if isinstance(value, dict):
-                for stat in ("p50", "p90", "p99", "mean", "max"):
-                    row[f"{key}_{stat}"] = value[stat]
-            else:
-                row[key] = value
-        rows.append(row)
+    for point in run.points:
+        for name, summary in point.summaries.items():
+            rows.append(_row(run, point, name, summary))
     return rows
+
+
+def _row(run: RunResult, point: Point, name: str, summary: TransportSummary) -> dict[str, Any]:
+    row: dict[str, Any] = {"transport": name}
+    if run.is_sweep:
+        row[str(run.sweep_axis)] = point.value
+    for key, value in summary.to_json().items():
+        if isinstance(value, dict):
+            for stat in ("p50", "p90", "p99", "mean", "max"):
+                row[f"{key}_{stat}"] = value[stat]
+        else:
+            row[key] = value
+    return row
 
 
 def write_summary_csv(run: RunResult, path: Path) -> None:
@@ -159,6 +212,3 @@ def write_summary_csv(run: RunResult, path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-__all__ = ["DISTRIBUTIONS", "Distribution", "RunResult", "environment", "load_run", "save_run"]

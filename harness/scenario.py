@@ -18,6 +18,14 @@ preset = "chat"               # instant | chat | reasoning
 ttft_ms = 350                 # optional overrides of the preset
 tokens_per_s = 80
 tokens_per_response = 100
+
+[sweep]                       # optional: run every value of one axis in one run folder
+axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | framing | preset
+values = [1, 10, 50]
+
+[inject]                      # test aid: a deliberate server-side regression
+token_delay_ms = 5            # hold every token this long after the source emits it
+pad_bytes = 0                 # add this many bytes of padding to every token message
 ```
 """
 
@@ -38,6 +46,32 @@ class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the field and what is allowed."""
 
 
+SWEEP_AXES = ("concurrency", "poll_interval_ms", "long_poll_wait_s", "framing", "preset")
+SweepValue = int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    axis: str
+    values: tuple[SweepValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inject:
+    """Deliberate regressions, for testing the regression check (never for real runs)."""
+
+    token_delay_ms: float = 0.0
+    pad_bytes: int = 0
+
+    def server_args(self) -> tuple[str, ...]:
+        args: tuple[str, ...] = ()
+        if self.token_delay_ms:
+            args += ("--inject-delay-ms", str(self.token_delay_ms))
+        if self.pad_bytes:
+            args += ("--inject-pad-bytes", str(self.pad_bytes))
+        return args
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str = "default"
@@ -52,6 +86,15 @@ class Scenario:
     long_poll_wait_s: float = 30.0
     stream_timeout_s: float = 120.0
     source: SourceSpec = field(default_factory=SourceSpec)
+    sweep: Sweep | None = None
+    inject: Inject = field(default_factory=Inject)
+
+    def at(self, value: SweepValue) -> Scenario:
+        """This scenario at one point of its sweep."""
+        assert self.sweep is not None
+        if self.sweep.axis == "preset":
+            return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
+        return replace(self, **{self.sweep.axis: value})
 
     def validate(self) -> Scenario:
         for name in ("requests", "concurrency"):
@@ -77,11 +120,18 @@ class Scenario:
             )
         except SourceError as exc:
             raise ScenarioError(str(exc)) from None
+        if self.inject.token_delay_ms < 0 or self.inject.pad_bytes < 0:
+            raise ScenarioError("inject.token_delay_ms and inject.pad_bytes must be 0 or more")
+        if self.sweep is not None:
+            for value in self.sweep.values:
+                replace(self.at(value), sweep=None).validate()
         return self
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["transports"] = list(self.transports)
+        if self.sweep is not None:
+            data["sweep"] = {"axis": self.sweep.axis, "values": list(self.sweep.values)}
         return data
 
 
@@ -117,6 +167,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "long_poll_wait_s": (int, float),
     "stream_timeout_s": (int, float),
 }
+_INJECT_TYPES: dict[str, tuple[type, ...]] = {"token_delay_ms": (int, float), "pad_bytes": (int,)}
+_AXIS_TYPES: dict[str, tuple[type, ...]] = {
+    "concurrency": (int,),
+    "poll_interval_ms": (int, float),
+    "long_poll_wait_s": (int, float),
+    "framing": (str,),
+    "preset": (str,),
+}
 _SOURCE_TYPES: dict[str, tuple[type, ...]] = {
     "preset": (str,),
     "ttft_ms": (int, float),
@@ -148,10 +206,51 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             if not isinstance(value, dict):
                 raise ScenarioError(f"{where}[source] must be a table")
             values[key] = source_from_dict(value, where)
+        elif key == "sweep":
+            if not isinstance(value, dict) or set(value) != {"axis", "values"}:
+                raise ScenarioError(f'{where}[sweep] needs exactly axis = "..." and values = [...]')
+            values[key] = parse_sweep(value["axis"], value["values"], where)
+        elif key == "inject":
+            if not isinstance(value, dict) or not set(value) <= set(_INJECT_TYPES):
+                raise ScenarioError(
+                    f"{where}[inject] allows only {', '.join(_INJECT_TYPES)}, got {value!r}"
+                )
+            values[key] = Inject(
+                **{
+                    k: _check_type(f"{where}inject.", k, v, _INJECT_TYPES[k])
+                    for k, v in value.items()
+                }
+            )
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
     scenario = Scenario(**values)
     return replace(scenario, source=replace(scenario.source, seed=scenario.seed))
+
+
+def parse_sweep(axis: object, values: object, where: str = "") -> Sweep:
+    if axis not in _AXIS_TYPES:
+        raise ScenarioError(f"{where}unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}")
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+        if _AXIS_TYPES[axis] != (str,):
+            try:
+                values = [float(v) if "." in v else int(v) for v in values]
+            except ValueError:
+                raise ScenarioError(f"{where}sweep values of {axis} must be numbers") from None
+    if not isinstance(values, list) or not values:
+        raise ScenarioError(f"{where}sweep values must be a non-empty list")
+    checked = tuple(_check_type(f"{where}sweep ", axis, v, _AXIS_TYPES[axis]) for v in values)
+    if len(set(checked)) != len(checked):
+        raise ScenarioError(f"{where}sweep values repeat: {list(values)}")
+    return Sweep(axis=axis, values=checked)
+
+
+def parse_sweep_flag(text: str) -> Sweep:
+    """`--sweep concurrency=1,10,100`."""
+    axis, sep, values = text.partition("=")
+    if not sep:
+        raise ScenarioError(f"--sweep takes AXIS=V1,V2,...; got {text!r}")
+    return parse_sweep(axis.strip(), values)
 
 
 def source_from_dict(data: dict[str, Any], where: str = "") -> SourceSpec:
@@ -189,7 +288,11 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
     source = {k: v for k, v in overrides.items() if v is not None and k in source_keys}
     if "transports" in top:
         top["transports"] = parse_transports(top["transports"])
+    if "sweep" in top and isinstance(top["sweep"], str):
+        top["sweep"] = parse_sweep_flag(top["sweep"])
     updated = replace(scenario, **top)
+    if "preset" in source and updated.sweep is not None and updated.sweep.axis == "preset":
+        raise ScenarioError("--preset conflicts with a sweep over presets; drop one of them")
     if source and "preset" in source:
         # a new preset replaces the file's preset and its overrides, then flags apply
         updated = replace(updated, source=SourceSpec(**source))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
+from harness.console import make_console
 from harness.server_process import bind_listener
 from servers.app import ENDPOINTS, create_app
 from servers.run import SourceSpec, build_source, serve_on_socket
@@ -23,7 +22,7 @@ def serve(args: argparse.Namespace) -> None:
     sock = bind_listener(args.host, args.port)
     host, port = sock.getsockname()[:2]
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    console = Console()
+    console = make_console()
     console.print(
         f"[bold]tokenwire server[/] on {base} (mock preset {spec.preset}); Ctrl-C stops it"
     )

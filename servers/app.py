@@ -55,7 +55,10 @@ def create_app(source: TokenSource, settings: ServerSettings | None = None) -> F
         source=source,
         settings=settings,
         registry=Registry(
-            source=source, idle_timeout_s=settings.idle_timeout_s, retention_s=settings.retention_s
+            source=source,
+            hold_s=settings.inject_delay_ms / 1000,
+            idle_timeout_s=settings.idle_timeout_s,
+            retention_s=settings.retention_s,
         ),
     )
 

@@ -46,7 +46,7 @@ async def chunked(
     framing: str = Query("json"),
 ) -> StreamingResponse:
     state = state_of(request)
-    codec = framing_named(framing)
+    codec = framing_named(framing, state.settings.inject_pad_bytes)
     gen = start_generation(state, generation_request)
     return StreamingResponse(
         chunks(gen, codec, state.source.model),

@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from servers.generation import Generation, Registry, StreamExists
 from servers.settings import ServerSettings
 from servers.source import TokenSource
-from wire.framing import Framing, get_framing
+from wire.framing import Framing, get_framing, padded
 from wire.messages import GenerationRequest, WireError, loads
 
 
@@ -50,9 +50,9 @@ def parse_generation_request(body: bytes | str | dict[str, Any] | None) -> Gener
         raise ApiError(400, str(exc)) from exc
 
 
-def framing_named(name: str) -> Framing:
+def framing_named(name: str, pad_bytes: int = 0) -> Framing:
     try:
-        return get_framing(name)
+        return padded(get_framing(name), pad_bytes)
     except WireError as exc:
         raise ApiError(400, str(exc)) from exc
 

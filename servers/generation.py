@@ -44,11 +44,15 @@ class Generation:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def run(self, source: TokenSource) -> None:
+    async def run(self, source: TokenSource, hold_s: float = 0.0) -> None:
+        """Pull the source to its end. `hold_s` (a test aid) delays each token's release."""
         stream = source.stream(self.request)
         try:
             async for text in stream:
-                self.emit_ns.append(time.perf_counter_ns())
+                emitted = time.perf_counter_ns()
+                if hold_s:
+                    await asyncio.sleep(hold_s)
+                self.emit_ns.append(emitted)
                 self.texts.append(text)
                 self._notify()
         except asyncio.CancelledError:
@@ -124,6 +128,7 @@ class Registry:
     """
 
     source: TokenSource
+    hold_s: float = 0.0  # test aid: delay every token's release (see ServerSettings)
     idle_timeout_s: float = 30.0
     retention_s: float = 600.0
     max_kept: int = 100_000
@@ -135,7 +140,9 @@ class Registry:
         if stream_id in self.generations:
             raise StreamExists(stream_id)
         gen = Generation(id=stream_id, request=request)
-        gen._task = asyncio.create_task(gen.run(self.source), name=f"generation-{gen.id}")
+        gen._task = asyncio.create_task(
+            gen.run(self.source, self.hold_s), name=f"generation-{gen.id}"
+        )
         self.generations[gen.id] = gen
         return gen
 

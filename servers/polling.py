@@ -57,4 +57,5 @@ async def poll_stream(
         await gen.wait_beyond(offset, wait)
         gen.last_access = time.monotonic()
     texts = gen.texts[offset:]
-    return json_response(encode_batch(offset, texts, gen.done, gen.error))
+    pad = state.settings.inject_pad_bytes
+    return json_response(encode_batch(offset, texts, gen.done, gen.error, pad))

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--idle-timeout-s", type=float, default=ServerSettings().idle_timeout_s)
+    parser.add_argument("--inject-delay-ms", type=float, default=0.0, help="test aid")
+    parser.add_argument("--inject-pad-bytes", type=int, default=0, help="test aid")
     args = parser.parse_args(argv)
     spec = SourceSpec(
         preset=args.preset or "chat",
@@ -84,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as exc:
         print(f"servers.run: error: {exc}", file=sys.stderr)
         return 2
-    app = create_app(source, ServerSettings(idle_timeout_s=args.idle_timeout_s))
+    settings = ServerSettings(
+        idle_timeout_s=args.idle_timeout_s,
+        inject_delay_ms=args.inject_delay_ms,
+        inject_pad_bytes=args.inject_pad_bytes,
+    )
+    app = create_app(source, settings)
     if args.fd is None:
         uvicorn.Server(uvicorn_config(app, args.host, args.port)).run()
         return 0

@@ -53,7 +53,7 @@ def _open(
     framing_name: str,
     last_event_id: str | None,
 ) -> Opened:
-    framing = framing_named(framing_name)
+    framing = framing_named(framing_name, state.settings.inject_pad_bytes)
     if last_event_id is None:
         return Opened(state, start_generation(state, generation_request), framing, 0)
     if generation_request.stream_id is None:

@@ -30,7 +30,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         body = loads(await websocket.receive_text())
         if not isinstance(body, dict):
             raise WireError("the first message must be a JSON object")
-        framing = framing_named(str(body.pop("framing", "json")))
+        framing = framing_named(str(body.pop("framing", "json")), state.settings.inject_pad_bytes)
         gen = start_generation(state, parse_generation_request(body))
     except (WireError, ApiError) as exc:
         await websocket.send_text(dumps({"error": str(exc)}))

@@ -15,7 +15,7 @@ in place of the normal end (OpenAI sends its error object and no `[DONE]`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, WireError, dumps, loads
@@ -148,6 +148,25 @@ OPENAI = Framing(
 )
 
 FRAMINGS: dict[str, Framing] = {f.name: f for f in (JSON, OPENAI)}
+
+
+def pad_json(payload: str, pad_bytes: int) -> str:
+    """Add a `"pad"` member of `pad_bytes` spaces to a JSON object (a test aid: deliberate
+    bloat for the regression check). Decoders ignore the member."""
+    if pad_bytes <= 0 or not payload.endswith("}"):
+        return payload
+    return payload[:-1] + ',"pad":"' + " " * pad_bytes + '"}'
+
+
+def padded(framing: Framing, pad_bytes: int) -> Framing:
+    """The same framing with every token message padded by `pad_bytes`."""
+    if pad_bytes <= 0:
+        return framing
+
+    def encode_token(stream_id: str, model: str, i: int, text: str) -> str:
+        return pad_json(framing.encode_token(stream_id, model, i, text), pad_bytes)
+
+    return replace(framing, encode_token=encode_token)
 
 
 def get_framing(name: str) -> Framing:

@@ -23,10 +23,12 @@ class PollBatch:
 
 
 def encode_batch(
-    offset: int, texts: Sequence[str], done: bool, error: str | None
+    offset: int, texts: Sequence[str], done: bool, error: str | None, pad_bytes: int = 0
 ) -> dict[str, Any]:
+    """`pad_bytes` (a test aid) adds a `"pad"` member to every token: deliberate bloat."""
+    pad = {"pad": " " * pad_bytes} if pad_bytes > 0 else {}
     body: dict[str, Any] = {
-        "tokens": [{"i": offset + k, "t": t} for k, t in enumerate(texts)],
+        "tokens": [{"i": offset + k, "t": t, **pad} for k, t in enumerate(texts)],
         "next": offset + len(texts),
         "done": done,
     }

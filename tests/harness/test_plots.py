@@ -35,7 +35,7 @@ def synthetic_run() -> RunResult:
             for j in range(5)
         ]
         phases[name] = PhaseRecord(name, 0, 1000 * MS, 0.01, 0.02, requests=requests)
-    return RunResult(
+    return RunResult.single(
         metadata={"python": "3"},
         scenario={"name": "synthetic", "requests": 5, "concurrency": 1, "framing": "json",
                   "source": {"preset": "chat"}},

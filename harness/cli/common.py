@@ -1,0 +1,102 @@
+"""What every subcommand shares: the one-line error contract and argument types."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NoReturn
+
+from harness.results import ResultsError
+from harness.scenario import ScenarioError
+from harness.server_process import ServerStartError
+from servers.source import PRESETS, SourceError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SCENARIO = PROJECT_ROOT / "scenarios" / "default.toml"
+
+
+class UsageError(Exception):
+    """Bad input from the command line: one line on stderr, exit status 2."""
+
+
+# Errors a user can act on: printed as one line, exit status 2, no traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    UsageError,
+    ScenarioError,
+    SourceError,
+    ServerStartError,
+    ResultsError,
+)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _number(text: str, kind: type[int] | type[float], what: str) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = int(_number(text, int, "a positive integer"))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(_number(text, int, "an integer >= 0"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(_number(text, float, "a positive number"))
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def port_number(text: str) -> int:
+    value = int(_number(text, int, "a port number"))
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
+    return value
+
+
+def existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path
+
+
+def add_source_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("token source (the embedded mock)")
+    group.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="latency preset: instant (no delay: pure transport overhead), "
+        "chat (hosted chat model), reasoning (long first-token wait)",
+    )
+    group.add_argument("--ttft-ms", type=float, metavar="MS", help="median time to first token")
+    group.add_argument(
+        "--tokens-per-s", type=positive_float, metavar="RATE", help="median decode rate"
+    )
+    group.add_argument(
+        "--tokens-per-response",
+        type=positive_int,
+        metavar="N",
+        help="median response length in tokens",
+    )
+    group.add_argument(
+        "--seed",
+        type=non_negative_int,
+        metavar="S",
+        help="seed of the mock's text and timing (request k uses seed k)",
+    )

@@ -1,0 +1,110 @@
+"""`bench.py run`: benchmark transports against a token source."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clients import TRANSPORTS
+from harness.cli.common import (
+    DEFAULT_SCENARIO,
+    add_source_flags,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from harness.scenario import Scenario, load_scenario, with_overrides
+from wire.framing import FRAMINGS
+
+NAME = "run"
+HELP = "benchmark transports against a token source"
+DESCRIPTION = (
+    "Start the server on a free loopback port, stream through each selected transport, and "
+    "write results.json, summary.csv and charts to a run folder. Flags override the "
+    "scenario file."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="scenario TOML (default: scenarios/default.toml)",
+    )
+    parser.add_argument(
+        "--transports",
+        metavar="all|a,b,...",
+        help=f"transports to measure: all, or a comma list of {', '.join(TRANSPORTS)}",
+    )
+    parser.add_argument(
+        "--requests", type=positive_int, metavar="N", help="measured streams per transport"
+    )
+    parser.add_argument(
+        "--concurrency", type=positive_int, metavar="C", help="streams in flight at once"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=non_negative_int,
+        metavar="N",
+        help="unmeasured warm-up streams per transport",
+    )
+    parser.add_argument(
+        "--framing", choices=list(FRAMINGS), help="message framing of push transports"
+    )
+    parser.add_argument(
+        "--poll-interval-ms",
+        type=positive_float,
+        metavar="MS",
+        help="short polling: time between polls",
+    )
+    parser.add_argument(
+        "--long-poll-wait-s",
+        type=positive_float,
+        metavar="S",
+        help="long polling: how long the server may hold a poll",
+    )
+    parser.add_argument(
+        "--sweep",
+        metavar="AXIS=V1,V2,...",
+        help="run every value of one axis in one run folder; axes: concurrency, "
+        "poll_interval_ms, long_poll_wait_s, framing, preset (e.g. concurrency=1,10,100)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="run folder (default: results/<UTC time>-<scenario>/)",
+    )
+    add_source_flags(parser)
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
+    return with_overrides(
+        scenario,
+        transports=args.transports,
+        requests=args.requests,
+        concurrency=args.concurrency,
+        warmup=args.warmup,
+        framing=args.framing,
+        poll_interval_ms=args.poll_interval_ms,
+        long_poll_wait_s=args.long_poll_wait_s,
+        seed=args.seed,
+        preset=args.preset,
+        ttft_ms=args.ttft_ms,
+        tokens_per_s=args.tokens_per_s,
+        tokens_per_response=args.tokens_per_response,
+        sweep=args.sweep,
+    )
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.console import make_console
+    from harness.results import default_run_dir
+    from harness.runner import run_scenario
+
+    scenario = scenario_from_args(args)
+    run_dir = args.out or default_run_dir(scenario)
+    run_scenario(scenario, run_dir, make_console(), argv)
+    return 0
