@@ -46,6 +46,7 @@ class StreamResult:
     end_tokens: int | None = None  # the count the terminal message reported, if any
     bytes_sent: int = 0
     bytes_received: int = 0
+    header_bytes: int = 0  # HTTP request and response heads (WebSocket: the upgrade)
     requests: int = 0
     empty_polls: int = 0
     error: StreamError | None = None

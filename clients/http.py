@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
 import httpx
@@ -41,6 +41,24 @@ def make_http_client(settings: ClientSettings) -> httpx.AsyncClient:
         limits=limits,
         timeout=httpx.Timeout(settings.stream_timeout_s, connect=10.0),
         trust_env=False,  # never route loopback benchmarks through an environment proxy
+    )
+
+
+def head_bytes(start_line: str, headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """Size of an HTTP/1.1 message head as serialised on the wire: start line, one
+    `name: value` line per header, and the blank line. Reconstructed from what the
+    libraries parsed, which is exact for HTTP/1.1 (header order and case do not change sizes)."""
+    return len(start_line) + 2 + sum(len(k) + 2 + len(v) + 2 for k, v in headers) + 2
+
+
+def exchange_head_bytes(response: httpx.Response) -> int:
+    """Request head plus response head of one HTTP exchange."""
+    request = response.request
+    target = request.url.raw_path.decode()
+    request_line = f"{request.method} {target} {response.http_version}"
+    status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}"
+    return head_bytes(request_line, request.headers.raw) + head_bytes(
+        status_line, response.headers.raw
     )
 
 
@@ -111,6 +129,7 @@ class HTTPStreamingClient:
             headers=self.request_headers(),
         ) as response:
             result.requests += 1
+            result.header_bytes += exchange_head_bytes(response)
             try:
                 await check_status(response)
                 content_type = response.headers.get("content-type", "")

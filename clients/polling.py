@@ -6,7 +6,13 @@ import time
 
 from clients.base import ClientSettings, StreamResult
 from clients.errors import ProtocolViolation, StreamIncomplete, TransportError, UpstreamFailed
-from clients.http import check_status, make_http_client, mapped_errors, socket_of
+from clients.http import (
+    check_status,
+    exchange_head_bytes,
+    make_http_client,
+    mapped_errors,
+    socket_of,
+)
 from clients.wirebytes import ByteMeter
 from wire.messages import EndMsg, GenerationRequest, Message, loads
 from wire.poll import decode_batch, decode_created
@@ -41,6 +47,7 @@ class PollingClient:
     async def _send(self, result: StreamResult, method: str, url: str, **kwargs: object) -> object:
         response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
         result.requests += 1
+        result.header_bytes += exchange_head_bytes(response)
         result.add_bytes(self.meter.charge(socket_of(response)))
         await check_status(response, 201 if method == "POST" else 200)
         return loads(response.content)

@@ -18,9 +18,21 @@ from clients.errors import (
     StreamTimedOut,
     TransportError,
 )
+from clients.http import head_bytes
 from clients.wirebytes import connection_bytes
 from wire.framing import get_framing
 from wire.messages import GenerationRequest, WireError, dumps
+
+
+def upgrade_head_bytes(ws: ClientConnection) -> int:
+    """The HTTP upgrade request and its 101 response, as sent on the wire."""
+    request, response = ws.request, ws.response
+    assert request is not None and response is not None
+    request_line = f"GET {request.path} HTTP/1.1"
+    status_line = f"HTTP/1.1 {response.status_code} {response.reason_phrase}"
+    encode = [(k.encode(), v.encode()) for k, v in request.headers.raw_items()]
+    answer = [(k.encode(), v.encode()) for k, v in response.headers.raw_items()]
+    return head_bytes(request_line, encode) + head_bytes(status_line, answer)
 
 
 class WebSocketClient:
@@ -51,6 +63,7 @@ class WebSocketClient:
                 proxy=None,
             ) as ws:
                 result.requests += 1  # the upgrade request
+                result.header_bytes += upgrade_head_bytes(ws)
                 # A duplicate descriptor keeps the counters readable after the library
                 # closes the connection, so the close handshake is counted too.
                 probe = ws.transport.get_extra_info("socket").dup()

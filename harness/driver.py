@@ -154,6 +154,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         text_mismatches=mismatches,
         bytes_sent=result.bytes_sent,
         bytes_received=result.bytes_received,
+        header_bytes=result.header_bytes,
         requests=result.requests,
         empty_polls=result.empty_polls,
         error_kind=None if error is None else error.kind,

@@ -11,7 +11,8 @@
 - tokens_per_s: per stream, tokens received / E2E seconds; the median over streams.
 - aggregate_tokens_per_s: all tokens received / the phase's run window.
 - wire_bytes_per_token: TCP payload bytes both ways (request lines, headers, framing,
-  bodies; from TCP_INFO) / tokens received.
+  bodies; from TCP_INFO) / tokens received. Split into payload (the tokens' UTF-8 text),
+  HTTP heads (header_bytes_per_token) and the rest: framing and request bodies.
 - requests_per_stream: mean HTTP requests (or WebSocket upgrades) per stream.
 - empty_polls: polls that returned no token and did not end the stream (total).
 - server/client CPU ms per 1,000 tokens: CPU time (user + system) the server process / the
@@ -73,6 +74,7 @@ class TransportSummary:
     aggregate_tokens_per_s: float | None
     wire_bytes_per_token: float | None
     payload_bytes_per_token: float | None
+    header_bytes_per_token: float | None
     requests_per_stream: float
     empty_polls: int
     empty_polls_per_stream: float
@@ -167,6 +169,9 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         aggregate_tokens_per_s=received / window_s if window_s > 0 else None,
         wire_bytes_per_token=wire / received if received else None,
         payload_bytes_per_token=payload / arrivals if arrivals else None,
+        header_bytes_per_token=sum(r.header_bytes for r in records) / received
+        if received
+        else None,
         requests_per_stream=sum(r.requests for r in records) / streams if streams else 0.0,
         empty_polls=sum(r.empty_polls for r in records),
         empty_polls_per_stream=sum(r.empty_polls for r in records) / streams if streams else 0.0,

@@ -28,6 +28,7 @@ class RequestRecord:
     text_mismatches: int = 0  # received tokens whose text differs from the source's
     bytes_sent: int = 0
     bytes_received: int = 0
+    header_bytes: int = 0  # HTTP heads within bytes_sent + bytes_received
     requests: int = 0
     empty_polls: int = 0
     error_kind: str | None = None

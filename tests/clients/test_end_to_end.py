@@ -52,6 +52,7 @@ async def test_transport_delivers_the_exact_sequence(
     assert sum(result.chunk_sizes) == len(expected)
     assert result.bytes_received > sum(len(t.encode()) for t in expected)
     assert result.bytes_sent > 0
+    assert 0 < result.header_bytes < result.bytes_sent + result.bytes_received
     if transport in ("sse", "chunked", "websocket"):
         assert result.requests == 1
     else:
