@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from clients.http import HTTPStreamingClient, PayloadDecoder
+from clients.http import HTTPStream, HTTPStreamingClient
 from wire.ndjson import MEDIA_TYPE, LineDecoder
+
+CHUNKED_STREAM = HTTPStream("chunked", "/v1/chunked", MEDIA_TYPE, LineDecoder)
 
 
 class ChunkedClient(HTTPStreamingClient):
-    transport = "chunked"
-    path = "/v1/chunked"
-    media_type = MEDIA_TYPE
-
-    def decoder(self) -> PayloadDecoder:
-        return LineDecoder()
+    kind = CHUNKED_STREAM

@@ -1,12 +1,16 @@
-"""What the httpx-based clients share: one pooled client, error mapping, byte metering and
-the read loop for a streamed response body. Thin: parsing lives in `wire/`."""
+"""What the httpx-based clients share, async and sync alike: the I/O-free description of
+each exchange (`HTTPCall`, `HTTPStream`), error mapping, byte metering, status checks and
+the decoding of a streamed response body (`BodyReader`). Thin: parsing lives in `wire/`.
+The async clients live here and in `clients/polling.py`; the blocking ones in `clients/sync.py`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -22,7 +26,7 @@ from clients.errors import (
 )
 from clients.wirebytes import ByteMeter
 from wire.framing import Framing, get_framing
-from wire.messages import WireError
+from wire.messages import GenerationRequest, WireError
 
 
 class PayloadDecoder(Protocol):
@@ -30,18 +34,60 @@ class PayloadDecoder(Protocol):
     def close(self) -> list[str]: ...
 
 
-def make_http_client(settings: ClientSettings) -> httpx.AsyncClient:
-    """One pooled client per shard of streams, sized so no stream waits for a connection."""
+@dataclass(frozen=True, slots=True)
+class HTTPCall:
+    """One HTTP request, as both the async and the sync clients send it."""
+
+    method: str
+    url: str
+    params: dict[str, str | int] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    expected_status: int = 200
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `httpx.Client.request`/`.stream` (and their async twins)."""
+        return {"params": self.params, "json": self.json, "headers": self.headers}
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPStream:
+    """A transport whose stream is one streamed HTTP response (SSE, chunked), without I/O:
+    the request it sends and how its body decodes."""
+
+    transport: str
+    path: str
+    media_type: str
+    decoder: Callable[[], PayloadDecoder]
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def call(self, framing: Framing, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(
+            "POST",
+            self.path,
+            params={"framing": framing.name},
+            json=request.to_json(),
+            headers={"accept": self.media_type, **dict(self.headers)},
+        )
+
+
+def http_client_options(settings: ClientSettings) -> dict[str, Any]:
+    """Pool and timeouts of one client, sized so no stream waits for a connection."""
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=settings.max_connections,
     )
-    return httpx.AsyncClient(
-        base_url=settings.base_url,
-        limits=limits,
-        timeout=httpx.Timeout(settings.stream_timeout_s, connect=10.0),
-        trust_env=False,  # never route loopback benchmarks through an environment proxy
-    )
+    return {
+        "base_url": settings.base_url,
+        "limits": limits,
+        "timeout": httpx.Timeout(settings.stream_timeout_s, connect=10.0),
+        "trust_env": False,  # never route loopback benchmarks through an environment proxy
+    }
+
+
+def make_http_client(settings: ClientSettings) -> httpx.AsyncClient:
+    """One pooled client per shard of streams."""
+    return httpx.AsyncClient(**http_client_options(settings))
 
 
 def head_bytes(start_line: str, headers: Iterable[tuple[bytes, bytes]]) -> int:
@@ -69,9 +115,25 @@ def socket_of(response: httpx.Response) -> socket.socket:
     return sock  # type: ignore[no-any-return]
 
 
-@contextlib.asynccontextmanager
-async def mapped_errors() -> AsyncIterator[None]:
-    """Map httpx and framing exceptions to the client error tree, at the boundary."""
+def charge_bytes(meter: ByteMeter, result: StreamResult, response: httpx.Response) -> None:
+    """The bytes the exchange's connection moved since the meter last looked at it. A
+    connection the library has already closed (a read that failed, was cancelled or was
+    killed mid-body) has no counters left to read: nothing is charged then."""
+    sock = socket_of(response)
+    if sock.fileno() != -1:
+        result.add_bytes(meter.charge(sock))
+
+
+def count_exchange(result: StreamResult, response: httpx.Response) -> None:
+    """An exchange's request and its heads, as soon as the response head is in."""
+    result.requests += 1
+    result.header_bytes += exchange_head_bytes(response)
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Map httpx and framing exceptions to the client error tree, at the boundary.
+    A plain context manager, so async and sync clients share it (`with`, not `async with`)."""
     try:
         yield
     except httpx.ConnectError as exc:
@@ -86,70 +148,84 @@ async def mapped_errors() -> AsyncIterator[None]:
         raise ProtocolViolation(str(exc)) from exc
 
 
+def status_failure(response: httpx.Response, body: bytes) -> HTTPStatusFailed:
+    text = body[:300].decode(errors="replace")
+    return HTTPStatusFailed(f"HTTP {response.status_code} from {response.url.path}: {text}")
+
+
 async def check_status(response: httpx.Response, expected: int = 200) -> None:
     if response.status_code != expected:
-        body = (await response.aread())[:300].decode(errors="replace")
-        raise HTTPStatusFailed(f"HTTP {response.status_code} from {response.url.path}: {body}")
+        raise status_failure(response, await response.aread())
+
+
+def require_end(result: StreamResult) -> None:
+    if result.end_ns is None:
+        raise StreamIncomplete("the response ended without a terminal message")
+
+
+class BodyReader:
+    """One streamed response body into a `StreamResult`, network read by network read.
+    `feed` gets each read's bytes with the stamp taken as they arrived."""
+
+    def __init__(
+        self, kind: HTTPStream, framing: Framing, result: StreamResult, content_type: str
+    ) -> None:
+        if not content_type.startswith(kind.media_type):
+            raise ProtocolViolation(
+                f"expected Content-Type {kind.media_type}, got {content_type!r}"
+            )
+        self._decoder = kind.decoder()
+        self._framing = framing
+        self._result = result
+
+    def feed(self, raw: bytes, now_ns: int) -> None:
+        payloads = self._decoder.feed(raw)
+        if payloads:
+            self._result.take([self._framing.decode(p) for p in payloads], now_ns)
+
+    def close(self) -> None:
+        """End of body: what the decoder still holds (stamped now)."""
+        tail = self._decoder.close()
+        if tail:
+            self._result.take([self._framing.decode(p) for p in tail])
 
 
 class HTTPStreamingClient:
-    """A client whose stream is one streamed HTTP response (SSE and chunked)."""
+    """The async client of an `HTTPStream` transport; subclasses name their `kind`."""
 
-    transport = "http"
-    path = "/"
-    media_type = ""
+    kind: HTTPStream
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
+        self.transport = self.kind.transport
         self.framing: Framing = get_framing(settings.framing)
         self.http = make_http_client(settings)
         self.meter = ByteMeter()
 
-    def decoder(self) -> PayloadDecoder:
-        raise NotImplementedError
-
-    def request_headers(self) -> dict[str, str]:
-        return {"accept": self.media_type}
-
-    async def stream(self, request: Any, scheduled_ns: int) -> StreamResult:
+    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
         result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
         try:
-            async with mapped_errors():
+            with mapped_errors():
                 await self._read(request, result)
         except TransportError as exc:
             result.fail(exc)
         return result
 
-    async def _read(self, request: Any, result: StreamResult) -> None:
-        async with self.http.stream(
-            "POST",
-            self.path,
-            params={"framing": self.framing.name},
-            json=request.to_json(),
-            headers=self.request_headers(),
-        ) as response:
-            result.requests += 1
-            result.header_bytes += exchange_head_bytes(response)
+    async def _read(self, request: GenerationRequest, result: StreamResult) -> None:
+        call = self.kind.call(self.framing, request)
+        async with self.http.stream(call.method, call.url, **call.kwargs()) as response:
+            count_exchange(result, response)
             try:
-                await check_status(response)
-                content_type = response.headers.get("content-type", "")
-                if not content_type.startswith(self.media_type):
-                    raise ProtocolViolation(
-                        f"expected Content-Type {self.media_type}, got {content_type!r}"
-                    )
-                decoder = self.decoder()
+                await check_status(response, call.expected_status)
+                body = BodyReader(
+                    self.kind, self.framing, result, response.headers.get("content-type", "")
+                )
                 async for raw in response.aiter_raw():
-                    now = time.perf_counter_ns()
-                    payloads = decoder.feed(raw)
-                    if payloads:
-                        result.take([self.framing.decode(p) for p in payloads], now)
-                tail = decoder.close()
-                if tail:
-                    result.take([self.framing.decode(p) for p in tail])
+                    body.feed(raw, time.perf_counter_ns())
+                body.close()
             finally:
-                result.add_bytes(self.meter.charge(socket_of(response)))
-        if result.end_ns is None:
-            raise StreamIncomplete("the response ended without a terminal message")
+                charge_bytes(self.meter, result, response)
+        require_end(result)
 
     async def aclose(self) -> None:
         await self.http.aclose()

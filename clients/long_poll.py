@@ -3,11 +3,20 @@ token; the next poll goes out as soon as the previous one returns."""
 
 from __future__ import annotations
 
-from clients.polling import PollingClient
+from clients.base import ClientSettings
+from clients.polling import Polling, PollingClient
+
+
+def wait_param(settings: ClientSettings) -> dict[str, str]:
+    return {"wait": f"{settings.long_poll_wait_s:g}"}
+
+
+def at_once(settings: ClientSettings, poll_number: int, started_ns: int) -> float:
+    return 0.0
+
+
+LONG_POLL = Polling("long_poll", params=wait_param, delay_s=at_once)
 
 
 class LongPollClient(PollingClient):
-    transport = "long_poll"
-
-    def poll_params(self) -> dict[str, str]:
-        return {"wait": f"{self.settings.long_poll_wait_s:g}"}
+    kind = LONG_POLL

@@ -4,19 +4,28 @@ still in flight is skipped, never bunched up."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-from clients.polling import PollingClient
+from clients.base import ClientSettings
+from clients.polling import Polling, PollingClient
+
+
+def no_params(settings: ClientSettings) -> dict[str, str]:
+    return {}
+
+
+def grid_delay_s(settings: ClientSettings, poll_number: int, started_ns: int) -> float:
+    """Seconds from now until the next grid point (the first poll goes out at once)."""
+    if poll_number == 0:
+        return 0.0
+    interval_ns = int(settings.poll_interval_s * 1e9)
+    elapsed = time.perf_counter_ns() - started_ns
+    due = -(-elapsed // interval_ns) * interval_ns  # the next grid point from now
+    return (due - elapsed) / 1e9
+
+
+SHORT_POLL = Polling("short_poll", params=no_params, delay_s=grid_delay_s)
 
 
 class ShortPollClient(PollingClient):
-    transport = "short_poll"
-
-    async def before_poll(self, poll_number: int, started_ns: int) -> None:
-        if poll_number == 0:
-            return
-        interval_ns = int(self.settings.poll_interval_s * 1e9)
-        elapsed = time.perf_counter_ns() - started_ns
-        due = -(-elapsed // interval_ns) * interval_ns  # the next grid point from now
-        await asyncio.sleep((started_ns + due - time.perf_counter_ns()) / 1e9)
+    kind = SHORT_POLL

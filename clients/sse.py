@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clients.http import HTTPStreamingClient, PayloadDecoder
+from clients.http import HTTPStream, HTTPStreamingClient
 from wire.sse import MEDIA_TYPE, SSEStreamDecoder
 
 
@@ -19,13 +19,10 @@ class SSEPayloads:
         return [event.data for event in self._events.close()]
 
 
+SSE_STREAM = HTTPStream(
+    "sse", "/v1/sse", MEDIA_TYPE, SSEPayloads, headers=(("cache-control", "no-store"),)
+)
+
+
 class SSEClient(HTTPStreamingClient):
-    transport = "sse"
-    path = "/v1/sse"
-    media_type = MEDIA_TYPE
-
-    def decoder(self) -> PayloadDecoder:
-        return SSEPayloads()
-
-    def request_headers(self) -> dict[str, str]:
-        return {"accept": MEDIA_TYPE, "cache-control": "no-store"}
+    kind = SSE_STREAM

@@ -1,8 +1,10 @@
-"""What a person sees on the terminal: a progress bar per transport and the summary table."""
+"""What a person sees on the terminal: a progress bar per transport (and one for the whole
+run, with its ETA) and the summary table; for scripts, the summaries as JSON."""
 
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -17,19 +19,27 @@ from rich.progress import (
 from rich.table import Table
 
 from harness.metrics import Distribution, TransportSummary
+from harness.results import RunResult
+
+RUN_TASK = "whole run"
 
 
-def make_console() -> Console:
+def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
     """A console for the run. Piped output (CI logs, files) gets a width the summary table
-    fits in instead of rich's 80-column default."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=max(probe.width, 190))
+    fits in instead of rich's 80-column default. `stderr` keeps stdout free for machine
+    output; `quiet` prints nothing at all."""
+    probe = Console(stderr=stderr, quiet=quiet)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, quiet=quiet, width=max(probe.width, 190))
 
 
 class RichProgress:
-    """A `harness.driver.ProgressSink` drawing one rich progress bar per transport."""
+    """A `harness.driver.ProgressSink` drawing one rich progress bar per transport (and
+    sweep point) and, given the run's `total` streams, one for the whole run: its ETA is
+    the time left for the run, not just for the current phase."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, total: int | None = None) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description:<10}"),
             BarColumn(),
@@ -42,6 +52,9 @@ class RichProgress:
             transient=False,
         )
         self.tasks: dict[str, TaskID] = {}
+        self.run_task = (
+            None if total is None else self.progress.add_task(RUN_TASK, total=total, failed=0)
+        )
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -59,11 +72,13 @@ class RichProgress:
         self.tasks[transport] = self.progress.add_task(transport, total=total, failed=0)
 
     def stream_done(self, transport: str, failed: bool) -> None:
-        task = self.tasks[transport]
-        if failed:
-            current = self.progress.tasks[self._position(task)].fields["failed"]
-            self.progress.update(task, failed=current + 1)
-        self.progress.advance(task)
+        for task in (self.tasks[transport], self.run_task):
+            if task is None:
+                continue
+            if failed:
+                current = self.progress.tasks[self._position(task)].fields["failed"]
+                self.progress.update(task, failed=current + 1)
+            self.progress.advance(task)
 
     def phase_finished(self, transport: str) -> None:
         return None
@@ -124,3 +139,21 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
             f"[{'red' if bad else 'green'}]{s.tokens_lost} / {s.tokens_duplicated} / {s.errors}",
         )
     return table
+
+
+def summaries_json(run: RunResult) -> dict[str, Any]:
+    """The summaries of a run for scripts (`bench.py run --json`): a plain run's
+    `transports.<name>`, or a sweep's `sweep.axis` and `points[k].{value, transports}`."""
+    data: dict[str, Any] = {"scenario": run.scenario.get("name")}
+
+    def transports(summaries: dict[str, TransportSummary]) -> dict[str, Any]:
+        return {name: summary.to_json() for name, summary in summaries.items()}
+
+    if run.is_sweep:
+        data["sweep"] = {"axis": run.sweep_axis, "values": [p.value for p in run.points]}
+        data["points"] = [
+            {"value": p.value, "transports": transports(p.summaries)} for p in run.points
+        ]
+    else:
+        data["transports"] = transports(run.summaries)
+    return data

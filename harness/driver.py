@@ -1,34 +1,46 @@
 """The driver: runs a scenario's streams through each transport and returns raw records.
 
-Measuring only: no statistics here (see `harness.metrics`). For each transport, in turn:
-open the clients (one pooled client per shard of at most `SHARD_SIZE` streams), run a few
-unmeasured warm-up streams, then run `requests` streams with `concurrency` in flight
-(closed loop: a worker schedules its next stream the moment its previous one ends, and
-that scheduled time starts the stream's timers), read both sides' CPU around the phase,
-and finally fetch the server's emit timelines out of band and join them to what the
-clients saw. Request k uses source seed k on every transport.
+Measuring only: no statistics here (see `harness.metrics`). Per transport: open the clients
+(one pooled client per shard of at most `SHARD_SIZE` streams), run a few unmeasured warm-up
+streams, then run `requests` streams with `concurrency` in flight (closed loop: a worker
+schedules its next stream the moment its previous one ends, and that scheduled time starts
+the stream's timers), read both sides' CPU around the measured window, and finally fetch the
+server's emit timelines out of band and join them to what the clients saw. Request k uses
+source seed k (and prompt k) on every transport.
+
+Sequential order runs the transports one after another, so each has its own window and its
+own CPU figures. Interleaved order (the default for live sources, whose timing varies far
+more between requests than transports differ) alternates transports request by request in
+one shared window; CPU can then not be split between transports and is left out. Against a
+live source the run also measures `direct`: the same prompts straight from the upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
 from clients import CLIENTS
 from clients.base import ClientSettings, StreamClient, StreamError, StreamResult
+from clients.direct import TRANSPORT as DIRECT
+from clients.direct import DirectClient
 from harness.records import PhaseRecord, RequestRecord
-from harness.scenario import Scenario
-from harness.server_process import ServerProcess
+from harness.scenario import Scenario, ScenarioError
+from harness.server_process import PROJECT_ROOT, ServerProcess
 from wire.messages import GenerationRequest, loads
 
 SHARD_SIZE = 50  # streams per pooled HTTP client: httpcore slows down with huge pools
 WARMUP_SEED_BASE = 1_000_000_000
 TIMELINE_BATCH = 500
+DEFAULT_PROMPTS = PROJECT_ROOT / "scenarios" / "prompts.txt"
+
+SweepValue = int | float | str | None
 
 
 class ProgressSink(Protocol):
@@ -45,10 +57,14 @@ class NoProgress:
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
+    """The server's side of one stream (or, for `direct`, the client's own view of it)."""
+
     tokens: int
-    emit_ns: list[int]
+    emit_ns: list[int | None]
     texts: list[str]
     error: str | None
+    usage_tokens: int | None = None
+    planned_delays_ns: list[int] | None = None
 
 
 def client_settings(scenario: Scenario, base_url: str, max_connections: int) -> ClientSettings:
@@ -62,11 +78,62 @@ def client_settings(scenario: Scenario, base_url: str, max_connections: int) -> 
     )
 
 
+def measured_transports(scenario: Scenario) -> tuple[str, ...]:
+    return scenario.transports + ((DIRECT,) if scenario.source.live else ())
+
+
 def open_shards(transport: str, scenario: Scenario, base_url: str) -> list[StreamClient]:
     shard_count = -(-scenario.concurrency // SHARD_SIZE)
     size = -(-scenario.concurrency // shard_count)
     settings = client_settings(scenario, base_url, size)
+    if transport == DIRECT:
+        return [DirectClient(settings, scenario.source) for _ in range(shard_count)]
     return [CLIENTS[transport](settings) for _ in range(shard_count)]
+
+
+def load_prompts(scenario: Scenario) -> list[str]:
+    """Live sources answer prompts: request k gets line k of the prompts file (cycling)."""
+    if not scenario.source.live:
+        return [""]
+    path = Path(scenario.prompts) if scenario.prompts else DEFAULT_PROMPTS
+    if not path.is_absolute() and not path.exists():
+        path = PROJECT_ROOT / path
+    try:
+        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except OSError as exc:
+        raise ScenarioError(f"cannot read prompts file {path}: {exc.strerror or exc}") from None
+    prompts = [p for p in prompts if p and not p.startswith("#")]
+    if not prompts:
+        raise ScenarioError(f"prompts file {path} holds no prompt")
+    return prompts
+
+
+def make_requests(
+    scenario: Scenario, transport: str, run_tag: str, prompts: Sequence[str]
+) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(
+            seed=k,
+            prompt=prompts[k % len(prompts)],
+            max_tokens=scenario.source.max_tokens,
+            stream_id=f"{run_tag}-{transport}-{k}",
+        )
+        for k in range(scenario.requests)
+    ]
+
+
+def warmup_requests(
+    scenario: Scenario, transport: str, run_tag: str, prompts: Sequence[str]
+) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(
+            seed=WARMUP_SEED_BASE + k,
+            prompt=prompts[k % len(prompts)],
+            max_tokens=scenario.source.max_tokens,
+            stream_id=f"{run_tag}-{transport}-w{k}",
+        )
+        for k in range(scenario.warmup)
+    ]
 
 
 async def run_stream(
@@ -82,31 +149,57 @@ async def run_stream(
         return result
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    transport: str
+    request: GenerationRequest
+
+
+async def run_jobs(
+    shards: dict[str, list[StreamClient]],
+    jobs: Sequence[Job],
+    concurrency: int,
+    timeout_s: float,
+    on_done: Callable[[Job, StreamResult], None] | None = None,
+) -> list[StreamResult]:
+    """Run jobs in order with `concurrency` workers; worker w always uses shard w // size."""
+    results: list[StreamResult | None] = [None] * len(jobs)  # in job order
+    queue = iter(range(len(jobs)))
+
+    async def worker(w: int) -> None:
+        for k in queue:
+            job = jobs[k]
+            pool = shards[job.transport]
+            client = pool[w * len(pool) // concurrency]
+            scheduled = time.perf_counter_ns()
+            result = await run_stream(client, job.request, scheduled, timeout_s)
+            results[k] = result
+            if on_done is not None:
+                on_done(job, result)
+
+    async with asyncio.TaskGroup() as group:
+        for w in range(min(concurrency, len(jobs))):
+            group.create_task(worker(w))
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
 async def run_streams(
     shards: Sequence[StreamClient],
     requests: Sequence[GenerationRequest],
     concurrency: int,
     timeout_s: float,
-    on_done: Any = None,
+    on_done: Callable[[StreamResult], None] | None = None,
 ) -> list[StreamResult]:
-    results: list[StreamResult | None] = [None] * len(requests)  # in request order
-    queue = iter(range(len(requests)))
-    per_shard = -(-concurrency // len(shards))
-
-    async def worker(w: int) -> None:
-        client = shards[w // per_shard]
-        for k in queue:
-            scheduled = time.perf_counter_ns()
-            result = await run_stream(client, requests[k], scheduled, timeout_s)
-            results[k] = result
-            if on_done is not None:
-                on_done(result)
-
-    async with asyncio.TaskGroup() as group:
-        for w in range(min(concurrency, len(requests))):
-            group.create_task(worker(w))
-    assert all(r is not None for r in results)
-    return results  # type: ignore[return-value]
+    """Requests through one transport's shards (results in request order)."""
+    transport = shards[0].transport
+    return await run_jobs(
+        {transport: list(shards)},
+        [Job(transport, r) for r in requests],
+        concurrency,
+        timeout_s,
+        None if on_done is None else (lambda job, result: on_done(result)),
+    )
 
 
 async def fetch_timelines(base_url: str, ids: Sequence[str]) -> dict[str, Timeline]:
@@ -121,9 +214,25 @@ async def fetch_timelines(base_url: str, ids: Sequence[str]) -> dict[str, Timeli
             response.raise_for_status()
             for item in loads(response.content)["timelines"]:
                 found[item["id"]] = Timeline(
-                    item["tokens"], item["emit_ns"], item["texts"], item["error"]
+                    tokens=item["tokens"],
+                    emit_ns=item["emit_ns"],
+                    texts=item["texts"],
+                    error=item["error"],
+                    usage_tokens=item.get("usage_tokens"),
+                    planned_delays_ns=item.get("planned_delays_ns"),
                 )
     return found
+
+
+def own_timeline(result: StreamResult) -> Timeline:
+    """`direct` has no relay: its record of the source is what it received itself."""
+    return Timeline(
+        tokens=len(result.texts),
+        emit_ns=[None] * len(result.texts),
+        texts=list(result.texts),
+        error=None,
+        usage_tokens=result.end_tokens,
+    )
 
 
 def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None) -> RequestRecord:
@@ -131,7 +240,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
     emit: list[int | None] = []
     mismatches = 0
     for i, text in zip(result.indices, result.texts, strict=True):
-        known = timeline is not None and 0 <= i < len(timeline.emit_ns)
+        known = timeline is not None and 0 <= i < len(timeline.texts)
         emit.append(timeline.emit_ns[i] if known else None)  # type: ignore[union-attr]
         if not known or timeline.texts[i] != text:  # type: ignore[union-attr]
             mismatches += 1
@@ -151,6 +260,8 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         token_bytes=[len(t.encode()) for t in result.texts],
         chunk_sizes=list(result.chunk_sizes),
         source_tokens=timeline.tokens if timeline is not None else 0,
+        usage_tokens=timeline.usage_tokens if timeline is not None else None,
+        planned_delays_ns=None if timeline is None else timeline.planned_delays_ns,
         text_mismatches=mismatches,
         bytes_sent=result.bytes_sent,
         bytes_received=result.bytes_received,
@@ -162,79 +273,156 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
     )
 
 
-def measured_requests(scenario: Scenario, transport: str, run_tag: str) -> list[GenerationRequest]:
-    return [
-        GenerationRequest(seed=k, stream_id=f"{run_tag}-{transport}-{k}")
-        for k in range(scenario.requests)
-    ]
+@dataclass
+class Window:
+    """A measured window: wall-clock bounds and the CPU both sides spent in it."""
+
+    server: ServerProcess
+    start_ns: int = 0
+    end_ns: int = 0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    server_rss_bytes: int = 0
+    _cpu0: tuple[float, float] = field(default=(0.0, 0.0))
+
+    def open(self) -> None:
+        self._cpu0 = (self.server.cpu_seconds(), time.thread_time())
+        self.start_ns = time.perf_counter_ns()
+
+    def close(self) -> None:
+        self.end_ns = time.perf_counter_ns()
+        # the driver's event-loop thread only: progress drawing runs in another thread
+        self.client_cpu_s = time.thread_time() - self._cpu0[1]
+        self.server_cpu_s = self.server.cpu_seconds() - self._cpu0[0]
+        self.server_rss_bytes = self.server.rss_bytes()
 
 
-async def run_phase(
-    transport: str,
-    scenario: Scenario,
+async def records_for(
     server: ServerProcess,
-    run_tag: str,
-    progress: ProgressSink,
-    sweep_value: int | float | str | None = None,
-) -> PhaseRecord:
-    label = transport if sweep_value is None else f"{transport} @ {sweep_value}"
-    shards = open_shards(transport, scenario, server.base_url)
-    try:
-        if scenario.warmup:
-            warmups = [
-                GenerationRequest(
-                    seed=WARMUP_SEED_BASE + k, stream_id=f"{run_tag}-{transport}-w{k}"
-                )
-                for k in range(scenario.warmup)
-            ]
-            await run_streams(shards, warmups, scenario.concurrency, scenario.stream_timeout_s)
-        requests = measured_requests(scenario, transport, run_tag)
-        progress.phase_started(label, len(requests))
-        server_cpu0, client_cpu0 = server.cpu_seconds(), time.thread_time()
-        window_start = time.perf_counter_ns()
-        results = await run_streams(
-            shards,
-            requests,
-            scenario.concurrency,
-            scenario.stream_timeout_s,
-            on_done=lambda r: progress.stream_done(label, r.error is not None),
+    jobs: Sequence[Job],
+    results: Sequence[StreamResult],
+    sweep_value: SweepValue,
+) -> list[RequestRecord]:
+    relayed = [r.stream_id for job, r in zip(jobs, results, strict=True) if job.transport != DIRECT]
+    timelines = await fetch_timelines(server.base_url, relayed)
+    records = []
+    for job, result in zip(jobs, results, strict=True):
+        timeline = own_timeline(result) if job.transport == DIRECT else None
+        record = join(
+            job.request.seed, job.request.seed, result, timeline or timelines.get(result.stream_id)
         )
-        window_end = time.perf_counter_ns()
-        client_cpu = time.thread_time() - client_cpu0
-        server_cpu = server.cpu_seconds() - server_cpu0
-        rss = server.rss_bytes()
-    finally:
-        for shard in shards:
-            await shard.aclose()
-    progress.phase_finished(label)
-    timelines = await fetch_timelines(server.base_url, [r.stream_id for r in results])
-    records = [
-        join(k, request.seed, result, timelines.get(result.stream_id))
-        for k, (request, result) in enumerate(zip(requests, results, strict=True))
-    ]
-    for record in records:
         record.sweep_value = sweep_value
-    return PhaseRecord(
-        transport=transport,
-        window_start_ns=window_start,
-        window_end_ns=window_end,
-        server_cpu_s=server_cpu,
-        client_cpu_s=client_cpu,
-        server_rss_bytes=rss,
-        sweep_value=sweep_value,
-        requests=records,
-    )
+        records.append(record)
+    return records
+
+
+def diagonal(jobs: Sequence[Sequence[Job]]) -> list[Job]:
+    """Interleave per-transport job lists so each transport's request k runs close in time
+    to every other transport's request k, yet no two neighbours share a request: transport j
+    runs request k in round k + j. (A model server that reuses the previous prompt's cache
+    would otherwise answer whichever transport came second far faster.)"""
+    rounds = max(len(j) for j in jobs) + len(jobs) - 1
+    return [
+        jobs[j][r - j] for r in range(rounds) for j in range(len(jobs)) if 0 <= r - j < len(jobs[j])
+    ]
+
+
+def _label(transport: str, sweep_value: SweepValue) -> str:
+    return transport if sweep_value is None else f"{transport} @ {sweep_value}"
+
+
+@dataclass
+class Benchmark:
+    """One run of a scenario (one sweep point) against one server."""
+
+    scenario: Scenario
+    server: ServerProcess
+    progress: ProgressSink
+    sweep_value: SweepValue = None
+    run_tag: str = field(default_factory=lambda: f"r{time.time_ns() % 10**10:09x}")
+
+    def __post_init__(self) -> None:
+        self.prompts = load_prompts(self.scenario)
+
+    def jobs(self, transport: str) -> list[Job]:
+        requests = make_requests(self.scenario, transport, self.run_tag, self.prompts)
+        return [Job(transport, r) for r in requests]
+
+    async def warm_up(self, shards: dict[str, list[StreamClient]]) -> None:
+        for transport in shards:
+            warmups = warmup_requests(self.scenario, transport, self.run_tag, self.prompts)
+            jobs = [Job(transport, r) for r in warmups]
+            await run_jobs(shards, jobs, self.scenario.concurrency, self.scenario.stream_timeout_s)
+
+    def on_done(self, job: Job, result: StreamResult) -> None:
+        self.progress.stream_done(_label(job.transport, self.sweep_value), result.error is not None)
+
+    async def measure(self, shards: dict[str, list[StreamClient]], jobs: list[Job]) -> Window:
+        window = Window(self.server)
+        for transport in shards:
+            total = sum(1 for job in jobs if job.transport == transport)
+            self.progress.phase_started(_label(transport, self.sweep_value), total)
+        window.open()
+        self.results = await run_jobs(
+            shards,
+            jobs,
+            self.scenario.concurrency,
+            self.scenario.stream_timeout_s,
+            self.on_done,
+        )
+        window.close()
+        for transport in shards:
+            self.progress.phase_finished(_label(transport, self.sweep_value))
+        return window
+
+    async def phase(self, transports: Sequence[str], jobs: list[Job]) -> list[PhaseRecord]:
+        shards = {t: open_shards(t, self.scenario, self.server.base_url) for t in transports}
+        try:
+            if self.scenario.warmup:
+                await self.warm_up(shards)
+            window = await self.measure(shards, jobs)
+        finally:
+            for pool in shards.values():
+                for client in pool:
+                    await client.aclose()
+        records = await records_for(self.server, jobs, self.results, self.sweep_value)
+        shared = len(transports) > 1
+        extra: dict[str, Any] = {"order": "interleaved" if shared else "sequential"}
+        if shared:
+            extra["cpu"] = "not split: transports shared one window"
+            extra["window_server_cpu_s"] = window.server_cpu_s
+            extra["window_client_cpu_s"] = window.client_cpu_s
+        return [
+            PhaseRecord(
+                transport=transport,
+                window_start_ns=window.start_ns,
+                window_end_ns=window.end_ns,
+                server_cpu_s=None if shared else window.server_cpu_s,
+                client_cpu_s=None if shared else window.client_cpu_s,
+                server_rss_bytes=window.server_rss_bytes,
+                sweep_value=self.sweep_value,
+                requests=[r for r in records if r.transport == transport],
+                extra=dict(extra),
+            )
+            for transport in transports
+        ]
+
+    async def run(self) -> list[PhaseRecord]:
+        transports = measured_transports(self.scenario)
+        if not self.scenario.interleaved:
+            return [
+                phase
+                for transport in transports
+                for phase in await self.phase([transport], self.jobs(transport))
+            ]
+        jobs = [self.jobs(t) for t in transports]
+        return await self.phase(list(transports), diagonal(jobs))
 
 
 async def run_benchmark(
     scenario: Scenario,
     server: ServerProcess,
     progress: ProgressSink | None = None,
-    sweep_value: int | float | str | None = None,
+    sweep_value: SweepValue = None,
 ) -> list[PhaseRecord]:
-    run_tag = f"r{time.time_ns() % 10**10:x}"
-    sink = progress or NoProgress()
-    return [
-        await run_phase(transport, scenario, server, run_tag, sink, sweep_value)
-        for transport in scenario.transports
-    ]
+    return await Benchmark(scenario, server, progress or NoProgress(), sweep_value).run()

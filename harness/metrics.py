@@ -17,6 +17,12 @@
 - empty_polls: polls that returned no token and did not end the stream (total).
 - server/client CPU ms per 1,000 tokens: CPU time (user + system) the server process / the
   driver's event-loop thread spent during the phase, per 1,000 tokens received.
+- source_gap_error_ms: for planned sources (the mock, a replayed trace), how far each
+  actual emit gap was from the planned one: the source's own timing fidelity.
+- ttft_minus_direct_ms (live runs): per request, TTFT minus the TTFT of `direct` (the same
+  prompt straight from the upstream): the relay's own cost in time to first token.
+- token_count_basis: `source` (the mock or trace knows its tokens), `usage` (a live model's
+  usage report), or `chunks` (content deltas counted, when a live model reports no usage).
 - tokens_emitted: tokens the source produced (server truth); tokens_received: distinct
   token indices the client got; tokens_lost: emitted indices that never arrived; tokens_duplicated:
   arrivals of an index already received; errors: streams that ended in an error.
@@ -81,6 +87,9 @@ class TransportSummary:
     server_cpu_ms_per_1k_tokens: float | None
     client_cpu_ms_per_1k_tokens: float | None
     server_rss_mb: float | None
+    source_gap_error_ms: Distribution
+    token_count_basis: str
+    usage_tokens: int | None
     streams: int
     tokens_emitted: int
     tokens_received: int
@@ -88,6 +97,7 @@ class TransportSummary:
     tokens_duplicated: int
     text_mismatches: int
     errors: int
+    ttft_minus_direct_ms: Distribution | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -135,6 +145,31 @@ def stream_tokens_per_s(record: RequestRecord) -> float | None:
     return len(set(record.token_index)) / (e2e / 1000)
 
 
+def source_gap_error_ms(record: RequestRecord) -> list[float]:
+    """How far the source's actual emit gaps were from its plan (mock and trace only):
+    |(emit[k] - emit[k-1]) - planned[k]| for every k >= 1, by token index."""
+    if not record.planned_delays_ns:
+        return []
+    emit = {i: e for i, e in zip(record.token_index, record.emit_ns, strict=True) if e is not None}
+    planned = record.planned_delays_ns
+    return [
+        abs((emit[k] - emit[k - 1]) - planned[k]) / NS_PER_MS
+        for k in range(1, min(len(planned), record.source_tokens))
+        if k in emit and k - 1 in emit
+    ]
+
+
+def count_basis(records: Sequence[RequestRecord]) -> str:
+    """Where token counts come from: `source` (planned: the mock or a trace knows them),
+    `usage` (a live model reported usage), or `chunks` (a live model that did not: its
+    content deltas are counted, which is not a token count)."""
+    if any(r.planned_delays_ns for r in records):
+        return "source"
+    if records and all(r.usage_tokens is not None for r in records if r.error_kind is None):
+        return "usage"
+    return "chunks"
+
+
 def lost_tokens(record: RequestRecord) -> int:
     """Indices the source emitted for this stream that never arrived."""
     return len(set(range(record.source_tokens)) - set(record.token_index))
@@ -144,8 +179,22 @@ def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None]
 
 
-def _per_1k(total: float, tokens: int) -> float | None:
-    return None if tokens == 0 else total / tokens * 1000
+def _per_1k(cpu_s: float | None, tokens: int) -> float | None:
+    """CPU milliseconds per 1,000 tokens."""
+    return None if cpu_s is None or tokens == 0 else cpu_s * 1000 / tokens * 1000
+
+
+def ttft_minus_direct_ms(phase: PhaseRecord, direct: PhaseRecord) -> Distribution:
+    """Per request k (the same prompt and seed on both): this transport's TTFT minus the TTFT
+    of `direct`, the same upstream consumed without tokenwire in between. Its median is the
+    relay's cost in time to first token, free of the model's request-to-request variation."""
+    direct_ttft = {r.index: ttft_ms(r) for r in direct.requests}
+    deltas = []
+    for record in phase.requests:
+        mine, theirs = ttft_ms(record), direct_ttft.get(record.index)
+        if mine is not None and theirs is not None:
+            deltas.append(mine - theirs)
+    return Distribution.of(deltas)
 
 
 def summarize(phase: PhaseRecord) -> TransportSummary:
@@ -175,9 +224,16 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         requests_per_stream=sum(r.requests for r in records) / streams if streams else 0.0,
         empty_polls=sum(r.empty_polls for r in records),
         empty_polls_per_stream=sum(r.empty_polls for r in records) / streams if streams else 0.0,
-        server_cpu_ms_per_1k_tokens=_per_1k(phase.server_cpu_s * 1000, received),
-        client_cpu_ms_per_1k_tokens=_per_1k(phase.client_cpu_s * 1000, received),
+        server_cpu_ms_per_1k_tokens=_per_1k(phase.server_cpu_s, received),
+        client_cpu_ms_per_1k_tokens=_per_1k(phase.client_cpu_s, received),
         server_rss_mb=None if phase.server_rss_bytes is None else phase.server_rss_bytes / 2**20,
+        source_gap_error_ms=Distribution.of(e for r in records for e in source_gap_error_ms(r)),
+        token_count_basis=count_basis(records),
+        usage_tokens=(
+            sum(r.usage_tokens or 0 for r in records)
+            if any(r.usage_tokens is not None for r in records)
+            else None
+        ),
         streams=streams,
         tokens_emitted=emitted,
         tokens_received=received,

@@ -25,6 +25,8 @@ class RequestRecord:
     token_bytes: list[int] = field(default_factory=list)  # UTF-8 size of each token's text
     chunk_sizes: list[int] = field(default_factory=list)  # tokens completed per network read
     source_tokens: int = 0  # tokens the source emitted for this stream (server's truth)
+    usage_tokens: int | None = None  # a live model's own token count, when it reported one
+    planned_delays_ns: list[int] | None = None  # a planned source's intended gaps (mock, trace)
     text_mismatches: int = 0  # received tokens whose text differs from the source's
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -51,8 +53,8 @@ class PhaseRecord:
     transport: str
     window_start_ns: int
     window_end_ns: int
-    server_cpu_s: float
-    client_cpu_s: float
+    server_cpu_s: float | None  # None when transports shared the window (interleaved)
+    client_cpu_s: float | None
     server_rss_bytes: int | None = None
     sweep_value: int | float | str | None = None
     requests: list[RequestRecord] = field(default_factory=list)

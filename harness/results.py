@@ -9,17 +9,19 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from harness.metrics import TransportSummary, summarize
+from harness.metrics import TransportSummary, summarize, ttft_minus_direct_ms
 from harness.records import PhaseRecord
 from harness.scenario import Scenario
 from harness.server_process import PROJECT_ROOT
+
+DIRECT = "direct"  # the live upstream consumed without tokenwire (see clients.direct)
 
 SCHEMA_VERSION = 1
 PACKAGES = (
@@ -60,6 +62,14 @@ class Point:
     def __post_init__(self) -> None:
         if not self.summaries:
             self.summaries = {name: summarize(phase) for name, phase in self.phases.items()}
+        direct = self.phases.get(DIRECT)
+        if direct is not None:
+            self.summaries = {
+                name: replace(
+                    s, ttft_minus_direct_ms=ttft_minus_direct_ms(self.phases[name], direct)
+                )
+                for name, s in self.summaries.items()
+            }
 
 
 @dataclass

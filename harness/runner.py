@@ -17,7 +17,7 @@ from rich.console import Console
 
 from harness.console import RichProgress, summary_table
 from harness.driver import run_benchmark
-from harness.plots import draw_all
+from harness.report import write_report
 from harness.results import Point, RunResult, environment, save_run
 from harness.scenario import Scenario, SweepValue
 from harness.server_process import ServerProcess, running_server
@@ -41,7 +41,8 @@ def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[Ser
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
     points: list[Point] = []
     restart = scenario.sweep is not None and scenario.sweep.axis == "preset"
-    with contextlib.ExitStack() as stack, RichProgress(console) as progress:
+    total = len(sweep_points(scenario)) * len(scenario.transports) * scenario.requests
+    with contextlib.ExitStack() as stack, RichProgress(console, total) as progress:
         shared = None if restart else stack.enter_context(_server(scenario, run_dir, console))
         for value, point_scenario in sweep_points(scenario):
             with contextlib.ExitStack() as point_stack:
@@ -75,10 +76,11 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         sweep_axis=None if scenario.sweep is None else scenario.sweep.axis,
     )
     save_run(run, run_dir)
-    draw_all(run, run_dir)
+    report = write_report(run, run_dir)
     for point in run.points:
         where = "" if point.value is None else f", {run.sweep_axis} = {point.value}"
         console.print(
             summary_table(point.summaries, f"scenario {scenario.name}{where} ({run_dir})")
         )
+    console.print(f"report: {report}", highlight=False)
     return run

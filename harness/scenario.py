@@ -14,10 +14,20 @@ long_poll_wait_s = 30         # long polling
 stream_timeout_s = 120        # one stream must finish within this
 
 [source]
-preset = "chat"               # instant | chat | reasoning
-ttft_ms = 350                 # optional overrides of the preset
+kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
+preset = "chat"               # mock: instant | chat | local | reasoning
+ttft_ms = 350                 # mock: optional overrides of the preset
 tokens_per_s = 80
 tokens_per_response = 100
+# base_url = "http://127.0.0.1:8080/v1"   openai: the endpoint (key from OPENAI_API_KEY
+# model = "smollm2"                        or TOKENWIRE_API_KEY, never from a file)
+# temperature = 0.0                        openai: sampling (0: the same text per prompt)
+# max_tokens = 64                          openai: cap per response
+# trace = "scenarios/traces/x.jsonl"       trace: the file; request k replays its line k
+# speed = 1.0                              trace: replay speed factor
+
+prompts = "scenarios/prompts.txt"  # live sources: one prompt per line, request k uses line k
+order = "auto"                # sequential | interleaved | auto (interleaved for live sources)
 
 [sweep]                       # optional: run every value of one axis in one run folder
 axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | framing | preset
@@ -26,7 +36,26 @@ values = [1, 10, 50]
 [inject]                      # test aid: a deliberate server-side regression
 token_delay_ms = 5            # hold every token this long after the source emits it
 pad_bytes = 0                 # add this many bytes of padding to every token message
+
+[load]                        # `bench.py load` and scenarios/locustfile.py (locust users)
+shape = "steady"              # steady | step (a staircase up to users) | spike
+users = 20                    # users per transport: steady throughout; step: the top;
+                              # spike: the baseline before and after the spike
+spawn_rate = 20               # users started (or stopped) per second
+run_time_s = 20               # length of the test (per transport when order is sequential)
+step_users = 5                # step: users added at each step
+step_time_s = 5               # step: seconds between steps
+spike_users = 60              # spike: users at the peak
+spike_at_s = 8                # spike: when the peak starts
+spike_time_s = 4              # spike: how long it lasts
+think_time_s = 0              # a user's pause between streams (0: closed loop)
+stop_timeout_s = 10           # at the end, streams in flight get this long to finish
 ```
+
+In a load test `requests`, `concurrency` and `warmup` do not apply: locust users stream in a
+closed loop for `run_time_s`. `order` decides whether the transports run one after another
+(sequential: a locust run each, with its own CPU figures) or together (interleaved: one
+locust run, users spread evenly over the transports).
 """
 
 from __future__ import annotations
@@ -37,8 +66,8 @@ from pathlib import Path
 from typing import Any
 
 from clients import TRANSPORTS
-from servers.run import SourceSpec
-from servers.source import PRESETS, SourceError, profile_for
+from servers.source import PRESETS, SourceError
+from servers.spec import SOURCE_KINDS, SourceSpec
 from wire.framing import FRAMINGS
 
 
@@ -46,6 +75,7 @@ class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the field and what is allowed."""
 
 
+ORDERS = ("auto", "sequential", "interleaved")
 SWEEP_AXES = ("concurrency", "poll_interval_ms", "long_poll_wait_s", "framing", "preset")
 SweepValue = int | float | str
 
@@ -72,6 +102,43 @@ class Inject:
         return args
 
 
+LOAD_SHAPES = ("steady", "step", "spike")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Simulated users per transport over time, for `bench.py load` and the locustfile."""
+
+    shape: str = "steady"
+    users: int = 10
+    spawn_rate: float = 10.0
+    run_time_s: float = 30.0
+    step_users: int = 5
+    step_time_s: float = 5.0
+    spike_users: int = 50
+    spike_at_s: float = 10.0
+    spike_time_s: float = 5.0
+    think_time_s: float = 0.0
+    stop_timeout_s: float = 10.0
+
+    def validate(self) -> None:
+        if self.shape not in LOAD_SHAPES:
+            raise ScenarioError(
+                f"unknown load.shape {self.shape!r}; allowed: {', '.join(LOAD_SHAPES)}"
+            )
+        for name in ("users", "step_users", "spike_users"):
+            if getattr(self, name) < 1:
+                raise ScenarioError(f"load.{name} must be a positive integer")
+        for name in ("spawn_rate", "run_time_s", "step_time_s", "spike_time_s"):
+            if not getattr(self, name) > 0:
+                raise ScenarioError(f"load.{name} must be a positive number")
+        for name in ("spike_at_s", "think_time_s", "stop_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ScenarioError(f"load.{name} must be 0 or more")
+        if self.shape == "spike" and self.spike_at_s + self.spike_time_s > self.run_time_s:
+            raise ScenarioError("load: the spike must end within run_time_s")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str = "default"
@@ -88,6 +155,15 @@ class Scenario:
     source: SourceSpec = field(default_factory=SourceSpec)
     sweep: Sweep | None = None
     inject: Inject = field(default_factory=Inject)
+    load: Load = field(default_factory=Load)
+    prompts: str | None = None  # live sources: a prompts file, request k uses line k
+    order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
+
+    @property
+    def interleaved(self) -> bool:
+        """Live timing varies far more between requests than transports differ, so a live
+        run alternates transports request by request instead of running them in turn."""
+        return self.order == "interleaved" or (self.order == "auto" and self.source.live)
 
     def at(self, value: SweepValue) -> Scenario:
         """This scenario at one point of its sweep."""
@@ -111,17 +187,15 @@ class Scenario:
             raise ScenarioError("transports must name at least one transport")
         if self.framing not in FRAMINGS:
             raise ScenarioError(f"unknown framing {self.framing!r}; allowed: {', '.join(FRAMINGS)}")
+        if self.order not in ORDERS:
+            raise ScenarioError(f"unknown order {self.order!r}; allowed: {', '.join(ORDERS)}")
         try:
-            profile_for(
-                self.source.preset,
-                self.source.ttft_ms,
-                self.source.tokens_per_s,
-                self.source.tokens_per_response,
-            )
+            self.source.validate()
         except SourceError as exc:
             raise ScenarioError(str(exc)) from None
         if self.inject.token_delay_ms < 0 or self.inject.pad_bytes < 0:
             raise ScenarioError("inject.token_delay_ms and inject.pad_bytes must be 0 or more")
+        self.load.validate()
         if self.sweep is not None:
             for value in self.sweep.values:
                 replace(self.at(value), sweep=None).validate()
@@ -166,6 +240,21 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "poll_interval_ms": (int, float),
     "long_poll_wait_s": (int, float),
     "stream_timeout_s": (int, float),
+    "prompts": (str,),
+    "order": (str,),
+}
+_LOAD_TYPES: dict[str, tuple[type, ...]] = {
+    "shape": (str,),
+    "users": (int,),
+    "spawn_rate": (int, float),
+    "run_time_s": (int, float),
+    "step_users": (int,),
+    "step_time_s": (int, float),
+    "spike_users": (int,),
+    "spike_at_s": (int, float),
+    "spike_time_s": (int, float),
+    "think_time_s": (int, float),
+    "stop_timeout_s": (int, float),
 }
 _INJECT_TYPES: dict[str, tuple[type, ...]] = {"token_delay_ms": (int, float), "pad_bytes": (int,)}
 _AXIS_TYPES: dict[str, tuple[type, ...]] = {
@@ -176,11 +265,29 @@ _AXIS_TYPES: dict[str, tuple[type, ...]] = {
     "preset": (str,),
 }
 _SOURCE_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
     "preset": (str,),
     "ttft_ms": (int, float),
     "tokens_per_s": (int, float),
     "tokens_per_response": (int,),
+    "base_url": (str,),
+    "model": (str,),
+    "temperature": (int, float),
+    "max_tokens": (int,),
+    "trace": (str,),
+    "speed": (int, float),
 }
+SOURCE_FLAGS = (
+    "preset",
+    "ttft_ms",
+    "tokens_per_s",
+    "tokens_per_response",
+    "base_url",
+    "model",
+    "max_tokens",
+    "speed",
+    "source",
+)
 
 
 def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> Any:
@@ -210,6 +317,14 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             if not isinstance(value, dict) or set(value) != {"axis", "values"}:
                 raise ScenarioError(f'{where}[sweep] needs exactly axis = "..." and values = [...]')
             values[key] = parse_sweep(value["axis"], value["values"], where)
+        elif key == "load":
+            if not isinstance(value, dict) or not set(value) <= set(_LOAD_TYPES):
+                raise ScenarioError(
+                    f"{where}[load] allows only {', '.join(_LOAD_TYPES)}, got {value!r}"
+                )
+            values[key] = Load(
+                **{k: _check_type(f"{where}load.", k, v, _LOAD_TYPES[k]) for k, v in value.items()}
+            )
         elif key == "inject":
             if not isinstance(value, dict) or not set(value) <= set(_INJECT_TYPES):
                 raise ScenarioError(
@@ -265,7 +380,21 @@ def source_from_dict(data: dict[str, Any], where: str = "") -> SourceSpec:
         raise ScenarioError(
             f"{where}unknown preset {values['preset']!r}; allowed: {', '.join(PRESETS)}"
         )
+    if values.get("kind", "mock") not in SOURCE_KINDS:
+        raise ScenarioError(
+            f"{where}unknown source kind {values['kind']!r}; allowed: {', '.join(SOURCE_KINDS)}"
+        )
     return SourceSpec(**values)
+
+
+def parse_source_flag(text: str) -> dict[str, str]:
+    """`--source mock|openai|trace:PATH`."""
+    kind, _, path = text.partition(":")
+    if kind == "trace" and path:
+        return {"kind": "trace", "trace": path}
+    if kind in ("mock", "openai") and not path:
+        return {"kind": kind}
+    raise ScenarioError(f"--source takes mock, openai or trace:PATH; got {text!r}")
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -283,9 +412,10 @@ def load_scenario(path: Path) -> Scenario:
 
 def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
     """Apply command-line flags (None means "not given"); source fields go to [source]."""
-    source_keys = {"preset", "ttft_ms", "tokens_per_s", "tokens_per_response"}
-    top = {k: v for k, v in overrides.items() if v is not None and k not in source_keys}
-    source = {k: v for k, v in overrides.items() if v is not None and k in source_keys}
+    top = {k: v for k, v in overrides.items() if v is not None and k not in SOURCE_FLAGS}
+    source = {k: v for k, v in overrides.items() if v is not None and k in SOURCE_FLAGS}
+    if "source" in source:
+        source.update(parse_source_flag(source.pop("source")))
     if "transports" in top:
         top["transports"] = parse_transports(top["transports"])
     if "sweep" in top and isinstance(top["sweep"], str):
@@ -293,8 +423,8 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
     updated = replace(scenario, **top)
     if "preset" in source and updated.sweep is not None and updated.sweep.axis == "preset":
         raise ScenarioError("--preset conflicts with a sweep over presets; drop one of them")
-    if source and "preset" in source:
-        # a new preset replaces the file's preset and its overrides, then flags apply
+    if "preset" in source or source.get("kind", updated.source.kind) != updated.source.kind:
+        # a new preset or source kind replaces the file's source, then the flags apply
         updated = replace(updated, source=SourceSpec(**source))
     elif source:
         updated = replace(updated, source=replace(updated.source, **source))

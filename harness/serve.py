@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import argparse
 
+from harness.cli.common import source_overrides
 from harness.console import make_console
+from harness.scenario import Scenario, with_overrides
 from harness.server_process import bind_listener
 from servers.app import ENDPOINTS, create_app
-from servers.run import SourceSpec, build_source, serve_on_socket
+from servers.run import serve_on_socket
+from servers.spec import build_source
 
 
 def serve(args: argparse.Namespace) -> None:
-    spec = SourceSpec(
-        preset=args.preset or "chat",
-        ttft_ms=args.ttft_ms,
-        tokens_per_s=args.tokens_per_s,
-        tokens_per_response=args.tokens_per_response,
-        seed=args.seed or 0,
-    )
+    overrides = source_overrides(args)
+    overrides["seed"] = overrides["seed"] or 0
+    spec = with_overrides(Scenario(), **overrides).source
     source = build_source(spec)
     sock = bind_listener(args.host, args.port)
     host, port = sock.getsockname()[:2]
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     console = make_console()
     console.print(
-        f"[bold]tokenwire server[/] on {base} (mock preset {spec.preset}); Ctrl-C stops it"
+        f"[bold]tokenwire server[/] on {base} ({spec.describe()}); Ctrl-C stops it",
+        highlight=False,
     )
     for name, how in ENDPOINTS.items():
         console.print(f"  {name:<10} {how}")
@@ -34,7 +34,9 @@ def serve(args: argparse.Namespace) -> None:
         f"  curl -N -X POST '{base}/v1/chunked?framing=openai' -d '{{\"seed\": 1}}'\n"
         f"  curl -X POST '{base}/v1/streams' -d '{{\"seed\": 1}}'\n"
         f"  curl '{base}/v1/streams/ID?offset=0'   # ID from the line above\n"
-        f"  browser: new EventSource('{base}/v1/sse?seed=1')"
+        f"  browser: new EventSource('{base}/v1/sse?seed=1')\n"
+        f"  any OpenAI client: base_url='{base}/v1'",
+        soft_wrap=True,
     )
     with sock:
         serve_on_socket(create_app(source), sock)

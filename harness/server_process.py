@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from servers.run import SourceSpec
+from servers.spec import SourceSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from servers import chunked, polling, sse, timeline, websocket
+from servers import chunked, openai_compat, polling, sse, timeline, websocket
 from servers.common import ApiError, ServerState, api_error_handler
 from servers.generation import Registry
 from servers.polling import json_response
@@ -82,6 +82,7 @@ def create_app(source: TokenSource, settings: ServerSettings | None = None) -> F
             app.include_router(router)
             mounted.append(router)
     app.include_router(timeline.router)
+    app.include_router(openai_compat.router)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -33,8 +33,15 @@ class ApiError(Exception):
         self.message = message
 
 
+OPENAI_PATHS = ("/v1/chat/completions",)
+
+
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """`{"error": message}`; on the OpenAI-compatible endpoint, OpenAI's own error shape."""
     assert isinstance(exc, ApiError)
+    if request.url.path in OPENAI_PATHS:
+        body = {"error": {"message": exc.message, "type": "invalid_request_error"}}
+        return JSONResponse(body, status_code=exc.status)
     return JSONResponse({"error": exc.message}, status_code=exc.status)
 
 

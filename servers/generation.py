@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from servers.source import TokenSource
+from servers.source import PlannedSource, TokenSource, Usage
 from wire.messages import GenerationRequest
 
 
@@ -37,6 +37,9 @@ class Generation:
     last_access: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     readers: int = 0  # push readers currently following this generation
+    usage_tokens: int | None = None  # a live model's own count, when it reports one
+    planned_delays_ns: tuple[int, ...] | None = None  # what a planned source meant to do
+    ended_ns: int | None = None  # perf_counter_ns when the generation ended or was cancelled
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -49,6 +52,9 @@ class Generation:
         stream = source.stream(self.request)
         try:
             async for text in stream:
+                if isinstance(text, Usage):
+                    self.usage_tokens = text.completion_tokens
+                    continue
                 emitted = time.perf_counter_ns()
                 if hold_s:
                     await asyncio.sleep(hold_s)
@@ -63,6 +69,7 @@ class Generation:
             self.error = f"source failed: {type(exc).__name__}: {exc}"
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+            self.ended_ns = time.perf_counter_ns()
             self.done = True
             self.finished_at = time.monotonic()
             self._notify()
@@ -112,6 +119,9 @@ class Generation:
             "emit_ns": self.emit_ns,
             "done": self.done,
             "error": self.error,
+            "usage_tokens": self.usage_tokens,
+            "planned_delays_ns": self.planned_delays_ns,
+            "ended_ns": self.ended_ns,
         }
         if texts:
             body["texts"] = self.texts
@@ -140,6 +150,8 @@ class Registry:
         if stream_id in self.generations:
             raise StreamExists(stream_id)
         gen = Generation(id=stream_id, request=request)
+        if isinstance(self.source, PlannedSource):
+            gen.planned_delays_ns = self.source.plan(request).delays_ns
         gen._task = asyncio.create_task(
             gen.run(self.source, self.hold_s), name=f"generation-{gen.id}"
         )

@@ -6,50 +6,13 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from dataclasses import dataclass
 
 import uvicorn
 
 from servers.app import create_app
 from servers.settings import ServerSettings
-from servers.source import MockSource, SourceError, TokenSource, profile_for
-
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """Which source to build: a mock preset with overrides (live sources come later)."""
-
-    preset: str = "chat"
-    ttft_ms: float | None = None
-    tokens_per_s: float | None = None
-    tokens_per_response: int | None = None
-    seed: int = 0
-
-    def to_args(self) -> list[str]:
-        args = ["--preset", self.preset, "--seed", str(self.seed)]
-        for flag, value in (
-            ("--ttft-ms", self.ttft_ms),
-            ("--tokens-per-s", self.tokens_per_s),
-            ("--tokens-per-response", self.tokens_per_response),
-        ):
-            if value is not None:
-                args += [flag, str(value)]
-        return args
-
-
-def build_source(spec: SourceSpec) -> TokenSource:
-    profile = profile_for(spec.preset, spec.ttft_ms, spec.tokens_per_s, spec.tokens_per_response)
-    return MockSource(profile=profile, seed=spec.seed)
-
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="mock latency preset: instant, chat, reasoning")
-    parser.add_argument("--ttft-ms", type=float, help="override: median time to first token")
-    parser.add_argument("--tokens-per-s", type=float, help="override: median decode rate")
-    parser.add_argument("--tokens-per-response", type=int, help="override: median length")
-    parser.add_argument("--seed", type=int, help="seed of the mock's text and timing")
+from servers.source import SourceError
+from servers.spec import add_source_arguments, build_source, spec_from_args
 
 
 def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
@@ -74,15 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inject-delay-ms", type=float, default=0.0, help="test aid")
     parser.add_argument("--inject-pad-bytes", type=int, default=0, help="test aid")
     args = parser.parse_args(argv)
-    spec = SourceSpec(
-        preset=args.preset or "chat",
-        ttft_ms=args.ttft_ms,
-        tokens_per_s=args.tokens_per_s,
-        tokens_per_response=args.tokens_per_response,
-        seed=args.seed or 0,
-    )
     try:
-        source = build_source(spec)
+        source = build_source(spec_from_args(args))
     except SourceError as exc:
         print(f"servers.run: error: {exc}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,13 +27,31 @@ class SourceError(RuntimeError):
     """The source could not produce the stream (bad settings, upstream failure)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A live model's own count of the tokens it generated (OpenAI `usage`)."""
+
+    completion_tokens: int
+
+
+SourceItem = str | Usage
+
+
 class TokenSource(Protocol):
-    """Anything that streams tokens for a request, one string per token."""
+    """Anything that streams tokens for a request: one string per token (a live model's
+    content delta), optionally followed by the model's `Usage` report."""
 
     name: str
     model: str
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[str]: ...
+    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]: ...
+
+
+@runtime_checkable
+class PlannedSource(TokenSource, Protocol):
+    """A source that knows in advance what it will stream (the mock, a replayed trace)."""
+
+    def plan(self, request: GenerationRequest) -> Plan: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +91,14 @@ class LatencyProfile:
 # Where the figures come from:
 # - instant: no delay at all, so every microsecond measured is the transport's own.
 # - chat: a hosted chat model of the GPT-4o-mini / Claude Haiku class, in the range public
-#   leaderboards of API latency report: first token after ~0.35 s, ~80 output tokens/s with
-#   jittery gaps and rare stalls when the server batches; ~100-token answers, kept short so
-#   benchmark runs stay quick.
+#   leaderboards of API latency report: first token after ~0.35 s, ~80 output tokens/s;
+#   ~100-token answers, kept short so benchmark runs stay quick. Gap jitter (sigma 0.35)
+#   is about twice what the local trace shows (0.16), for network and batching jitter,
+#   with rare stalls when a hosted server batches.
+# - local: SmolLM2-135M-Instruct on llama.cpp, 1 thread, this 2-core machine, measured
+#   from scenarios/traces/smollm2-135m.jsonl (8 prompts, 427 deltas): first token median
+#   111 ms (log-sigma 0.27), gaps median 16.5 ms = 61 tokens/s (log-sigma 0.16, p99
+#   24 ms, no stalls), answers mostly at the 64-token cap.
 # - reasoning: a model that thinks before answering: a first token after ~4 s, then a
 #   chat-like rhythm and longer answers.
 PRESETS: dict[str, LatencyProfile] = {
@@ -100,6 +123,18 @@ PRESETS: dict[str, LatencyProfile] = {
         length_sigma=0.4,
         min_tokens=20,
         max_tokens=400,
+    ),
+    "local": LatencyProfile(
+        ttft_ms=111,
+        ttft_sigma=0.27,
+        tokens_per_s=61,
+        gap_sigma=0.16,
+        stall_probability=0,
+        stall_ms=0,
+        tokens_per_response=64,
+        length_sigma=0.2,
+        min_tokens=14,
+        max_tokens=64,
     ),
     "reasoning": LatencyProfile(
         ttft_ms=4000,
@@ -179,12 +214,13 @@ def make_plan(profile: LatencyProfile, run_seed: int, request: GenerationRequest
     return Plan(texts=texts, delays_ns=tuple(int(d * 1_000_000) for d in delays_ms))
 
 
-async def replay_plan(plan: Plan) -> AsyncIterator[str]:
-    """Yield each token at its planned time, scheduled from the start so delays never drift."""
+async def replay_plan(plan: Plan, speed: float = 1.0) -> AsyncIterator[SourceItem]:
+    """Yield each token at its planned time (divided by `speed`), scheduled from the start
+    so delays never drift."""
     start = time.perf_counter_ns()
     due = start
     for text, delay in zip(plan.texts, plan.delays_ns, strict=True):
-        due += delay
+        due += round(delay / speed)
         wait_ns = due - time.perf_counter_ns()
         # sleep(0) still yields to the event loop, so an instant source cannot starve senders.
         await asyncio.sleep(max(wait_ns, 0) / 1e9)
@@ -203,5 +239,5 @@ class MockSource:
     def plan(self, request: GenerationRequest) -> Plan:
         return make_plan(self.profile, self.seed, request)
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
         return replay_plan(self.plan(request))

@@ -9,7 +9,7 @@ import pytest
 
 from harness.server_process import ServerProcess, start_server, stop_server
 from servers.corpus import corpus_tokens
-from servers.run import SourceSpec
+from servers.spec import SourceSpec
 
 # Fast, and long enough that every stream wraps the whole corpus: every tricky token
 # (CRLF, U+2028, emoji, CJK, "data: [DONE]") crosses every transport.

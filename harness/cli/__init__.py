@@ -6,6 +6,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from harness.cli import run, serve
+from harness.cli import baseline, check, compare, llm_server, load, record, report, run, serve
 
-COMMANDS: tuple[ModuleType, ...] = (run, serve)
+COMMANDS: tuple[ModuleType, ...] = (
+    run,
+    serve,
+    record,
+    llm_server,
+    report,
+    compare,
+    load,
+    check,
+    baseline,
+)

@@ -77,12 +77,28 @@ def existing_dir(text: str) -> Path:
 
 
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("token source (the embedded mock)")
+    group = parser.add_argument_group("token source")
+    group.add_argument(
+        "--source",
+        metavar="mock|openai|trace:PATH",
+        help="mock (default: the embedded mock model), openai (a live OpenAI-compatible "
+        "endpoint: give --base-url and --model; the key is read from OPENAI_API_KEY or "
+        "TOKENWIRE_API_KEY), or trace:PATH (replay a trace recorded by `bench.py record`)",
+    )
+    group.add_argument("--base-url", metavar="URL", help="openai: the endpoint, e.g. .../v1")
+    group.add_argument("--model", metavar="NAME", help="openai: the model name")
+    group.add_argument(
+        "--max-tokens", type=positive_int, metavar="N", help="openai: cap on tokens per response"
+    )
+    group.add_argument(
+        "--speed", type=positive_float, metavar="X", help="trace: replay speed factor (2 = 2x)"
+    )
     group.add_argument(
         "--preset",
         choices=list(PRESETS),
         help="latency preset: instant (no delay: pure transport overhead), "
-        "chat (hosted chat model), reasoning (long first-token wait)",
+        "chat (hosted chat model), local (SmolLM2 on llama.cpp here, from a recorded "
+        "trace), reasoning (long first-token wait)",
     )
     group.add_argument("--ttft-ms", type=float, metavar="MS", help="median time to first token")
     group.add_argument(
@@ -100,3 +116,22 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seed of the mock's text and timing (request k uses seed k)",
     )
+
+
+SOURCE_ARGS = (
+    "source",
+    "base_url",
+    "model",
+    "max_tokens",
+    "speed",
+    "preset",
+    "ttft_ms",
+    "tokens_per_s",
+    "tokens_per_response",
+    "seed",
+)
+
+
+def source_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The source flags as `harness.scenario.with_overrides` keywords."""
+    return {name: getattr(args, name) for name in SOURCE_ARGS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from clients import TRANSPORTS
@@ -12,6 +13,7 @@ from harness.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    source_overrides,
 )
 from harness.scenario import Scenario, load_scenario, with_overrides
 from wire.framing import FRAMINGS
@@ -76,6 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="run folder (default: results/<UTC time>-<scenario>/)",
     )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no progress and no table (errors still do)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summaries as JSON on stdout and nothing else there "
+        "(progress and table go to stderr unless --quiet)",
+    )
     add_source_flags(parser)
 
 
@@ -90,21 +101,23 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         framing=args.framing,
         poll_interval_ms=args.poll_interval_ms,
         long_poll_wait_s=args.long_poll_wait_s,
-        seed=args.seed,
-        preset=args.preset,
-        ttft_ms=args.ttft_ms,
-        tokens_per_s=args.tokens_per_s,
-        tokens_per_response=args.tokens_per_response,
         sweep=args.sweep,
+        **source_overrides(args),
     )
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.console import make_console
+    import orjson
+
+    from harness.console import make_console, summaries_json
     from harness.results import default_run_dir
     from harness.runner import run_scenario
 
     scenario = scenario_from_args(args)
     run_dir = args.out or default_run_dir(scenario)
-    run_scenario(scenario, run_dir, make_console(), argv)
+    console = make_console(stderr=args.json, quiet=args.quiet)
+    result = run_scenario(scenario, run_dir, console, argv)
+    if args.json:
+        data = {"run_dir": str(run_dir), **summaries_json(result)}
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

@@ -9,8 +9,8 @@ import pytest
 from clients import CLIENTS, TRANSPORTS
 from clients.base import ClientSettings
 from harness.server_process import ServerProcess
-from servers.run import SourceSpec, build_source
 from servers.source import MockSource
+from servers.spec import SourceSpec, build_source
 from wire.messages import GenerationRequest
 
 TRICKY = ("\r\n", "\u2028", "🎉", "東京", "data", "[DONE]", " Here")

@@ -58,8 +58,11 @@ def test_transport_lists() -> None:
         ('framing = "xml"', "unknown framing 'xml'; allowed: json, openai"),
         ("poll_interval_ms = 0", "poll_interval_ms must be a positive number"),
         ('transports = "tcp"', "unknown transport(s) tcp"),
-        ('[source]\npreset = "turbo"', "unknown preset 'turbo'; allowed: instant, chat, reasoning"),
-        ("[source]\nspeed = 3", "unknown [source] field(s) speed"),
+        (
+            '[source]\npreset = "turbo"',
+            "unknown preset 'turbo'; allowed: instant, chat, local, reasoning",
+        ),
+        ("[source]\nvelocity = 3", "unknown [source] field(s) velocity"),
         ("[source]\ntokens_per_s = 0", "tokens_per_s must be > 0"),
         ("requests = ", "not valid TOML"),
     ],

@@ -1,0 +1,109 @@
+"""`direct`: the same prompts consumed straight from the live upstream with the `openai`
+client, no tokenwire server in between. Reported beside the five transports, so the
+relay's own cost shows as the difference.
+
+Stamps are taken as the `openai` stream hands over each chunk (it parses SSE events from
+the network reads itself), and bytes come from the upstream connection's TCP_INFO counters.
+"""
+
+from __future__ import annotations
+
+import time
+
+import openai
+
+from clients.base import ClientSettings, StreamResult
+from clients.errors import (
+    ConnectFailed,
+    HTTPStatusFailed,
+    StreamIncomplete,
+    StreamTimedOut,
+    TransportError,
+)
+from clients.http import exchange_head_bytes, socket_of
+from clients.wirebytes import ByteMeter
+from servers.live import api_key_from_env, messages_for
+from servers.spec import SourceSpec
+from wire.messages import GenerationRequest
+
+TRANSPORT = "direct"
+
+
+class DirectClient:
+    transport = TRANSPORT
+
+    def __init__(self, settings: ClientSettings, source: SourceSpec) -> None:
+        assert source.base_url and source.model
+        self.source = source
+        self.meter = ByteMeter()
+        # openai's own HTTP client class (httpx, or its httpx2 fork in openai 3), pooled like
+        # our clients and kept away from environment proxies.
+        self.client = openai.AsyncOpenAI(
+            base_url=source.base_url,
+            api_key=api_key_from_env(),
+            max_retries=0,
+            timeout=settings.stream_timeout_s,
+            http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
+        )
+
+    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
+        try:
+            await self._run(request, result)
+        except TransportError as exc:
+            result.fail(exc)
+        return result
+
+    async def _run(self, request: GenerationRequest, result: StreamResult) -> None:
+        max_tokens = request.max_tokens or self.source.max_tokens
+        temperature = self.source.temperature
+        try:
+            stream = await self.client.chat.completions.create(
+                model=str(self.source.model),
+                messages=messages_for(request.prompt),  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+                seed=request.seed,
+                **({"max_tokens": max_tokens} if max_tokens else {}),
+                **({"temperature": temperature} if temperature is not None else {}),
+            )
+            result.requests += 1
+            async with stream:
+                try:
+                    async for chunk in stream:
+                        now = time.perf_counter_ns()
+                        if chunk.usage is not None and chunk.usage.completion_tokens is not None:
+                            result.end_tokens = chunk.usage.completion_tokens
+                        tokens = 0
+                        for choice in chunk.choices:
+                            if choice.delta is not None and choice.delta.content:
+                                result.indices.append(len(result.indices))
+                                result.recv_ns.append(now)
+                                result.texts.append(choice.delta.content)
+                                tokens += 1
+                        if tokens:
+                            result.chunk_sizes.append(tokens)
+                    result.end_ns = time.perf_counter_ns()
+                finally:
+                    result.header_bytes += exchange_head_bytes(stream.response)
+                    result.add_bytes(self.meter.charge(socket_of(stream.response)))
+        except openai.APITimeoutError as exc:
+            raise StreamTimedOut("the upstream timed out") from exc
+        except openai.APIConnectionError as exc:
+            raise ConnectFailed(f"cannot reach the upstream: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise HTTPStatusFailed(f"upstream HTTP {exc.status_code}: {exc.message}") from exc
+        except openai.APIError as exc:
+            raise StreamIncomplete(f"upstream stream failed: {exc}") from exc
+        except Exception as exc:  # a body read fails with the HTTP library's own error type
+            if type(exc).__module__.split(".")[0] not in (
+                "httpx",
+                "httpx2",
+                "httpcore",
+                "httpcore2",
+            ):
+                raise
+            raise StreamIncomplete(f"upstream stream failed: {exc}") from exc
+
+    async def aclose(self) -> None:
+        await self.client.close()

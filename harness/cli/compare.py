@@ -1,0 +1,43 @@
+"""`bench.py compare`: one HTML report comparing several saved runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.common import UsageError
+
+NAME = "compare"
+HELP = "compare saved runs (e.g. before/after a change) in one HTML report"
+DESCRIPTION = (
+    "Read each RUN_DIR's results.json and write compare.html with, per transport, every "
+    "verdict metric of each run, its difference from the first run (the baseline) and the "
+    "ratio to it, and the charts with the runs overlaid. Opens without a network."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run_dirs",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run folders; the first is the baseline",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for compare.html and its charts (default: results/<UTC time>-compare/)",
+    )
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from harness.compare import default_out_dir, write_comparison
+    from harness.report import load_run_dir
+
+    if len(args.run_dirs) < 2:
+        raise UsageError("compare needs at least two run folders (RUN_A RUN_B [...])")
+    runs = [load_run_dir(path) for path in args.run_dirs]
+    print(write_comparison(runs, args.out or default_out_dir()))
+    return 0

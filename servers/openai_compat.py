@@ -1,0 +1,147 @@
+"""`POST /v1/chat/completions`: the server's own source behind the OpenAI chat API, so any
+OpenAI client (the real `openai` package included) can use the mock as a stand-in model.
+
+Streaming answers are `data: {chat.completion.chunk}` events ending in `data: [DONE]` (no
+`id:` fields, as OpenAI sends them), with a usage chunk when `stream_options.include_usage`
+is set; otherwise one `chat.completion` object. The request's `seed` selects the mock's
+text and timing; without one, the prompt's CRC-32 does, so a prompt always gets the same
+answer. The header `x-tokenwire-stream-id` names the stream (its timeline is then at
+`/v1/streams/{id}/timeline`), which lets a relay in front be checked from this side.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.sse import EventSourceResponse
+
+from servers.common import ApiError, ServerState, abandon, start_generation, state_of
+from servers.generation import Generation
+from servers.live import STREAM_ID_HEADER
+from servers.polling import json_response
+from wire.framing import OPENAI
+from wire.messages import STREAM_ID, GenerationRequest, WireError, loads
+from wire.sse import encode_event
+
+router = APIRouter(tags=["openai"])
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    state: ServerState
+    gen: Generation
+    stream: bool
+    include_usage: bool
+    model: str
+
+
+def _prompt(messages: Any) -> str:
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages must be a non-empty list")
+    last = messages[-1]
+    content = last.get("content") if isinstance(last, dict) else None
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if not isinstance(content, str):
+        raise ApiError(400, "the last message needs string content")
+    return content
+
+
+def _positive_int(body: dict[str, Any], *names: str) -> int | None:
+    for name in names:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ApiError(400, f"{name} must be a positive integer")
+        return value
+    return None
+
+
+async def open_chat(request: Request) -> ChatCall:
+    try:
+        body = loads(await request.body())
+    except WireError as exc:
+        raise ApiError(400, str(exc)) from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    prompt = _prompt(body.get("messages"))
+    seed = body.get("seed")
+    if seed is None:
+        seed = zlib.crc32(prompt.encode())
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ApiError(400, "seed must be an integer")
+    stream_id = request.headers.get(STREAM_ID_HEADER)
+    if stream_id is not None and not STREAM_ID.fullmatch(stream_id):
+        raise ApiError(400, f"{STREAM_ID_HEADER} must be 1-64 characters from A-Z a-z 0-9 _ -")
+    options = body.get("stream_options") or {}
+    state = state_of(request)
+    generation_request = GenerationRequest(
+        seed=abs(seed),
+        max_tokens=_positive_int(body, "max_completion_tokens", "max_tokens"),
+        prompt=prompt,
+        stream_id=stream_id,
+    )
+    return ChatCall(
+        state=state,
+        gen=start_generation(state, generation_request),
+        stream=bool(body.get("stream")),
+        include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
+        model=str(body.get("model") or state.source.model),
+    )
+
+
+async def events(call: ChatCall) -> AsyncIterator[bytes]:
+    """The chunks as SSE events, encoded by `fastapi.sse` (via `wire.sse.encode_event`)."""
+    gen, model = call.gen, call.model
+    complete = False
+    try:
+        for payload in OPENAI.encode_start(gen.id, model):
+            yield encode_event(payload)
+        async for i, text in gen.follow():
+            yield encode_event(OPENAI.encode_token(gen.id, model, i, text))
+        end = OPENAI.encode_end(gen.id, model, len(gen.texts), gen.error)
+        if not call.include_usage and gen.error is None:
+            end = [p for p in end if '"usage"' not in p]
+        for payload in end:
+            yield encode_event(payload)
+        complete = True
+    finally:
+        if not complete:
+            abandon(gen)
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(call: Annotated[ChatCall, Depends(open_chat)]) -> Any:
+    if call.stream:
+        return EventSourceResponse(events(call), headers={"Cache-Control": "no-cache"})
+    gen = call.gen
+    async for _ in gen.follow():
+        pass
+    if gen.error is not None:
+        return json_response({"error": {"message": gen.error, "type": "upstream_error"}}, 502)
+    return json_response(
+        {
+            "id": f"chatcmpl-{gen.id}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": call.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(gen.texts)},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 0,
+                "completion_tokens": len(gen.texts),
+                "total_tokens": len(gen.texts),
+            },
+        }
+    )
