@@ -7,7 +7,9 @@ that stamp, and the read's token count is kept as a chunk size ("chunks are not 
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,6 +53,10 @@ class StreamResult:
     empty_polls: int = 0
     error: StreamError | None = None
 
+    @classmethod
+    def start(cls, transport: str, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+        return cls(transport, request.stream_id or "", scheduled_ns)
+
     def fail(self, exc: TransportError) -> None:
         self.error = StreamError(kind=exc.kind, message=str(exc) or type(exc).__name__)
 
@@ -82,6 +88,15 @@ class StreamResult:
         if tokens:
             self.chunk_sizes.append(tokens)
         return ended
+
+
+@contextlib.contextmanager
+def failures_recorded(result: StreamResult) -> Iterator[StreamResult]:
+    """Transport failures end the stream and are recorded in it; anything else propagates."""
+    try:
+        yield result
+    except TransportError as exc:
+        result.fail(exc)
 
 
 class StreamClient(Protocol):

@@ -12,13 +12,12 @@ import time
 
 import openai
 
-from clients.base import ClientSettings, StreamResult
+from clients.base import ClientSettings, StreamResult, failures_recorded
 from clients.errors import (
     ConnectFailed,
     HTTPStatusFailed,
     StreamIncomplete,
     StreamTimedOut,
-    TransportError,
 )
 from clients.http import exchange_head_bytes, socket_of
 from clients.wirebytes import ByteMeter
@@ -47,11 +46,9 @@ class DirectClient:
         )
 
     async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result):
             await self._run(request, result)
-        except TransportError as exc:
-            result.fail(exc)
         return result
 
     async def _run(self, request: GenerationRequest, result: StreamResult) -> None:

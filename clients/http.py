@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from clients.base import ClientSettings, StreamResult
+from clients.base import ClientSettings, StreamResult, failures_recorded
 from clients.errors import (
     ConnectFailed,
     HTTPStatusFailed,
@@ -203,12 +203,9 @@ class HTTPStreamingClient:
         self.meter = ByteMeter()
 
     async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
-            with mapped_errors():
-                await self._read(request, result)
-        except TransportError as exc:
-            result.fail(exc)
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result), mapped_errors():
+            await self._read(request, result)
         return result
 
     async def _read(self, request: GenerationRequest, result: StreamResult) -> None:

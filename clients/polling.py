@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from clients.base import ClientSettings, StreamResult
-from clients.errors import ProtocolViolation, StreamIncomplete, TransportError, UpstreamFailed
+from clients.base import ClientSettings, StreamResult, failures_recorded
+from clients.errors import ProtocolViolation, StreamIncomplete, UpstreamFailed
 from clients.http import (
     HTTPCall,
     charge_bytes,
@@ -88,12 +88,9 @@ class PollingClient:
         self.meter = ByteMeter()
 
     async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
-            with mapped_errors():
-                await self._run(request, result)
-        except TransportError as exc:
-            result.fail(exc)
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result), mapped_errors():
+            await self._run(request, result)
         return result
 
     async def _send(self, result: StreamResult, call: HTTPCall) -> object:

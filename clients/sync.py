@@ -20,9 +20,8 @@ from typing import Protocol
 import httpx
 from websockets.sync.client import connect
 
-from clients.base import ClientSettings, StreamResult
+from clients.base import ClientSettings, StreamResult, failures_recorded
 from clients.chunked import CHUNKED_STREAM
-from clients.errors import TransportError
 from clients.http import (
     BodyReader,
     HTTPCall,
@@ -104,12 +103,9 @@ class SyncHTTPStreamingClient:
         self.meter = ByteMeter()
 
     def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
-            with mapped_errors():
-                self._read(request, result)
-        except TransportError as exc:
-            result.fail(exc)
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result), mapped_errors():
+            self._read(request, result)
         return result
 
     def _read(self, request: GenerationRequest, result: StreamResult) -> None:
@@ -143,12 +139,9 @@ class SyncPollingClient:
         self.meter = ByteMeter()
 
     def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
-            with mapped_errors():
-                self._run(request, result)
-        except TransportError as exc:
-            result.fail(exc)
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result), mapped_errors():
+            self._run(request, result)
         return result
 
     def _send(self, result: StreamResult, call: HTTPCall) -> object:
@@ -187,11 +180,9 @@ class SyncWebSocketClient:
         self.url = ws_url(settings)
 
     def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result):
             self._run(request, result)
-        except TransportError as exc:
-            result.fail(exc)
         return result
 
     def _run(self, request: GenerationRequest, result: StreamResult) -> None:

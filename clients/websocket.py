@@ -16,14 +16,13 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.http11 import Request, Response
 
-from clients.base import ClientSettings, StreamResult
+from clients.base import ClientSettings, StreamResult, failures_recorded
 from clients.errors import (
     ConnectFailed,
     HTTPStatusFailed,
     ProtocolViolation,
     StreamIncomplete,
     StreamTimedOut,
-    TransportError,
 )
 from clients.http import head_bytes
 from clients.wirebytes import connection_bytes
@@ -110,11 +109,9 @@ class WebSocketClient:
         self.url = ws_url(settings)
 
     async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult(self.transport, request.stream_id or "", scheduled_ns)
-        try:
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result):
             await self._run(request, result)
-        except TransportError as exc:
-            result.fail(exc)
         return result
 
     async def _run(self, request: GenerationRequest, result: StreamResult) -> None:

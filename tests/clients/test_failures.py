@@ -1,0 +1,45 @@
+"""Transport failures end a stream with a recorded error kind instead of raising."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from clients import CLIENTS, TRANSPORTS
+from clients.base import ClientSettings
+from harness.server_process import ServerProcess
+from wire.messages import GenerationRequest
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens here once the socket closes
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_nothing_listening_is_a_connect_error(transport: str) -> None:
+    client = CLIENTS[transport](ClientSettings(base_url=f"http://127.0.0.1:{closed_port()}"))
+    try:
+        result = await client.stream(GenerationRequest(stream_id="x"), time.perf_counter_ns())
+    finally:
+        await client.aclose()
+    assert result.error is not None and result.error.kind == "connect"
+    assert result.texts == [] and result.end_ns is None
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_refused_request_is_recorded(server: ServerProcess, transport: str) -> None:
+    client = CLIENTS[transport](ClientSettings(base_url=server.base_url))
+    bad = GenerationRequest(stream_id="taken-" + transport)
+    try:
+        first = await client.stream(bad, time.perf_counter_ns())
+        second = await client.stream(bad, time.perf_counter_ns())  # the id is now taken
+    finally:
+        await client.aclose()
+    assert first.error is None
+    assert second.error is not None
+    assert second.error.kind in ("http_status", "protocol")
+    assert "already exists" in second.error.message
