@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from support import bench
 
 from clients import TRANSPORTS
 
-ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "added_delay_ms")
 SUMMARY_NUMBERS = (
     "tokens_per_s",
@@ -28,16 +26,6 @@ SUMMARY_NUMBERS = (
     "tokens_duplicated",
     "errors",
 )
-
-
-def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bench.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")

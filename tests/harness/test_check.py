@@ -4,14 +4,13 @@ pair of short runs proves an injected regression is caught end to end."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from support import bench
 
 from bench import main
 from harness.baseline import load_baseline, make_baseline, save_baseline
@@ -286,12 +285,6 @@ def test_a_baseline_refuses_injected_runs(
     run_dir = write(synthetic_run(pad=8, scenario=injected), tmp_path / "run")
     assert main(["baseline", str(run_dir), "--out", str(tmp_path / "b.json")]) == 2
     assert "injected regression" in _one_line(capsys)
-
-
-def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bench.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=180
-    )
 
 
 TINY = """

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import bench
 
 from clients import TRANSPORTS
 from clients.base import StreamError, StreamResult
@@ -149,17 +150,6 @@ def test_the_collection_merges_workers_and_sums_their_cpu() -> None:
 
 
 # --- bench.py load: bad input -------------------------------------------------------------------
-
-
-def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bench.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

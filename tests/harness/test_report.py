@@ -9,14 +9,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from support import bench
 from test_plots import synthetic_run, synthetic_sweep
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -122,16 +121,6 @@ def test_definitions_come_from_the_metrics_docstring() -> None:
     assert (
         rendered
         == '<dl class="defs"><dt>A term</dt><dd>its text continued.</dd></dl><p>A note.</p>'
-    )
-
-
-def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bench.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
     )
 
 
