@@ -23,7 +23,7 @@ from harness.llm_server import MODEL_NAME, llama_command, llama_environment
 from harness.record import run_record
 from servers.trace import load_trace
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ["Write a haiku about the sea.", "Name three colours."]
 
