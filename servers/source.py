@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -192,8 +193,11 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, size: int)
     return median * np.exp(rng.normal(0.0, sigma, size))
 
 
+@lru_cache(maxsize=4096)
 def make_plan(profile: LatencyProfile, run_seed: int, request: GenerationRequest) -> Plan:
-    """Pure and deterministic: the same profile, run seed and request give the same plan."""
+    """Pure and deterministic: the same profile, run seed and request give the same plan.
+    Cached, because a generation asks for it twice: once for its planned timeline, once to
+    stream it."""
     rng = np.random.default_rng([run_seed, request.seed])
     n = round(float(_lognormal(rng, profile.tokens_per_response, profile.length_sigma, 1)[0]))
     n = min(max(n, profile.min_tokens), profile.max_tokens)

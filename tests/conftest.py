@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.server_process import ServerProcess, start_server, stop_server
+from harness.server_process import ServerProcess, running_server
 from servers.corpus import corpus_tokens
 from servers.spec import SourceSpec
 
@@ -25,23 +25,19 @@ def corpus_spec() -> SourceSpec:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    process = start_server(FULL_CORPUS, log)
-    yield process
-    stop_server(process)
+    with running_server(FULL_CORPUS, tmp_path_factory.mktemp("server") / "server.log") as process:
+        yield process
 
 
 @pytest.fixture(scope="session")
 def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Drops a polled stream nobody polls for 0.3 s."""
-    log = tmp_path_factory.mktemp("impatient") / "server.log"
-    process = start_server(
+    with running_server(
         SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=20, tokens_per_response=400),
-        log,
+        tmp_path_factory.mktemp("impatient") / "server.log",
         extra_args=("--idle-timeout-s", "0.3"),
-    )
-    yield process
-    stop_server(process)
+    ) as process:
+        yield process
 
 
 @pytest.fixture

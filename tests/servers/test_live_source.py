@@ -16,7 +16,7 @@ import pytest
 
 from clients import CLIENTS, TRANSPORTS
 from clients.base import ClientSettings
-from harness.server_process import ServerProcess, start_server, stop_server
+from harness.server_process import ServerProcess, running_server
 from servers.source import MockSource
 from servers.spec import SourceSpec, build_source
 from wire.messages import GenerationRequest
@@ -31,9 +31,8 @@ def relay(
 ) -> Iterator[ServerProcess]:
     """A tokenwire server whose source is the upstream mock, reached with the openai client."""
     spec = SourceSpec(kind="openai", base_url=f"{server.base_url}/v1", model="upstream-mock")
-    process = start_server(spec, tmp_path_factory.mktemp("relay") / "server.log")
-    yield process
-    stop_server(process)
+    with running_server(spec, tmp_path_factory.mktemp("relay") / "server.log") as process:
+        yield process
 
 
 def expected(corpus_spec: SourceSpec, seed: int) -> list[str]:
@@ -63,9 +62,8 @@ def slow_relay(
 ) -> Iterator[ServerProcess]:
     """A relay in front of an upstream slow enough (20 tokens/s) to be left mid-stream."""
     spec = SourceSpec(kind="openai", base_url=f"{impatient_server.base_url}/v1", model="slow")
-    process = start_server(spec, tmp_path_factory.mktemp("slow-relay") / "server.log")
-    yield process
-    stop_server(process)
+    with running_server(spec, tmp_path_factory.mktemp("slow-relay") / "server.log") as process:
+        yield process
 
 
 async def test_leaving_client_closes_the_upstream_within_100_ms(
