@@ -21,8 +21,8 @@ from clients.errors import (
 )
 from clients.http import exchange_head_bytes, socket_of
 from clients.wirebytes import ByteMeter
-from servers.live import api_key_from_env, messages_for
-from servers.spec import SourceSpec
+from servers.sources.live import api_key_from_env, messages_for
+from servers.sources.spec import SourceSpec
 from wire.messages import GenerationRequest
 
 TRANSPORT = "direct"

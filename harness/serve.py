@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from harness.cli.common import source_overrides
-from harness.console import make_console
-from harness.scenario import Scenario, with_overrides
-from harness.server_process import bind_listener
+from harness.measure.scenario import Scenario, with_overrides
+from harness.measure.server_process import bind_listener
+from harness.present.console import make_console
 from servers.app import ENDPOINTS, create_app
 from servers.run import serve_on_socket
-from servers.spec import build_source
+from servers.sources.spec import build_source
 
 
 def serve(args: argparse.Namespace) -> None:

@@ -60,8 +60,8 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from clients.base import StreamError, StreamResult
 from clients.sync import SYNC_CLIENTS, SyncStreamClient
-from harness.driver import client_settings, load_prompts
-from harness.load_records import (
+from harness.analyse.results import default_run_dir
+from harness.load.records import (
     Batch,
     LoadCollection,
     LoadWindow,
@@ -70,9 +70,9 @@ from harness.load_records import (
     save_load_run,
     verdict,
 )
-from harness.load_shapes import users_at
-from harness.results import default_run_dir
-from harness.scenario import Scenario, ScenarioError, load_scenario
+from harness.load.shapes import users_at
+from harness.measure.driver import client_settings, load_prompts
+from harness.measure.scenario import Scenario, ScenarioError, load_scenario
 from wire.messages import GenerationRequest
 
 log = logging.getLogger("tokenwire")

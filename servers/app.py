@@ -20,7 +20,7 @@ from servers.common import ApiError, ServerState, api_error_handler
 from servers.generation import Registry
 from servers.polling import json_response
 from servers.settings import ServerSettings
-from servers.source import TokenSource
+from servers.sources.mock import TokenSource
 
 TRANSPORT_ROUTERS = {
     "short_poll": polling.router,

@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 
 from servers.generation import Generation, Registry, StreamExists
 from servers.settings import ServerSettings
-from servers.source import TokenSource
+from servers.sources.mock import TokenSource
 from wire.framing import Framing, get_framing, padded
 from wire.messages import GenerationRequest, WireError, loads
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from servers.source import PlannedSource, TokenSource, Usage
+from servers.sources.mock import PlannedSource, TokenSource, Usage
 from wire.messages import GenerationRequest
 
 

@@ -21,8 +21,8 @@ from fastapi.sse import EventSourceResponse
 
 from servers.common import ApiError, ServerState, abandon, start_generation, state_of
 from servers.generation import Generation
-from servers.live import STREAM_ID_HEADER
 from servers.polling import json_response
+from servers.sources.live import STREAM_ID_HEADER
 from wire.framing import OPENAI
 from wire.messages import STREAM_ID, GenerationRequest, WireError, loads
 from wire.sse import encode_event

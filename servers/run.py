@@ -11,8 +11,8 @@ import uvicorn
 
 from servers.app import create_app
 from servers.settings import ServerSettings
-from servers.source import SourceError
-from servers.spec import add_source_arguments, build_source, spec_from_args
+from servers.sources.mock import SourceError
+from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
 
 def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.server_process import ServerProcess, running_server
-from servers.corpus import corpus_tokens
-from servers.spec import SourceSpec
+from harness.measure.server_process import ServerProcess, running_server
+from servers.sources.corpus import corpus_tokens
+from servers.sources.spec import SourceSpec
 
 # Fast, and long enough that every stream wraps the whole corpus: every tricky token
 # (CRLF, U+2028, emoji, CJK, "data: [DONE]") crosses every transport.

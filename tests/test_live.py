@@ -19,9 +19,9 @@ import orjson
 import pytest
 
 from clients import TRANSPORTS
-from harness.llm_server import MODEL_NAME, llama_command, llama_environment
-from harness.record import run_record
-from servers.trace import load_trace
+from harness.measure.llm_server import MODEL_NAME, llama_command, llama_environment
+from harness.measure.trace_recorder import run_record
+from servers.sources.trace import load_trace
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parent.parent

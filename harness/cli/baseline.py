@@ -65,9 +65,9 @@ def _table(path: Path, transports: dict[str, dict[str, object]], runs: int) -> T
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.baseline import make_baseline, save_baseline
+    from harness.ci.baseline import make_baseline, save_baseline
     from harness.cli.check import load_runs
-    from harness.console import make_console
+    from harness.present.console import make_console
 
     runs = load_runs(args.run_dirs)
     baseline = make_baseline(list(zip(args.run_dirs, runs, strict=True)))

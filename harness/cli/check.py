@@ -9,9 +9,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.check import DEFAULT_RERUNS, MAX_RERUNS, Finding, Rerun, Verdict
+from harness.analyse.results import RunResult
+from harness.ci.check import DEFAULT_RERUNS, MAX_RERUNS, Finding, Rerun, Verdict
 from harness.cli.common import PROJECT_ROOT, UsageError, non_negative_int
-from harness.results import RunResult
 
 NAME = "check"
 HELP = "compare a run with the committed baseline; exit 1 on a regression"
@@ -21,7 +21,7 @@ DESCRIPTION = (
     "bytes and requests of one-request transports) fail at once; timing figures fail only "
     "if they are still beyond tolerance in the median over re-runs of the same scenario. "
     "Exit 0: no regression; 1: a regression (the table names each one); 2: bad input. "
-    "The statistics are described in harness/check.py."
+    "The statistics are described in harness/ci/check.py."
 )
 DEFAULT_BASELINE = PROJECT_ROOT / "results" / "baseline.json"
 
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_runs(run_dirs: Sequence[Path]) -> list[RunResult]:
-    from harness.results import load_run
+    from harness.analyse.results import load_run
 
     runs = []
     for run_dir in run_dirs:
@@ -183,8 +183,8 @@ def print_verdict(verdict: Verdict, console: Console) -> None:
 
 
 def _rerunner(runs: list[RunResult], run_dir: Path, max_reruns: int, console: Console) -> Rerun:
-    from harness.check import rerun_scenario
-    from harness.runner import run_scenario
+    from harness.ci.check import rerun_scenario
+    from harness.pipeline import run_scenario
 
     def rerun(k: int, verdict: Verdict) -> RunResult:
         scenario = rerun_scenario(runs[0].scenario)
@@ -201,9 +201,9 @@ def _rerunner(runs: list[RunResult], run_dir: Path, max_reruns: int, console: Co
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.baseline import environment_differences, load_baseline
-    from harness.check import check
-    from harness.console import make_console
+    from harness.ci.baseline import environment_differences, load_baseline
+    from harness.ci.check import check
+    from harness.present.console import make_console
 
     baseline = load_baseline(args.baseline)
     runs = load_runs(args.run_dirs)

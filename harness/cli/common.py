@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from harness.results import ResultsError
-from harness.scenario import ScenarioError
-from harness.server_process import ServerStartError
-from servers.source import PRESETS, SourceError
+from harness.analyse.results import ResultsError
+from harness.measure.scenario import ScenarioError
+from harness.measure.server_process import ServerStartError
+from servers.sources.mock import PRESETS, SourceError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = PROJECT_ROOT / "scenarios" / "default.toml"
@@ -133,5 +133,5 @@ SOURCE_ARGS = (
 
 
 def source_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The source flags as `harness.scenario.with_overrides` keywords."""
+    """The source flags as `harness.measure.scenario.with_overrides` keywords."""
     return {name: getattr(args, name) for name in SOURCE_ARGS}

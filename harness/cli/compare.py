@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.compare import default_out_dir, write_comparison
-    from harness.report import load_run_dir
+    from harness.analyse.compare import default_out_dir, write_comparison
+    from harness.present.report import load_run_dir
 
     if len(args.run_dirs) < 2:
         raise UsageError("compare needs at least two run folders (RUN_A RUN_B [...])")

@@ -25,8 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.console import make_console
-    from harness.llm_server import MODEL_NAME, LiveExtraMissing, llama_command, llama_environment
+    from harness.measure.llm_server import (
+        MODEL_NAME,
+        LiveExtraMissing,
+        llama_command,
+        llama_environment,
+    )
+    from harness.present.console import make_console
 
     try:
         command = llama_command(args.host, args.port, args.threads)

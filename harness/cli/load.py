@@ -10,7 +10,7 @@ from pathlib import Path
 
 from clients import TRANSPORTS
 from harness.cli.common import PROJECT_ROOT, non_negative_int, positive_float, positive_int
-from harness.scenario import Scenario, load_scenario, with_overrides
+from harness.measure.scenario import Scenario, load_scenario, with_overrides
 
 NAME = "load"
 HELP = "load-test the transports with locust (headless, optionally with local workers)"
@@ -94,10 +94,10 @@ def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.console import make_console, summary_table
-    from harness.load import LoadError, locust_rows, run_load
-    from harness.report import write_report
-    from harness.results import default_run_dir
+    from harness.analyse.results import default_run_dir
+    from harness.load.session import LoadError, locust_rows, run_load
+    from harness.present.console import make_console, summary_table
+    from harness.present.report import write_report
 
     scenario, scenario_file = scenario_from_args(args)
     run_dir = args.out or default_run_dir(scenario)

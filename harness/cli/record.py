@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.console import make_console
-    from harness.record import run_record
+    from harness.measure.trace_recorder import run_record
+    from harness.present.console import make_console
 
     try:
         lines = args.prompts.read_text(encoding="utf-8").splitlines()

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.report import load_run_dir, write_report
+    from harness.present.report import load_run_dir, write_report
 
     run_dir, results = load_run_dir(args.run_dir)
     print(write_report(results, run_dir))

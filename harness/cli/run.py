@@ -15,7 +15,7 @@ from harness.cli.common import (
     positive_int,
     source_overrides,
 )
-from harness.scenario import Scenario, load_scenario, with_overrides
+from harness.measure.scenario import Scenario, load_scenario, with_overrides
 from wire.framing import FRAMINGS
 
 NAME = "run"
@@ -109,9 +109,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     import orjson
 
-    from harness.console import make_console, summaries_json
-    from harness.results import default_run_dir
-    from harness.runner import run_scenario
+    from harness.analyse.results import default_run_dir
+    from harness.pipeline import run_scenario
+    from harness.present.console import make_console, summaries_json
 
     scenario = scenario_from_args(args)
     run_dir = args.out or default_run_dir(scenario)

@@ -4,7 +4,7 @@ blocking clients under gevent's monkey patching, as locust runs them.
     python tests/clients/sync_under_gevent.py BASE_URL SEED STREAMS_PER_TRANSPORT
 
 Starts every stream of every transport at once, each in its own greenlet, and prints one
-JSON list of packed `StreamResult`s (`harness.load_records.pack`) on stdout.
+JSON list of packed `StreamResult`s (`harness.load.records.pack`) on stdout.
 """
 
 from gevent import monkey
@@ -19,7 +19,7 @@ import orjson  # noqa: E402
 
 from clients.base import ClientSettings, StreamResult  # noqa: E402
 from clients.sync import SYNC_CLIENTS  # noqa: E402
-from harness.load_records import pack  # noqa: E402
+from harness.load.records import pack  # noqa: E402
 from wire.messages import GenerationRequest  # noqa: E402
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from clients import CLIENTS, TRANSPORTS
 from clients.base import ClientSettings
-from harness.server_process import ServerProcess
-from servers.source import MockSource
-from servers.spec import SourceSpec, build_source
+from harness.measure.server_process import ServerProcess
+from servers.sources.mock import MockSource
+from servers.sources.spec import SourceSpec, build_source
 from wire.messages import GenerationRequest
 
 TRICKY = ("\r\n", "\u2028", "🎉", "東京", "data", "[DONE]", " Here")

@@ -9,7 +9,7 @@ import pytest
 
 from clients import CLIENTS, TRANSPORTS
 from clients.base import ClientSettings
-from harness.server_process import ServerProcess
+from harness.measure.server_process import ServerProcess
 from wire.messages import GenerationRequest
 
 

@@ -20,11 +20,11 @@ import pytest
 from clients import CLIENTS, TRANSPORTS
 from clients.base import ClientSettings, StreamResult
 from clients.sync import SYNC_CLIENTS
-from harness.driver import fetch_timelines
-from harness.load_records import unpack
-from harness.server_process import ServerProcess, start_server, stop_server
-from servers.source import MockSource
-from servers.spec import SourceSpec, build_source
+from harness.load.records import unpack
+from harness.measure.driver import fetch_timelines
+from harness.measure.server_process import ServerProcess, start_server, stop_server
+from servers.sources.mock import MockSource
+from servers.sources.spec import SourceSpec, build_source
 from wire.messages import GenerationRequest
 
 ROOT = Path(__file__).resolve().parents[2]

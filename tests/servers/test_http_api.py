@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from harness.server_process import ServerProcess
+from harness.measure.server_process import ServerProcess
 from wire.messages import loads
 from wire.sse import SSEStreamDecoder
 

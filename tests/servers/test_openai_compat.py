@@ -5,9 +5,9 @@ from __future__ import annotations
 import openai
 import pytest
 
-from harness.server_process import ServerProcess
-from servers.source import MockSource
-from servers.spec import SourceSpec, build_source
+from harness.measure.server_process import ServerProcess
+from servers.sources.mock import MockSource
+from servers.sources.spec import SourceSpec, build_source
 from wire.messages import GenerationRequest
 
 

@@ -1,0 +1,1 @@
+"""Analysing saved results: metrics, versioned results, comparisons."""

@@ -1,0 +1,244 @@
+"""Metrics, computed from raw records only. These docstrings are the definitions.
+
+- TTFT (time to first token): scheduled send -> arrival of the first token with non-empty
+  text. The timer starts at the *scheduled* time, so client-side queueing counts.
+- ITL (inter-token latency): gaps between consecutive token arrivals within a stream,
+  pooled over all streams. Tokens completed by the same network read have a gap of 0.
+- TPOT (time per output token), per stream: (last arrival - first arrival) / (tokens - 1).
+- E2E: scheduled send -> terminal message received.
+- Added delay, per token: client arrival - server emit (same CLOCK_MONOTONIC): the delay the
+  transport adds on top of the model. For polling this includes waiting for the next poll.
+- tokens_per_s: per stream, tokens received / E2E seconds; the median over streams.
+- aggregate_tokens_per_s: all tokens received / the phase's run window.
+- wire_bytes_per_token: TCP payload bytes both ways (request lines, headers, framing,
+  bodies; from TCP_INFO) / tokens received. Split into payload (the tokens' UTF-8 text),
+  HTTP heads (header_bytes_per_token) and the rest: framing and request bodies.
+- requests_per_stream: mean HTTP requests (or WebSocket upgrades) per stream.
+- empty_polls: polls that returned no token and did not end the stream (total).
+- server/client CPU ms per 1,000 tokens: CPU time (user + system) the server process / the
+  driver's event-loop thread spent during the phase, per 1,000 tokens received.
+- source_gap_error_ms: for planned sources (the mock, a replayed trace), how far each
+  actual emit gap was from the planned one: the source's own timing fidelity.
+- ttft_minus_direct_ms (live runs): per request, TTFT minus the TTFT of `direct` (the same
+  prompt straight from the upstream): the relay's own cost in time to first token.
+- token_count_basis: `source` (the mock or trace knows its tokens), `usage` (a live model's
+  usage report), or `chunks` (content deltas counted, when a live model reports no usage).
+- tokens_emitted: tokens the source produced (server truth); tokens_received: distinct
+  token indices the client got; tokens_lost: emitted indices that never arrived; tokens_duplicated:
+  arrivals of an index already received; errors: streams that ended in an error.
+
+Distributions are summarised as p50/p90/p99 (linear interpolation), mean and max, over
+every raw sample; nothing is bucketed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from harness.measure.records import PhaseRecord, RequestRecord
+
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    n: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    mean: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, samples: Iterable[float]) -> Distribution:
+        values = np.fromiter(samples, dtype=float)
+        if values.size == 0:
+            return cls(0, None, None, None, None, None)
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        return cls(
+            int(values.size),
+            float(p50),
+            float(p90),
+            float(p99),
+            float(values.mean()),
+            float(values.max()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSummary:
+    ttft_ms: Distribution
+    itl_ms: Distribution
+    tpot_ms: Distribution
+    e2e_ms: Distribution
+    added_delay_ms: Distribution
+    tokens_per_chunk: Distribution
+    tokens_per_s: float | None
+    aggregate_tokens_per_s: float | None
+    wire_bytes_per_token: float | None
+    payload_bytes_per_token: float | None
+    header_bytes_per_token: float | None
+    requests_per_stream: float
+    empty_polls: int
+    empty_polls_per_stream: float
+    server_cpu_ms_per_1k_tokens: float | None
+    client_cpu_ms_per_1k_tokens: float | None
+    server_rss_mb: float | None
+    source_gap_error_ms: Distribution
+    token_count_basis: str
+    usage_tokens: int | None
+    streams: int
+    tokens_emitted: int
+    tokens_received: int
+    tokens_lost: int
+    tokens_duplicated: int
+    text_mismatches: int
+    errors: int
+    ttft_minus_direct_ms: Distribution | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def first_token_ns(record: RequestRecord) -> int | None:
+    """Arrival of the first token with non-empty text."""
+    for recv, size in zip(record.recv_ns, record.token_bytes, strict=True):
+        if size > 0:
+            return recv
+    return None
+
+
+def ttft_ms(record: RequestRecord) -> float | None:
+    first = first_token_ns(record)
+    return None if first is None else (first - record.scheduled_ns) / NS_PER_MS
+
+
+def itl_ms(record: RequestRecord) -> list[float]:
+    return list(np.diff(np.asarray(record.recv_ns, dtype=np.int64)) / NS_PER_MS)
+
+
+def tpot_ms(record: RequestRecord) -> float | None:
+    if len(record.recv_ns) < 2:
+        return None
+    return (record.recv_ns[-1] - record.recv_ns[0]) / (len(record.recv_ns) - 1) / NS_PER_MS
+
+
+def e2e_ms(record: RequestRecord) -> float | None:
+    return None if record.end_ns is None else (record.end_ns - record.scheduled_ns) / NS_PER_MS
+
+
+def added_delay_ms(record: RequestRecord) -> list[float]:
+    return [
+        (recv - emit) / NS_PER_MS
+        for recv, emit in zip(record.recv_ns, record.emit_ns, strict=True)
+        if emit is not None
+    ]
+
+
+def stream_tokens_per_s(record: RequestRecord) -> float | None:
+    e2e = e2e_ms(record)
+    if e2e is None or e2e <= 0 or not record.recv_ns:
+        return None
+    return len(set(record.token_index)) / (e2e / 1000)
+
+
+def source_gap_error_ms(record: RequestRecord) -> list[float]:
+    """How far the source's actual emit gaps were from its plan (mock and trace only):
+    |(emit[k] - emit[k-1]) - planned[k]| for every k >= 1, by token index."""
+    if not record.planned_delays_ns:
+        return []
+    emit = {i: e for i, e in zip(record.token_index, record.emit_ns, strict=True) if e is not None}
+    planned = record.planned_delays_ns
+    return [
+        abs((emit[k] - emit[k - 1]) - planned[k]) / NS_PER_MS
+        for k in range(1, min(len(planned), record.source_tokens))
+        if k in emit and k - 1 in emit
+    ]
+
+
+def count_basis(records: Sequence[RequestRecord]) -> str:
+    """Where token counts come from: `source` (planned: the mock or a trace knows them),
+    `usage` (a live model reported usage), or `chunks` (a live model that did not: its
+    content deltas are counted, which is not a token count)."""
+    if any(r.planned_delays_ns for r in records):
+        return "source"
+    if records and all(r.usage_tokens is not None for r in records if r.error_kind is None):
+        return "usage"
+    return "chunks"
+
+
+def lost_tokens(record: RequestRecord) -> int:
+    """Indices the source emitted for this stream that never arrived."""
+    return len(set(range(record.source_tokens)) - set(record.token_index))
+
+
+def _present(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def _per_1k(cpu_s: float | None, tokens: int) -> float | None:
+    """CPU milliseconds per 1,000 tokens."""
+    return None if cpu_s is None or tokens == 0 else cpu_s * 1000 / tokens * 1000
+
+
+def ttft_minus_direct_ms(phase: PhaseRecord, direct: PhaseRecord) -> Distribution:
+    """Per request k (the same prompt and seed on both): this transport's TTFT minus the TTFT
+    of `direct`, the same upstream consumed without tokenwire in between. Its median is the
+    relay's cost in time to first token, free of the model's request-to-request variation."""
+    direct_ttft = {r.index: ttft_ms(r) for r in direct.requests}
+    deltas = []
+    for record in phase.requests:
+        mine, theirs = ttft_ms(record), direct_ttft.get(record.index)
+        if mine is not None and theirs is not None:
+            deltas.append(mine - theirs)
+    return Distribution.of(deltas)
+
+
+def summarize(phase: PhaseRecord) -> TransportSummary:
+    records: Sequence[RequestRecord] = phase.requests
+    received = sum(len(set(r.token_index)) for r in records)
+    arrivals = sum(len(r.token_index) for r in records)
+    emitted = sum(r.source_tokens for r in records)
+    wire = sum(r.bytes_sent + r.bytes_received for r in records)
+    payload = sum(sum(r.token_bytes) for r in records)
+    window_s = (phase.window_end_ns - phase.window_start_ns) / 1e9
+    streams = len(records)
+    per_stream_rate = _present(stream_tokens_per_s(r) for r in records)
+    return TransportSummary(
+        ttft_ms=Distribution.of(_present(ttft_ms(r) for r in records)),
+        itl_ms=Distribution.of(g for r in records for g in itl_ms(r)),
+        tpot_ms=Distribution.of(_present(tpot_ms(r) for r in records)),
+        e2e_ms=Distribution.of(_present(e2e_ms(r) for r in records)),
+        added_delay_ms=Distribution.of(d for r in records for d in added_delay_ms(r)),
+        tokens_per_chunk=Distribution.of(c for r in records for c in r.chunk_sizes),
+        tokens_per_s=float(np.median(per_stream_rate)) if per_stream_rate else None,
+        aggregate_tokens_per_s=received / window_s if window_s > 0 else None,
+        wire_bytes_per_token=wire / received if received else None,
+        payload_bytes_per_token=payload / arrivals if arrivals else None,
+        header_bytes_per_token=sum(r.header_bytes for r in records) / received
+        if received
+        else None,
+        requests_per_stream=sum(r.requests for r in records) / streams if streams else 0.0,
+        empty_polls=sum(r.empty_polls for r in records),
+        empty_polls_per_stream=sum(r.empty_polls for r in records) / streams if streams else 0.0,
+        server_cpu_ms_per_1k_tokens=_per_1k(phase.server_cpu_s, received),
+        client_cpu_ms_per_1k_tokens=_per_1k(phase.client_cpu_s, received),
+        server_rss_mb=None if phase.server_rss_bytes is None else phase.server_rss_bytes / 2**20,
+        source_gap_error_ms=Distribution.of(e for r in records for e in source_gap_error_ms(r)),
+        token_count_basis=count_basis(records),
+        usage_tokens=(
+            sum(r.usage_tokens or 0 for r in records)
+            if any(r.usage_tokens is not None for r in records)
+            else None
+        ),
+        streams=streams,
+        tokens_emitted=emitted,
+        tokens_received=received,
+        tokens_lost=sum(lost_tokens(r) for r in records),
+        tokens_duplicated=arrivals - received,
+        text_mismatches=sum(r.text_mismatches for r in records),
+        errors=sum(1 for r in records if r.error_kind is not None),
+    )

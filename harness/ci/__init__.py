@@ -1,0 +1,1 @@
+"""The regression check: baselines and the check against them."""

@@ -1,0 +1,1 @@
+"""Measuring: scenarios, the driver, the server process, raw records, trace recording."""

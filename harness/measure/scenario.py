@@ -1,0 +1,431 @@
+"""Scenarios: a declarative description of one benchmark run (TOML file + command-line flags).
+
+```toml
+name = "default"
+description = "..."
+transports = "all"            # or ["sse", "websocket"]
+requests = 50                 # measured streams per transport
+concurrency = 8               # streams in flight at once
+warmup = 2                    # unmeasured streams per transport first
+seed = 1                      # the mock's text and timing; request k uses seed k
+framing = "json"              # json | openai (push transports; polling has its own envelope)
+poll_interval_ms = 100        # short polling
+long_poll_wait_s = 30         # long polling
+stream_timeout_s = 120        # one stream must finish within this
+
+[source]
+kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
+preset = "chat"               # mock: instant | chat | local | reasoning
+ttft_ms = 350                 # mock: optional overrides of the preset
+tokens_per_s = 80
+tokens_per_response = 100
+# base_url = "http://127.0.0.1:8080/v1"   openai: the endpoint (key from OPENAI_API_KEY
+# model = "smollm2"                        or TOKENWIRE_API_KEY, never from a file)
+# temperature = 0.0                        openai: sampling (0: the same text per prompt)
+# max_tokens = 64                          openai: cap per response
+# trace = "scenarios/traces/x.jsonl"       trace: the file; request k replays its line k
+# speed = 1.0                              trace: replay speed factor
+
+prompts = "scenarios/prompts.txt"  # live sources: one prompt per line, request k uses line k
+order = "auto"                # sequential | interleaved | auto (interleaved for live sources)
+
+[sweep]                       # optional: run every value of one axis in one run folder
+axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | framing | preset
+values = [1, 10, 50]
+
+[inject]                      # test aid: a deliberate server-side regression
+token_delay_ms = 5            # hold every token this long after the source emits it
+pad_bytes = 0                 # add this many bytes of padding to every token message
+
+[load]                        # `bench.py load` and scenarios/locustfile.py (locust users)
+shape = "steady"              # steady | step (a staircase up to users) | spike
+users = 20                    # users per transport: steady throughout; step: the top;
+                              # spike: the baseline before and after the spike
+spawn_rate = 20               # users started (or stopped) per second
+run_time_s = 20               # length of the test (per transport when order is sequential)
+step_users = 5                # step: users added at each step
+step_time_s = 5               # step: seconds between steps
+spike_users = 60              # spike: users at the peak
+spike_at_s = 8                # spike: when the peak starts
+spike_time_s = 4              # spike: how long it lasts
+think_time_s = 0              # a user's pause between streams (0: closed loop)
+stop_timeout_s = 10           # at the end, streams in flight get this long to finish
+```
+
+In a load test `requests`, `concurrency` and `warmup` do not apply: locust users stream in a
+closed loop for `run_time_s`. `order` decides whether the transports run one after another
+(sequential: a locust run each, with its own CPU figures) or together (interleaved: one
+locust run, users spread evenly over the transports).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from clients import TRANSPORTS
+from servers.sources.mock import PRESETS, SourceError
+from servers.sources.spec import SOURCE_KINDS, SourceSpec
+from wire.framing import FRAMINGS
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the field and what is allowed."""
+
+
+ORDERS = ("auto", "sequential", "interleaved")
+SWEEP_AXES = ("concurrency", "poll_interval_ms", "long_poll_wait_s", "framing", "preset")
+SweepValue = int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    axis: str
+    values: tuple[SweepValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inject:
+    """Deliberate regressions, for testing the regression check (never for real runs)."""
+
+    token_delay_ms: float = 0.0
+    pad_bytes: int = 0
+
+    def server_args(self) -> tuple[str, ...]:
+        args: tuple[str, ...] = ()
+        if self.token_delay_ms:
+            args += ("--inject-delay-ms", str(self.token_delay_ms))
+        if self.pad_bytes:
+            args += ("--inject-pad-bytes", str(self.pad_bytes))
+        return args
+
+
+LOAD_SHAPES = ("steady", "step", "spike")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Simulated users per transport over time, for `bench.py load` and the locustfile."""
+
+    shape: str = "steady"
+    users: int = 10
+    spawn_rate: float = 10.0
+    run_time_s: float = 30.0
+    step_users: int = 5
+    step_time_s: float = 5.0
+    spike_users: int = 50
+    spike_at_s: float = 10.0
+    spike_time_s: float = 5.0
+    think_time_s: float = 0.0
+    stop_timeout_s: float = 10.0
+
+    def validate(self) -> None:
+        if self.shape not in LOAD_SHAPES:
+            raise ScenarioError(
+                f"unknown load.shape {self.shape!r}; allowed: {', '.join(LOAD_SHAPES)}"
+            )
+        for name in ("users", "step_users", "spike_users"):
+            if getattr(self, name) < 1:
+                raise ScenarioError(f"load.{name} must be a positive integer")
+        for name in ("spawn_rate", "run_time_s", "step_time_s", "spike_time_s"):
+            if not getattr(self, name) > 0:
+                raise ScenarioError(f"load.{name} must be a positive number")
+        for name in ("spike_at_s", "think_time_s", "stop_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ScenarioError(f"load.{name} must be 0 or more")
+        if self.shape == "spike" and self.spike_at_s + self.spike_time_s > self.run_time_s:
+            raise ScenarioError("load: the spike must end within run_time_s")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str = "default"
+    description: str = ""
+    transports: tuple[str, ...] = TRANSPORTS
+    requests: int = 50
+    concurrency: int = 8
+    warmup: int = 2
+    seed: int = 1
+    framing: str = "json"
+    poll_interval_ms: float = 100.0
+    long_poll_wait_s: float = 30.0
+    stream_timeout_s: float = 120.0
+    source: SourceSpec = field(default_factory=SourceSpec)
+    sweep: Sweep | None = None
+    inject: Inject = field(default_factory=Inject)
+    load: Load = field(default_factory=Load)
+    prompts: str | None = None  # live sources: a prompts file, request k uses line k
+    order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
+
+    @property
+    def interleaved(self) -> bool:
+        """Live timing varies far more between requests than transports differ, so a live
+        run alternates transports request by request instead of running them in turn."""
+        return self.order == "interleaved" or (self.order == "auto" and self.source.live)
+
+    def at(self, value: SweepValue) -> Scenario:
+        """This scenario at one point of its sweep."""
+        assert self.sweep is not None
+        if self.sweep.axis == "preset":
+            return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
+        return replace(self, **{self.sweep.axis: value})
+
+    def validate(self) -> Scenario:
+        for name in ("requests", "concurrency"):
+            if getattr(self, name) < 1:
+                raise ScenarioError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ScenarioError(f"warmup must be 0 or more, got {self.warmup}")
+        if self.seed < 0:
+            raise ScenarioError(f"seed must be 0 or more, got {self.seed}")
+        for name in ("poll_interval_ms", "long_poll_wait_s", "stream_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ScenarioError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if not self.transports:
+            raise ScenarioError("transports must name at least one transport")
+        if self.framing not in FRAMINGS:
+            raise ScenarioError(f"unknown framing {self.framing!r}; allowed: {', '.join(FRAMINGS)}")
+        if self.order not in ORDERS:
+            raise ScenarioError(f"unknown order {self.order!r}; allowed: {', '.join(ORDERS)}")
+        try:
+            self.source.validate()
+        except SourceError as exc:
+            raise ScenarioError(str(exc)) from None
+        if self.inject.token_delay_ms < 0 or self.inject.pad_bytes < 0:
+            raise ScenarioError("inject.token_delay_ms and inject.pad_bytes must be 0 or more")
+        self.load.validate()
+        if self.sweep is not None:
+            for value in self.sweep.values:
+                replace(self.at(value), sweep=None).validate()
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["transports"] = list(self.transports)
+        if self.sweep is not None:
+            data["sweep"] = {"axis": self.sweep.axis, "values": list(self.sweep.values)}
+        return data
+
+
+def parse_transports(value: str | list[str]) -> tuple[str, ...]:
+    """`all`, a comma-separated string, or a list of names; unknown names are an error."""
+    if isinstance(value, str):
+        if value.strip() == "all":
+            return TRANSPORTS
+        names = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        raise ScenarioError('transports must be "all", "a,b,..." or a list of names')
+    unknown = [n for n in names if n not in TRANSPORTS]
+    if unknown:
+        raise ScenarioError(
+            f"unknown transport(s) {', '.join(unknown)}; allowed: all, {', '.join(TRANSPORTS)}"
+        )
+    if not names:
+        raise ScenarioError(f"no transport given; allowed: all, {', '.join(TRANSPORTS)}")
+    return tuple(dict.fromkeys(names))
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "description": (str,),
+    "requests": (int,),
+    "concurrency": (int,),
+    "warmup": (int,),
+    "seed": (int,),
+    "framing": (str,),
+    "poll_interval_ms": (int, float),
+    "long_poll_wait_s": (int, float),
+    "stream_timeout_s": (int, float),
+    "prompts": (str,),
+    "order": (str,),
+}
+_LOAD_TYPES: dict[str, tuple[type, ...]] = {
+    "shape": (str,),
+    "users": (int,),
+    "spawn_rate": (int, float),
+    "run_time_s": (int, float),
+    "step_users": (int,),
+    "step_time_s": (int, float),
+    "spike_users": (int,),
+    "spike_at_s": (int, float),
+    "spike_time_s": (int, float),
+    "think_time_s": (int, float),
+    "stop_timeout_s": (int, float),
+}
+_INJECT_TYPES: dict[str, tuple[type, ...]] = {"token_delay_ms": (int, float), "pad_bytes": (int,)}
+_AXIS_TYPES: dict[str, tuple[type, ...]] = {
+    "concurrency": (int,),
+    "poll_interval_ms": (int, float),
+    "long_poll_wait_s": (int, float),
+    "framing": (str,),
+    "preset": (str,),
+}
+_SOURCE_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "preset": (str,),
+    "ttft_ms": (int, float),
+    "tokens_per_s": (int, float),
+    "tokens_per_response": (int,),
+    "base_url": (str,),
+    "model": (str,),
+    "temperature": (int, float),
+    "max_tokens": (int,),
+    "trace": (str,),
+    "speed": (int, float),
+}
+SOURCE_FLAGS = (
+    "preset",
+    "ttft_ms",
+    "tokens_per_s",
+    "tokens_per_response",
+    "base_url",
+    "model",
+    "max_tokens",
+    "speed",
+    "source",
+)
+
+
+def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        kinds = " or ".join("number" if t is float else t.__name__ for t in allowed)
+        raise ScenarioError(f"{where}{key} must be {kinds}, got {value!r}")
+    return float(value) if float in allowed else value
+
+
+def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
+    known = {f.name for f in fields(Scenario)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ScenarioError(
+            f"{where}unknown scenario field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(known))}"
+        )
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "transports":
+            values[key] = parse_transports(value)
+        elif key == "source":
+            if not isinstance(value, dict):
+                raise ScenarioError(f"{where}[source] must be a table")
+            values[key] = source_from_dict(value, where)
+        elif key == "sweep":
+            if not isinstance(value, dict) or set(value) != {"axis", "values"}:
+                raise ScenarioError(f'{where}[sweep] needs exactly axis = "..." and values = [...]')
+            values[key] = parse_sweep(value["axis"], value["values"], where)
+        elif key == "load":
+            if not isinstance(value, dict) or not set(value) <= set(_LOAD_TYPES):
+                raise ScenarioError(
+                    f"{where}[load] allows only {', '.join(_LOAD_TYPES)}, got {value!r}"
+                )
+            values[key] = Load(
+                **{k: _check_type(f"{where}load.", k, v, _LOAD_TYPES[k]) for k, v in value.items()}
+            )
+        elif key == "inject":
+            if not isinstance(value, dict) or not set(value) <= set(_INJECT_TYPES):
+                raise ScenarioError(
+                    f"{where}[inject] allows only {', '.join(_INJECT_TYPES)}, got {value!r}"
+                )
+            values[key] = Inject(
+                **{
+                    k: _check_type(f"{where}inject.", k, v, _INJECT_TYPES[k])
+                    for k, v in value.items()
+                }
+            )
+        else:
+            values[key] = _check_type(where, key, value, _TYPES[key])
+    scenario = Scenario(**values)
+    return replace(scenario, source=replace(scenario.source, seed=scenario.seed))
+
+
+def parse_sweep(axis: object, values: object, where: str = "") -> Sweep:
+    if axis not in _AXIS_TYPES:
+        raise ScenarioError(f"{where}unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}")
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+        if _AXIS_TYPES[axis] != (str,):
+            try:
+                values = [float(v) if "." in v else int(v) for v in values]
+            except ValueError:
+                raise ScenarioError(f"{where}sweep values of {axis} must be numbers") from None
+    if not isinstance(values, list) or not values:
+        raise ScenarioError(f"{where}sweep values must be a non-empty list")
+    checked = tuple(_check_type(f"{where}sweep ", axis, v, _AXIS_TYPES[axis]) for v in values)
+    if len(set(checked)) != len(checked):
+        raise ScenarioError(f"{where}sweep values repeat: {list(values)}")
+    return Sweep(axis=axis, values=checked)
+
+
+def parse_sweep_flag(text: str) -> Sweep:
+    """`--sweep concurrency=1,10,100`."""
+    axis, sep, values = text.partition("=")
+    if not sep:
+        raise ScenarioError(f"--sweep takes AXIS=V1,V2,...; got {text!r}")
+    return parse_sweep(axis.strip(), values)
+
+
+def source_from_dict(data: dict[str, Any], where: str = "") -> SourceSpec:
+    unknown = sorted(set(data) - set(_SOURCE_TYPES))
+    if unknown:
+        raise ScenarioError(
+            f"{where}unknown [source] field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(_SOURCE_TYPES)}"
+        )
+    values = {k: _check_type(f"{where}source.", k, v, _SOURCE_TYPES[k]) for k, v in data.items()}
+    if values.get("preset", "chat") not in PRESETS:
+        raise ScenarioError(
+            f"{where}unknown preset {values['preset']!r}; allowed: {', '.join(PRESETS)}"
+        )
+    if values.get("kind", "mock") not in SOURCE_KINDS:
+        raise ScenarioError(
+            f"{where}unknown source kind {values['kind']!r}; allowed: {', '.join(SOURCE_KINDS)}"
+        )
+    return SourceSpec(**values)
+
+
+def parse_source_flag(text: str) -> dict[str, str]:
+    """`--source mock|openai|trace:PATH`."""
+    kind, _, path = text.partition(":")
+    if kind == "trace" and path:
+        return {"kind": "trace", "trace": path}
+    if kind in ("mock", "openai") and not path:
+        return {"kind": kind}
+    raise ScenarioError(f"--source takes mock, openai or trace:PATH; got {text!r}")
+
+
+def load_scenario(path: Path) -> Scenario:
+    where = f"{path}: "
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"scenario file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read scenario file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}not valid TOML: {exc}") from None
+    return scenario_from_dict(data, where)
+
+
+def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
+    """Apply command-line flags (None means "not given"); source fields go to [source]."""
+    top = {k: v for k, v in overrides.items() if v is not None and k not in SOURCE_FLAGS}
+    source = {k: v for k, v in overrides.items() if v is not None and k in SOURCE_FLAGS}
+    if "source" in source:
+        source.update(parse_source_flag(source.pop("source")))
+    if "transports" in top:
+        top["transports"] = parse_transports(top["transports"])
+    if "sweep" in top and isinstance(top["sweep"], str):
+        top["sweep"] = parse_sweep_flag(top["sweep"])
+    updated = replace(scenario, **top)
+    if "preset" in source and updated.sweep is not None and updated.sweep.axis == "preset":
+        raise ScenarioError("--preset conflicts with a sweep over presets; drop one of them")
+    if "preset" in source or source.get("kind", updated.source.kind) != updated.source.kind:
+        # a new preset or source kind replaces the file's source, then the flags apply
+        updated = replace(updated, source=SourceSpec(**source))
+    elif source:
+        updated = replace(updated, source=replace(updated.source, **source))
+    return replace(updated, source=replace(updated.source, seed=updated.seed)).validate()

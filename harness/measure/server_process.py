@@ -1,0 +1,153 @@
+"""The server under test as a real subprocess: bound, started, awaited, stopped by PID.
+
+The driver binds the loopback listening socket itself and hands the descriptor to uvicorn
+(`--fd`), so there is no window in which another process can take the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from servers.sources.spec import SourceSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServerStartError(RuntimeError):
+    """The server could not be started (port unusable, crashed at start-up, never ready)."""
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
+    def rss_bytes(self) -> int:
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+
+def check_loopback(host: str) -> None:
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ServerStartError(f"host {host!r} is not a loopback address; use 127.0.0.1 or ::1")
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    check_loopback(host)
+    if not 0 <= port <= 65535:
+        raise ServerStartError(f"port {port} is out of range; allowed: 0 (any free port) to 65535")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(4096)
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def start_server(
+    spec: SourceSpec,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready_timeout_s: float = 30.0,
+    extra_args: tuple[str, ...] = (),
+) -> ServerProcess:
+    sock = bind_listener(host, port)
+    base_url = _url(sock)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with sock, open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "servers.run",
+                "--fd",
+                str(sock.fileno()),
+                *spec.to_args(),
+                *extra_args,
+            ],
+            pass_fds=(sock.fileno(),),
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    server = ServerProcess(process=process, base_url=base_url, log_path=log_path)
+    try:
+        _wait_ready(server, ready_timeout_s)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def _wait_ready(server: ServerProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                log = server.log_path.read_text(errors="replace").strip().splitlines()
+                raise ServerStartError(
+                    f"the server exited with status {server.process.returncode} at start-up: "
+                    + (log[-1] if log else "no output")
+                )
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+    raise ServerStartError(f"the server did not answer /healthz within {timeout_s:g} s")
+
+
+def stop_server(server: ServerProcess, grace_s: float = 5.0) -> None:
+    """Stop the process we started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(grace_s)
+
+
+@contextlib.contextmanager
+def running_server(spec: SourceSpec, log_path: Path, **kwargs: object) -> Iterator[ServerProcess]:
+    server = start_server(spec, log_path, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        stop_server(server)

@@ -1,0 +1,86 @@
+"""One benchmark run from start to finish: server up, driver, server down, results saved.
+
+A sweep runs every value of its axis in turn, in one run folder; the server is restarted
+only when the swept axis is the source preset (the source lives in the server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.analyse.results import Point, RunResult, environment, save_run
+from harness.measure.driver import run_benchmark
+from harness.measure.scenario import Scenario, SweepValue
+from harness.measure.server_process import ServerProcess, running_server
+from harness.present.console import RichProgress, summary_table
+from harness.present.report import write_report
+
+
+def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]:
+    if scenario.sweep is None:
+        return [(None, scenario)]
+    return [(v, replace(scenario.at(v), sweep=None)) for v in scenario.sweep.values]
+
+
+@contextlib.contextmanager
+def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[ServerProcess]:
+    with running_server(
+        scenario.source, run_dir / "server.log", extra_args=scenario.inject.server_args()
+    ) as server:
+        console.print(f"server pid {server.pid} on {server.base_url}", highlight=False)
+        yield server
+
+
+def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
+    points: list[Point] = []
+    restart = scenario.sweep is not None and scenario.sweep.axis == "preset"
+    total = len(sweep_points(scenario)) * len(scenario.transports) * scenario.requests
+    with contextlib.ExitStack() as stack, RichProgress(console, total) as progress:
+        shared = None if restart else stack.enter_context(_server(scenario, run_dir, console))
+        for value, point_scenario in sweep_points(scenario):
+            with contextlib.ExitStack() as point_stack:
+                server = shared or point_stack.enter_context(
+                    _server(point_scenario, run_dir, console)
+                )
+                phases = asyncio.run(run_benchmark(point_scenario, server, progress, value))
+            points.append(Point(value, {phase.transport: phase for phase in phases}))
+    return points
+
+
+def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list[str]) -> RunResult:
+    started = dt.datetime.now(dt.UTC)
+    sweep = (
+        ""
+        if scenario.sweep is None
+        else f"; sweeping {scenario.sweep.axis} over {list(scenario.sweep.values)}"
+    )
+    console.print(
+        f"[bold]tokenwire[/] scenario [cyan]{scenario.name}[/]: "
+        f"{', '.join(scenario.transports)}; {scenario.requests} streams each at concurrency "
+        f"{scenario.concurrency}; source preset {scenario.source.preset}{sweep}; "
+        f"results in {run_dir}",
+        highlight=False,
+    )
+    points = measure(scenario, run_dir, console)
+    run = RunResult(
+        metadata=environment(started, dt.datetime.now(dt.UTC), argv),
+        scenario=scenario.to_json(),
+        points=points,
+        sweep_axis=None if scenario.sweep is None else scenario.sweep.axis,
+    )
+    save_run(run, run_dir)
+    report = write_report(run, run_dir)
+    for point in run.points:
+        where = "" if point.value is None else f", {run.sweep_axis} = {point.value}"
+        console.print(
+            summary_table(point.summaries, f"scenario {scenario.name}{where} ({run_dir})")
+        )
+    console.print(f"report: {report}", highlight=False)
+    return run

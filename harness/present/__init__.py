@@ -1,0 +1,1 @@
+"""Presenting: charts, the HTML report, the console."""

@@ -1,0 +1,159 @@
+"""What a person sees on the terminal: a progress bar per transport (and one for the whole
+run, with its ETA) and the summary table; for scripts, the summaries as JSON."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from harness.analyse.metrics import Distribution, TransportSummary
+from harness.analyse.results import RunResult
+
+RUN_TASK = "whole run"
+
+
+def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
+    """A console for the run. Piped output (CI logs, files) gets a width the summary table
+    fits in instead of rich's 80-column default. `stderr` keeps stdout free for machine
+    output; `quiet` prints nothing at all."""
+    probe = Console(stderr=stderr, quiet=quiet)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, quiet=quiet, width=max(probe.width, 190))
+
+
+class RichProgress:
+    """A `harness.measure.driver.ProgressSink` drawing one rich progress bar per transport (and
+    sweep point) and, given the run's `total` streams, one for the whole run: its ETA is
+    the time left for the run, not just for the current phase."""
+
+    def __init__(self, console: Console, total: int | None = None) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.run_task = (
+            None if total is None else self.progress.add_task(RUN_TASK, total=total, failed=0)
+        )
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def phase_started(self, transport: str, total: int) -> None:
+        self.tasks[transport] = self.progress.add_task(transport, total=total, failed=0)
+
+    def stream_done(self, transport: str, failed: bool) -> None:
+        for task in (self.tasks[transport], self.run_task):
+            if task is None:
+                continue
+            if failed:
+                current = self.progress.tasks[self._position(task)].fields["failed"]
+                self.progress.update(task, failed=current + 1)
+            self.progress.advance(task)
+
+    def phase_finished(self, transport: str) -> None:
+        return None
+
+    def _position(self, task: TaskID) -> int:
+        return next(k for k, t in enumerate(self.progress.tasks) if t.id == task)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _p50_p99(dist: Distribution) -> str:
+    return f"{_ms(dist.p50)} / {_ms(dist.p99)}"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in (
+        "transport",
+        "TTFT ms\np50 / p99",
+        "ITL ms\np50 / p99",
+        "added delay ms\np50 / p99",
+        "added ms\nmean",
+        "E2E ms\np50",
+        "tok/s\nstream",
+        "tok/s\nall",
+        "bytes\n/token",
+        "requests\n/stream",
+        "empty\npolls",
+        "CPU ms/1k tok\nserver / client",
+        "tokens\nemit / recv",
+        "lost / dup\n/ errors",
+    ):
+        table.add_column(column, justify="left" if column == "transport" else "right")
+    for name, s in summaries.items():
+        bad = s.tokens_lost or s.tokens_duplicated or s.errors or s.text_mismatches
+        table.add_row(
+            name,
+            _p50_p99(s.ttft_ms),
+            _p50_p99(s.itl_ms),
+            _p50_p99(s.added_delay_ms),
+            _ms(s.added_delay_ms.mean),
+            _ms(s.e2e_ms.p50),
+            _num(s.tokens_per_s),
+            _num(s.aggregate_tokens_per_s),
+            _num(s.wire_bytes_per_token),
+            _num(s.requests_per_stream),
+            str(s.empty_polls),
+            f"{_num(s.server_cpu_ms_per_1k_tokens, 0)} / {_num(s.client_cpu_ms_per_1k_tokens, 0)}",
+            f"{s.tokens_emitted} / {s.tokens_received}",
+            f"[{'red' if bad else 'green'}]{s.tokens_lost} / {s.tokens_duplicated} / {s.errors}",
+        )
+    return table
+
+
+def summaries_json(run: RunResult) -> dict[str, Any]:
+    """The summaries of a run for scripts (`bench.py run --json`): a plain run's
+    `transports.<name>`, or a sweep's `sweep.axis` and `points[k].{value, transports}`."""
+    data: dict[str, Any] = {"scenario": run.scenario.get("name")}
+
+    def transports(summaries: dict[str, TransportSummary]) -> dict[str, Any]:
+        return {name: summary.to_json() for name, summary in summaries.items()}
+
+    if run.is_sweep:
+        data["sweep"] = {"axis": run.sweep_axis, "values": [p.value for p in run.points]}
+        data["points"] = [
+            {"value": p.value, "transports": transports(p.summaries)} for p in run.points
+        ]
+    else:
+        data["transports"] = transports(run.summaries)
+    return data

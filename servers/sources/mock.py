@@ -1,0 +1,247 @@
+"""Token sources: where tokens come from before any transport touches them.
+
+A source turns a `GenerationRequest` into an async stream of token strings, paced like a
+model. The server stamps each token with `time.perf_counter_ns()` as the source yields it
+(see `servers.generation`), so sources never timestamp themselves.
+
+`MockSource` draws everything from seeded distributions: request `seed` k produces the same
+text and the same timing on every transport, which is what makes transports comparable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from servers.sources.corpus import corpus_tokens
+from wire.messages import GenerationRequest
+
+
+class SourceError(RuntimeError):
+    """The source could not produce the stream (bad settings, upstream failure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A live model's own count of the tokens it generated (OpenAI `usage`)."""
+
+    completion_tokens: int
+
+
+SourceItem = str | Usage
+
+
+class TokenSource(Protocol):
+    """Anything that streams tokens for a request: one string per token (a live model's
+    content delta), optionally followed by the model's `Usage` report."""
+
+    name: str
+    model: str
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]: ...
+
+
+@runtime_checkable
+class PlannedSource(TokenSource, Protocol):
+    """A source that knows in advance what it will stream (the mock, a replayed trace)."""
+
+    def plan(self, request: GenerationRequest) -> Plan: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyProfile:
+    """A model's rhythm. Times are medians of log-normal distributions with the given sigma
+    (sigma 0 means exactly the median every time)."""
+
+    ttft_ms: float
+    ttft_sigma: float
+    tokens_per_s: float  # median decode rate; math.inf means no gap between tokens
+    gap_sigma: float
+    stall_probability: float  # chance that a gap is a stall (batching, preemption)
+    stall_ms: float
+    tokens_per_response: int
+    length_sigma: float
+    min_tokens: int = 1
+    max_tokens: int = 4096
+
+    def validate(self) -> None:
+        problems = []
+        if self.ttft_ms < 0:
+            problems.append("ttft_ms must be >= 0")
+        if not self.tokens_per_s > 0:
+            problems.append("tokens_per_s must be > 0")
+        if self.tokens_per_response < 1:
+            problems.append("tokens_per_response must be >= 1")
+        if not 0 <= self.stall_probability <= 1:
+            problems.append("stall_probability must be within 0..1")
+        if min(self.ttft_sigma, self.gap_sigma, self.length_sigma, self.stall_ms) < 0:
+            problems.append("sigmas and stall_ms must be >= 0")
+        if not 1 <= self.min_tokens <= self.max_tokens:
+            problems.append("need 1 <= min_tokens <= max_tokens")
+        if problems:
+            raise SourceError("invalid latency profile: " + "; ".join(problems))
+
+
+# Where the figures come from:
+# - instant: no delay at all, so every microsecond measured is the transport's own.
+# - chat: a hosted chat model of the GPT-4o-mini / Claude Haiku class, in the range public
+#   leaderboards of API latency report: first token after ~0.35 s, ~80 output tokens/s;
+#   ~100-token answers, kept short so benchmark runs stay quick. Gap jitter (sigma 0.35)
+#   is about twice what the local trace shows (0.16), for network and batching jitter,
+#   with rare stalls when a hosted server batches.
+# - local: SmolLM2-135M-Instruct on llama.cpp, 1 thread, this 2-core machine, measured
+#   from scenarios/traces/smollm2-135m.jsonl (8 prompts, 427 deltas): first token median
+#   111 ms (log-sigma 0.27), gaps median 16.5 ms = 61 tokens/s (log-sigma 0.16, p99
+#   24 ms, no stalls), answers mostly at the 64-token cap.
+# - reasoning: a model that thinks before answering: a first token after ~4 s, then a
+#   chat-like rhythm and longer answers.
+PRESETS: dict[str, LatencyProfile] = {
+    "instant": LatencyProfile(
+        ttft_ms=0,
+        ttft_sigma=0,
+        tokens_per_s=math.inf,
+        gap_sigma=0,
+        stall_probability=0,
+        stall_ms=0,
+        tokens_per_response=200,
+        length_sigma=0,
+    ),
+    "chat": LatencyProfile(
+        ttft_ms=350,
+        ttft_sigma=0.3,
+        tokens_per_s=80,
+        gap_sigma=0.35,
+        stall_probability=0.01,
+        stall_ms=150,
+        tokens_per_response=100,
+        length_sigma=0.4,
+        min_tokens=20,
+        max_tokens=400,
+    ),
+    "local": LatencyProfile(
+        ttft_ms=111,
+        ttft_sigma=0.27,
+        tokens_per_s=61,
+        gap_sigma=0.16,
+        stall_probability=0,
+        stall_ms=0,
+        tokens_per_response=64,
+        length_sigma=0.2,
+        min_tokens=14,
+        max_tokens=64,
+    ),
+    "reasoning": LatencyProfile(
+        ttft_ms=4000,
+        ttft_sigma=0.4,
+        tokens_per_s=60,
+        gap_sigma=0.35,
+        stall_probability=0.01,
+        stall_ms=200,
+        tokens_per_response=250,
+        length_sigma=0.4,
+        min_tokens=40,
+        max_tokens=800,
+    ),
+}
+
+
+def profile_for(
+    preset: str,
+    ttft_ms: float | None = None,
+    tokens_per_s: float | None = None,
+    tokens_per_response: int | None = None,
+) -> LatencyProfile:
+    """A named preset with optional overrides; raises `SourceError` naming what is allowed."""
+    try:
+        profile = PRESETS[preset]
+    except KeyError:
+        raise SourceError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}") from None
+    if ttft_ms is not None:
+        profile = replace(profile, ttft_ms=ttft_ms)
+    if tokens_per_s is not None:
+        profile = replace(profile, tokens_per_s=tokens_per_s)
+    if tokens_per_response is not None:
+        profile = replace(
+            profile,
+            tokens_per_response=tokens_per_response,
+            max_tokens=max(profile.max_tokens, tokens_per_response),
+            min_tokens=min(profile.min_tokens, tokens_per_response),
+        )
+    profile.validate()
+    return profile
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Exactly what the mock will stream for one request: token texts and, per token,
+    the delay after the previous one (the first delay is the time to first token)."""
+
+    texts: tuple[str, ...]
+    delays_ns: tuple[int, ...]
+
+
+def _lognormal(rng: np.random.Generator, median: float, sigma: float, size: int) -> np.ndarray:
+    if sigma == 0:
+        return np.full(size, median, dtype=float)
+    return median * np.exp(rng.normal(0.0, sigma, size))
+
+
+@lru_cache(maxsize=4096)
+def make_plan(profile: LatencyProfile, run_seed: int, request: GenerationRequest) -> Plan:
+    """Pure and deterministic: the same profile, run seed and request give the same plan.
+    Cached, because a generation asks for it twice: once for its planned timeline, once to
+    stream it."""
+    rng = np.random.default_rng([run_seed, request.seed])
+    n = round(float(_lognormal(rng, profile.tokens_per_response, profile.length_sigma, 1)[0]))
+    n = min(max(n, profile.min_tokens), profile.max_tokens)
+    if request.max_tokens is not None:
+        n = min(n, request.max_tokens)
+    vocabulary = corpus_tokens()
+    start = rng.integers(len(vocabulary)).item()
+    texts = tuple(vocabulary[(start + k) % len(vocabulary)] for k in range(n))
+
+    ttft = _lognormal(rng, profile.ttft_ms, profile.ttft_sigma, 1)
+    if math.isinf(profile.tokens_per_s):
+        gaps = np.zeros(n - 1)
+    else:
+        gaps = _lognormal(rng, 1000.0 / profile.tokens_per_s, profile.gap_sigma, n - 1)
+        stalls = rng.random(n - 1) < profile.stall_probability
+        gaps = gaps + stalls * _lognormal(rng, profile.stall_ms, 0.3, n - 1)
+    delays_ms = np.concatenate([ttft, gaps])
+    return Plan(texts=texts, delays_ns=tuple(int(d * 1_000_000) for d in delays_ms))
+
+
+async def replay_plan(plan: Plan, speed: float = 1.0) -> AsyncIterator[SourceItem]:
+    """Yield each token at its planned time (divided by `speed`), scheduled from the start
+    so delays never drift."""
+    start = time.perf_counter_ns()
+    due = start
+    for text, delay in zip(plan.texts, plan.delays_ns, strict=True):
+        due += round(delay / speed)
+        wait_ns = due - time.perf_counter_ns()
+        # sleep(0) still yields to the event loop, so an instant source cannot starve senders.
+        await asyncio.sleep(max(wait_ns, 0) / 1e9)
+        yield text
+
+
+@dataclass(frozen=True, slots=True)
+class MockSource:
+    """The embedded mock model: seeded text and timing from a `LatencyProfile`."""
+
+    profile: LatencyProfile
+    seed: int = 0
+    name: str = "mock"
+    model: str = "tokenwire-mock"
+
+    def plan(self, request: GenerationRequest) -> Plan:
+        return make_plan(self.profile, self.seed, request)
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
+        return replay_plan(self.plan(request))

@@ -1,0 +1,129 @@
+"""Which token source a server runs, as one record that travels from a scenario to the
+server process's command line (`to_args`) and back (`from_args`).
+
+- `mock` (default): the embedded mock, a latency preset with overrides.
+- `openai`: a live OpenAI-compatible endpoint (`base_url`, `model`); the key comes from
+  the environment only (see `servers.sources.live`).
+- `trace`: a recorded trace replayed exactly (`trace` path, `speed`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.sources.mock import MockSource, SourceError, TokenSource, profile_for
+
+SOURCE_KINDS = ("mock", "openai", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    kind: str = "mock"
+    preset: str = "chat"
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    tokens_per_response: int | None = None
+    seed: int = 0
+    base_url: str | None = None
+    model: str | None = None
+    temperature: float | None = 0.0
+    max_tokens: int | None = None
+    trace: str | None = None
+    speed: float = 1.0
+
+    @property
+    def live(self) -> bool:
+        return self.kind == "openai"
+
+    def validate(self) -> SourceSpec:
+        if self.kind not in SOURCE_KINDS:
+            raise SourceError(f"unknown source {self.kind!r}; allowed: {', '.join(SOURCE_KINDS)}")
+        if self.kind == "openai" and not (self.base_url and self.model):
+            raise SourceError("the openai source needs --base-url URL and --model NAME")
+        if self.kind == "trace":
+            if not self.trace:
+                raise SourceError("the trace source needs a trace file (--source trace:PATH)")
+            from servers.sources.trace import load_trace
+
+            load_trace(Path(self.trace))  # a missing or malformed trace fails here, not later
+        if not self.speed > 0:
+            raise SourceError(f"speed must be > 0, got {self.speed}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise SourceError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.kind == "mock":
+            profile_for(self.preset, self.ttft_ms, self.tokens_per_s, self.tokens_per_response)
+        return self
+
+    def describe(self) -> str:
+        if self.kind == "openai":
+            return f"live model {self.model} at {self.base_url}"
+        if self.kind == "trace":
+            return f"trace {self.trace} at speed {self.speed:g}"
+        return f"mock preset {self.preset}"
+
+    def to_args(self) -> list[str]:
+        values: list[tuple[str, object]] = [
+            ("--source", self.kind),
+            ("--preset", self.preset),
+            ("--seed", self.seed),
+            ("--ttft-ms", self.ttft_ms),
+            ("--tokens-per-s", self.tokens_per_s),
+            ("--tokens-per-response", self.tokens_per_response),
+            ("--base-url", self.base_url),
+            ("--model", self.model),
+            ("--temperature", self.temperature),
+            ("--max-tokens", self.max_tokens),
+            ("--trace", self.trace),
+            ("--speed", self.speed),
+        ]
+        return [str(part) for flag, value in values if value is not None for part in (flag, value)]
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default="mock", choices=SOURCE_KINDS)
+    parser.add_argument("--preset", default="chat")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ttft-ms", type=float)
+    parser.add_argument("--tokens-per-s", type=float)
+    parser.add_argument("--tokens-per-response", type=int)
+    parser.add_argument("--base-url")
+    parser.add_argument("--model")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--trace")
+    parser.add_argument("--speed", type=float, default=1.0)
+
+
+def spec_from_args(args: argparse.Namespace) -> SourceSpec:
+    return SourceSpec(
+        kind=args.source,
+        preset=args.preset,
+        seed=args.seed,
+        ttft_ms=args.ttft_ms,
+        tokens_per_s=args.tokens_per_s,
+        tokens_per_response=args.tokens_per_response,
+        base_url=args.base_url,
+        model=args.model,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        trace=args.trace,
+        speed=args.speed,
+    ).validate()
+
+
+def build_source(spec: SourceSpec) -> TokenSource:
+    spec.validate()
+    if spec.kind == "openai":
+        from servers.sources.live import OpenAISource
+
+        assert spec.base_url and spec.model
+        return OpenAISource(spec.base_url, spec.model, spec.temperature, spec.max_tokens)
+    if spec.kind == "trace":
+        from servers.sources.trace import TraceSource, load_trace
+
+        assert spec.trace
+        return TraceSource(load_trace(Path(spec.trace)), spec.speed)
+    profile = profile_for(spec.preset, spec.ttft_ms, spec.tokens_per_s, spec.tokens_per_response)
+    return MockSource(profile=profile, seed=spec.seed)

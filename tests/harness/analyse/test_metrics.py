@@ -1,0 +1,104 @@
+"""Metric functions against hand-computed answers on synthetic records."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.analyse import metrics
+from harness.measure.records import PhaseRecord, RequestRecord
+
+MS = 1_000_000
+
+
+def record(**overrides: object) -> RequestRecord:
+    """Scheduled at 0; tokens emitted at 100, 110, 130 ms and received 1, 2, 5 ms later."""
+    base: dict[str, object] = {
+        "transport": "sse",
+        "index": 0,
+        "seed": 0,
+        "stream_id": "s",
+        "scheduled_ns": 0,
+        "end_ns": 140 * MS,
+        "token_index": [0, 1, 2],
+        "recv_ns": [101 * MS, 112 * MS, 135 * MS],
+        "emit_ns": [100 * MS, 110 * MS, 130 * MS],
+        "token_bytes": [3, 5, 2],
+        "chunk_sizes": [1, 1, 1],
+        "source_tokens": 3,
+        "bytes_sent": 200,
+        "bytes_received": 400,
+        "requests": 1,
+    }
+    base.update(overrides)
+    return RequestRecord(**base)  # type: ignore[arg-type]
+
+
+def test_per_request_metrics() -> None:
+    r = record()
+    assert metrics.ttft_ms(r) == 101.0
+    assert metrics.itl_ms(r) == [11.0, 23.0]
+    assert metrics.tpot_ms(r) == 17.0  # (135 - 101) / 2
+    assert metrics.e2e_ms(r) == 140.0
+    assert metrics.added_delay_ms(r) == [1.0, 2.0, 5.0]
+    assert metrics.stream_tokens_per_s(r) == pytest.approx(3 / 0.140)
+    assert metrics.lost_tokens(r) == 0
+
+
+def test_ttft_skips_empty_tokens_and_handles_no_tokens() -> None:
+    assert metrics.ttft_ms(record(token_bytes=[0, 5, 2])) == 112.0
+    empty = record(token_index=[], recv_ns=[], emit_ns=[], token_bytes=[], chunk_sizes=[])
+    assert metrics.ttft_ms(empty) is None
+    assert metrics.tpot_ms(empty) is None
+    assert metrics.itl_ms(empty) == []
+
+
+def test_distribution_percentiles() -> None:
+    d = metrics.Distribution.of([1.0, 2.0, 3.0, 4.0, 10.0])
+    assert (d.n, d.p50, d.mean, d.max) == (5, 3.0, 4.0, 10.0)
+    assert d.p90 == pytest.approx(7.6)  # linear: 4 + 0.6 * (10 - 4)
+    assert d.p99 == pytest.approx(9.76)
+    assert metrics.Distribution.of([]) == metrics.Distribution(0, None, None, None, None, None)
+
+
+def test_summary_over_a_phase() -> None:
+    lossy = record(
+        index=1,
+        token_index=[0, 0, 2],  # index 1 lost, index 0 duplicated
+        recv_ns=[201 * MS, 201 * MS, 230 * MS],
+        emit_ns=[200 * MS, 200 * MS, 220 * MS],
+        chunk_sizes=[2, 1],
+        scheduled_ns=100 * MS,
+        end_ns=None,
+        requests=3,
+        empty_polls=2,
+        error_kind="incomplete",
+        error_message="ended early",
+    )
+    phase = PhaseRecord(
+        transport="sse",
+        window_start_ns=0,
+        window_end_ns=2_000 * MS,
+        server_cpu_s=0.05,
+        client_cpu_s=0.02,
+        requests=[record(), lossy],
+    )
+    s = metrics.summarize(phase)
+    assert s.ttft_ms.p50 == 101.0  # 101 and 101
+    assert s.added_delay_ms.n == 6
+    assert s.added_delay_ms.mean == pytest.approx((1 + 2 + 5 + 1 + 1 + 10) / 6)
+    assert s.itl_ms.n == 4  # two gaps per stream; the duplicate's gap is 0
+    assert s.itl_ms.max == 29.0
+    assert s.e2e_ms.n == 1  # the failed stream never ended
+    assert s.tokens_emitted == 6
+    assert s.tokens_received == 5  # distinct indices: 3 + 2
+    assert s.tokens_lost == 1
+    assert s.tokens_duplicated == 1
+    assert s.errors == 1
+    assert s.requests_per_stream == 2.0
+    assert s.empty_polls == 2
+    assert s.wire_bytes_per_token == pytest.approx(1200 / 5)
+    assert s.aggregate_tokens_per_s == pytest.approx(5 / 2.0)
+    assert s.server_cpu_ms_per_1k_tokens == pytest.approx(50 / 5 * 1000)
+    assert s.client_cpu_ms_per_1k_tokens == pytest.approx(20 / 5 * 1000)
+    assert s.tokens_per_chunk.mean == pytest.approx(6 / 5)  # chunks 1, 1, 1 and 2, 1
+    assert s.payload_bytes_per_token == pytest.approx(20 / 6)

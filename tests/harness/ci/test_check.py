@@ -1,0 +1,318 @@
+"""The regression check: quiet on identical configurations, loud on real regressions, and
+one line with exit 2 on bad input. Mostly synthetic runs built from raw records; one real
+pair of short runs proves an injected regression is caught end to end."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from support import bench
+
+from bench import main
+from harness.analyse.results import Point, RunResult, save_run
+from harness.ci.baseline import load_baseline, make_baseline, save_baseline
+from harness.ci.check import Verdict, check, compare_runs, rerun_scenario, rules_for
+from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.scenario import Inject, load_scenario
+
+ROOT = Path(__file__).resolve().parents[3]
+CI_SCENARIO = load_scenario(ROOT / "scenarios" / "ci.toml")
+MS = 1_000_000
+
+# What each transport looks like on a quiet machine (scenarios/ci.toml): median added
+# delay ms, wire bytes per token, requests per stream.
+QUIET: dict[str, tuple[float, float, int]] = {
+    "short_poll": (53.0, 90.0, 14),
+    "long_poll": (2.0, 375.0, 70),
+    "sse": (0.75, 47.5, 1),
+    "chunked": (0.42, 33.2, 1),
+    "websocket": (0.38, 28.1, 1),
+}
+
+
+def synthetic_phase(
+    transport: str,
+    *,
+    delay_ms: float,
+    bytes_per_token: float,
+    requests: int,
+    streams: int = 8,
+    tokens: int = 40,
+    lost: int = 0,
+    errors: int = 0,
+    cpu_s: float = 0.02,
+) -> PhaseRecord:
+    """Streams whose tokens arrive `delay_ms` (+-20%, or +-interval/2 when paced) after
+    their emit stamps; `lost` tokens missing from the first stream; `errors` failed ones."""
+    records = []
+    for k in range(streams):
+        start = k * 2_000 * MS
+        emit = [start + int((100 + 12.5 * i) * MS) for i in range(tokens)]
+        jitter = [((i * 7) % 11 - 5) / 5 for i in range(tokens)]  # -1 .. 1
+        width = delay_ms if delay_ms > 20 else 0.2 * delay_ms
+        recv = [e + int((delay_ms + width * j) * MS) for e, j in zip(emit, jitter, strict=True)]
+        got = tokens - lost if k == 0 else tokens
+        records.append(
+            RequestRecord(
+                transport=transport,
+                index=k,
+                seed=k,
+                stream_id=f"r1-{transport}-{k}",
+                scheduled_ns=start,
+                end_ns=recv[-1] + MS,
+                token_index=list(range(got)),
+                recv_ns=recv[:got],
+                emit_ns=list(emit[:got]),
+                token_bytes=[4] * got,
+                chunk_sizes=[1] * got,
+                source_tokens=tokens,
+                bytes_received=round(bytes_per_token * got),
+                requests=requests,
+                error_kind="http" if k < errors else None,
+            )
+        )
+    return PhaseRecord(transport, 0, streams * 2_000 * MS, cpu_s, cpu_s, requests=records)
+
+
+def synthetic_run(
+    *,
+    noise: float = 1.0,
+    extra_delay_ms: float = 0.0,
+    pad: float = 0.0,
+    lost: dict[str, int] | None = None,
+    errors: dict[str, int] | None = None,
+    scenario: dict[str, Any] | None = None,
+) -> RunResult:
+    """A run of the CI scenario. `noise` (contention) scales CPU figures and message delays;
+    polling's interval-paced delay only grows by (noise - 1) ms."""
+    phases = {}
+    for name, (delay, wire, requests) in QUIET.items():
+        noisy = delay + (noise - 1) if delay > 20 else delay * noise
+        phases[name] = synthetic_phase(
+            name,
+            delay_ms=noisy + extra_delay_ms,
+            bytes_per_token=wire + pad,
+            requests=requests,
+            lost=(lost or {}).get(name, 0),
+            errors=(errors or {}).get(name, 0),
+            cpu_s=0.02 * noise,
+        )
+    metadata = {"machine": "x86_64", "cpu_count": 2, "python": "3.11.9", "started_utc": "t"}
+    return RunResult.single(metadata, scenario or CI_SCENARIO.to_json(), phases)
+
+
+def write(run: RunResult, run_dir: Path) -> Path:
+    save_run(run, run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def baseline_file(tmp_path: Path) -> Path:
+    run_dir = write(synthetic_run(), tmp_path / "base")
+    path = tmp_path / "baseline.json"
+    assert main(["baseline", str(run_dir), "--out", str(path)]) == 0
+    return path
+
+
+def run_check(run: RunResult, baseline: Path, tmp_path: Path, *extra: str) -> int:
+    run_dir = write(run, tmp_path / "candidate")
+    return main(["check", str(run_dir), "--baseline", str(baseline), "--reruns", "0", *extra])
+
+
+def test_identical_configuration_passes(
+    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = run_check(synthetic_run(noise=1.5), baseline_file, tmp_path)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "regression check passed" in out
+    for name in QUIET:
+        assert name in out
+
+
+def test_injected_delay_fails_naming_the_metric(
+    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = run_check(synthetic_run(extra_delay_ms=5), baseline_file, tmp_path)
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "regression check failed" in out
+    assert "added delay p50" in out
+    for name in ("sse", "chunked", "websocket"):
+        assert name in out
+
+
+def test_injected_padding_fails_at_once(
+    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = run_check(synthetic_run(pad=8), baseline_file, tmp_path)
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "wire bytes per token" in out and "exact" in out
+
+
+@pytest.mark.parametrize(
+    ("damage", "label"),
+    [
+        ({"lost": {"sse": 1}}, "tokens lost"),
+        ({"errors": {"websocket": 1}}, "failed streams"),
+    ],
+)
+def test_deterministic_regressions_fail_without_reruns(
+    baseline_file: Path, damage: dict[str, dict[str, int]], label: str
+) -> None:
+    baseline = load_baseline(baseline_file)
+
+    def never(k: int, verdict: Verdict) -> RunResult:
+        raise AssertionError("exact regressions must not be re-run")
+
+    verdict = check(baseline, [synthetic_run(**damage)], never, max_reruns=2)
+    assert not verdict.passed
+    assert {f.rule.label for f in verdict.exact_regressions} == {label}
+
+
+def test_a_noise_burst_is_cleared_by_reruns(baseline_file: Path) -> None:
+    baseline = load_baseline(baseline_file)
+    calls: list[int] = []
+
+    def quiet_again(k: int, verdict: Verdict) -> RunResult:
+        calls.append(k)
+        return synthetic_run(noise=1.2)
+
+    burst = synthetic_run(noise=12)  # every delay and CPU figure x12: a busy neighbour
+    assert not compare_runs(baseline, [burst]).passed
+    verdict = check(baseline, [burst], quiet_again, max_reruns=2)
+    assert verdict.passed
+    assert verdict.runs == 3 and calls == [1, 2]
+
+
+def test_a_real_timing_regression_persists_through_reruns(baseline_file: Path) -> None:
+    baseline = load_baseline(baseline_file)
+    calls: list[int] = []
+
+    def still_slow(k: int, verdict: Verdict) -> RunResult:
+        calls.append(k)
+        return synthetic_run(extra_delay_ms=5)
+
+    verdict = check(baseline, [synthetic_run(extra_delay_ms=5)], still_slow, max_reruns=2)
+    assert not verdict.passed and calls == [1, 2]
+    regressed = {(f.transport, f.rule.figure) for f in verdict.regressions}
+    assert ("websocket", "added_delay_p50_ms") in regressed
+    assert all(f.rule.kind == "timing" for f in verdict.regressions)
+
+
+def test_rules_follow_the_figures_not_the_names(baseline_file: Path) -> None:
+    baseline = load_baseline(baseline_file)
+    interval = float(CI_SCENARIO.poll_interval_ms)
+    by_transport = {
+        n: {r.figure: r for r in rules_for(f, interval)} for n, f in baseline.transports.items()
+    }
+    # short polling is paced by its interval: its mean is compared, not its p50
+    assert "added_delay_mean_ms" in by_transport["short_poll"]
+    assert "added_delay_p50_ms" not in by_transport["short_poll"]
+    assert by_transport["short_poll"]["wire_bytes_per_token"].kind == "timing"
+    # long polling pays a request per token: a wider tolerance and no ratio to push delays
+    assert "added_delay_p50_vs_fastest" not in by_transport["long_poll"]
+    assert (
+        by_transport["long_poll"]["added_delay_p50_ms"].rel
+        > by_transport["sse"]["added_delay_p50_ms"].rel
+    )
+    assert by_transport["sse"]["added_delay_p50_vs_fastest"].kind == "timing"
+    assert by_transport["sse"]["wire_bytes_per_token"].kind == "exact"
+    assert by_transport["sse"]["requests_per_stream"].kind == "exact"
+
+
+def test_the_baseline_records_median_and_range(tmp_path: Path) -> None:
+    runs = [(tmp_path / str(k), synthetic_run(noise=n)) for k, n in enumerate((1.0, 1.4, 1.2))]
+    baseline = make_baseline(runs)
+    stats = baseline.transports["sse"]["added_delay_p50_ms"]
+    assert stats.low < stats.value < stats.high and stats.n == 3
+    path = save_baseline(baseline, tmp_path / "b.json")
+    data = orjson.loads(path.read_bytes())
+    assert data["kind"] == "tokenwire-baseline" and data["schema_version"] == 1
+    assert data["scenario"]["name"] == "ci" and data["environment"]["cpu_count"] == 2
+    assert load_baseline(path) == baseline
+
+
+def test_a_saved_scenario_is_rebuilt_exactly() -> None:
+    injected = replace(CI_SCENARIO, inject=Inject(token_delay_ms=5.0, pad_bytes=8))
+    assert rerun_scenario(injected.to_json()) == injected
+
+
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_bad_inputs_exit_2_with_one_line(
+    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = write(synthetic_run(), tmp_path / "run")
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text("{not json")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"schema_version": 1}')
+    other = write(
+        synthetic_run(scenario=replace(CI_SCENARIO, requests=99).to_json()), tmp_path / "other"
+    )
+    plain = synthetic_run()
+    sweep = RunResult(plain.metadata, plain.scenario, [Point(1, plain.phases)], "concurrency")
+    swept = write(sweep, tmp_path / "sweep")
+    cases = [
+        (["check", str(swept), "--baseline", str(baseline_file)], "is a sweep"),
+        (["check", str(tmp_path / "nope"), "--baseline", str(baseline_file)], "does not exist"),
+        (["check", str(run_dir), "--baseline", str(tmp_path / "none.json")], "does not exist"),
+        (["check", str(run_dir), "--baseline", str(malformed)], "is not valid JSON"),
+        (["check", str(run_dir), "--baseline", str(foreign)], "is not a tokenwire baseline"),
+        (["check", str(other), "--baseline", str(baseline_file)], "different scenario"),
+        (["check", str(run_dir), "--reruns", "9"], "must be 0..5"),
+        (["baseline", str(tmp_path / "nope")], "does not exist"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        assert needle in _one_line(capsys), argv
+
+
+def test_a_baseline_refuses_injected_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    injected = replace(CI_SCENARIO, inject=Inject(pad_bytes=8)).to_json()
+    run_dir = write(synthetic_run(pad=8, scenario=injected), tmp_path / "run")
+    assert main(["baseline", str(run_dir), "--out", str(tmp_path / "b.json")]) == 2
+    assert "injected regression" in _one_line(capsys)
+
+
+TINY = """
+name = "tiny"
+transports = ["sse", "websocket"]
+requests = 6
+concurrency = 2
+warmup = 1
+seed = 1
+[source]
+preset = "chat"
+ttft_ms = 20
+tokens_per_s = 200
+tokens_per_response = 30
+"""
+
+
+@pytest.mark.slow
+def test_real_runs_catch_injected_delay_and_padding(tmp_path: Path) -> None:
+    honest, injected = tmp_path / "honest.toml", tmp_path / "injected.toml"
+    honest.write_text(TINY)
+    injected.write_text(TINY + "[inject]\ntoken_delay_ms = 5\npad_bytes = 8\n")
+    for scenario, out in ((honest, "a"), (injected, "b")):
+        done = bench("run", "--scenario", str(scenario), "--out", str(tmp_path / out))
+        assert done.returncode == 0, done.stderr
+    baseline = tmp_path / "baseline.json"
+    assert bench("baseline", str(tmp_path / "a"), "--out", str(baseline)).returncode == 0
+    done = bench("check", str(tmp_path / "b"), "--baseline", str(baseline), "--reruns", "0")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "wire bytes per token" in done.stdout
+    assert "added delay p50" in done.stdout
