@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from errors import UserError
 from harness.cli import COMMANDS
-from harness.cli.common import USER_ERRORS, Parser
+from harness.cli.common import Parser
 
 
 def build_parser() -> Parser:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args, argv))
-    except USER_ERRORS as exc:
+    except UserError as exc:
         message = str(exc)
         print(message if message.startswith("bench.py") else f"bench.py: error: {message}",
               file=sys.stderr)  # fmt: skip

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from clients.errors import ProtocolViolation, TransportError, UpstreamFailed
+from errors import ErrorKind, ProtocolViolation, TransportError, UpstreamFailed
 from wire.messages import EndMsg, GenerationRequest, IgnoredMsg, Message, TokenMsg
 
 
@@ -29,7 +29,7 @@ class ClientSettings:
 
 @dataclass(frozen=True, slots=True)
 class StreamError:
-    kind: str
+    kind: ErrorKind
     message: str
 
 

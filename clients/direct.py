@@ -13,14 +13,9 @@ import time
 import openai
 
 from clients.base import ClientSettings, StreamResult, failures_recorded
-from clients.errors import (
-    ConnectFailed,
-    HTTPStatusFailed,
-    StreamIncomplete,
-    StreamTimedOut,
-)
 from clients.http import exchange_head_bytes, socket_of
 from clients.wirebytes import ByteMeter
+from errors import ConnectFailed, HTTPStatusFailed, StreamIncomplete, StreamTimedOut
 from servers.sources.live import api_key_from_env, messages_for
 from servers.sources.spec import SourceSpec
 from wire.messages import GenerationRequest

@@ -16,17 +16,18 @@ from typing import Any, Protocol
 import httpx
 
 from clients.base import ClientSettings, StreamResult, failures_recorded
-from clients.errors import (
+from clients.wirebytes import ByteMeter
+from errors import (
     ConnectFailed,
     HTTPStatusFailed,
+    ProtocolError,
     ProtocolViolation,
     StreamIncomplete,
     StreamTimedOut,
     TransportError,
 )
-from clients.wirebytes import ByteMeter
 from wire.framing import Framing, get_framing
-from wire.messages import GenerationRequest, WireError
+from wire.messages import GenerationRequest
 
 
 class PayloadDecoder(Protocol):
@@ -144,7 +145,7 @@ def mapped_errors() -> Iterator[None]:
         raise StreamIncomplete(f"connection ended early: {exc}") from exc
     except httpx.HTTPError as exc:
         raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-    except (WireError, UnicodeDecodeError) as exc:
+    except (ProtocolError, UnicodeDecodeError) as exc:
         raise ProtocolViolation(str(exc)) from exc
 
 

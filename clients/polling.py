@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import httpx
 
 from clients.base import ClientSettings, StreamResult, failures_recorded
-from clients.errors import ProtocolViolation, StreamIncomplete, UpstreamFailed
 from clients.http import (
     HTTPCall,
     charge_bytes,
@@ -24,6 +23,7 @@ from clients.http import (
     mapped_errors,
 )
 from clients.wirebytes import ByteMeter
+from errors import ProtocolViolation, StreamIncomplete, UpstreamFailed
 from wire.messages import EndMsg, GenerationRequest, Message, loads
 from wire.poll import decode_batch, decode_created
 

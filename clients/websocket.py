@@ -17,17 +17,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.http11 import Request, Response
 
 from clients.base import ClientSettings, StreamResult, failures_recorded
-from clients.errors import (
+from clients.http import head_bytes
+from clients.wirebytes import connection_bytes
+from errors import (
     ConnectFailed,
     HTTPStatusFailed,
+    ProtocolError,
     ProtocolViolation,
     StreamIncomplete,
     StreamTimedOut,
 )
-from clients.http import head_bytes
-from clients.wirebytes import connection_bytes
 from wire.framing import Framing, get_framing
-from wire.messages import GenerationRequest, WireError, dumps
+from wire.messages import GenerationRequest, dumps
 
 CONNECT_OPTIONS: dict[str, Any] = {
     "open_timeout": 10,
@@ -96,7 +97,7 @@ def mapped_ws_errors() -> Iterator[None]:
         raise ConnectFailed(f"cannot open WebSocket: {exc}") from exc
     except websockets.ConnectionClosedError as exc:
         raise StreamIncomplete(f"WebSocket closed before the end: {exc}") from exc
-    except WireError as exc:
+    except ProtocolError as exc:
         raise ProtocolViolation(str(exc)) from exc
 
 

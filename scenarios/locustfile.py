@@ -60,6 +60,7 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from clients.base import StreamError, StreamResult
 from clients.sync import SYNC_CLIENTS, SyncStreamClient
+from errors import ErrorKind, ScenarioError
 from harness.analyse.results import default_run_dir
 from harness.load.records import (
     Batch,
@@ -72,7 +73,7 @@ from harness.load.records import (
 )
 from harness.load.shapes import users_at
 from harness.measure.driver import client_settings, load_prompts
-from harness.measure.scenario import Scenario, ScenarioError, load_scenario
+from harness.measure.scenario import Scenario, load_scenario
 from wire.messages import GenerationRequest
 
 log = logging.getLogger("tokenwire")
@@ -362,7 +363,7 @@ class TokenwireUser(User):
         except gevent.Timeout:
             result = StreamResult(self.transport, request.stream_id or "", scheduled)
             late = f"the stream did not finish within {timeout_s:g} s"
-            result.error = StreamError("timeout", late)
+            result.error = StreamError(ErrorKind.TIMEOUT, late)
         session.record(request.seed, result)
         judged = verdict(result, time.perf_counter_ns())
         self.report(judged)

@@ -15,8 +15,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from errors import RequestRefused
 from servers import chunked, openai_compat, polling, sse, timeline, websocket
-from servers.common import ApiError, ServerState, api_error_handler
+from servers.common import ServerState, api_error_handler
 from servers.generation import Registry
 from servers.polling import json_response
 from servers.settings import ServerSettings
@@ -73,7 +74,7 @@ def create_app(source: TokenSource, settings: ServerSettings | None = None) -> F
 
     app = FastAPI(title="tokenwire", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.tokenwire = state
-    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestRefused, api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sse.NothingLeft, _nothing_left)
     mounted: list[object] = []

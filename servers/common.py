@@ -10,11 +10,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 
+from errors import ProtocolError, RequestRefused
 from servers.generation import Generation, Registry, StreamExists
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from wire.framing import Framing, get_framing, padded
-from wire.messages import GenerationRequest, WireError, loads
+from wire.messages import GenerationRequest, loads
 
 
 @dataclass
@@ -24,21 +25,12 @@ class ServerState:
     registry: Registry
 
 
-class ApiError(Exception):
-    """A request the server refuses: answered as `{"error": message}` with a 4xx status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 OPENAI_PATHS = ("/v1/chat/completions",)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """`{"error": message}`; on the OpenAI-compatible endpoint, OpenAI's own error shape."""
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, RequestRefused)
     if request.url.path in OPENAI_PATHS:
         body = {"error": {"message": exc.message, "type": "invalid_request_error"}}
         return JSONResponse(body, status_code=exc.status)
@@ -53,28 +45,30 @@ def parse_generation_request(body: bytes | str | dict[str, Any] | None) -> Gener
     try:
         decoded = loads(body) if isinstance(body, bytes | str) and body else body
         return GenerationRequest.from_json(decoded or None)
-    except WireError as exc:
-        raise ApiError(400, str(exc)) from exc
+    except ProtocolError as exc:
+        raise RequestRefused(400, str(exc)) from exc
 
 
 def framing_named(name: str, pad_bytes: int = 0) -> Framing:
     try:
         return padded(get_framing(name), pad_bytes)
-    except WireError as exc:
-        raise ApiError(400, str(exc)) from exc
+    except ProtocolError as exc:
+        raise RequestRefused(400, str(exc)) from exc
 
 
 def start_generation(state: ServerState, request: GenerationRequest) -> Generation:
     try:
         return state.registry.create(request)
     except StreamExists:
-        raise ApiError(409, f"stream {request.stream_id!r} already exists") from None
+        raise RequestRefused(409, f"stream {request.stream_id!r} already exists") from None
 
 
 def find_generation(state: ServerState, stream_id: str) -> Generation:
     gen = state.registry.get(stream_id)
     if gen is None:
-        raise ApiError(404, f"no stream {stream_id!r} (unknown, finished long ago, or dropped)")
+        raise RequestRefused(
+            404, f"no stream {stream_id!r} (unknown, finished long ago, or dropped)"
+        )
     return gen
 
 

@@ -19,12 +19,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse
 
-from servers.common import ApiError, ServerState, abandon, start_generation, state_of
+from errors import ProtocolError, RequestRefused
+from servers.common import ServerState, abandon, start_generation, state_of
 from servers.generation import Generation
 from servers.polling import json_response
 from servers.sources.live import STREAM_ID_HEADER
 from wire.framing import OPENAI
-from wire.messages import STREAM_ID, GenerationRequest, WireError, loads
+from wire.messages import STREAM_ID, GenerationRequest, loads
 from wire.sse import encode_event
 
 router = APIRouter(tags=["openai"])
@@ -41,13 +42,13 @@ class ChatCall:
 
 def _prompt(messages: Any) -> str:
     if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "messages must be a non-empty list")
+        raise RequestRefused(400, "messages must be a non-empty list")
     last = messages[-1]
     content = last.get("content") if isinstance(last, dict) else None
     if isinstance(content, list):  # content parts: keep the text ones
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     if not isinstance(content, str):
-        raise ApiError(400, "the last message needs string content")
+        raise RequestRefused(400, "the last message needs string content")
     return content
 
 
@@ -57,7 +58,7 @@ def _positive_int(body: dict[str, Any], *names: str) -> int | None:
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ApiError(400, f"{name} must be a positive integer")
+            raise RequestRefused(400, f"{name} must be a positive integer")
         return value
     return None
 
@@ -65,19 +66,21 @@ def _positive_int(body: dict[str, Any], *names: str) -> int | None:
 async def open_chat(request: Request) -> ChatCall:
     try:
         body = loads(await request.body())
-    except WireError as exc:
-        raise ApiError(400, str(exc)) from exc
+    except ProtocolError as exc:
+        raise RequestRefused(400, str(exc)) from exc
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
+        raise RequestRefused(400, "request body must be a JSON object")
     prompt = _prompt(body.get("messages"))
     seed = body.get("seed")
     if seed is None:
         seed = zlib.crc32(prompt.encode())
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ApiError(400, "seed must be an integer")
+        raise RequestRefused(400, "seed must be an integer")
     stream_id = request.headers.get(STREAM_ID_HEADER)
     if stream_id is not None and not STREAM_ID.fullmatch(stream_id):
-        raise ApiError(400, f"{STREAM_ID_HEADER} must be 1-64 characters from A-Z a-z 0-9 _ -")
+        raise RequestRefused(
+            400, f"{STREAM_ID_HEADER} must be 1-64 characters from A-Z a-z 0-9 _ -"
+        )
     options = body.get("stream_options") or {}
     state = state_of(request)
     generation_request = GenerationRequest(

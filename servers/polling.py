@@ -14,13 +14,8 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from servers.common import (
-    ApiError,
-    body_generation_request,
-    find_generation,
-    start_generation,
-    state_of,
-)
+from errors import RequestRefused
+from servers.common import body_generation_request, find_generation, start_generation, state_of
 from wire.messages import GenerationRequest
 from wire.poll import encode_batch
 
@@ -49,10 +44,14 @@ async def poll_stream(
 ) -> Response:
     state = state_of(request)
     if wait > state.settings.max_long_poll_wait_s:
-        raise ApiError(400, f"wait must be at most {state.settings.max_long_poll_wait_s} seconds")
+        raise RequestRefused(
+            400, f"wait must be at most {state.settings.max_long_poll_wait_s} seconds"
+        )
     gen = find_generation(state, stream_id)
     if gen.done and offset > len(gen.texts):
-        raise ApiError(400, f"offset {offset} is past the end of the stream ({len(gen.texts)})")
+        raise RequestRefused(
+            400, f"offset {offset} is past the end of the stream ({len(gen.texts)})"
+        )
     if wait > 0:
         await gen.wait_beyond(offset, wait)
         gen.last_access = time.monotonic()

@@ -9,9 +9,9 @@ import sys
 
 import uvicorn
 
+from errors import SourceError
 from servers.app import create_app
 from servers.settings import ServerSettings
-from servers.sources.mock import SourceError
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
 

@@ -17,8 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from errors import RequestRefused
 from servers.common import (
-    ApiError,
     ServerState,
     abandon,
     body_generation_request,
@@ -57,11 +57,15 @@ def _open(
     if last_event_id is None:
         return Opened(state, start_generation(state, generation_request), framing, 0)
     if generation_request.stream_id is None:
-        raise ApiError(400, "Last-Event-ID needs the stream id (stream_id / ?stream=) to resume")
+        raise RequestRefused(
+            400, "Last-Event-ID needs the stream id (stream_id / ?stream=) to resume"
+        )
     try:
         start = int(last_event_id) + 1
     except ValueError:
-        raise ApiError(400, f"Last-Event-ID must be a token index, got {last_event_id!r}") from None
+        raise RequestRefused(
+            400, f"Last-Event-ID must be a token index, got {last_event_id!r}"
+        ) from None
     gen = find_generation(state, generation_request.stream_id)
     if gen.done and start >= len(gen.texts):
         raise NothingLeft()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from servers.common import ApiError, find_generation, state_of
+from errors import ProtocolError, RequestRefused
+from servers.common import find_generation, state_of
 from servers.polling import json_response
-from wire.messages import WireError, loads
+from wire.messages import loads
 
 router = APIRouter(tags=["timeline"])
 
@@ -26,11 +27,11 @@ async def timelines(request: Request) -> Response:
     `drop` forgets the finished ones afterwards."""
     try:
         body = loads(await request.body())
-    except WireError as exc:
-        raise ApiError(400, str(exc)) from exc
+    except ProtocolError as exc:
+        raise RequestRefused(400, str(exc)) from exc
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ApiError(400, 'body must be {"ids": [stream ids], "texts": bool, "drop": bool}')
+        raise RequestRefused(400, 'body must be {"ids": [stream ids], "texts": bool, "drop": bool}')
     generations = state_of(request).registry.generations
     found, missing = [], []
     for stream_id in ids:

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from errors import ProtocolError, RequestRefused
 from servers.common import (
-    ApiError,
     abandon,
     framing_named,
     parse_generation_request,
     start_generation,
     state_of,
 )
-from wire.messages import WireError, dumps, loads
+from wire.messages import dumps, loads
 
 router = APIRouter(tags=["websocket"])
 
@@ -29,10 +29,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
     try:
         body = loads(await websocket.receive_text())
         if not isinstance(body, dict):
-            raise WireError("the first message must be a JSON object")
+            raise ProtocolError("the first message must be a JSON object")
         framing = framing_named(str(body.pop("framing", "json")), state.settings.inject_pad_bytes)
         gen = start_generation(state, parse_generation_request(body))
-    except (WireError, ApiError) as exc:
+    except (ProtocolError, RequestRefused) as exc:
         await websocket.send_text(dumps({"error": str(exc)}))
         await websocket.close(code=POLICY_VIOLATION)
         return

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, WireError, dumps, loads
+from errors import ProtocolError
+from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, dumps, loads
 
 OPENAI_DONE = "[DONE]"
 
@@ -56,7 +57,7 @@ def _json_end(stream_id: str, model: str, n: int, error: str | None) -> list[str
 def _json_decode(payload: str) -> Message:
     obj = loads(payload)
     if not isinstance(obj, dict):
-        raise WireError(f"expected a JSON object, got {payload[:80]!r}")
+        raise ProtocolError(f"expected a JSON object, got {payload[:80]!r}")
     if obj.get("done") is True:
         n = obj.get("n")
         return EndMsg(
@@ -66,7 +67,7 @@ def _json_decode(payload: str) -> Message:
         )
     i, text = obj.get("i"), obj.get("t")
     if not isinstance(i, int) or isinstance(i, bool) or not isinstance(text, str):
-        raise WireError(f'expected {{"i": int, "t": str}}, got {payload[:80]!r}')
+        raise ProtocolError(f'expected {{"i": int, "t": str}}, got {payload[:80]!r}')
     return TokenMsg(i=i, text=text)
 
 
@@ -117,29 +118,29 @@ def _openai_decode(payload: str) -> Message:
         return EndMsg()
     obj = loads(payload)
     if not isinstance(obj, dict):
-        raise WireError(f"expected a chat.completion.chunk object, got {payload[:80]!r}")
+        raise ProtocolError(f"expected a chat.completion.chunk object, got {payload[:80]!r}")
     error = obj.get("error")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
         return EndMsg(error=str(message))
     choices = obj.get("choices")
     if not isinstance(choices, list):
-        raise WireError(f"chat.completion.chunk without choices: {payload[:80]!r}")
+        raise ProtocolError(f"chat.completion.chunk without choices: {payload[:80]!r}")
     if not choices:
         return IgnoredMsg()
     choice = choices[0]
     if not isinstance(choice, dict):
-        raise WireError(f"choices[0] must be an object: {payload[:80]!r}")
+        raise ProtocolError(f"choices[0] must be an object: {payload[:80]!r}")
     delta = choice.get("delta")
     if delta is None:
         delta = {}
     if not isinstance(delta, dict):
-        raise WireError(f"choices[0].delta must be an object: {payload[:80]!r}")
+        raise ProtocolError(f"choices[0].delta must be an object: {payload[:80]!r}")
     content = delta.get("content")
     if not content:
         return IgnoredMsg()
     if not isinstance(content, str):
-        raise WireError(f"delta.content must be a string: {payload[:80]!r}")
+        raise ProtocolError(f"delta.content must be a string: {payload[:80]!r}")
     return TokenMsg(i=None, text=content)
 
 
@@ -173,4 +174,4 @@ def get_framing(name: str) -> Framing:
     try:
         return FRAMINGS[name]
     except KeyError:
-        raise WireError(f"unknown framing {name!r}; allowed: {', '.join(FRAMINGS)}") from None
+        raise ProtocolError(f"unknown framing {name!r}; allowed: {', '.join(FRAMINGS)}") from None

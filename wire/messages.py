@@ -13,12 +13,10 @@ from typing import Any
 
 import orjson
 
+from errors import ProtocolError
+
 REQUEST_FIELDS = ("seed", "max_tokens", "prompt", "stream_id")
 STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class WireError(ValueError):
-    """Bytes on the wire that do not follow the protocol (bad framing, bad JSON, bad fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +71,14 @@ class GenerationRequest:
 
     @classmethod
     def from_json(cls, body: Any) -> GenerationRequest:
-        """Validate a decoded JSON body; raise `WireError` naming the bad field."""
+        """Validate a decoded JSON body; raise `ProtocolError` naming the bad field."""
         if body is None:
             return cls()
         if not isinstance(body, dict):
-            raise WireError("request body must be a JSON object")
+            raise ProtocolError("request body must be a JSON object")
         unknown = set(body) - set(REQUEST_FIELDS)
         if unknown:
-            raise WireError(
+            raise ProtocolError(
                 f"unknown request field(s) {sorted(unknown)}; allowed: {', '.join(REQUEST_FIELDS)}"
             )
         seed = body.get("seed", 0)
@@ -88,17 +86,17 @@ class GenerationRequest:
         prompt = body.get("prompt", "")
         stream_id = body.get("stream_id")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise WireError("seed must be a non-negative integer")
+            raise ProtocolError("seed must be a non-negative integer")
         if max_tokens is not None and (
             not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
         ):
-            raise WireError("max_tokens must be a positive integer")
+            raise ProtocolError("max_tokens must be a positive integer")
         if not isinstance(prompt, str):
-            raise WireError("prompt must be a string")
+            raise ProtocolError("prompt must be a string")
         if stream_id is not None and (
             not isinstance(stream_id, str) or not STREAM_ID.fullmatch(stream_id)
         ):
-            raise WireError("stream_id must be 1-64 characters from A-Z a-z 0-9 _ -")
+            raise ProtocolError("stream_id must be 1-64 characters from A-Z a-z 0-9 _ -")
         return cls(seed=seed, max_tokens=max_tokens, prompt=prompt, stream_id=stream_id)
 
 
@@ -111,4 +109,4 @@ def loads(text: str | bytes) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise WireError(f"invalid JSON: {exc}") from exc
+        raise ProtocolError(f"invalid JSON: {exc}") from exc

@@ -8,14 +8,14 @@ sequence, so splitting bytes first and decoding whole lines is always safe.
 
 from __future__ import annotations
 
-from wire.messages import WireError
+from errors import ProtocolError
 
 MEDIA_TYPE = "application/x-ndjson"
 
 
 def encode_line(payload: str) -> bytes:
     if "\n" in payload:
-        raise WireError("an NDJSON line must not contain a raw newline")
+        raise ProtocolError("an NDJSON line must not contain a raw newline")
     return payload.encode() + b"\n"
 
 
@@ -43,4 +43,4 @@ def _decode(line: bytes) -> str:
     try:
         return line.decode().removesuffix("\r")
     except UnicodeDecodeError as exc:
-        raise WireError(f"line is not valid UTF-8: {exc}") from exc
+        raise ProtocolError(f"line is not valid UTF-8: {exc}") from exc

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wire.messages import TokenMsg, WireError
+from errors import ProtocolError
+from wire.messages import TokenMsg
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,21 +40,21 @@ def encode_batch(
 
 def decode_batch(body: Any) -> PollBatch:
     if not isinstance(body, dict):
-        raise WireError("poll response must be a JSON object")
+        raise ProtocolError("poll response must be a JSON object")
     tokens, next_offset, done = body.get("tokens"), body.get("next"), body.get("done")
     error = body.get("error")
     if not isinstance(tokens, list) or not _is_int(next_offset) or not isinstance(done, bool):
-        raise WireError(
+        raise ProtocolError(
             f'poll response needs "tokens": list, "next": int, "done": bool: {body!r:.120}'
         )
     if error is not None and not isinstance(error, str):
-        raise WireError(f'poll response "error" must be a string: {error!r:.80}')
+        raise ProtocolError(f'poll response "error" must be a string: {error!r:.80}')
     messages = []
     for token in tokens:
         if not isinstance(token, dict) or not _is_int(token.get("i")):
-            raise WireError(f'each polled token needs an integer "i": {token!r:.80}')
+            raise ProtocolError(f'each polled token needs an integer "i": {token!r:.80}')
         if not isinstance(token.get("t"), str):
-            raise WireError(f'each polled token needs a string "t": {token!r:.80}')
+            raise ProtocolError(f'each polled token needs a string "t": {token!r:.80}')
         messages.append(TokenMsg(i=token["i"], text=token["t"]))
     return PollBatch(tokens=messages, next=next_offset, done=done, error=error)
 
@@ -64,5 +65,5 @@ def _is_int(value: object) -> bool:
 
 def decode_created(body: Any) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-        raise WireError('stream creation must answer {"id": "..."}')
+        raise ProtocolError('stream creation must answer {"id": "..."}')
     return body["id"]

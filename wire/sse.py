@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fastapi.sse import format_sse_event
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
-from wire.messages import WireError
+from errors import ProtocolError
 
 MEDIA_TYPE = "text/event-stream"
 
@@ -56,7 +56,7 @@ class SSEStreamDecoder:
         try:
             return self._utf8.decode(data, final=final)
         except UnicodeDecodeError as exc:
-            raise WireError(f"event stream is not valid UTF-8: {exc}") from exc
+            raise ProtocolError(f"event stream is not valid UTF-8: {exc}") from exc
 
     def _decode_lines(self, lines: list[str]) -> list[SSEEvent]:
         events: list[SSEEvent] = []

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from errors import ResultsError
 from harness.analyse.metrics import TransportSummary, summarize, ttft_minus_direct_ms
 from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario
@@ -41,10 +42,6 @@ PACKAGES = (
     "uvloop",
     "httptools",
 )
-
-
-class ResultsError(ValueError):
-    """A results folder or file that cannot be read."""
 
 
 SweepValue = float | int | str

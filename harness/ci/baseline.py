@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from errors import BaselineError
 from harness.analyse.metrics import TransportSummary
-from harness.analyse.results import ResultsError, RunResult
+from harness.analyse.results import RunResult
 
 KIND = "tokenwire-baseline"
 SCHEMA_VERSION = 1
@@ -76,10 +77,6 @@ ENVIRONMENT_FIELDS = (
 )
 
 Figures = dict[str, float | None]  # figure name -> value, for one transport of one run
-
-
-class BaselineError(ResultsError):
-    """A baseline that cannot be read or made, or that does not fit the run it is given."""
 
 
 @dataclass(frozen=True, slots=True)

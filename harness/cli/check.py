@@ -9,9 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from errors import UsageError
 from harness.analyse.results import RunResult
 from harness.ci.check import DEFAULT_RERUNS, MAX_RERUNS, Finding, Rerun, Verdict
-from harness.cli.common import PROJECT_ROOT, UsageError, non_negative_int
+from harness.cli.common import PROJECT_ROOT, non_negative_int
 
 NAME = "check"
 HELP = "compare a run with the committed baseline; exit 1 on a regression"

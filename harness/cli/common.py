@@ -6,27 +6,11 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from harness.analyse.results import ResultsError
-from harness.measure.scenario import ScenarioError
-from harness.measure.server_process import ServerStartError
-from servers.sources.mock import PRESETS, SourceError
+from errors import UsageError
+from servers.sources.mock import PRESETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = PROJECT_ROOT / "scenarios" / "default.toml"
-
-
-class UsageError(Exception):
-    """Bad input from the command line: one line on stderr, exit status 2."""
-
-
-# Errors a user can act on: printed as one line, exit status 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    UsageError,
-    ScenarioError,
-    SourceError,
-    ServerStartError,
-    ResultsError,
-)
 
 
 class Parser(argparse.ArgumentParser):

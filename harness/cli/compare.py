@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import UsageError
+from errors import UsageError
 
 NAME = "compare"
 HELP = "compare saved runs (e.g. before/after a change) in one HTML report"

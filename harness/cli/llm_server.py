@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 
-from harness.cli.common import UsageError, port_number, positive_int
+from errors import UsageError
+from harness.cli.common import port_number, positive_int
 
 NAME = "llm-server"
 HELP = "run a real local LLM (SmolLM2-135M via llama.cpp) on 127.0.0.1, offline"

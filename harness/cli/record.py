@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import PROJECT_ROOT, UsageError, positive_int
+from errors import UsageError
+from harness.cli.common import PROJECT_ROOT, positive_int
 
 NAME = "record"
 HELP = "record a live model's token timing into a trace for exact replay"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.base import StreamError, StreamResult
+from errors import ErrorKind
 from harness.analyse.results import RunResult, environment, save_run
 from harness.measure.driver import fetch_timelines, join
 from harness.measure.records import PhaseRecord, RequestRecord
@@ -163,7 +164,7 @@ def unpack(packed: Packed) -> tuple[int, StreamResult]:
         header_bytes=header_bytes,
         requests=requests,
         empty_polls=empty_polls,
-        error=None if error_kind is None else StreamError(error_kind, error_message),
+        error=None if error_kind is None else StreamError(ErrorKind(error_kind), error_message),
     )
     return seed, result
 

@@ -30,7 +30,8 @@ from typing import IO, Any
 
 from rich.console import Console
 
-from harness.analyse.results import ResultsError, RunResult, environment, load_run, save_run
+from errors import LoadError, ResultsError
+from harness.analyse.results import RunResult, environment, load_run, save_run
 from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT, ServerProcess, running_server
@@ -48,10 +49,6 @@ USER_CLASSES: dict[str, str] = {
 OVERHEAD_ALLOWANCE_S = 90.0
 WORKER_CONNECT_WAIT_S = 30
 GRACE_S = 10.0
-
-
-class LoadError(RuntimeError):
-    """A load run that could not finish (locust crashed, overstayed, or wrote no results)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,9 @@ from clients import CLIENTS
 from clients.base import ClientSettings, StreamClient, StreamError, StreamResult
 from clients.direct import TRANSPORT as DIRECT
 from clients.direct import DirectClient
+from errors import ErrorKind, ScenarioError
 from harness.measure.records import PhaseRecord, RequestRecord
-from harness.measure.scenario import Scenario, ScenarioError
+from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT, ServerProcess
 from wire.messages import GenerationRequest, loads
 
@@ -146,7 +147,9 @@ async def run_stream(
             return await client.stream(request, scheduled_ns)
     except TimeoutError:
         result = StreamResult(client.transport, request.stream_id or "", scheduled_ns)
-        result.error = StreamError("timeout", f"the stream did not finish within {timeout_s:g} s")
+        result.error = StreamError(
+            ErrorKind.TIMEOUT, f"the stream did not finish within {timeout_s:g} s"
+        )
         return result
 
 
@@ -247,7 +250,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
             mismatches += 1
     error = result.error
     if error is None and timeline is None:
-        error = StreamError("timeline", "the server has no timeline for this stream")
+        error = StreamError(ErrorKind.TIMELINE, "the server has no timeline for this stream")
     return RequestRecord(
         transport=result.transport,
         index=index,

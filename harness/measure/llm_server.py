@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from errors import UserError
 from harness.measure.server_process import check_loopback
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -22,7 +23,7 @@ MODEL_NAME = "smollm2-135m-instruct"
 OVERRIDING_VARIABLES = ("HOST", "PORT", "MODEL", "CONFIG_FILE", "N_CTX", "VERBOSE")
 
 
-class LiveExtraMissing(RuntimeError):
+class LiveExtraMissing(UserError, RuntimeError):
     """The [live] extra is not installed."""
 
 

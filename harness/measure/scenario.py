@@ -66,14 +66,10 @@ from pathlib import Path
 from typing import Any
 
 from clients import TRANSPORTS
-from servers.sources.mock import PRESETS, SourceError
+from errors import ScenarioError, SourceError
+from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
 from wire.framing import FRAMINGS
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot run; the message names the field and what is allowed."""
-
 
 ORDERS = ("auto", "sequential", "interleaved")
 SWEEP_AXES = ("concurrency", "poll_interval_ms", "long_poll_wait_s", "framing", "preset")

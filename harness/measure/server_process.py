@@ -20,13 +20,10 @@ from pathlib import Path
 import httpx
 import psutil
 
+from errors import ServerStartError
 from servers.sources.spec import SourceSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-class ServerStartError(RuntimeError):
-    """The server could not be started (port unusable, crashed at start-up, never ready)."""
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import openai
 
+from errors import UpstreamUnavailable
 from servers.sources.live import api_key_from_env, messages_for
-from servers.sources.mock import SourceError
 from servers.sources.trace import TracedRequest, TracedToken, dump_trace
 
 
@@ -40,7 +40,7 @@ async def record_one(
                 if choice.delta is not None and choice.delta.content:
                     tokens.append(TracedToken(choice.delta.content, (now - sent) / 1e6))
     if not tokens:
-        raise SourceError(f"the model returned no content for prompt {prompt[:40]!r}")
+        raise UpstreamUnavailable(f"the model returned no content for prompt {prompt[:40]!r}")
     return TracedRequest(prompt=prompt, tokens=tuple(tokens), usage=usage)
 
 
@@ -59,7 +59,7 @@ async def record(
             try:
                 traced.append(await record_one(client, model, prompt, k, max_tokens))
             except openai.APIError as exc:
-                raise SourceError(f"recording prompt {k + 1} failed: {exc}") from None
+                raise UpstreamUnavailable(f"recording prompt {k + 1} failed: {exc}") from None
             if on_done is not None:
                 on_done(k)
     finally:

@@ -18,9 +18,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from errors import ResultsError
 from harness.analyse import metrics
 from harness.analyse.metrics import Distribution, TransportSummary
-from harness.analyse.results import Point, ResultsError, RunResult, load_run
+from harness.analyse.results import Point, RunResult, load_run
 from harness.present.plots import PNG_DPI, DrawnChart, color, describe, draw_run, representative
 
 REPORT_NAME = "report.html"

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import openai
 
-from servers.sources.mock import SourceError, SourceItem, Usage
+from errors import UpstreamUnavailable
+from servers.sources.mock import SourceItem, Usage
 from wire.messages import GenerationRequest
 
 API_KEY_VARIABLES = ("TOKENWIRE_API_KEY", "OPENAI_API_KEY")
@@ -65,7 +66,7 @@ class OpenAISource:
                 extra_headers=headers,
             )
         except openai.APIError as exc:
-            raise SourceError(f"upstream refused the request: {exc}") from exc
+            raise UpstreamUnavailable(f"upstream refused the request: {exc}") from exc
         async with stream:
             async for chunk in stream:
                 if chunk.usage is not None and chunk.usage.completion_tokens is not None:

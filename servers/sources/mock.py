@@ -20,12 +20,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from errors import SourceSettingsError
 from servers.sources.corpus import corpus_tokens
 from wire.messages import GenerationRequest
-
-
-class SourceError(RuntimeError):
-    """The source could not produce the stream (bad settings, upstream failure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +83,7 @@ class LatencyProfile:
         if not 1 <= self.min_tokens <= self.max_tokens:
             problems.append("need 1 <= min_tokens <= max_tokens")
         if problems:
-            raise SourceError("invalid latency profile: " + "; ".join(problems))
+            raise SourceSettingsError("invalid latency profile: " + "; ".join(problems))
 
 
 # Where the figures come from:
@@ -158,11 +155,13 @@ def profile_for(
     tokens_per_s: float | None = None,
     tokens_per_response: int | None = None,
 ) -> LatencyProfile:
-    """A named preset with optional overrides; raises `SourceError` naming what is allowed."""
+    """A named preset with optional overrides; raises `SourceSettingsError` naming the choices."""
     try:
         profile = PRESETS[preset]
     except KeyError:
-        raise SourceError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}") from None
+        raise SourceSettingsError(
+            f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}"
+        ) from None
     if ttft_ms is not None:
         profile = replace(profile, ttft_ms=ttft_ms)
     if tokens_per_s is not None:

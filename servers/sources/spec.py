@@ -13,7 +13,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.sources.mock import MockSource, SourceError, TokenSource, profile_for
+from errors import SourceSettingsError
+from servers.sources.mock import MockSource, TokenSource, profile_for
 
 SOURCE_KINDS = ("mock", "openai", "trace")
 
@@ -39,19 +40,23 @@ class SourceSpec:
 
     def validate(self) -> SourceSpec:
         if self.kind not in SOURCE_KINDS:
-            raise SourceError(f"unknown source {self.kind!r}; allowed: {', '.join(SOURCE_KINDS)}")
+            raise SourceSettingsError(
+                f"unknown source {self.kind!r}; allowed: {', '.join(SOURCE_KINDS)}"
+            )
         if self.kind == "openai" and not (self.base_url and self.model):
-            raise SourceError("the openai source needs --base-url URL and --model NAME")
+            raise SourceSettingsError("the openai source needs --base-url URL and --model NAME")
         if self.kind == "trace":
             if not self.trace:
-                raise SourceError("the trace source needs a trace file (--source trace:PATH)")
+                raise SourceSettingsError(
+                    "the trace source needs a trace file (--source trace:PATH)"
+                )
             from servers.sources.trace import load_trace
 
             load_trace(Path(self.trace))  # a missing or malformed trace fails here, not later
         if not self.speed > 0:
-            raise SourceError(f"speed must be > 0, got {self.speed}")
+            raise SourceSettingsError(f"speed must be > 0, got {self.speed}")
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise SourceError(f"max_tokens must be >= 1, got {self.max_tokens}")
+            raise SourceSettingsError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.kind == "mock":
             profile_for(self.preset, self.ttft_ms, self.tokens_per_s, self.tokens_per_response)
         return self

@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from servers.sources.mock import Plan, SourceError, SourceItem, replay_plan
+from errors import SourceSettingsError
+from servers.sources.mock import Plan, SourceItem, replay_plan
 from wire.messages import GenerationRequest
 
 TRACE_KIND = "tokenwire-trace"
@@ -65,22 +66,26 @@ def parse_trace(data: bytes, where: str = "trace") -> Trace:
     try:
         header = orjson.loads(lines[0]) if lines else None
         if not isinstance(header, dict) or header.get("kind") != TRACE_KIND:
-            raise SourceError(f"{where}: not a tokenwire trace (first line must name {TRACE_KIND})")
+            raise SourceSettingsError(
+                f"{where}: not a tokenwire trace (first line must name {TRACE_KIND})"
+            )
         if header.get("version") != TRACE_VERSION:
-            raise SourceError(f"{where}: trace version {header.get('version')!r} is not supported")
+            raise SourceSettingsError(
+                f"{where}: trace version {header.get('version')!r} is not supported"
+            )
         requests = []
         for number, line in enumerate(lines[1:], start=2):
             item = orjson.loads(line)
             tokens = tuple(TracedToken(str(t["t"]), float(t["at_ms"])) for t in item["tokens"])
             if not tokens:
-                raise SourceError(f"{where}:{number}: a traced request has no tokens")
+                raise SourceSettingsError(f"{where}:{number}: a traced request has no tokens")
             if any(b.at_ms < a.at_ms for a, b in pairwise(tokens)):
-                raise SourceError(f"{where}:{number}: token times go backwards")
+                raise SourceSettingsError(f"{where}:{number}: token times go backwards")
             requests.append(TracedRequest(str(item.get("prompt", "")), tokens, item.get("usage")))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise SourceError(f"{where}: malformed trace line: {exc}") from None
+        raise SourceSettingsError(f"{where}: malformed trace line: {exc}") from None
     if not requests:
-        raise SourceError(f"{where}: the trace holds no requests")
+        raise SourceSettingsError(f"{where}: the trace holds no requests")
     return Trace(header=header, requests=tuple(requests))
 
 
@@ -88,7 +93,7 @@ def load_trace(path: Path) -> Trace:
     try:
         return parse_trace(path.read_bytes(), str(path))
     except OSError as exc:
-        raise SourceError(f"cannot read trace {path}: {exc.strerror or exc}") from None
+        raise SourceSettingsError(f"cannot read trace {path}: {exc.strerror or exc}") from None
 
 
 def trace_plan(request: TracedRequest) -> Plan:

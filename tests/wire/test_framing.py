@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from errors import ProtocolError
 from wire.framing import JSON, OPENAI, Framing, get_framing
-from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, WireError
+from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg
 from wire.ndjson import LineDecoder, encode_line
 from wire.sse import SSEStreamDecoder, encode_event
 
@@ -191,7 +192,7 @@ def test_carries_index_flags() -> None:
 
 @pytest.mark.parametrize("name", ["raw", "", "JSON", "OpenAI", "json "])
 def test_get_framing_unknown(name: str) -> None:
-    with pytest.raises(WireError) as exc_info:
+    with pytest.raises(ProtocolError) as exc_info:
         get_framing(name)
     assert str(exc_info.value) == f"unknown framing {name!r}; allowed: json, openai"
     assert exc_info.value.__cause__ is None
@@ -239,13 +240,13 @@ MALFORMED_JSON = [
 @pytest.mark.parametrize("framing", FRAMINGS, ids=lambda f: f.name)
 @pytest.mark.parametrize("payload", MALFORMED_JSON)
 def test_malformed_json_payload(framing: Framing, payload: str) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         framing.decode(payload)
 
 
 @pytest.mark.parametrize("payload", ["[DONE]", "[1,2]", '"text"', "5", "null", "true"])
 def test_json_framing_rejects_non_objects(payload: str) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         JSON.decode(payload)
 
 
@@ -267,7 +268,7 @@ def test_json_framing_rejects_non_objects(payload: str) -> None:
     ],
 )
 def test_json_framing_rejects_missing_or_mistyped_fields(payload: str) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         JSON.decode(payload)
 
 
@@ -350,7 +351,7 @@ def test_openai_empty_token_is_indistinguishable_from_no_content() -> None:
     ],
 )
 def test_openai_rejects_malformed_chunks(payload: str) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         OPENAI.decode(payload)
 
 
@@ -365,6 +366,6 @@ def test_openai_rejects_malformed_chunks(payload: str) -> None:
     ],
 )
 def test_openai_rejects_mistyped_choice_with_wire_error(payload: str) -> None:
-    """Malformed chunks must surface as `WireError`, not as an AttributeError from `.get`."""
-    with pytest.raises(WireError):
+    """Malformed chunks must surface as `ProtocolError`, not as an AttributeError from `.get`."""
+    with pytest.raises(ProtocolError):
         OPENAI.decode(payload)

@@ -7,11 +7,12 @@ from typing import Any
 import orjson
 import pytest
 
-from wire.messages import GenerationRequest, WireError, dumps, loads
+from errors import ProtocolError
+from wire.messages import GenerationRequest, dumps, loads
 
 
 def test_wire_error_is_a_value_error() -> None:
-    assert issubclass(WireError, ValueError)
+    assert issubclass(ProtocolError, ValueError)
 
 
 # --- GenerationRequest.from_json ----------------------------------------------------------
@@ -52,7 +53,7 @@ def test_explicit_null_max_tokens_and_stream_id_are_absent() -> None:
     ids=repr,
 )
 def test_unknown_fields_are_rejected(body: dict[str, Any]) -> None:
-    with pytest.raises(WireError) as exc_info:
+    with pytest.raises(ProtocolError) as exc_info:
         GenerationRequest.from_json(body)
     unknown = sorted(set(body) - {"seed", "max_tokens", "prompt", "stream_id"})
     assert str(exc_info.value) == (
@@ -62,19 +63,19 @@ def test_unknown_fields_are_rejected(body: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("body", [[], "seed", 5, True, [{"seed": 1}]], ids=repr)
 def test_non_object_body_is_rejected(body: Any) -> None:
-    with pytest.raises(WireError, match=r"^request body must be a JSON object$"):
+    with pytest.raises(ProtocolError, match=r"^request body must be a JSON object$"):
         GenerationRequest.from_json(body)
 
 
 @pytest.mark.parametrize("seed", [-1, True, False, 1.0, "1", None, [1]], ids=repr)
 def test_bad_seed(seed: Any) -> None:
-    with pytest.raises(WireError, match=r"^seed must be a non-negative integer$"):
+    with pytest.raises(ProtocolError, match=r"^seed must be a non-negative integer$"):
         GenerationRequest.from_json({"seed": seed})
 
 
 @pytest.mark.parametrize("max_tokens", [0, -1, True, False, 1.5, 16.0, "16"], ids=repr)
 def test_bad_max_tokens(max_tokens: Any) -> None:
-    with pytest.raises(WireError, match=r"^max_tokens must be a positive integer$"):
+    with pytest.raises(ProtocolError, match=r"^max_tokens must be a positive integer$"):
         GenerationRequest.from_json({"max_tokens": max_tokens})
 
 
@@ -84,7 +85,7 @@ def test_max_tokens_one_is_accepted() -> None:
 
 @pytest.mark.parametrize("prompt", [5, None, ["a"], {"text": "a"}, b"a"], ids=repr)
 def test_bad_prompt(prompt: Any) -> None:
-    with pytest.raises(WireError, match=r"^prompt must be a string$"):
+    with pytest.raises(ProtocolError, match=r"^prompt must be a string$"):
         GenerationRequest.from_json({"prompt": prompt})
 
 
@@ -94,7 +95,7 @@ def test_bad_prompt(prompt: Any) -> None:
     ids=repr,
 )
 def test_bad_stream_id(stream_id: Any) -> None:
-    with pytest.raises(WireError, match=r"^stream_id must be 1-64 characters"):
+    with pytest.raises(ProtocolError, match=r"^stream_id must be 1-64 characters"):
         GenerationRequest.from_json({"stream_id": stream_id})
 
 
@@ -149,6 +150,6 @@ def test_loads_accepts_str_and_bytes(text: str | bytes) -> None:
     "text", ["", "{", "{'a':1}", '{"a":1}x', "NaN", b"\xff", b'"\xed\xa0\x80"'], ids=repr
 )
 def test_loads_maps_decode_errors_to_wire_error(text: str | bytes) -> None:
-    with pytest.raises(WireError, match=r"^invalid JSON: ") as exc_info:
+    with pytest.raises(ProtocolError, match=r"^invalid JSON: ") as exc_info:
         loads(text)
     assert isinstance(exc_info.value.__cause__, orjson.JSONDecodeError)

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wire.messages import WireError, dumps
+from errors import ProtocolError
+from wire.messages import dumps
 from wire.ndjson import LineDecoder, encode_line
 
 Partitioner = Callable[[bytes, str], Iterator[tuple[str, list[bytes]]]]
@@ -40,7 +41,7 @@ def test_encode_line_exact_bytes(payload: str, expected: bytes) -> None:
 
 @pytest.mark.parametrize("payload", ["\n", "a\n", "\na", "a\nb", '{"t":"a"}\n{"t":"b"}'])
 def test_encode_line_rejects_raw_newline(payload: str) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         encode_line(payload)
 
 
@@ -120,14 +121,14 @@ def test_long_line_round_trip(long_token: str, partitions: Partitioner) -> None:
     ids=["invalid-start-byte", "truncated-sequence", "surrogate", "overlong"],
 )
 def test_invalid_utf8_line_raises_wire_error(data: bytes) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         LineDecoder().feed(data)
 
 
 def test_invalid_utf8_trailing_line_raises_wire_error_on_close() -> None:
     decoder = LineDecoder()
     assert decoder.feed(b"ok\n\xe6\x97") == ["ok"]
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         decoder.close()
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from wire.messages import TokenMsg, WireError, dumps, loads
+from errors import ProtocolError
+from wire.messages import TokenMsg, dumps, loads
 from wire.poll import PollBatch, decode_batch, decode_created, encode_batch
 
 
@@ -77,7 +78,7 @@ MALFORMED_BODIES: list[Any] = [
 
 @pytest.mark.parametrize("body", MALFORMED_BODIES, ids=repr)
 def test_decode_batch_rejects_malformed_bodies(body: Any) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         decode_batch(body)
 
 
@@ -95,7 +96,7 @@ COERCED_BODIES: list[Any] = [
 
 @pytest.mark.parametrize("body", COERCED_BODIES, ids=repr)
 def test_decode_batch_rejects_mistyped_fields(body: Any) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         decode_batch(body)
 
 
@@ -105,5 +106,5 @@ def test_decode_created() -> None:
 
 @pytest.mark.parametrize("body", [None, [], "abc", {}, {"id": 5}, {"id": None}], ids=repr)
 def test_decode_created_rejects_malformed_bodies(body: Any) -> None:
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         decode_created(body)

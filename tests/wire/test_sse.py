@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wire.messages import WireError
+from errors import ProtocolError
 from wire.sse import SSEEvent, SSEStreamDecoder, encode_event
 
 Partitioner = Callable[[bytes, str], Iterator[tuple[str, list[bytes]]]]
@@ -208,9 +208,9 @@ def test_feed_returns_only_events_completed_by_those_bytes() -> None:
     ids=["invalid-start-byte", "truncated-sequence", "surrogate"],
 )
 def test_invalid_utf8_raises_wire_error(chunks: list[bytes]) -> None:
-    """Like `LineDecoder`, bytes that are not UTF-8 are a protocol error (`WireError`)."""
+    """Like `LineDecoder`, bytes that are not UTF-8 are a protocol error (`ProtocolError`)."""
     decoder = SSEStreamDecoder()
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         for chunk in chunks:
             decoder.feed(chunk)
 
@@ -218,5 +218,5 @@ def test_invalid_utf8_raises_wire_error(chunks: list[bytes]) -> None:
 def test_truncated_utf8_at_close_raises_wire_error() -> None:
     decoder = SSEStreamDecoder()
     assert decoder.feed(b"data: \xe6\x97") == []
-    with pytest.raises(WireError):
+    with pytest.raises(ProtocolError):
         decoder.close()

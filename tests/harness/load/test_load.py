@@ -13,11 +13,12 @@ from support import bench
 
 from clients import TRANSPORTS
 from clients.base import StreamError, StreamResult
+from errors import ScenarioError
 from harness.analyse.results import RunResult, load_run
 from harness.cli.load import duration_s
 from harness.load.records import Batch, LoadCollection, failure_of, pack, unpack, verdict
 from harness.load.shapes import peak_users, users_at
-from harness.measure.scenario import Load, ScenarioError, scenario_from_dict
+from harness.measure.scenario import Load, scenario_from_dict
 from harness.measure.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]

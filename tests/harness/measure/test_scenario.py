@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 
 from clients import TRANSPORTS
-from harness.measure.scenario import (
-    Scenario,
-    ScenarioError,
-    load_scenario,
-    parse_transports,
-    with_overrides,
-)
+from errors import ScenarioError
+from harness.measure.scenario import Scenario, load_scenario, parse_transports, with_overrides
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from servers.sources.mock import SourceError
+from errors import SourceError
 from servers.sources.trace import (
     TracedRequest,
     TracedToken,
