@@ -1,12 +1,9 @@
-"""Chunked HTTP client: `POST /v1/chunked`, NDJSON lines decoded by `wire.ndjson`."""
+"""Chunked HTTP client logic: `POST /v1/chunked`, NDJSON lines decoded by `wire.ndjson`."""
 
 from __future__ import annotations
 
-from clients.http import HTTPStream, HTTPStreamingClient
+from clients.http_stream import HTTPStream, http_stream_exchange
 from wire.ndjson import MEDIA_TYPE, LineDecoder
 
 CHUNKED_STREAM = HTTPStream("chunked", "/v1/chunked", MEDIA_TYPE, LineDecoder)
-
-
-class ChunkedClient(HTTPStreamingClient):
-    kind = CHUNKED_STREAM
+exchange = http_stream_exchange(CHUNKED_STREAM)

@@ -12,19 +12,18 @@ import time
 
 import openai
 
-from clients.base import ClientSettings, StreamResult, failures_recorded
-from clients.http import exchange_head_bytes, socket_of
+from clients.httpx_io import charge_bytes, exchange_head_bytes
+from clients.interface import ClientSettings, StreamResult, failures_recorded
 from clients.wirebytes import ByteMeter
 from errors import ConnectFailed, HTTPStatusFailed, StreamIncomplete, StreamTimedOut
 from servers.sources.live import api_key_from_env, messages_for
 from servers.sources.spec import SourceSpec
-from wire.messages import GenerationRequest
-
-TRANSPORT = "direct"
+from transports import DIRECT
+from wire.messages import GenerationRequest, TokenMsg
 
 
 class DirectClient:
-    transport = TRANSPORT
+    transport = DIRECT
 
     def __init__(self, settings: ClientSettings, source: SourceSpec) -> None:
         assert source.base_url and source.model
@@ -66,19 +65,12 @@ class DirectClient:
                         now = time.perf_counter_ns()
                         if chunk.usage is not None and chunk.usage.completion_tokens is not None:
                             result.end_tokens = chunk.usage.completion_tokens
-                        tokens = 0
-                        for choice in chunk.choices:
-                            if choice.delta is not None and choice.delta.content:
-                                result.indices.append(len(result.indices))
-                                result.recv_ns.append(now)
-                                result.texts.append(choice.delta.content)
-                                tokens += 1
-                        if tokens:
-                            result.chunk_sizes.append(tokens)
+                        deltas = [c.delta.content for c in chunk.choices if c.delta is not None]
+                        result.take([TokenMsg(i=None, text=d) for d in deltas if d], now)
                     result.end_ns = time.perf_counter_ns()
                 finally:
                     result.header_bytes += exchange_head_bytes(stream.response)
-                    result.add_bytes(self.meter.charge(socket_of(stream.response)))
+                    charge_bytes(self.meter, result, stream.response)
         except openai.APITimeoutError as exc:
             raise StreamTimedOut("the upstream timed out") from exc
         except openai.APIConnectionError as exc:

@@ -3,8 +3,8 @@ token; the next poll goes out as soon as the previous one returns."""
 
 from __future__ import annotations
 
-from clients.base import ClientSettings
-from clients.polling import Polling, PollingClient
+from clients.interface import ClientSettings
+from clients.polling import Polling, polling_exchange
 
 
 def wait_param(settings: ClientSettings) -> dict[str, str]:
@@ -16,7 +16,4 @@ def at_once(settings: ClientSettings, poll_number: int, started_ns: int) -> floa
 
 
 LONG_POLL = Polling("long_poll", params=wait_param, delay_s=at_once)
-
-
-class LongPollClient(PollingClient):
-    kind = LONG_POLL
+exchange = polling_exchange(LONG_POLL)

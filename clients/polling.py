@@ -1,28 +1,15 @@
-"""What short and long polling clients share: create the stream, then poll by offset.
-
-The protocol part is I/O-free (`Polling`, `create_call`, `poll_call`, `take_batch`) and shared
-with the blocking clients in `clients/sync.py`; `PollingClient` is the async client.
-"""
+"""The exchange logic short and long polling share: create the stream, then poll it by
+offset. Each polling transport only says how long to wait before each poll and which
+extra query parameters a poll carries (`Polling`). No I/O here."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
-from clients.base import ClientSettings, StreamResult, failures_recorded
-from clients.http import (
-    HTTPCall,
-    charge_bytes,
-    check_status,
-    count_exchange,
-    make_http_client,
-    mapped_errors,
-)
-from clients.wirebytes import ByteMeter
+from clients.exchange import Exchange, ExchangeLogic, Fetch, HTTPCall, Reply, Sleep, require_status
+from clients.interface import ClientSettings, StreamResult
 from errors import ProtocolViolation, StreamIncomplete, UpstreamFailed
 from wire.messages import EndMsg, GenerationRequest, Message, loads
 from wire.poll import decode_batch, decode_created
@@ -50,12 +37,6 @@ def poll_call(kind: Polling, settings: ClientSettings, stream_id: str, offset: i
     )
 
 
-def start(result: StreamResult, created: object) -> str:
-    """The creation answer names the stream; later polls and the timeline use that id."""
-    result.stream_id = decode_created(created)
-    return result.stream_id
-
-
 def take_batch(result: StreamResult, body: object, offset: int, now_ns: int) -> tuple[int, bool]:
     """Record one poll's answer; return (the next offset, whether the stream has ended)."""
     batch = decode_batch(body)
@@ -72,47 +53,28 @@ def take_batch(result: StreamResult, body: object, offset: int, now_ns: int) -> 
     return batch.next, batch.done
 
 
-def never_ended() -> StreamIncomplete:
-    return StreamIncomplete("polling never reached the end of the stream")
+def polling_exchange(kind: Polling) -> ExchangeLogic:
+    """Create the stream (its id names the timeline too), then poll until it is done."""
 
-
-class PollingClient:
-    """The async client of a `Polling` transport; subclasses name their `kind`."""
-
-    kind: Polling
-
-    def __init__(self, settings: ClientSettings) -> None:
-        self.settings = settings
-        self.transport = self.kind.transport
-        self.http = make_http_client(settings)
-        self.meter = ByteMeter()
-
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult.start(self.transport, request, scheduled_ns)
-        with failures_recorded(result), mapped_errors():
-            await self._run(request, result)
-        return result
-
-    async def _send(self, result: StreamResult, call: HTTPCall) -> object:
-        response: httpx.Response = await self.http.request(call.method, call.url, **call.kwargs())
-        count_exchange(result, response)
-        charge_bytes(self.meter, result, response)
-        await check_status(response, call.expected_status)
-        return loads(response.content)
-
-    async def _run(self, request: GenerationRequest, result: StreamResult) -> None:
-        stream_id = start(result, await self._send(result, create_call(request)))
+    def exchange(
+        settings: ClientSettings, request: GenerationRequest, result: StreamResult
+    ) -> Exchange:
+        call = create_call(request)
+        created: Reply = yield Fetch(call)
+        require_status(created, call)
+        result.stream_id = stream_id = decode_created(loads(created.body))
         started = time.perf_counter_ns()
         offset = 0
         for poll_number in range(MAX_POLLS):
-            delay = self.kind.delay_s(self.settings, poll_number, started)
+            delay = kind.delay_s(settings, poll_number, started)
             if delay > 0:
-                await asyncio.sleep(delay)
-            body = await self._send(result, poll_call(self.kind, self.settings, stream_id, offset))
-            offset, done = take_batch(result, body, offset, time.perf_counter_ns())
+                yield Sleep(delay)
+            call = poll_call(kind, settings, stream_id, offset)
+            reply: Reply = yield Fetch(call)
+            require_status(reply, call)
+            offset, done = take_batch(result, loads(reply.body), offset, reply.now_ns)
             if done:
                 return
-        raise never_ended()
+        raise StreamIncomplete("polling never reached the end of the stream")
 
-    async def aclose(self) -> None:
-        await self.http.aclose()
+    return exchange

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from clients.base import ClientSettings
-from clients.polling import Polling, PollingClient
+from clients.interface import ClientSettings
+from clients.polling import Polling, polling_exchange
 
 
 def no_params(settings: ClientSettings) -> dict[str, str]:
@@ -25,7 +25,4 @@ def grid_delay_s(settings: ClientSettings, poll_number: int, started_ns: int) ->
 
 
 SHORT_POLL = Polling("short_poll", params=no_params, delay_s=grid_delay_s)
-
-
-class ShortPollClient(PollingClient):
-    kind = SHORT_POLL
+exchange = polling_exchange(SHORT_POLL)

@@ -1,8 +1,8 @@
-"""SSE client: `POST /v1/sse`, events decoded by `wire.sse` (httpx-sse's decoders)."""
+"""SSE client logic: `POST /v1/sse`, events decoded by `wire.sse`."""
 
 from __future__ import annotations
 
-from clients.http import HTTPStream, HTTPStreamingClient
+from clients.http_stream import HTTPStream, http_stream_exchange
 from wire.sse import MEDIA_TYPE, SSEStreamDecoder
 
 
@@ -22,7 +22,4 @@ class SSEPayloads:
 SSE_STREAM = HTTPStream(
     "sse", "/v1/sse", MEDIA_TYPE, SSEPayloads, headers=(("cache-control", "no-store"),)
 )
-
-
-class SSEClient(HTTPStreamingClient):
-    kind = SSE_STREAM
+exchange = http_stream_exchange(SSE_STREAM)

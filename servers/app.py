@@ -1,7 +1,7 @@
 """The tokenwire server: one FastAPI app with every transport mounted on it.
 
-Adding a transport means writing `servers/<name>.py` with a `router` and listing it in
-`TRANSPORT_ROUTERS`; the client side registers itself in `clients/__init__.py`.
+The transports' routers come from the registry (`transports.py`); `create_app` takes a
+registry so that an extended one (a throwaway transport in a test) serves the same way.
 """
 
 from __future__ import annotations
@@ -16,28 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from errors import RequestRefused
-from servers import chunked, openai_compat, polling, sse, timeline, websocket
-from servers.common import ServerState, api_error_handler
-from servers.generation import Registry
-from servers.polling import json_response
+from servers import openai_compat, sse, timeline
+from servers.generation import Generations
+from servers.responses import json_response, refused_request_handler
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
-
-TRANSPORT_ROUTERS = {
-    "short_poll": polling.router,
-    "long_poll": polling.router,
-    "sse": sse.router,
-    "chunked": chunked.router,
-    "websocket": websocket.router,
-}
-
-ENDPOINTS = {
-    "short_poll": "POST /v1/streams, then GET /v1/streams/{id}?offset=K",
-    "long_poll": "POST /v1/streams, then GET /v1/streams/{id}?offset=K&wait=SECONDS",
-    "sse": "POST /v1/sse (JSON body) or GET /v1/sse?seed=N (EventSource)",
-    "chunked": "POST /v1/chunked (NDJSON, one chunk per token)",
-    "websocket": "WS /v1/ws (send the request as JSON)",
-}
+from servers.state import ServerState
+from transports import TRANSPORTS, TransportRegistry
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -50,12 +35,16 @@ async def _nothing_left(request: Request, exc: Exception) -> Response:
     return Response(status_code=204)
 
 
-def create_app(source: TokenSource, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(
+    source: TokenSource,
+    settings: ServerSettings | None = None,
+    transports: TransportRegistry = TRANSPORTS,
+) -> FastAPI:
     settings = settings or ServerSettings()
     state = ServerState(
         source=source,
         settings=settings,
-        registry=Registry(
+        generations=Generations(
             source=source,
             hold_s=settings.inject_delay_ms / 1000,
             idle_timeout_s=settings.idle_timeout_s,
@@ -65,23 +54,20 @@ def create_app(source: TokenSource, settings: ServerSettings | None = None) -> F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reaper = asyncio.create_task(state.registry.reaper())
+        reaper = asyncio.create_task(state.generations.reaper())
         try:
             yield
         finally:
             reaper.cancel()
-            state.registry.cancel_all()
+            state.generations.cancel_all()
 
     app = FastAPI(title="tokenwire", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.tokenwire = state
-    app.add_exception_handler(RequestRefused, api_error_handler)
+    app.add_exception_handler(RequestRefused, refused_request_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sse.NothingLeft, _nothing_left)
-    mounted: list[object] = []
-    for router in TRANSPORT_ROUTERS.values():
-        if not any(router is seen for seen in mounted):  # both polling modes share one router
-            app.include_router(router)
-            mounted.append(router)
+    for router in transports.routers():
+        app.include_router(router)
     app.include_router(timeline.router)
     app.include_router(openai_compat.router)
 
@@ -91,6 +77,7 @@ def create_app(source: TokenSource, settings: ServerSettings | None = None) -> F
 
     @app.get("/")
     async def index() -> Response:
-        return json_response({"transports": ENDPOINTS, "model": source.model})
+        endpoints = {t.name: t.endpoint for t in transports}
+        return json_response({"transports": endpoints, "model": source.model})
 
     return app

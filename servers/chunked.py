@@ -3,20 +3,17 @@ message, each message one NDJSON line in the requested framing."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from servers.common import (
-    abandon,
-    body_generation_request,
-    framing_named,
-    start_generation,
-    state_of,
-)
 from servers.generation import Generation
+from servers.request_parsing import body_generation_request, framing_named
+from servers.state import start_generation, state_of
+from servers.streaming import framed_stream
 from wire.framing import Framing
 from wire.messages import GenerationRequest
 from wire.ndjson import MEDIA_TYPE, encode_line
@@ -25,18 +22,9 @@ router = APIRouter(tags=["chunked"])
 
 
 async def chunks(gen: Generation, framing: Framing, model: str) -> AsyncIterator[bytes]:
-    complete = False
-    try:
-        for payload in framing.encode_start(gen.id, model):
-            yield encode_line(payload)
-        async for i, text in gen.follow():
-            yield encode_line(framing.encode_token(gen.id, model, i, text))
-        for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
-            yield encode_line(payload)
-        complete = True
-    finally:
-        if not complete:
-            abandon(gen)
+    async with contextlib.aclosing(framed_stream(gen, framing, model)) as framed:
+        async for message in framed:
+            yield encode_line(message.payload)
 
 
 @router.post("/v1/chunked")

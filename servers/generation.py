@@ -129,7 +129,7 @@ class Generation:
 
 
 @dataclass
-class Registry:
+class Generations:
     """The live and recently finished generations of one server.
 
     A generation that no reader has touched for `idle_timeout_s` is cancelled and dropped
@@ -142,12 +142,12 @@ class Registry:
     idle_timeout_s: float = 30.0
     retention_s: float = 600.0
     max_kept: int = 100_000
-    generations: dict[str, Generation] = field(default_factory=dict)
+    by_id: dict[str, Generation] = field(default_factory=dict)
 
     def create(self, request: GenerationRequest) -> Generation:
         """Start generating; raise `StreamExists` when the client-chosen id is taken."""
         stream_id = request.stream_id or secrets.token_hex(8)
-        if stream_id in self.generations:
+        if stream_id in self.by_id:
             raise StreamExists(stream_id)
         gen = Generation(id=stream_id, request=request)
         if isinstance(self.source, PlannedSource):
@@ -155,28 +155,28 @@ class Registry:
         gen._task = asyncio.create_task(
             gen.run(self.source, self.hold_s), name=f"generation-{gen.id}"
         )
-        self.generations[gen.id] = gen
+        self.by_id[gen.id] = gen
         return gen
 
     def get(self, stream_id: str) -> Generation | None:
-        gen = self.generations.get(stream_id)
+        gen = self.by_id.get(stream_id)
         if gen is not None:
             gen.last_access = time.monotonic()
         return gen
 
     def reap(self) -> None:
         now = time.monotonic()
-        for stream_id, gen in list(self.generations.items()):
+        for stream_id, gen in list(self.by_id.items()):
             if not gen.done and now - gen.last_access > self.idle_timeout_s:
                 gen.cancel()
             if gen.finished_at is not None and now - gen.finished_at > self.retention_s:
-                del self.generations[stream_id]
-        excess = len(self.generations) - self.max_kept
+                del self.by_id[stream_id]
+        excess = len(self.by_id) - self.max_kept
         if excess > 0:
-            finished = [g for g in self.generations.values() if g.finished_at is not None]
+            finished = [g for g in self.by_id.values() if g.finished_at is not None]
             finished.sort(key=lambda g: g.finished_at or 0.0)
             for gen in finished[:excess]:
-                del self.generations[gen.id]
+                del self.by_id[gen.id]
 
     async def reaper(self, every_s: float = 1.0) -> None:
         while True:
@@ -184,5 +184,5 @@ class Registry:
             self.reap()
 
     def cancel_all(self) -> None:
-        for gen in self.generations.values():
+        for gen in self.by_id.values():
             gen.cancel()

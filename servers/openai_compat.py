@@ -11,6 +11,7 @@ answer. The header `x-tokenwire-stream-id` names the stream (its timeline is the
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.sse import EventSourceResponse
 
 from errors import ProtocolError, RequestRefused
-from servers.common import ServerState, abandon, start_generation, state_of
 from servers.generation import Generation
-from servers.polling import json_response
+from servers.responses import json_response
 from servers.sources.live import STREAM_ID_HEADER
+from servers.state import ServerState, start_generation, state_of
+from servers.streaming import framed_stream
 from wire.framing import OPENAI
 from wire.messages import STREAM_ID, GenerationRequest, loads
 from wire.sse import encode_event
@@ -99,23 +101,13 @@ async def open_chat(request: Request) -> ChatCall:
 
 
 async def events(call: ChatCall) -> AsyncIterator[bytes]:
-    """The chunks as SSE events, encoded by `fastapi.sse` (via `wire.sse.encode_event`)."""
-    gen, model = call.gen, call.model
-    complete = False
-    try:
-        for payload in OPENAI.encode_start(gen.id, model):
-            yield encode_event(payload)
-        async for i, text in gen.follow():
-            yield encode_event(OPENAI.encode_token(gen.id, model, i, text))
-        end = OPENAI.encode_end(gen.id, model, len(gen.texts), gen.error)
-        if not call.include_usage and gen.error is None:
-            end = [p for p in end if '"usage"' not in p]
-        for payload in end:
-            yield encode_event(payload)
-        complete = True
-    finally:
-        if not complete:
-            abandon(gen)
+    """The chunks as SSE events, encoded by `wire.sse.encode_event`; the usage chunk only
+    when the request asked for it."""
+    async with contextlib.aclosing(framed_stream(call.gen, OPENAI, call.model)) as framed:
+        async for message in framed:
+            usage = message.index is None and '"usage"' in message.payload
+            if not usage or call.include_usage:
+                yield encode_event(message.payload)
 
 
 @router.post("/v1/chat/completions", response_model=None)

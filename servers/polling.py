@@ -11,19 +11,16 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from errors import RequestRefused
-from servers.common import body_generation_request, find_generation, start_generation, state_of
+from servers.request_parsing import body_generation_request
+from servers.responses import json_response
+from servers.state import find_generation, start_generation, state_of
 from wire.messages import GenerationRequest
 from wire.poll import encode_batch
 
 router = APIRouter(tags=["polling"])
-
-
-def json_response(body: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 @router.post("/v1/streams", status_code=201)

@@ -10,6 +10,7 @@ which per the SSE specification makes EventSource stop reconnecting.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,17 +19,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from errors import RequestRefused
-from servers.common import (
-    ServerState,
-    abandon,
+from servers.generation import Generation
+from servers.request_parsing import (
     body_generation_request,
-    find_generation,
     framing_named,
     parse_generation_request,
-    start_generation,
-    state_of,
 )
-from servers.generation import Generation
+from servers.state import ServerState, find_generation, start_generation, state_of
+from servers.streaming import framed_stream
 from wire.framing import Framing
 from wire.messages import GenerationRequest
 
@@ -96,21 +94,17 @@ async def open_get(
 
 
 async def events(opened: Opened) -> AsyncIterable[ServerSentEvent]:
-    state, gen, framing = opened.state, opened.gen, opened.framing
-    model = state.source.model
-    complete = False
-    try:
-        if opened.start == 0:
-            for payload in framing.encode_start(gen.id, model):
-                yield ServerSentEvent(raw_data=payload)
-        async for i, text in gen.follow(opened.start):
-            yield ServerSentEvent(raw_data=framing.encode_token(gen.id, model, i, text), id=str(i))
-        for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
-            yield ServerSentEvent(raw_data=payload)
-        complete = True
-    finally:
-        if not complete:
-            abandon(gen, state.settings.sse_resume_grace_s)
+    stream = framed_stream(
+        opened.gen,
+        opened.framing,
+        opened.state.source.model,
+        opened.start,
+        opened.state.settings.sse_resume_grace_s,
+    )
+    async with contextlib.aclosing(stream) as framed:
+        async for message in framed:
+            event_id = None if message.index is None else str(message.index)
+            yield ServerSentEvent(raw_data=message.payload, id=event_id)
 
 
 @router.post("/v1/sse", response_class=EventSourceResponse)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from errors import ProtocolError, RequestRefused
-from servers.common import find_generation, state_of
-from servers.polling import json_response
+from servers.responses import json_response
+from servers.state import find_generation, state_of
 from wire.messages import loads
 
 router = APIRouter(tags=["timeline"])
@@ -32,7 +32,7 @@ async def timelines(request: Request) -> Response:
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise RequestRefused(400, 'body must be {"ids": [stream ids], "texts": bool, "drop": bool}')
-    generations = state_of(request).registry.generations
+    generations = state_of(request).generations.by_id
     found, missing = [], []
     for stream_id in ids:
         gen = generations.get(stream_id)

@@ -5,16 +5,14 @@ code 1008."""
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from errors import ProtocolError, RequestRefused
-from servers.common import (
-    abandon,
-    framing_named,
-    parse_generation_request,
-    start_generation,
-    state_of,
-)
+from servers.request_parsing import framing_named, parse_generation_request
+from servers.state import start_generation, state_of
+from servers.streaming import framed_stream
 from wire.messages import dumps, loads
 
 router = APIRouter(tags=["websocket"])
@@ -38,19 +36,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    model = state.source.model
-    complete = False
     try:
-        for payload in framing.encode_start(gen.id, model):
-            await websocket.send_text(payload)
-        async for i, text in gen.follow():
-            await websocket.send_text(framing.encode_token(gen.id, model, i, text))
-        for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
-            await websocket.send_text(payload)
-        complete = True
+        async with contextlib.aclosing(framed_stream(gen, framing, state.source.model)) as framed:
+            async for message in framed:
+                await websocket.send_text(message.payload)
         await websocket.close()
     except WebSocketDisconnect:
         pass
-    finally:
-        if not complete:
-            abandon(gen)

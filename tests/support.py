@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clients.asyncio_io import AsyncStreamClient
+from clients.blocking_io import BlockingClient
+from clients.interface import ClientSettings
+from transports import TRANSPORTS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,3 +24,16 @@ def bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         timeout=timeout,
         check=False,
     )
+
+
+TRANSPORT_NAMES = TRANSPORTS.names()
+
+
+def async_client(transport: str, settings: ClientSettings) -> AsyncStreamClient:
+    """The asyncio client of a registered transport, as the driver makes it."""
+    return AsyncStreamClient(transport, TRANSPORTS.get(transport).exchange, settings)
+
+
+def blocking_client(transport: str, settings: ClientSettings) -> BlockingClient:
+    """The blocking client of a registered transport, as the locust plugin makes it."""
+    return BlockingClient(transport, TRANSPORTS.get(transport).exchange, settings)

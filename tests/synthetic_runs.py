@@ -8,8 +8,8 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+from support import TRANSPORT_NAMES
 
-from clients import TRANSPORTS
 from harness.analyse.results import Point, RunResult
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.present.plots import CHARTS
@@ -74,7 +74,7 @@ def synthetic_phase(
 SCENARIO = {
     "name": "synthetic",
     "description": "made-up numbers for tests",
-    "transports": list(TRANSPORTS),
+    "transports": list(TRANSPORT_NAMES),
     "requests": STREAMS,
     "concurrency": 1,
     "framing": "json",
@@ -85,7 +85,7 @@ METADATA = {"python": "3.11", "platform": "test", "cpu_count": 2, "started_utc":
 
 
 def synthetic_run(load: float = 1.0) -> RunResult:
-    phases = {name: synthetic_phase(name, load=load) for name in TRANSPORTS}
+    phases = {name: synthetic_phase(name, load=load) for name in TRANSPORT_NAMES}
     return RunResult.single(METADATA, dict(SCENARIO), phases)
 
 
@@ -96,14 +96,14 @@ def synthetic_sweep(axis: str, values: list[int] | list[str], load: float = 1.0)
         scale = load * (float(value) if axis == "concurrency" else 1.0)
         phases = {
             name: synthetic_phase(name, interval_ms=interval, load=scale, sweep_value=value)
-            for name in TRANSPORTS
+            for name in TRANSPORT_NAMES
         }
         points.append(Point(value, phases))
     scenario = {**SCENARIO, "name": f"synthetic-{axis}", "sweep": {"axis": axis, "values": values}}
     return RunResult(METADATA, scenario, points, axis)
 
 
-def assert_valid_images(paths: list[Path], transports: tuple[str, ...] = TRANSPORTS) -> None:
+def assert_valid_images(paths: list[Path], transports: tuple[str, ...] = TRANSPORT_NAMES) -> None:
     for path in paths:
         assert path.stat().st_size > 0, path
         if path.suffix == ".png":

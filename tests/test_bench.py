@@ -7,9 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import bench
-
-from clients import TRANSPORTS
+from support import TRANSPORT_NAMES, bench
 
 SUMMARY_DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "added_delay_ms")
 SUMMARY_NUMBERS = (
@@ -110,7 +108,7 @@ def test_a_small_run_writes_complete_results(tmp_path: Path) -> None:
     assert results["metadata"]["cpu_count"] >= 1
     assert results["metadata"]["packages"]["fastapi"]
     assert results["scenario"]["requests"] == 6
-    assert list(results["transports"]) == list(TRANSPORTS)
+    assert list(results["transports"]) == list(TRANSPORT_NAMES)
     for name, entry in results["transports"].items():
         summary = entry["summary"]
         for key in SUMMARY_DISTRIBUTIONS:

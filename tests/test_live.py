@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from support import TRANSPORT_NAMES
 
-from clients import TRANSPORTS
 from harness.measure.llm_server import MODEL_NAME, llama_command, llama_environment
 from harness.measure.trace_recorder import run_record
 from servers.sources.trace import load_trace
@@ -97,12 +97,12 @@ def test_record_relay_and_replay(llama: str, tmp_path: Path) -> None:
         tmp_path / "live",
         "--source", "openai", "--base-url", llama, "--model", MODEL_NAME, "--max-tokens", "16",
     )  # fmt: skip
-    assert_complete(live, [*TRANSPORTS, "direct"])
+    assert_complete(live, [*TRANSPORT_NAMES, "direct"])
     assert live["transports"]["sse"]["phase"]["extra"]["order"] == "interleaved"  # type: ignore[index]
 
     replay = bench_run(tmp_path / "replay", "--source", f"trace:{trace_path}")
-    assert_complete(replay, list(TRANSPORTS))
-    for name in TRANSPORTS:
+    assert_complete(replay, list(TRANSPORT_NAMES))
+    for name in TRANSPORT_NAMES:
         records = replay["transports"][name]["phase"]["requests"]  # type: ignore[index]
         for record in records:
             expected = trace.requests[record["seed"] % len(trace.requests)]

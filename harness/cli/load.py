@@ -8,9 +8,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from clients import TRANSPORTS
 from harness.cli.common import PROJECT_ROOT, non_negative_int, positive_float, positive_int
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
+from transports import TRANSPORTS
 
 NAME = "load"
 HELP = "load-test the transports with locust (headless, optionally with local workers)"
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transports",
         metavar="all|a,b,...",
-        help=f"transports to load: all, or a comma list of {', '.join(TRANSPORTS)}",
+        help=f"transports to load: all, or a comma list of {', '.join(TRANSPORTS.names())}",
     )
     parser.add_argument("--users", type=positive_int, metavar="N", help="users per transport")
     parser.add_argument(
@@ -95,7 +95,7 @@ def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.analyse.results import default_run_dir
-    from harness.load.session import LoadError, locust_rows, run_load
+    from harness.load.launch import LoadError, locust_rows, run_load
     from harness.present.console import make_console, summary_table
     from harness.present.report import write_report
 

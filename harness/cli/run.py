@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from clients import TRANSPORTS
 from harness.cli.common import (
     DEFAULT_SCENARIO,
     add_source_flags,
@@ -16,6 +15,7 @@ from harness.cli.common import (
     source_overrides,
 )
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
+from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
 NAME = "run"
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transports",
         metavar="all|a,b,...",
-        help=f"transports to measure: all, or a comma list of {', '.join(TRANSPORTS)}",
+        help=f"transports to measure: all, or a comma list of {', '.join(TRANSPORTS.names())}",
     )
     parser.add_argument(
         "--requests", type=positive_int, metavar="N", help="measured streams per transport"

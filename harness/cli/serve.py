@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_source_flags, port_number
+from harness.cli.common import add_source_flags, port_number, source_overrides
+from harness.measure.scenario import Scenario, with_overrides
+from harness.measure.server_process import bind_listener
+from harness.present.console import make_console
+from servers.app import create_app
+from servers.run import serve_on_socket
+from servers.sources.spec import build_source
+from transports import TRANSPORTS
 
 NAME = "serve"
 HELP = "run the server for curl, browsers and other clients"
@@ -18,7 +25,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.serve import serve
-
     serve(args)
     return 0
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Build the source, bind, print how to call each transport, serve until Ctrl-C."""
+    overrides = source_overrides(args)
+    overrides["seed"] = overrides["seed"] or 0
+    spec = with_overrides(Scenario(), **overrides).source
+    source = build_source(spec)
+    sock = bind_listener(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    console = make_console()
+    console.print(
+        f"[bold]tokenwire server[/] on {base} ({spec.describe()}); Ctrl-C stops it",
+        highlight=False,
+    )
+    for transport in TRANSPORTS:
+        console.print(f"  {transport.name:<10} {transport.endpoint}")
+    console.print(
+        "try:\n"
+        f"  curl -N -X POST '{base}/v1/sse' -d '{{\"seed\": 1}}'\n"
+        f"  curl -N -X POST '{base}/v1/chunked?framing=openai' -d '{{\"seed\": 1}}'\n"
+        f"  curl -X POST '{base}/v1/streams' -d '{{\"seed\": 1}}'\n"
+        f"  curl '{base}/v1/streams/ID?offset=0'   # ID from the line above\n"
+        f"  browser: new EventSource('{base}/v1/sse?seed=1')\n"
+        f"  any OpenAI client: base_url='{base}/v1'",
+        soft_wrap=True,
+    )
+    with sock:
+        serve_on_socket(create_app(source), sock)

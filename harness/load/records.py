@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clients.base import StreamError, StreamResult
+from clients.interface import StreamError, StreamResult
 from errors import ErrorKind
 from harness.analyse.results import RunResult, environment, save_run
 from harness.measure.driver import fetch_timelines, join

@@ -27,14 +27,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from clients import CLIENTS
-from clients.base import ClientSettings, StreamClient, StreamError, StreamResult
-from clients.direct import TRANSPORT as DIRECT
+from clients.asyncio_io import AsyncStreamClient
 from clients.direct import DirectClient
+from clients.interface import ClientSettings, StreamClient, StreamError, StreamResult
 from errors import ErrorKind, ScenarioError
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.measure.scenario import Scenario
-from harness.measure.server_process import PROJECT_ROOT, ServerProcess
+from harness.measure.server_process import PROJECT_ROOT
+from transports import DIRECT, TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest, loads
 
 SHARD_SIZE = 50  # streams per pooled HTTP client: httpcore slows down with huge pools
@@ -43,6 +43,15 @@ TIMELINE_BATCH = 500
 DEFAULT_PROMPTS = PROJECT_ROOT / "scenarios" / "prompts.txt"
 
 SweepValue = int | float | str | None
+
+
+class Server(Protocol):
+    """The server under test, as the driver uses it (`ServerProcess`, or one in-process)."""
+
+    base_url: str
+
+    def cpu_seconds(self) -> float: ...
+    def rss_bytes(self) -> int: ...
 
 
 class ProgressSink(Protocol):
@@ -84,13 +93,16 @@ def measured_transports(scenario: Scenario) -> tuple[str, ...]:
     return scenario.transports + ((DIRECT,) if scenario.source.live else ())
 
 
-def open_shards(transport: str, scenario: Scenario, base_url: str) -> list[StreamClient]:
+def open_shards(
+    transport: str, scenario: Scenario, base_url: str, transports: TransportRegistry = TRANSPORTS
+) -> list[StreamClient]:
     shard_count = -(-scenario.concurrency // SHARD_SIZE)
     size = -(-scenario.concurrency // shard_count)
     settings = client_settings(scenario, base_url, size)
     if transport == DIRECT:
         return [DirectClient(settings, scenario.source) for _ in range(shard_count)]
-    return [CLIENTS[transport](settings) for _ in range(shard_count)]
+    logic = transports.get(transport).exchange
+    return [AsyncStreamClient(transport, logic, settings) for _ in range(shard_count)]
 
 
 def load_prompts(scenario: Scenario) -> list[str]:
@@ -281,7 +293,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
 class Window:
     """A measured window: wall-clock bounds and the CPU both sides spent in it."""
 
-    server: ServerProcess
+    server: Server
     start_ns: int = 0
     end_ns: int = 0
     server_cpu_s: float = 0.0
@@ -302,7 +314,7 @@ class Window:
 
 
 async def records_for(
-    server: ServerProcess,
+    server: Server,
     jobs: Sequence[Job],
     results: Sequence[StreamResult],
     sweep_value: SweepValue,
@@ -350,9 +362,10 @@ class Benchmark:
     """One run of a scenario (one sweep point) against one server."""
 
     scenario: Scenario
-    server: ServerProcess
+    server: Server
     progress: ProgressSink
     sweep_value: SweepValue = None
+    transports: TransportRegistry = TRANSPORTS
     run_tag: str = field(default_factory=lambda: f"r{time.time_ns() % 10**10:09x}")
 
     def __post_init__(self) -> None:
@@ -390,7 +403,10 @@ class Benchmark:
         return window
 
     async def phase(self, transports: Sequence[str], jobs: list[Job]) -> list[PhaseRecord]:
-        shards = {t: open_shards(t, self.scenario, self.server.base_url) for t in transports}
+        shards = {
+            t: open_shards(t, self.scenario, self.server.base_url, self.transports)
+            for t in transports
+        }
         try:
             if self.scenario.warmup:
                 await self.warm_up(shards)
@@ -435,8 +451,11 @@ class Benchmark:
 
 async def run_benchmark(
     scenario: Scenario,
-    server: ServerProcess,
+    server: Server,
     progress: ProgressSink | None = None,
     sweep_value: SweepValue = None,
+    transports: TransportRegistry = TRANSPORTS,
 ) -> list[PhaseRecord]:
-    return await Benchmark(scenario, server, progress or NoProgress(), sweep_value).run()
+    """Run one scenario (one sweep point) against a running server; raw records out."""
+    benchmark = Benchmark(scenario, server, progress or NoProgress(), sweep_value, transports)
+    return await benchmark.run()

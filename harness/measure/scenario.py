@@ -65,10 +65,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from clients import TRANSPORTS
 from errors import ScenarioError, SourceError
 from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
+from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
 ORDERS = ("auto", "sequential", "interleaved")
@@ -139,7 +139,7 @@ class Load:
 class Scenario:
     name: str = "default"
     description: str = ""
-    transports: tuple[str, ...] = TRANSPORTS
+    transports: tuple[str, ...] = TRANSPORTS.names()
     requests: int = 50
     concurrency: int = 8
     warmup: int = 2
@@ -209,7 +209,7 @@ def parse_transports(value: str | list[str]) -> tuple[str, ...]:
     """`all`, a comma-separated string, or a list of names; unknown names are an error."""
     if isinstance(value, str):
         if value.strip() == "all":
-            return TRANSPORTS
+            return TRANSPORTS.names()
         names = [part.strip() for part in value.split(",") if part.strip()]
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
         names = list(value)
@@ -217,11 +217,10 @@ def parse_transports(value: str | list[str]) -> tuple[str, ...]:
         raise ScenarioError('transports must be "all", "a,b,..." or a list of names')
     unknown = [n for n in names if n not in TRANSPORTS]
     if unknown:
-        raise ScenarioError(
-            f"unknown transport(s) {', '.join(unknown)}; allowed: all, {', '.join(TRANSPORTS)}"
-        )
+        allowed = ", ".join(TRANSPORTS.names())
+        raise ScenarioError(f"unknown transport(s) {', '.join(unknown)}; allowed: all, {allowed}")
     if not names:
-        raise ScenarioError(f"no transport given; allowed: all, {', '.join(TRANSPORTS)}")
+        raise ScenarioError(f"no transport given; allowed: all, {', '.join(TRANSPORTS.names())}")
     return tuple(dict.fromkeys(names))
 
 

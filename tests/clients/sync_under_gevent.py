@@ -17,15 +17,16 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import orjson  # noqa: E402
 
-from clients.base import ClientSettings, StreamResult  # noqa: E402
-from clients.sync import SYNC_CLIENTS  # noqa: E402
+from clients.blocking_io import BlockingClient  # noqa: E402
+from clients.interface import ClientSettings, StreamResult  # noqa: E402
 from harness.load.records import pack  # noqa: E402
+from transports import TRANSPORTS  # noqa: E402
 from wire.messages import GenerationRequest  # noqa: E402
 
 
 def one_stream(base_url: str, transport: str, seed: int, k: int) -> StreamResult:
     settings = ClientSettings(base_url=base_url, poll_interval_s=0.02, stream_timeout_s=30)
-    client = SYNC_CLIENTS[transport](settings)
+    client = BlockingClient(transport, TRANSPORTS.get(transport).exchange, settings)
     try:
         request = GenerationRequest(seed=seed, stream_id=f"gevent-{transport}-{k}")
         return client.stream(request, time.perf_counter_ns())
@@ -36,7 +37,7 @@ def one_stream(base_url: str, transport: str, seed: int, k: int) -> StreamResult
 def main(base_url: str, seed: int, per_transport: int) -> None:
     jobs = [
         gevent.spawn(one_stream, base_url, transport, seed, k)
-        for transport in SYNC_CLIENTS
+        for transport in TRANSPORTS.names()
         for k in range(per_transport)
     ]
     gevent.joinall(jobs, timeout=60, raise_error=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from support import TRANSPORT_NAMES, async_client
 
-from clients import CLIENTS, TRANSPORTS
-from clients.base import ClientSettings
+from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess
 from servers.sources.mock import MockSource
 from servers.sources.spec import SourceSpec, build_source
@@ -29,12 +29,12 @@ def test_the_corpus_stream_contains_the_tricky_tokens(corpus_spec: SourceSpec) -
 
 
 @pytest.mark.parametrize("framing", ["json", "openai"])
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 async def test_transport_delivers_the_exact_sequence(
     server: ServerProcess, corpus_spec: SourceSpec, transport: str, framing: str
 ) -> None:
     settings = ClientSettings(base_url=server.base_url, framing=framing, poll_interval_s=0.02)
-    client = CLIENTS[transport](settings)
+    client = async_client(transport, settings)
     seed = 3
     stream_id = f"e2e-{transport}-{framing}"
     try:

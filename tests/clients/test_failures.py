@@ -6,9 +6,9 @@ import socket
 import time
 
 import pytest
+from support import TRANSPORT_NAMES, async_client
 
-from clients import CLIENTS, TRANSPORTS
-from clients.base import ClientSettings
+from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess
 from wire.messages import GenerationRequest
 
@@ -19,9 +19,9 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])  # nothing listens here once the socket closes
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 async def test_nothing_listening_is_a_connect_error(transport: str) -> None:
-    client = CLIENTS[transport](ClientSettings(base_url=f"http://127.0.0.1:{closed_port()}"))
+    client = async_client(transport, ClientSettings(base_url=f"http://127.0.0.1:{closed_port()}"))
     try:
         result = await client.stream(GenerationRequest(stream_id="x"), time.perf_counter_ns())
     finally:
@@ -30,9 +30,9 @@ async def test_nothing_listening_is_a_connect_error(transport: str) -> None:
     assert result.texts == [] and result.end_ns is None
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 async def test_a_refused_request_is_recorded(server: ServerProcess, transport: str) -> None:
-    client = CLIENTS[transport](ClientSettings(base_url=server.base_url))
+    client = async_client(transport, ClientSettings(base_url=server.base_url))
     bad = GenerationRequest(stream_id="taken-" + transport)
     try:
         first = await client.stream(bad, time.perf_counter_ns())

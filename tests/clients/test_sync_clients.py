@@ -16,10 +16,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from support import TRANSPORT_NAMES, async_client, blocking_client
 
-from clients import CLIENTS, TRANSPORTS
-from clients.base import ClientSettings, StreamResult
-from clients.sync import SYNC_CLIENTS
+from clients.interface import ClientSettings, StreamResult
 from harness.load.records import unpack
 from harness.measure.driver import fetch_timelines
 from harness.measure.server_process import ServerProcess, start_server, stop_server
@@ -39,20 +38,16 @@ def expected_texts(spec: SourceSpec, seed: int) -> list[str]:
     return list(source.plan(GenerationRequest(seed=seed)).texts)
 
 
-def test_every_transport_has_a_sync_client() -> None:
-    assert set(SYNC_CLIENTS) == set(CLIENTS) == set(TRANSPORTS)
-
-
 def sync_stream(base_url: str, transport: str, framing: str, stream_id: str) -> StreamResult:
     settings = ClientSettings(base_url=base_url, framing=framing, poll_interval_s=0.02)
-    client = SYNC_CLIENTS[transport](settings)
+    client = blocking_client(transport, settings)
     try:
         return client.stream(GenerationRequest(seed=3, stream_id=stream_id), time.perf_counter_ns())
     finally:
         client.close()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 def test_sync_transport_delivers_the_exact_sequence(
     server: ServerProcess, corpus_spec: SourceSpec, transport: str
 ) -> None:
@@ -82,7 +77,7 @@ def test_sync_transport_delivers_the_exact_sequence(
 async def test_sync_and_async_clients_count_the_same_bytes(
     server: ServerProcess, transport: str
 ) -> None:
-    client = CLIENTS[transport](ClientSettings(base_url=server.base_url))
+    client = async_client(transport, ClientSettings(base_url=server.base_url))
     request = GenerationRequest(seed=3, stream_id=f"bytes-a-{transport}")
     try:
         async_result, sync_result = await asyncio.gather(  # side by side: a faster test
@@ -107,7 +102,7 @@ def nobody_listening() -> Iterator[str]:
 
 
 def test_a_refused_connection_is_a_connect_error(nobody_listening: str) -> None:
-    for transport in TRANSPORTS:
+    for transport in TRANSPORT_NAMES:
         result = sync_stream(nobody_listening, transport, "json", f"refused-{transport}")
         assert result.error is not None and result.error.kind == "connect", transport
 
@@ -136,7 +131,7 @@ def test_under_gevent_every_token_arrives_when_it_is_emitted(paced_server: Serve
     results = [unpack(packed)[1] for packed in orjson.loads(done.stdout)]
     timelines = asyncio.run(fetch_timelines(paced_server.base_url, [r.stream_id for r in results]))
     expected = expected_texts(PACED, 5)
-    assert len(results) == 2 * len(TRANSPORTS)
+    assert len(results) == 2 * len(TRANSPORT_NAMES)
     for result in results:
         assert result.error is None, (result.stream_id, result.error)
         assert result.texts == expected, result.stream_id

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from support import TRANSPORT_NAMES
 from synthetic_runs import assert_valid_images, synthetic_run, synthetic_sweep
 
 from bench import main
-from clients import TRANSPORTS
 from harness.analyse import compare
 from harness.analyse.results import save_run
 from harness.present.plots import CHARTS, charts_for
@@ -34,7 +34,7 @@ def test_compare_command_writes_one_file_with_ratios_and_overlays(
     assert stdout.strip() == str(page)
     text = page.read_text(encoding="utf-8")
     assert "Baseline: <b>before</b>" in text and "Δ after − base" in text
-    for transport in TRANSPORTS:
+    for transport in TRANSPORT_NAMES:
         assert f"</span>{transport}</td>" in text, transport
     for column in compare.COLUMNS:
         assert compare.esc(column.header) in text, column.header

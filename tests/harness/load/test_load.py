@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import bench
+from support import TRANSPORT_NAMES, bench
 
-from clients import TRANSPORTS
-from clients.base import StreamError, StreamResult
+from clients.interface import StreamError, StreamResult
 from errors import ScenarioError
 from harness.analyse.results import RunResult, load_run
 from harness.cli.load import duration_s
@@ -212,7 +211,7 @@ def test_two_workers_load_every_transport_and_the_master_merges_both(tmp_path: P
     done = bench("load", "--scenario", str(scenario), "--workers", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr + done.stdout
     run = load_run(out)
-    check_lossless(run, TRANSPORTS, locust_rows(out / "locust-all_stats.csv"))
+    check_lossless(run, TRANSPORT_NAMES, locust_rows(out / "locust-all_stats.csv"))
     workers = {r.stream_id.split("-")[2] for p in run.phases.values() for r in p.requests}
     assert workers == {"w0", "w1"}
     locust_meta = run.metadata["load"]["runs"]["all"]["locust"]

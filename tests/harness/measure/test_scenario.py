@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import TRANSPORT_NAMES
 
-from clients import TRANSPORTS
 from errors import ScenarioError
 from harness.measure.scenario import Scenario, load_scenario, parse_transports, with_overrides
 
@@ -36,7 +36,7 @@ def test_overrides_win_and_a_new_preset_replaces_the_file_source() -> None:
 
 
 def test_transport_lists() -> None:
-    assert parse_transports("all") == TRANSPORTS
+    assert parse_transports("all") == TRANSPORT_NAMES
     assert parse_transports(["sse", "sse", "chunked"]) == ("sse", "chunked")
     with pytest.raises(ScenarioError, match=r"unknown transport.*carrier-pigeon.*allowed: all"):
         parse_transports("sse,carrier-pigeon")
@@ -76,4 +76,4 @@ def test_missing_file() -> None:
 
 
 def test_defaults_are_valid() -> None:
-    assert Scenario().validate().transports == TRANSPORTS
+    assert Scenario().validate().transports == TRANSPORT_NAMES

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import TRANSPORT_NAMES
 from synthetic_runs import (
     MS,
     PER_POINT,
@@ -21,7 +22,6 @@ from synthetic_runs import (
     synthetic_sweep,
 )
 
-from clients import TRANSPORTS
 from harness.analyse.results import load_run, save_run
 from harness.present import plots
 from harness.present.plots import draw_all
@@ -81,7 +81,7 @@ def test_race_picks_a_request_every_transport_completed() -> None:
     phases["sse"].requests[0].error_kind = "timeout"
     index = plots.race_index(phases)
     assert index is not None and index != 0
-    assert plots.source_gaps_ms(phases).size == len(TRANSPORTS) * STREAMS * (TOKENS - 1)
+    assert plots.source_gaps_ms(phases).size == len(TRANSPORT_NAMES) * STREAMS * (TOKENS - 1)
 
 
 def test_results_round_trip(tmp_path: Path) -> None:
@@ -91,4 +91,4 @@ def test_results_round_trip(tmp_path: Path) -> None:
     assert loaded.phases == run.phases
     assert loaded.summaries == run.summaries
     lines = (tmp_path / "summary.csv").read_text().count("\n")
-    assert lines == 1 + len(TRANSPORTS)
+    assert lines == 1 + len(TRANSPORT_NAMES)

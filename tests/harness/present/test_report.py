@@ -15,12 +15,11 @@ from typing import Any
 
 import orjson
 import pytest
-from support import bench
+from support import TRANSPORT_NAMES, bench
 from synthetic_runs import synthetic_run, synthetic_sweep
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench import main
-from clients import TRANSPORTS
 from harness.analyse.metrics import TransportSummary
 from harness.analyse.results import RunResult, save_run
 from harness.present import plots, report
@@ -66,7 +65,7 @@ def sweep_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_names_every_transport_metric_and_definition(plain_report: Path) -> None:
     text = plain_report.read_text(encoding="utf-8")
-    for transport in TRANSPORTS:
+    for transport in TRANSPORT_NAMES:
         assert f"</span>{transport}</td>" in text, transport
     for f in fields(TransportSummary):  # every metric, by its name in results.json
         assert f"<code>{f.name}" in text, f.name
@@ -104,7 +103,7 @@ def test_best_value_in_each_column_is_highlighted() -> None:
         name: re.findall(r"<td( class=\"best\")?>([^<]*)</td>", row)
         for name, row in re.findall(r"</span>(\w+)</td>(.*?)</tr>", table)
     }
-    assert set(rows) == set(TRANSPORTS)
+    assert set(rows) == set(TRANSPORT_NAMES)
     best = report.best_values(summaries, report.VERDICT)
     for k, column in enumerate(report.VERDICT):
         marked = {name for name, cells in rows.items() if cells[k][0]}
@@ -291,7 +290,7 @@ def test_report_renders_in_headless_chromium(plain_report: Path, tmp_path: Path)
     drawn = {c.title for c in CHARTS.values() if c.sweep_axis is None}
     assert {image["alt"] for image in seen["images"]} == drawn
     assert all(image["complete"] and image["width"] > 0 for image in seen["images"])
-    assert seen["verdict_rows"] == 1 + len(TRANSPORTS)
+    assert seen["verdict_rows"] == 1 + len(TRANSPORT_NAMES)
 
 
 def test_report_of_a_run_folder_loads_again(plain_report: Path) -> None:

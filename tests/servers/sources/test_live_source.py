@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import TRANSPORT_NAMES, async_client
 
-from clients import CLIENTS, TRANSPORTS
-from clients.base import ClientSettings
+from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess, running_server
 from servers.sources.mock import MockSource
 from servers.sources.spec import SourceSpec, build_source
@@ -41,11 +41,11 @@ def expected(corpus_spec: SourceSpec, seed: int) -> list[str]:
     return list(source.plan(GenerationRequest(seed=seed)).texts)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 async def test_relayed_live_text_is_exact(
     relay: ServerProcess, corpus_spec: SourceSpec, transport: str
 ) -> None:
-    client = CLIENTS[transport](ClientSettings(base_url=relay.base_url, poll_interval_s=0.02))
+    client = async_client(transport, ClientSettings(base_url=relay.base_url, poll_interval_s=0.02))
     request = GenerationRequest(seed=21, prompt="tell me", stream_id=f"live-{transport}")
     try:
         result = await client.stream(request, time.perf_counter_ns())

@@ -32,18 +32,13 @@ from rich.console import Console
 
 from errors import LoadError, ResultsError
 from harness.analyse.results import RunResult, environment, load_run, save_run
+from harness.load.names import user_class_name
 from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT, ServerProcess, running_server
+from transports import TRANSPORTS
 
 LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
-USER_CLASSES: dict[str, str] = {
-    "short_poll": "ShortPollUser",
-    "long_poll": "LongPollUser",
-    "sse": "SSEUser",
-    "chunked": "ChunkedUser",
-    "websocket": "WebSocketUser",
-}
 # Beyond run time and stop timeout: locust's start-up, workers connecting, the workers'
 # last reports, the timeline fetch and the results file.
 OVERHEAD_ALLOWANCE_S = 90.0
@@ -132,7 +127,7 @@ def master_command(
             "--expect-workers-max-wait",
             str(WORKER_CONNECT_WAIT_S),
         ]
-    return [*command, *(USER_CLASSES[t] for t in transports)]
+    return [*command, *(user_class_name(TRANSPORTS.get(t)) for t in transports)]
 
 
 def worker_command(scenario_file: Path, master_port: int) -> list[str]:

@@ -1,0 +1,177 @@
+"""The blocking driver, for locust (gevent) and plain threads: runs any transport's exchange
+logic (`clients.exchange`) with httpx's sync `Client` and websockets' sync client.
+
+The same logic, wire code and `StreamResult` as the asyncio driver; only the I/O differs.
+Bodies are read with `iter_raw`, so every network read is handed over as it arrives, never
+buffered to the end. Under gevent's monkey patching both libraries cooperate: a greenlet
+blocked on a read lets the others run, and the per-read stamp is taken as the read returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+import httpx
+import websockets
+from websockets.sync.client import ClientConnection, connect
+
+from clients.exchange import (
+    HANDLERS,
+    Arrival,
+    Exchange,
+    ExchangeLogic,
+    Fetch,
+    OpenStream,
+    OpenWebSocket,
+    ReadBody,
+    ReceiveMessage,
+    Reply,
+    SendText,
+    Sleep,
+    Steps,
+)
+from clients.httpx_io import (
+    charge_bytes,
+    complete_exchange,
+    count_exchange,
+    http_client_options,
+    mapped_errors,
+    reply_of,
+    unexpected,
+)
+from clients.interface import ClientSettings, StreamResult, failures_recorded
+from clients.websockets_io import (
+    CONNECT_OPTIONS,
+    charge_probe,
+    count_upgrade,
+    mapped_ws_errors,
+    ws_url,
+)
+from clients.wirebytes import ByteMeter
+from wire.messages import GenerationRequest
+
+
+def keep_trio_out_under_gevent() -> None:
+    """httpcore imports trio (lazily, with the first `httpx.Client`) when it is installed, and
+    trio's import fails under gevent's monkey-patched `select` (it needs `select.epoll`),
+    which would break every httpx client. These clients never use trio: under gevent, make
+    `import trio` fail cleanly instead, so httpcore leaves it out."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("select") and "trio" not in sys.modules:
+        sys.modules["trio"] = None  # type: ignore[assignment]
+
+
+keep_trio_out_under_gevent()
+
+
+class BlockingStreamClient(Protocol):
+    """The blocking twin of `clients.interface.StreamClient`."""
+
+    transport: str
+
+    def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult: ...
+    def close(self) -> None: ...
+
+
+class BlockingClient:
+    """Any transport's blocking client: its exchange logic over one pooled `httpx.Client`."""
+
+    def __init__(self, transport: str, logic: ExchangeLogic, settings: ClientSettings) -> None:
+        self.transport = transport
+        self.logic = logic
+        self.settings = settings
+        self.meter = ByteMeter()
+        self._http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(**http_client_options(self.settings))
+        return self._http
+
+    def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+        """Run one stream to its end. Transport failures are recorded in `StreamResult.error`;
+        anything else is a bug and propagates."""
+        result = StreamResult.start(self.transport, request, scheduled_ns)
+        with failures_recorded(result), BlockingIO(self, result) as io:
+            io.run(self.logic(self.settings, request, result))
+        return result
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+
+class BlockingIO(contextlib.ExitStack):
+    """Performs one stream's effects; what it opened is closed (and charged) at exit."""
+
+    def __init__(self, client: BlockingClient, result: StreamResult) -> None:
+        super().__init__()
+        self.client = client
+        self.result = result
+        self.reads: Iterator[bytes] | None = None
+        self.ws: ClientConnection | None = None
+        self.probe: socket.socket | None = None
+
+    def run(self, exchange: Exchange) -> None:
+        steps = Steps(exchange)
+        with contextlib.closing(steps):
+            reply: object = None
+            while (effect := steps.send(reply)) is not None:
+                reply = getattr(self, HANDLERS[type(effect)])(effect)
+
+    def __exit__(self, *exc_info: object) -> bool:
+        with mapped_errors(), mapped_ws_errors():
+            return super().__exit__(*exc_info)  # type: ignore[arg-type]
+
+    def fetch(self, effect: Fetch) -> Reply:
+        with mapped_errors():
+            response = self.client.http.request(
+                effect.call.method, effect.call.url, **effect.call.kwargs()
+            )
+        return complete_exchange(self.client.meter, self.result, response, time.perf_counter_ns())
+
+    def open_stream(self, effect: OpenStream) -> Reply:
+        call = effect.call
+        with mapped_errors():
+            response = self.enter_context(
+                self.client.http.stream(call.method, call.url, **call.kwargs())
+            )
+            self.callback(charge_bytes, self.client.meter, self.result, response)
+            count_exchange(self.result, response)
+            body = response.read() if unexpected(response, call) else b""
+        self.reads = response.iter_raw()
+        return reply_of(response, body, time.perf_counter_ns())
+
+    def read_body(self, effect: ReadBody) -> Arrival | None:
+        assert self.reads is not None, "ReadBody before OpenStream"
+        with mapped_errors():
+            data = next(self.reads, None)
+        return None if data is None else Arrival(data, time.perf_counter_ns())
+
+    def sleep(self, effect: Sleep) -> None:
+        time.sleep(effect.seconds)
+
+    def open_websocket(self, effect: OpenWebSocket) -> None:
+        self.callback(lambda: charge_probe(self.result, self.probe))  # after the close
+        with mapped_ws_errors():
+            self.ws = self.enter_context(
+                connect(ws_url(self.client.settings.base_url, effect.path), **CONNECT_OPTIONS)
+            )
+        self.probe = count_upgrade(self.result, self.ws, self.ws.socket)
+
+    def send_text(self, effect: SendText) -> None:
+        assert self.ws is not None, "SendText before OpenWebSocket"
+        with mapped_ws_errors():
+            self.ws.send(effect.text)
+
+    def receive(self, effect: ReceiveMessage) -> Arrival | None:
+        assert self.ws is not None, "ReceiveMessage before OpenWebSocket"
+        with mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
+            return Arrival(self.ws.recv(), time.perf_counter_ns())
+        return None

@@ -1,0 +1,174 @@
+"""One exchange logic per transport, written once and run by both drivers.
+
+A transport's client logic (what to send, how to read, when the stream ends) is a generator
+that yields I/O *effects* and receives their replies, the way httpx's `Auth.auth_flow` is
+one generator that both its sync and async clients drive. The asyncio driver
+(`clients.asyncio_io`) and the blocking driver used by locust (`clients.blocking_io`)
+perform the effects with their own libraries; neither knows which transport it runs.
+
+    def exchange(settings, request, result):          # an `ExchangeLogic`
+        reply = yield Fetch(HTTPCall("POST", "/v1/streams", json=...))
+        ...
+        arrival = yield READ_BODY                     # None once the body has ended
+
+Accounting that belongs to the I/O (requests, HTTP head bytes, wire bytes from the
+socket's TCP_INFO counters) is done by the drivers as they perform each effect, into the
+same `StreamResult` the logic records tokens in. Clock reads happen in the drivers, at the
+I/O boundary: every `Reply` and `Arrival` carries the `perf_counter_ns()` of its arrival.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from clients.interface import ClientSettings, StreamResult
+from errors import HTTPStatusFailed, ProtocolError, ProtocolViolation
+from wire.messages import GenerationRequest
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPCall:
+    """One HTTP request, without I/O. `url` is relative to the client's base URL."""
+
+    method: str
+    url: str
+    params: dict[str, str | int] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    expected_status: int = 200
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `httpx.Client.request`/`.stream` (and their async twins)."""
+        return {"params": self.params, "json": self.json, "headers": self.headers}
+
+
+# --- effects: what an exchange asks its driver to do ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Send one HTTP request and read its whole response. Reply: `Reply`."""
+
+    call: HTTPCall
+
+
+@dataclass(frozen=True, slots=True)
+class OpenStream:
+    """Send one HTTP request and keep its body open for `ReadBody`. Reply: `Reply` (its body
+    is empty unless the status is not the expected one: then it is read whole, to explain)."""
+
+    call: HTTPCall
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """The next network read of the open body. Reply: `Arrival`, or None at its end."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWebSocket:
+    """Open a WebSocket to `path` on the client's base URL. Reply: None."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    """Send one WebSocket text message. Reply: None."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveMessage:
+    """The next WebSocket message. Reply: `Arrival`, or None once the peer closed cleanly."""
+
+
+Effect = Fetch | OpenStream | ReadBody | Sleep | OpenWebSocket | SendText | ReceiveMessage
+READ_BODY = ReadBody()
+RECEIVE = ReceiveMessage()
+
+# The driver method that performs each effect (both drivers name them alike).
+HANDLERS: dict[type[Effect], str] = {
+    Fetch: "fetch",
+    OpenStream: "open_stream",
+    ReadBody: "read_body",
+    Sleep: "sleep",
+    OpenWebSocket: "open_websocket",
+    SendText: "send_text",
+    ReceiveMessage: "receive",
+}
+
+
+# --- replies ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP response head (and body, for `Fetch`), stamped when it was complete."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    path: str
+    now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One network read of a body (bytes) or one WebSocket message (str or bytes)."""
+
+    data: bytes | str
+    now_ns: int
+
+
+Exchange = Generator[Effect, Any, None]
+
+
+class ExchangeLogic(Protocol):
+    """A transport's client logic: one stream from request to terminal message."""
+
+    def __call__(
+        self, settings: ClientSettings, request: GenerationRequest, result: StreamResult
+    ) -> Exchange: ...
+
+
+def require_status(reply: Reply, call: HTTPCall) -> None:
+    if reply.status != call.expected_status:
+        text = reply.body[:300].decode(errors="replace")
+        raise HTTPStatusFailed(f"HTTP {reply.status} from {reply.path}: {text}")
+
+
+@contextlib.contextmanager
+def protocol_errors_mapped() -> Iterator[None]:
+    """Codec errors inside an exchange are the peer's protocol violations."""
+    try:
+        yield
+    except (ProtocolError, UnicodeDecodeError) as exc:
+        raise ProtocolViolation(str(exc)) from exc
+
+
+class Steps:
+    """Steps an exchange for a driver: `first()`, then `send(reply)` until it returns None
+    (the exchange finished). Exceptions the logic raises propagate, codec errors mapped."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    def send(self, reply: object) -> Effect | None:
+        with protocol_errors_mapped():
+            try:
+                return self._exchange.send(reply)
+            except StopIteration:
+                return None
+
+    def close(self) -> None:
+        self._exchange.close()

@@ -1,0 +1,102 @@
+"""The exchange logic of transports whose stream is one streamed HTTP response (SSE,
+chunked): the request it sends, how its body decodes, when it has ended. No I/O here:
+the drivers in `clients.asyncio_io` and `clients.blocking_io` perform the effects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from clients.exchange import (
+    READ_BODY,
+    Exchange,
+    ExchangeLogic,
+    HTTPCall,
+    OpenStream,
+    Reply,
+    require_status,
+)
+from clients.interface import ClientSettings, StreamResult
+from errors import ProtocolViolation, StreamIncomplete
+from wire.framing import Framing, get_framing
+from wire.messages import GenerationRequest
+
+
+class PayloadDecoder(Protocol):
+    def feed(self, data: bytes) -> list[str]: ...
+    def close(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPStream:
+    """A streamed-response transport without I/O: the request it sends and how its body
+    decodes into framed payloads."""
+
+    transport: str
+    path: str
+    media_type: str
+    decoder: Callable[[], PayloadDecoder]
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def call(self, framing: Framing, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(
+            "POST",
+            self.path,
+            params={"framing": framing.name},
+            json=request.to_json(),
+            headers={"accept": self.media_type, **dict(self.headers)},
+        )
+
+
+def require_end(result: StreamResult) -> None:
+    if result.end_ns is None:
+        raise StreamIncomplete("the response ended without a terminal message")
+
+
+class BodyReader:
+    """One streamed response body into a `StreamResult`, network read by network read.
+    `feed` gets each read's bytes with the stamp taken as they arrived."""
+
+    def __init__(
+        self, kind: HTTPStream, framing: Framing, result: StreamResult, content_type: str
+    ) -> None:
+        if not content_type.startswith(kind.media_type):
+            raise ProtocolViolation(
+                f"expected Content-Type {kind.media_type}, got {content_type!r}"
+            )
+        self._decoder = kind.decoder()
+        self._framing = framing
+        self._result = result
+
+    def feed(self, raw: bytes, now_ns: int) -> None:
+        payloads = self._decoder.feed(raw)
+        if payloads:
+            self._result.take([self._framing.decode(p) for p in payloads], now_ns)
+
+    def close(self, now_ns: int) -> None:
+        """End of body: what the decoder still holds, stamped with the last read's time."""
+        tail = self._decoder.close()
+        if tail:
+            self._result.take([self._framing.decode(p) for p in tail], now_ns)
+
+
+def http_stream_exchange(kind: HTTPStream) -> ExchangeLogic:
+    """POST the request, then decode the body read by read until it ends."""
+
+    def exchange(
+        settings: ClientSettings, request: GenerationRequest, result: StreamResult
+    ) -> Exchange:
+        framing = get_framing(settings.framing)
+        call = kind.call(framing, request)
+        reply: Reply = yield OpenStream(call)
+        require_status(reply, call)
+        body = BodyReader(kind, framing, result, reply.headers.get("content-type", ""))
+        last_ns = reply.now_ns
+        while (arrival := (yield READ_BODY)) is not None:
+            body.feed(arrival.data, arrival.now_ns)
+            last_ns = arrival.now_ns
+        body.close(last_ns)
+        require_end(result)
+
+    return exchange

@@ -1,0 +1,104 @@
+"""What both drivers share of httpx: client options, error mapping and the accounting of
+each HTTP exchange (requests, head bytes, wire bytes). Thin: no transport logic here."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpx
+
+from clients.exchange import HTTPCall, Reply
+from clients.interface import ClientSettings, StreamResult
+from clients.wirebytes import ByteMeter
+from errors import ConnectFailed, StreamIncomplete, StreamTimedOut, TransportError
+
+
+def http_client_options(settings: ClientSettings) -> dict[str, Any]:
+    """Pool and timeouts of one client, sized so no stream waits for a connection."""
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+    )
+    return {
+        "base_url": settings.base_url,
+        "limits": limits,
+        "timeout": httpx.Timeout(settings.stream_timeout_s, connect=10.0),
+        "trust_env": False,  # never route loopback benchmarks through an environment proxy
+    }
+
+
+def head_bytes(start_line: str, headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """Size of an HTTP/1.1 message head as serialised on the wire: start line, one
+    `name: value` line per header, and the blank line. Reconstructed from what the
+    libraries parsed, which is exact for HTTP/1.1 (header order and case do not change sizes)."""
+    return len(start_line) + 2 + sum(len(k) + 2 + len(v) + 2 for k, v in headers) + 2
+
+
+def exchange_head_bytes(response: httpx.Response) -> int:
+    """Request head plus response head of one HTTP exchange."""
+    request = response.request
+    target = request.url.raw_path.decode()
+    request_line = f"{request.method} {target} {response.http_version}"
+    status_line = f"{response.http_version} {response.status_code} {response.reason_phrase}"
+    return head_bytes(request_line, request.headers.raw) + head_bytes(
+        status_line, response.headers.raw
+    )
+
+
+def socket_of(response: httpx.Response) -> socket.socket:
+    sock = response.extensions["network_stream"].get_extra_info("socket")
+    if sock is None:
+        raise TransportError("the HTTP connection exposes no socket to count bytes on")
+    return sock  # type: ignore[no-any-return]
+
+
+def charge_bytes(meter: ByteMeter, result: StreamResult, response: httpx.Response) -> None:
+    """The bytes the exchange's connection moved since the meter last looked at it. A
+    connection the library has already closed (a read that failed, was cancelled or was
+    killed mid-body) has no counters left to read: nothing is charged then."""
+    sock = socket_of(response)
+    if sock.fileno() != -1:
+        result.add_bytes(meter.charge(sock))
+
+
+def count_exchange(result: StreamResult, response: httpx.Response) -> None:
+    """An exchange's request and its heads, as soon as the response head is in."""
+    result.requests += 1
+    result.header_bytes += exchange_head_bytes(response)
+
+
+def reply_of(response: httpx.Response, body: bytes, now_ns: int) -> Reply:
+    return Reply(response.status_code, response.headers, body, response.url.path, now_ns)
+
+
+def unexpected(response: httpx.Response, call: HTTPCall) -> bool:
+    """A streamed response whose status is not the expected one is read whole, to explain."""
+    return response.status_code != call.expected_status
+
+
+@contextlib.contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Map httpx exceptions to the error tree, at the boundary. A plain context manager,
+    so both drivers share it (`with`, not `async with`)."""
+    try:
+        yield
+    except httpx.ConnectError as exc:
+        raise ConnectFailed(f"cannot connect: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise StreamTimedOut(f"timed out: {type(exc).__name__}") from exc
+    except httpx.RemoteProtocolError as exc:
+        raise StreamIncomplete(f"connection ended early: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def complete_exchange(
+    meter: ByteMeter, result: StreamResult, response: httpx.Response, now_ns: int
+) -> Reply:
+    """A fetched exchange, body read: count it, charge its bytes, hand back the reply."""
+    count_exchange(result, response)
+    charge_bytes(meter, result, response)
+    return reply_of(response, response.content, now_ns)

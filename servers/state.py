@@ -1,0 +1,52 @@
+"""The server's state as endpoints see it: the source, the settings and the generations,
+and the few operations on them every transport needs."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from errors import RequestRefused
+from servers.generation import Generation, Generations, StreamExists
+from servers.settings import ServerSettings
+from servers.sources.mock import TokenSource
+from wire.messages import GenerationRequest
+
+
+@dataclass
+class ServerState:
+    source: TokenSource
+    settings: ServerSettings
+    generations: Generations
+
+
+def state_of(conn: HTTPConnection) -> ServerState:
+    return conn.app.state.tokenwire  # type: ignore[no-any-return]
+
+
+def start_generation(state: ServerState, request: GenerationRequest) -> Generation:
+    try:
+        return state.generations.create(request)
+    except StreamExists:
+        raise RequestRefused(409, f"stream {request.stream_id!r} already exists") from None
+
+
+def find_generation(state: ServerState, stream_id: str) -> Generation:
+    gen = state.generations.get(stream_id)
+    if gen is None:
+        raise RequestRefused(
+            404, f"no stream {stream_id!r} (unknown, finished long ago, or dropped)"
+        )
+    return gen
+
+
+def abandon(gen: Generation, grace_s: float = 0.0) -> None:
+    """The reader of a push stream went away before the end: stop generating for nobody."""
+    if gen.done:
+        return
+    if grace_s <= 0:
+        gen.cancel()
+    else:
+        asyncio.get_running_loop().call_later(grace_s, gen.cancel_unless_resumed)

@@ -1,0 +1,41 @@
+"""The one loop every push endpoint runs: the framing's start messages, each token as the
+generation yields it, the end messages; and, if the reader left before the end, the
+generation is abandoned (cancelled, or after a grace period when the transport can resume).
+Endpoints only wrap each framed payload in their own delimiting (an SSE event, an NDJSON
+line, a WebSocket message)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from servers.generation import Generation
+from servers.state import abandon
+from wire.framing import Framing
+
+
+@dataclass(frozen=True, slots=True)
+class Framed:
+    """One framed payload; `index` is the token's index (None for start and end messages)."""
+
+    index: int | None
+    payload: str
+
+
+async def framed_stream(
+    gen: Generation, framing: Framing, model: str, start: int = 0, resume_grace_s: float = 0.0
+) -> AsyncIterator[Framed]:
+    """Start messages (unless resuming at `start` > 0), tokens from `start`, end messages."""
+    complete = False
+    try:
+        if start == 0:
+            for payload in framing.encode_start(gen.id, model):
+                yield Framed(None, payload)
+        async for i, text in gen.follow(start):
+            yield Framed(i, framing.encode_token(gen.id, model, i, text))
+        for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
+            yield Framed(None, payload)
+        complete = True
+    finally:
+        if not complete:
+            abandon(gen, resume_grace_s)

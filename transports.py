@@ -1,0 +1,170 @@
+"""The one place a transport is named.
+
+Each entry ties a transport's server router (`servers/<name>.py`) to its client exchange
+logic (`clients/<name>.py`, run by both the asyncio and the blocking driver) and says what
+it is: its kind, how to call it, its chart colour and its capabilities. Everything else
+reads this registry: the server app mounts the routers, the driver and locust build
+clients from the exchange logic, the CLI lists the choices, locust's User classes are
+generated from it, charts take colours and the regression check takes kinds from it.
+
+Adding a transport is one `Transport(...)` line here plus its two modules (and a codec in
+`wire/` if it needs one): see docs/adding-a-transport.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import APIRouter
+
+from clients import chunked as chunked_client
+from clients import long_poll as long_poll_client
+from clients import short_poll as short_poll_client
+from clients import sse as sse_client
+from clients import websocket as websocket_client
+from clients.exchange import ExchangeLogic
+from servers import chunked, polling, sse, websocket
+
+DIRECT = "direct"  # not a transport: a live upstream read straight, as the reference
+DIRECT_COLOUR = "#7f7f7f"
+FALLBACK_COLOUR = "#17becf"
+
+
+class Kind(StrEnum):
+    PUSH = "push"  # the server sends each token as it exists, on an open connection
+    POLL = "poll"  # the client asks for what exists, request after request
+    CALLBACK = "callback"  # the server calls the client back (webhooks)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    resume: bool  # a dropped stream can be continued from the last index received
+    cancel_on_disconnect: bool  # the server notices a client leaving and stops generating
+    browser: bool  # a browser page can be this transport's client
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    name: str  # as in results, CLI choices and scenario files
+    kind: Kind
+    title: str  # CamelCase, for generated names (locust's `<title>User`)
+    endpoint: str  # how to call it, for `bench.py serve` and the server's index
+    router: APIRouter  # the server side (transports may share one router)
+    exchange: ExchangeLogic  # the client side
+    colour: str  # in every chart
+    capabilities: Capabilities
+    interval_paced: bool = False  # tokens wait for the client's poll interval (short polling)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportRegistry:
+    """An ordered, immutable set of transports. `with_transport` makes an extended copy
+    (a test can register a throwaway transport without touching this module)."""
+
+    transports: tuple[Transport, ...]
+
+    def __iter__(self) -> Iterator[Transport]:
+        return iter(self.transports)
+
+    def __contains__(self, name: object) -> bool:
+        return any(t.name == name for t in self.transports)
+
+    def __len__(self) -> int:
+        return len(self.transports)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.transports)
+
+    def get(self, name: str) -> Transport:
+        for transport in self.transports:
+            if transport.name == name:
+                return transport
+        raise KeyError(f"unknown transport {name!r}; known: {', '.join(self.names())}")
+
+    def of_kind(self, kind: Kind) -> tuple[str, ...]:
+        return tuple(t.name for t in self.transports if t.kind is kind)
+
+    def interval_paced(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.transports if t.interval_paced)
+
+    def routers(self) -> list[APIRouter]:
+        """Each router once, in registry order (both pollings share one)."""
+        unique: list[APIRouter] = []
+        for transport in self.transports:
+            if not any(transport.router is seen for seen in unique):
+                unique.append(transport.router)
+        return unique
+
+    def colour(self, name: str) -> str:
+        if name == DIRECT:
+            return DIRECT_COLOUR
+        return next((t.colour for t in self.transports if t.name == name), FALLBACK_COLOUR)
+
+    def with_transport(self, transport: Transport) -> TransportRegistry:
+        if transport.name in self or transport.name == DIRECT:
+            raise ValueError(f"transport {transport.name!r} is already registered")
+        return TransportRegistry((*self.transports, transport))
+
+
+# Polling resumes by nature (the next poll names its offset); SSE resumes with Last-Event-ID.
+POLLED = Capabilities(resume=True, cancel_on_disconnect=False, browser=True)
+RESUMABLE_PUSH = Capabilities(resume=True, cancel_on_disconnect=True, browser=True)
+PUSH = Capabilities(resume=False, cancel_on_disconnect=True, browser=True)
+
+TRANSPORTS = TransportRegistry(
+    (
+        Transport(
+            name="short_poll",
+            kind=Kind.POLL,
+            title="ShortPoll",
+            endpoint="POST /v1/streams, then GET /v1/streams/{id}?offset=K",
+            router=polling.router,
+            exchange=short_poll_client.exchange,
+            colour="#d62728",
+            capabilities=POLLED,
+            interval_paced=True,
+        ),
+        Transport(
+            name="long_poll",
+            kind=Kind.POLL,
+            title="LongPoll",
+            endpoint="POST /v1/streams, then GET /v1/streams/{id}?offset=K&wait=SECONDS",
+            router=polling.router,
+            exchange=long_poll_client.exchange,
+            colour="#ff7f0e",
+            capabilities=POLLED,
+        ),
+        Transport(
+            name="sse",
+            kind=Kind.PUSH,
+            title="SSE",
+            endpoint="POST /v1/sse (JSON body) or GET /v1/sse?seed=N (EventSource)",
+            router=sse.router,
+            exchange=sse_client.exchange,
+            colour="#1f77b4",
+            capabilities=RESUMABLE_PUSH,
+        ),
+        Transport(
+            name="chunked",
+            kind=Kind.PUSH,
+            title="Chunked",
+            endpoint="POST /v1/chunked (NDJSON, one chunk per token)",
+            router=chunked.router,
+            exchange=chunked_client.exchange,
+            colour="#2ca02c",
+            capabilities=PUSH,
+        ),
+        Transport(
+            name="websocket",
+            kind=Kind.PUSH,
+            title="WebSocket",
+            endpoint="WS /v1/ws (send the request as JSON)",
+            router=websocket.router,
+            exchange=websocket_client.exchange,
+            colour="#9467bd",
+            capabilities=PUSH,
+        ),
+    )
+)
