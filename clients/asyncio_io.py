@@ -18,58 +18,20 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from clients.exchange import (
-    HANDLERS,
-    Arrival,
-    Exchange,
-    ExchangeLogic,
-    Fetch,
-    OpenStream,
-    OpenWebSocket,
-    ReadBody,
-    ReceiveMessage,
-    Reply,
-    SendText,
-    Sleep,
-    Steps,
-)
-from clients.httpx_io import (
-    charge_bytes,
-    complete_exchange,
-    count_exchange,
-    http_client_options,
-    mapped_errors,
-    reply_of,
-    unexpected,
-)
+from clients import exchange as effects
+from clients import httpx_io, websockets_io
 from clients.interface import ClientSettings, StreamResult, failures_recorded
-from clients.websockets_io import (
-    CONNECT_OPTIONS,
-    charge_probe,
-    count_upgrade,
-    mapped_ws_errors,
-    ws_url,
-)
-from clients.wirebytes import ByteMeter
 from wire.messages import GenerationRequest
 
 
-class AsyncStreamClient:
+class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
     """Any transport's asyncio client: its exchange logic over one pooled httpx client (made
     on first use; WebSocket streams open their own connections)."""
 
-    def __init__(self, transport: str, logic: ExchangeLogic, settings: ClientSettings) -> None:
-        self.transport = transport
-        self.logic = logic
-        self.settings = settings
-        self.meter = ByteMeter()
-        self._http: httpx.AsyncClient | None = None
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(**http_client_options(self.settings))
-        return self._http
+    def __init__(
+        self, transport: str, logic: effects.ExchangeLogic, settings: ClientSettings
+    ) -> None:
+        super().__init__(transport, logic, settings, httpx.AsyncClient)
 
     async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
         result = StreamResult.start(self.transport, request, scheduled_ns)
@@ -79,8 +41,8 @@ class AsyncStreamClient:
         return result
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
 
 class AsyncIO:
@@ -100,57 +62,64 @@ class AsyncIO:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        with mapped_errors(), mapped_ws_errors():
+        with httpx_io.mapped_errors(), websockets_io.mapped_ws_errors():
             await self.stack.aclose()
 
-    async def run(self, exchange: Exchange) -> None:
-        steps, reply = Steps(exchange), None
+    async def run(self, exchange: effects.Exchange) -> None:
+        steps, reply = effects.Steps(exchange), None
         try:
             while (effect := steps.send(reply)) is not None:
-                reply = await getattr(self, HANDLERS[type(effect)])(effect)
+                reply = await getattr(self, effects.HANDLERS[type(effect)])(effect)
         finally:
             steps.close()
 
-    async def fetch(self, effect: Fetch) -> Reply:
+    async def fetch(self, effect: effects.Fetch) -> effects.Reply:
         call = effect.call
-        with mapped_errors():
+        with httpx_io.mapped_errors():
             response = await self.client.http.request(call.method, call.url, **call.kwargs())
-        return complete_exchange(self.client.meter, self.result, response, time.perf_counter_ns())
+        return httpx_io.complete_exchange(
+            self.client.meter, self.result, response, time.perf_counter_ns()
+        )
 
-    async def open_stream(self, effect: OpenStream) -> Reply:
+    async def open_stream(self, effect: effects.OpenStream) -> effects.Reply:
         call = effect.call
         opening = self.client.http.stream(call.method, call.url, **call.kwargs())
-        with mapped_errors():
+        with httpx_io.mapped_errors():
             response = await self.stack.enter_async_context(opening)
-            self.stack.callback(charge_bytes, self.client.meter, self.result, response)
-            count_exchange(self.result, response)
-            body = await response.aread() if unexpected(response, call) else b""
+            self.stack.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
+            httpx_io.count_exchange(self.result, response)
+            body = await response.aread() if httpx_io.unexpected(response, call) else b""
         self.reads = response.aiter_raw()
-        return reply_of(response, body, time.perf_counter_ns())
+        return httpx_io.reply_of(response, body, time.perf_counter_ns())
 
-    async def read_body(self, effect: ReadBody) -> Arrival | None:
+    async def read_body(self, effect: effects.ReadBody) -> effects.Arrival | None:
         assert self.reads is not None, "ReadBody before OpenStream"
-        with mapped_errors():
+        with httpx_io.mapped_errors():
             data = await anext(self.reads, None)
-        return None if data is None else Arrival(data, time.perf_counter_ns())
+        return None if data is None else effects.Arrival(data, time.perf_counter_ns())
 
-    async def sleep(self, effect: Sleep) -> None:
+    async def sleep(self, effect: effects.Sleep) -> None:
         await asyncio.sleep(effect.seconds)
 
-    async def open_websocket(self, effect: OpenWebSocket) -> None:
-        self.stack.callback(lambda: charge_probe(self.result, self.probe))  # after the close
-        url = ws_url(self.client.settings.base_url, effect.path)
-        with mapped_ws_errors():
-            self.ws = await self.stack.enter_async_context(connect(url, **CONNECT_OPTIONS))
-        self.probe = count_upgrade(self.result, self.ws, self.ws.transport.get_extra_info("socket"))
+    async def open_websocket(self, effect: effects.OpenWebSocket) -> None:
+        # charged after the connection's close handshake (the stack unwinds last-in first)
+        self.stack.callback(lambda: websockets_io.charge_probe(self.result, self.probe))
+        url = websockets_io.ws_url(self.client.settings.base_url, effect.path)
+        with websockets_io.mapped_ws_errors():
+            self.ws = await self.stack.enter_async_context(
+                connect(url, **websockets_io.CONNECT_OPTIONS)
+            )
+        self.probe = websockets_io.count_upgrade(
+            self.result, self.ws, self.ws.transport.get_extra_info("socket")
+        )
 
-    async def send_text(self, effect: SendText) -> None:
+    async def send_text(self, effect: effects.SendText) -> None:
         assert self.ws is not None, "SendText before OpenWebSocket"
-        with mapped_ws_errors():
+        with websockets_io.mapped_ws_errors():
             await self.ws.send(effect.text)
 
-    async def receive(self, effect: ReceiveMessage) -> Arrival | None:
+    async def receive(self, effect: effects.ReceiveMessage) -> effects.Arrival | None:
         assert self.ws is not None, "ReceiveMessage before OpenWebSocket"
-        with mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
-            return Arrival(await self.ws.recv(), time.perf_counter_ns())
+        with websockets_io.mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
+            return effects.Arrival(await self.ws.recv(), time.perf_counter_ns())
         return None

@@ -20,39 +20,9 @@ import httpx
 import websockets
 from websockets.sync.client import ClientConnection, connect
 
-from clients.exchange import (
-    HANDLERS,
-    Arrival,
-    Exchange,
-    ExchangeLogic,
-    Fetch,
-    OpenStream,
-    OpenWebSocket,
-    ReadBody,
-    ReceiveMessage,
-    Reply,
-    SendText,
-    Sleep,
-    Steps,
-)
-from clients.httpx_io import (
-    charge_bytes,
-    complete_exchange,
-    count_exchange,
-    http_client_options,
-    mapped_errors,
-    reply_of,
-    unexpected,
-)
+from clients import exchange as effects
+from clients import httpx_io, websockets_io
 from clients.interface import ClientSettings, StreamResult, failures_recorded
-from clients.websockets_io import (
-    CONNECT_OPTIONS,
-    charge_probe,
-    count_upgrade,
-    mapped_ws_errors,
-    ws_url,
-)
-from clients.wirebytes import ByteMeter
 from wire.messages import GenerationRequest
 
 
@@ -78,21 +48,13 @@ class BlockingStreamClient(Protocol):
     def close(self) -> None: ...
 
 
-class BlockingClient:
+class BlockingClient(httpx_io.PooledClient[httpx.Client]):
     """Any transport's blocking client: its exchange logic over one pooled `httpx.Client`."""
 
-    def __init__(self, transport: str, logic: ExchangeLogic, settings: ClientSettings) -> None:
-        self.transport = transport
-        self.logic = logic
-        self.settings = settings
-        self.meter = ByteMeter()
-        self._http: httpx.Client | None = None
-
-    @property
-    def http(self) -> httpx.Client:
-        if self._http is None:
-            self._http = httpx.Client(**http_client_options(self.settings))
-        return self._http
+    def __init__(
+        self, transport: str, logic: effects.ExchangeLogic, settings: ClientSettings
+    ) -> None:
+        super().__init__(transport, logic, settings, httpx.Client)
 
     def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
         """Run one stream to its end. Transport failures are recorded in `StreamResult.error`;
@@ -103,8 +65,8 @@ class BlockingClient:
         return result
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
+        if self._pool is not None:
+            self._pool.close()
 
 
 class BlockingIO(contextlib.ExitStack):
@@ -118,60 +80,67 @@ class BlockingIO(contextlib.ExitStack):
         self.ws: ClientConnection | None = None
         self.probe: socket.socket | None = None
 
-    def run(self, exchange: Exchange) -> None:
-        steps = Steps(exchange)
+    def run(self, exchange: effects.Exchange) -> None:
+        steps = effects.Steps(exchange)
         with contextlib.closing(steps):
             reply: object = None
             while (effect := steps.send(reply)) is not None:
-                reply = getattr(self, HANDLERS[type(effect)])(effect)
+                reply = getattr(self, effects.HANDLERS[type(effect)])(effect)
 
     def __exit__(self, *exc_info: object) -> bool:
-        with mapped_errors(), mapped_ws_errors():
+        with httpx_io.mapped_errors(), websockets_io.mapped_ws_errors():
             return super().__exit__(*exc_info)  # type: ignore[arg-type]
 
-    def fetch(self, effect: Fetch) -> Reply:
-        with mapped_errors():
+    def fetch(self, effect: effects.Fetch) -> effects.Reply:
+        with httpx_io.mapped_errors():
             response = self.client.http.request(
                 effect.call.method, effect.call.url, **effect.call.kwargs()
             )
-        return complete_exchange(self.client.meter, self.result, response, time.perf_counter_ns())
+        return httpx_io.complete_exchange(
+            self.client.meter, self.result, response, time.perf_counter_ns()
+        )
 
-    def open_stream(self, effect: OpenStream) -> Reply:
+    def open_stream(self, effect: effects.OpenStream) -> effects.Reply:
         call = effect.call
-        with mapped_errors():
+        with httpx_io.mapped_errors():
             response = self.enter_context(
                 self.client.http.stream(call.method, call.url, **call.kwargs())
             )
-            self.callback(charge_bytes, self.client.meter, self.result, response)
-            count_exchange(self.result, response)
-            body = response.read() if unexpected(response, call) else b""
+            self.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
+            httpx_io.count_exchange(self.result, response)
+            body = response.read() if httpx_io.unexpected(response, call) else b""
         self.reads = response.iter_raw()
-        return reply_of(response, body, time.perf_counter_ns())
+        return httpx_io.reply_of(response, body, time.perf_counter_ns())
 
-    def read_body(self, effect: ReadBody) -> Arrival | None:
+    def read_body(self, effect: effects.ReadBody) -> effects.Arrival | None:
         assert self.reads is not None, "ReadBody before OpenStream"
-        with mapped_errors():
+        with httpx_io.mapped_errors():
             data = next(self.reads, None)
-        return None if data is None else Arrival(data, time.perf_counter_ns())
+        return None if data is None else effects.Arrival(data, time.perf_counter_ns())
 
-    def sleep(self, effect: Sleep) -> None:
+    def sleep(self, effect: effects.Sleep) -> None:
         time.sleep(effect.seconds)
 
-    def open_websocket(self, effect: OpenWebSocket) -> None:
-        self.callback(lambda: charge_probe(self.result, self.probe))  # after the close
-        with mapped_ws_errors():
+    def open_websocket(self, effect: effects.OpenWebSocket) -> None:
+        self.callback(
+            lambda: websockets_io.charge_probe(self.result, self.probe)
+        )  # after the close
+        with websockets_io.mapped_ws_errors():
             self.ws = self.enter_context(
-                connect(ws_url(self.client.settings.base_url, effect.path), **CONNECT_OPTIONS)
+                connect(
+                    websockets_io.ws_url(self.client.settings.base_url, effect.path),
+                    **websockets_io.CONNECT_OPTIONS,
+                )
             )
-        self.probe = count_upgrade(self.result, self.ws, self.ws.socket)
+        self.probe = websockets_io.count_upgrade(self.result, self.ws, self.ws.socket)
 
-    def send_text(self, effect: SendText) -> None:
+    def send_text(self, effect: effects.SendText) -> None:
         assert self.ws is not None, "SendText before OpenWebSocket"
-        with mapped_ws_errors():
+        with websockets_io.mapped_ws_errors():
             self.ws.send(effect.text)
 
-    def receive(self, effect: ReceiveMessage) -> Arrival | None:
+    def receive(self, effect: effects.ReceiveMessage) -> effects.Arrival | None:
         assert self.ws is not None, "ReceiveMessage before OpenWebSocket"
-        with mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
-            return Arrival(self.ws.recv(), time.perf_counter_ns())
+        with websockets_io.mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
+            return effects.Arrival(self.ws.recv(), time.perf_counter_ns())
         return None

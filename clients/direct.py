@@ -15,11 +15,33 @@ import openai
 from clients.httpx_io import charge_bytes, exchange_head_bytes
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from clients.wirebytes import ByteMeter
-from errors import ConnectFailed, HTTPStatusFailed, StreamIncomplete, StreamTimedOut
+from errors import (
+    ConnectFailed,
+    HTTPStatusFailed,
+    StreamIncomplete,
+    StreamTimedOut,
+    TransportError,
+)
 from servers.sources.live import api_key_from_env, messages_for
 from servers.sources.spec import SourceSpec
 from transports import DIRECT
 from wire.messages import GenerationRequest, TokenMsg
+
+HTTP_LIBRARIES = ("httpx", "httpx2", "httpcore", "httpcore2")  # openai's, by version
+
+
+def upstream_failure(exc: Exception) -> TransportError | None:
+    """The error tree's name for what the `openai` client raised (a body read fails with
+    the HTTP library's own error type); None for anything else, which is a bug."""
+    if isinstance(exc, openai.APITimeoutError):
+        return StreamTimedOut("the upstream timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return ConnectFailed(f"cannot reach the upstream: {exc}")
+    if isinstance(exc, openai.APIStatusError):
+        return HTTPStatusFailed(f"upstream HTTP {exc.status_code}: {exc.message}")
+    if isinstance(exc, openai.APIError) or type(exc).__module__.split(".")[0] in HTTP_LIBRARIES:
+        return StreamIncomplete(f"upstream stream failed: {exc}")
+    return None
 
 
 class DirectClient:
@@ -71,23 +93,11 @@ class DirectClient:
                 finally:
                     result.header_bytes += exchange_head_bytes(stream.response)
                     charge_bytes(self.meter, result, stream.response)
-        except openai.APITimeoutError as exc:
-            raise StreamTimedOut("the upstream timed out") from exc
-        except openai.APIConnectionError as exc:
-            raise ConnectFailed(f"cannot reach the upstream: {exc}") from exc
-        except openai.APIStatusError as exc:
-            raise HTTPStatusFailed(f"upstream HTTP {exc.status_code}: {exc.message}") from exc
-        except openai.APIError as exc:
-            raise StreamIncomplete(f"upstream stream failed: {exc}") from exc
-        except Exception as exc:  # a body read fails with the HTTP library's own error type
-            if type(exc).__module__.split(".")[0] not in (
-                "httpx",
-                "httpx2",
-                "httpcore",
-                "httpcore2",
-            ):
+        except Exception as exc:
+            failure = upstream_failure(exc)
+            if failure is None:
                 raise
-            raise StreamIncomplete(f"upstream stream failed: {exc}") from exc
+            raise failure from exc
 
     async def aclose(self) -> None:
         await self.client.close()

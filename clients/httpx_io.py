@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 import httpx
 
-from clients.exchange import HTTPCall, Reply
+from clients.exchange import ExchangeLogic, HTTPCall, Reply
 from clients.interface import ClientSettings, StreamResult
 from clients.wirebytes import ByteMeter
 from errors import ConnectFailed, StreamIncomplete, StreamTimedOut, TransportError
@@ -102,3 +102,32 @@ def complete_exchange(
     count_exchange(result, response)
     charge_bytes(meter, result, response)
     return reply_of(response, response.content, now_ns)
+
+
+Pool = TypeVar("Pool", httpx.AsyncClient, httpx.Client)
+
+
+class PooledClient(Generic[Pool]):
+    """What both drivers' clients hold: the transport's name and exchange logic, the
+    settings, the byte meter and one pooled httpx client made on first use (WebSocket
+    streams open connections of their own and never make one)."""
+
+    def __init__(
+        self,
+        transport: str,
+        logic: ExchangeLogic,
+        settings: ClientSettings,
+        pool: Callable[..., Pool],
+    ) -> None:
+        self.transport = transport
+        self.logic = logic
+        self.settings = settings
+        self.meter = ByteMeter()
+        self._make_pool = pool
+        self._pool: Pool | None = None
+
+    @property
+    def http(self) -> Pool:
+        if self._pool is None:
+            self._pool = self._make_pool(**http_client_options(self.settings))
+        return self._pool

@@ -78,6 +78,8 @@ from harness.ci.baseline import (
     run_figures,
 )
 from harness.measure.scenario import Scenario, scenario_from_dict
+from transports import TRANSPORTS
+from transports import Kind as TransportKind
 
 Kind = Literal["exact", "timing"]
 Worse = Literal["higher", "changed"]
@@ -184,16 +186,27 @@ EVERY_TRANSPORT: tuple[Rule, ...] = (
 )
 
 
-def rules_for(figures: TransportBaseline, poll_interval_ms: float | None) -> tuple[Rule, ...]:
-    """The rules for one transport, chosen from its baseline figures (never its name)."""
-    requests = figures.get("requests_per_stream")
-    polled = requests is not None and requests.value > 1.0 + 1e-9
-    p50 = figures.get("added_delay_p50_ms")
-    paced = (
-        p50 is not None
-        and poll_interval_ms is not None
-        and p50.value >= PACED_FRACTION * poll_interval_ms
-    )
+def rules_for(
+    transport: str, figures: TransportBaseline, poll_interval_ms: float | None
+) -> tuple[Rule, ...]:
+    """The rules for one transport. A registered transport's kind (`transports.py`) says
+    whether it polls and whether its poll interval paces it; a transport the registry does
+    not know (a run from an older checkout) is judged from its baseline figures instead:
+    more than one request per stream polls, a median added delay of at least a quarter of
+    the poll interval is paced."""
+    if transport in TRANSPORTS:
+        registered = TRANSPORTS.get(transport)
+        polled = registered.kind is TransportKind.POLL
+        paced = registered.interval_paced
+    else:
+        requests = figures.get("requests_per_stream")
+        polled = requests is not None and requests.value > 1.0 + 1e-9
+        p50 = figures.get("added_delay_p50_ms")
+        paced = (
+            p50 is not None
+            and poll_interval_ms is not None
+            and p50.value >= PACED_FRACTION * poll_interval_ms
+        )
     delay = PACED if paced else REQUEST_PER_TOKEN if polled else DELIVERED
     chosen = EXACT + (POLLED if polled else ONE_REQUEST) + delay
     return tuple(r for r in chosen + EVERY_TRANSPORT if r.figure in figures)
@@ -269,7 +282,7 @@ def compare(
     """Every baseline figure of every baseline transport against the runs' figures."""
     findings = []
     for transport, figures in baseline.transports.items():
-        for rule in rules_for(figures, poll_interval_ms):
+        for rule in rules_for(transport, figures, poll_interval_ms):
             base = figures[rule.figure]
             values = tuple(run[transport].get(rule.figure) for run in per_run)
             current = _combine(rule, base, values)

@@ -1,0 +1,252 @@
+"""The transport registry is the one place a transport is named.
+
+Two proofs: every consumer (server app, driver, blocking client, locust Users, CLI choices
+and help, chart colours, the regression check's rules) sees every registered transport; and
+a throwaway push transport ("echo"), defined only in this module and registered on a copy
+of the registry, streams end to end through the driver and the blocking client without any
+other file knowing it (docs/adding-a-transport.md lists the files a real one touches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+import psutil
+import pytest
+import uvicorn
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from support import ROOT
+
+from bench import build_parser
+from clients.asyncio_io import AsyncStreamClient
+from clients.blocking_io import BlockingClient
+from clients.exchange import READ_BODY, Exchange, HTTPCall, OpenStream, Reply, require_status
+from clients.interface import ClientSettings, StreamResult
+from errors import StreamIncomplete
+from harness.analyse.metrics import summarize
+from harness.ci.baseline import FigureStats
+from harness.ci.check import rules_for
+from harness.measure.driver import open_shards, run_benchmark
+from harness.measure.scenario import Scenario, parse_transports
+from harness.measure.server_process import bind_listener
+from servers.app import create_app
+from servers.generation import Generation
+from servers.request_parsing import body_generation_request
+from servers.run import uvicorn_config
+from servers.sources.mock import MockSource, profile_for
+from servers.state import start_generation, state_of
+from servers.streaming import framed_stream
+from transports import FALLBACK_COLOUR, TRANSPORTS, Capabilities, Kind, Transport
+from wire.framing import JSON, get_framing
+from wire.messages import GenerationRequest
+from wire.ndjson import LineDecoder, encode_line
+
+# --- a throwaway push transport, known to this module only ------------------------------
+
+echo_router = APIRouter()
+
+
+async def echo_lines(gen: Generation, model: str) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(framed_stream(gen, JSON, model)) as framed:
+        async for message in framed:
+            yield encode_line(message.payload)
+
+
+@echo_router.post("/test/echo")
+async def echo(
+    request: Request,
+    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
+    framing: str = Query("json"),
+) -> StreamingResponse:
+    state = state_of(request)
+    gen = start_generation(state, generation_request)
+    return StreamingResponse(echo_lines(gen, state.source.model), media_type="text/x-echo")
+
+
+def echo_exchange(
+    settings: ClientSettings, request: GenerationRequest, result: StreamResult
+) -> Exchange:
+    call = HTTPCall("POST", "/test/echo", json=request.to_json())
+    reply: Reply = yield OpenStream(call)
+    require_status(reply, call)
+    lines, framing = LineDecoder(), get_framing(settings.framing)
+    while (arrival := (yield READ_BODY)) is not None:
+        payloads = lines.feed(arrival.data)
+        if payloads and result.take([framing.decode(p) for p in payloads], arrival.now_ns):
+            return
+    raise StreamIncomplete("the echo stream ended without its terminal line")
+
+
+ECHO = Transport(
+    name="echo",
+    kind=Kind.PUSH,
+    title="Echo",
+    endpoint="POST /test/echo",
+    router=echo_router,
+    exchange=echo_exchange,
+    colour="#000000",
+    capabilities=Capabilities(resume=False, cancel_on_disconnect=True, browser=False),
+)
+WITH_ECHO = TRANSPORTS.with_transport(ECHO)
+
+
+@dataclass
+class InProcessServer:
+    """The app of an extended registry under uvicorn in a thread (the driver's server
+    process only knows the registered transports)."""
+
+    base_url: str
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(os.getpid()).cpu_times()
+        return float(times.user + times.system)
+
+    def rss_bytes(self) -> int:
+        return int(psutil.Process(os.getpid()).memory_info().rss)
+
+
+@contextlib.contextmanager
+def serving(app: object) -> Iterator[InProcessServer]:
+    sock = bind_listener("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert server.started, "the in-process server did not start within 10 s"
+        yield InProcessServer(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[InProcessServer]:
+    source = MockSource(profile_for("chat", ttft_ms=20, tokens_per_s=400, tokens_per_response=30))
+    with serving(create_app(source, transports=WITH_ECHO)) as server:
+        yield server
+
+
+def test_a_transport_defined_in_a_test_streams_through_the_driver(
+    echo_server: InProcessServer,
+) -> None:
+    scenario = Scenario(name="echo", transports=("echo",), requests=6, concurrency=3, warmup=1)
+    phases = asyncio.run(run_benchmark(scenario, echo_server, transports=WITH_ECHO))
+    assert [p.transport for p in phases] == ["echo"]
+    summary = summarize(phases[0])
+    assert summary.streams == 6 and summary.errors == 0
+    assert summary.tokens_received == summary.tokens_emitted > 0
+    assert summary.tokens_lost == 0 and summary.tokens_duplicated == 0
+    assert summary.requests_per_stream == 1.0
+
+
+def test_a_transport_defined_in_a_test_streams_through_the_blocking_client(
+    echo_server: InProcessServer,
+) -> None:
+    client = BlockingClient("echo", ECHO.exchange, ClientSettings(base_url=echo_server.base_url))
+    try:
+        request = GenerationRequest(seed=4, stream_id="echo-blocking")
+        result = client.stream(request, time.perf_counter_ns())
+    finally:
+        client.close()
+    assert result.error is None
+    assert result.indices == list(range(len(result.indices))) and result.end_tokens == len(
+        result.indices
+    )
+    assert result.requests == 1 and result.bytes_received > 0
+
+
+def test_the_extended_registry_leaves_the_default_one_alone() -> None:
+    assert "echo" in WITH_ECHO and "echo" not in TRANSPORTS
+    with pytest.raises(ValueError, match="already registered"):
+        WITH_ECHO.with_transport(ECHO)
+
+
+# --- every consumer sees every registered transport ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def locust_users() -> dict[str, dict[str, object]]:
+    """The User classes locust finds in scenarios/locustfile.py (imported in a subprocess:
+    locust monkey-patches the process that imports it)."""
+    code = (
+        "import json, scenarios.locustfile as f\n"
+        "from locust import User\n"
+        "users = {n: c for n, c in vars(f).items() if isinstance(c, type) and issubclass(c, User)"
+        " and not c.abstract}\n"
+        "print(json.dumps({c.transport: {'name': n, 'tags': sorted(c.tasks[0].locust_tag_set)}"
+        " for n, c in users.items()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def help_of(command: str) -> str:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    return subparsers.choices[command].format_help()  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)
+def test_every_consumer_knows_every_transport(
+    transport: Transport, locust_users: dict[str, dict[str, object]]
+) -> None:
+    name = transport.name
+    # the server mounts its router
+    app = create_app(MockSource(profile_for("instant")))
+    mounted = [getattr(r, "original_router", None) for r in app.routes]
+    assert any(router is transport.router for router in mounted)
+    # the driver makes its clients from the registry
+    clients = open_shards(name, Scenario(), "http://127.0.0.1:9")
+    assert all(isinstance(c, AsyncStreamClient) and c.transport == name for c in clients)
+    # scenarios and the CLI accept it and name it in their help
+    assert name in parse_transports("all") and name in Scenario().transports
+    assert parse_transports(name) == (name,)
+    for command in ("run", "load"):
+        assert name in help_of(command).replace("\n", " ")
+    # locust gets a generated User class, tagged with the name and the kind
+    assert locust_users[name] == {
+        "name": f"{transport.title}User",
+        "tags": sorted([name, transport.kind]),
+    }
+    # charts draw it in its own colour
+    assert TRANSPORTS.colour(name) == transport.colour != FALLBACK_COLOUR
+    # the regression check judges it by its kind
+    stats = FigureStats(value=2.0, low=2.0, high=2.0, n=1)
+    figures = {
+        "requests_per_stream": stats,
+        "added_delay_p50_ms": stats,
+        "added_delay_mean_ms": stats,
+    }
+    chosen = {r.figure for r in rules_for(name, figures, 100.0)}
+    assert ("added_delay_mean_ms" in chosen) == transport.interval_paced
+    assert ("added_delay_p50_ms" in chosen) == (not transport.interval_paced)
+
+
+def test_colours_are_distinct() -> None:
+    colours = [t.colour for t in TRANSPORTS]
+    assert len(set(colours)) == len(colours)
+
+
+def test_the_server_index_lists_every_endpoint(echo_server: InProcessServer) -> None:
+    index = httpx.get(echo_server.base_url + "/", trust_env=False).json()
+    assert index["transports"] == {t.name: t.endpoint for t in WITH_ECHO}
