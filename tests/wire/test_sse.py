@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from fastapi.sse import format_sse_event
+from hypothesis import given
+from hypothesis import strategies as st
 
 from errors import ProtocolError
 from wire.sse import SSEEvent, SSEStreamDecoder, encode_event
@@ -161,17 +164,66 @@ def test_crlf_and_cr_line_endings(
         assert decode_all(chunks) == expected, label
 
 
-def test_cr_terminated_event_waits_for_next_byte_or_close() -> None:
-    """A final CR may be the first half of CRLF, so the blank line is only known later."""
+def test_cr_terminated_event_dispatches_at_once() -> None:
+    """A CR ends its line at once (dispatching as early as the bytes allow); an LF in the
+    next read is the second half of that CRLF, not another blank line."""
     decoder = SSEStreamDecoder()
-    assert decoder.feed(b"data: x\r\r") == []
-    assert decoder.close() == [message("x")]
+    assert decoder.feed(b"data: x\r\r") == [message("x")]
+    assert decoder.feed(b"\n") == []
+    assert decoder.feed(b"data: y\r") == []
+    assert decoder.feed(b"\n\r\n") == [message("y")]
+    assert decoder.close() == []
 
 
-def test_cr_terminated_event_completes_on_next_byte() -> None:
-    decoder = SSEStreamDecoder()
-    assert decoder.feed(b"data: x\r\r") == []
-    assert decoder.feed(b"d") == [message("x")]
+def test_a_leading_bom_is_ignored() -> None:
+    assert decode_all([b"\xef\xbb\xbfdata: a\n\n"]) == [message("a")]
+    assert decode_all([b"\xef\xbb", b"\xbfdata: a\n\n"]) == [message("a")]
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        (b"retry: 3000\ndata: a\n\n", SSEEvent("a", "", "message", 3000)),
+        (b"retry: 3s\ndata: a\n\n", SSEEvent("a", "", "message", None)),
+        (b"id: 1\0\ndata: a\n\n", SSEEvent("a", "", "message", None)),
+        (b"data\n\n", SSEEvent("", "", "message", None)),
+        (b"unknown: x\ndata: a\n\n", SSEEvent("a", "", "message", None)),
+    ],
+    ids=["retry", "retry-not-digits", "id-with-nul", "data-without-colon", "unknown-field"],
+)
+def test_fields_follow_the_spec(stream: bytes, expected: SSEEvent) -> None:
+    assert decode_all([stream]) == [expected]
+
+
+@pytest.mark.parametrize("token", ["a", "", " x", "a\nb", "a\r\nb", "\r", "日\u2028", "[DONE]"])
+@pytest.mark.parametrize("event_id", [None, "7"])
+@pytest.mark.parametrize("event", [None, "end"])
+def test_encoding_matches_fastapi_byte_for_byte(
+    token: str, event_id: str | None, event: str | None
+) -> None:
+    """The server sends events through `fastapi.sse`; the decoder is tested on our encoder:
+    they must write the same bytes."""
+    ours = encode_event(token, event_id, event, retry=5, comment="c")
+    theirs = format_sse_event(data_str=token, id=event_id, event=event, retry=5, comment="c")
+    assert ours == theirs
+
+
+FIELD_LINES = st.sampled_from(
+    ["data: a", "data:b", "data", "data:  c", "id: 3", "id", "event: e", ": ping", ":", "", "x: y"]
+)
+
+
+@given(
+    lines=st.lists(st.tuples(FIELD_LINES, st.sampled_from(["\n", "\r", "\r\n"])), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_any_split_decodes_like_the_whole(lines: list[tuple[str, str]], cuts: list[int]) -> None:
+    """Whatever the fields and line ends, reads split anywhere give the same events as the
+    stream fed whole (the sans-I/O property the transport relies on)."""
+    data = "".join(line + end for line, end in lines).encode()
+    points = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert decode_all(chunks) == decode_all([data])
 
 
 def test_field_without_space_after_colon() -> None:
