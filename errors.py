@@ -22,7 +22,7 @@
     │   ├── StreamTimedOut        the stream did not finish in time
     │   ├── StreamIncomplete      the connection ended before the terminal message
     │   └── UpstreamFailed        the server reported that its source failed
-    └── RequestRefused            the server refuses a request: a 4xx JSON answer
+    └── RequestRefused            the server refuses a request: a 4xx (or 503) JSON answer
 """
 
 from __future__ import annotations
@@ -144,9 +144,11 @@ class UpstreamFailed(TransportError):
 
 
 class RequestRefused(TokenwireError):
-    """A request the server refuses: answered as `{"error": message}` with a 4xx status."""
+    """A request the server refuses: answered as `{"error": message}` with its status (4xx,
+    or 503 when the server is at a limit; `retry_after_s` then becomes `Retry-After`)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s

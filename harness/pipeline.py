@@ -17,7 +17,8 @@ from rich.console import Console
 
 from harness.analyse.results import Point, RunResult, environment, save_run
 from harness.measure.driver import run_benchmark
-from harness.measure.scenario import Scenario, SweepValue
+from harness.measure.records import SweepValue
+from harness.measure.scenario import Scenario
 from harness.measure.server_process import ServerProcess, running_server
 from harness.present.console import RichProgress, summary_table
 from harness.present.report import write_report

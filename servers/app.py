@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from errors import RequestRefused
-from servers import openai_compat, sse, timeline
+from servers import openai_compat, timeline
 from servers.generation import Generations
 from servers.responses import json_response, refused_request_handler
 from servers.settings import ServerSettings
@@ -29,10 +29,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return JSONResponse({"error": problems}, status_code=422)
-
-
-async def _nothing_left(request: Request, exc: Exception) -> Response:
-    return Response(status_code=204)
 
 
 def create_app(
@@ -49,6 +45,7 @@ def create_app(
             hold_s=settings.inject_delay_ms / 1000,
             idle_timeout_s=settings.idle_timeout_s,
             retention_s=settings.retention_s,
+            max_active=settings.max_active_streams,
         ),
     )
 
@@ -65,7 +62,6 @@ def create_app(
     app.state.tokenwire = state
     app.add_exception_handler(RequestRefused, refused_request_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(sse.NothingLeft, _nothing_left)
     for router in transports.routers():
         app.include_router(router)
     app.include_router(timeline.router)

@@ -1,18 +1,24 @@
 """Chunked HTTP: `POST /v1/chunked` answers with `Transfer-Encoding: chunked`, one chunk per
-message, each message one NDJSON line in the requested framing."""
+message, each message one NDJSON line in the requested framing.
+
+`POST /v1/chunked?stream=ID&from=K` resumes generation ID at token K (no body needed): the
+tokens from K on, then the end, without the framing's start messages. A dropped reader's
+generation waits `resume_grace_s` for such a resume before it is cancelled.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from errors import RequestRefused
 from servers.generation import Generation
-from servers.request_parsing import body_generation_request, framing_named
-from servers.state import start_generation, state_of
+from servers.push_response import PushResponse
+from servers.request_parsing import framing_named, optional_body_generation_request
+from servers.state import ServerState, find_generation, start_generation, state_of
 from servers.streaming import framed_stream
 from wire.framing import Framing
 from wire.messages import GenerationRequest
@@ -21,8 +27,12 @@ from wire.ndjson import MEDIA_TYPE, encode_line
 router = APIRouter(tags=["chunked"])
 
 
-async def chunks(gen: Generation, framing: Framing, model: str) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(framed_stream(gen, framing, model)) as framed:
+async def chunks(
+    state: ServerState, gen: Generation, framing: Framing, start: int, resumed: bool
+) -> AsyncGenerator[bytes, None]:
+    grace = state.settings.resume_grace_s
+    stream = framed_stream(gen, framing, state.source.model, start, grace, resumed)
+    async with contextlib.aclosing(stream) as framed:
         async for message in framed:
             yield encode_line(message.payload)
 
@@ -30,14 +40,21 @@ async def chunks(gen: Generation, framing: Framing, model: str) -> AsyncIterator
 @router.post("/v1/chunked")
 async def chunked(
     request: Request,
-    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
+    generation_request: Annotated[
+        GenerationRequest | None, Depends(optional_body_generation_request)
+    ],
     framing: str = Query("json"),
-) -> StreamingResponse:
+    stream: str | None = Query(None, description="resume this stream (with `from`)"),
+    start: int | None = Query(None, alias="from", ge=0, description="resume at this token"),
+) -> Response:
     state = state_of(request)
     codec = framing_named(framing, state.settings.inject_pad_bytes)
-    gen = start_generation(state, generation_request)
-    return StreamingResponse(
-        chunks(gen, codec, state.source.model),
-        media_type=MEDIA_TYPE,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    if stream is None and start is None:
+        gen = start_generation(state, generation_request or GenerationRequest())
+        return PushResponse(chunks(state, gen, codec, 0, False), media_type=MEDIA_TYPE)
+    if stream is None or start is None:
+        raise RequestRefused(400, "a resume needs both ?stream=ID and &from=K")
+    gen = find_generation(state, stream)
+    if start > len(gen.texts):
+        raise RequestRefused(400, f"from={start} is past the tokens sent so far ({len(gen.texts)})")
+    return PushResponse(chunks(state, gen, codec, start, True), media_type=MEDIA_TYPE)

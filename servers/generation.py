@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,10 @@ from wire.messages import GenerationRequest
 
 class StreamExists(KeyError):
     """A client asked for a stream id that is already in use."""
+
+
+class TooManyStreams(RuntimeError):
+    """The server runs as many generations as it may (`max_active`)."""
 
 
 @dataclass(eq=False)
@@ -36,12 +40,14 @@ class Generation:
     cancelled: bool = False
     last_access: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
-    readers: int = 0  # push readers currently following this generation
+    readers: int = 0  # clients reading right now: push followers and waiting long polls
+    cancel_reason: str | None = None
     usage_tokens: int | None = None  # a live model's own count, when it reports one
     planned_delays_ns: tuple[int, ...] | None = None  # what a planned source meant to do
     ended_ns: int | None = None  # perf_counter_ns when the generation ended or was cancelled
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    _departures: int = 0  # readers that left before the end (a resume grace is per departure)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -63,7 +69,7 @@ class Generation:
                 self._notify()
         except asyncio.CancelledError:
             self.cancelled = True
-            self.error = "cancelled: no client was reading this stream"
+            self.error = f"cancelled: {self.cancel_reason or 'the server stopped it'}"
             raise
         except Exception as exc:  # the source failed: tell readers why, in band
             self.error = f"source failed: {type(exc).__name__}: {exc}"
@@ -76,21 +82,35 @@ class Generation:
 
     async def wait_beyond(self, offset: int, timeout: float | None = None) -> None:
         """Return once a token with index >= offset exists, the stream ended, or `timeout`
-        ran out."""
-        if len(self.texts) > offset or self.done:
-            return
-        changed = self._changed
-        if timeout is None:
-            await changed.wait()
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout)
+        ran out (changes that bring neither, such as an earlier token, keep it waiting)."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while len(self.texts) <= offset and not self.done:
+            changed = self._changed
+            if deadline is None:
+                await changed.wait()
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
 
-    async def follow(self, offset: int = 0) -> AsyncIterator[tuple[int, str]]:
-        """Yield (index, text) from `offset` on, live, until the stream ends."""
-        i = offset
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A client is reading (following, or holding a long poll): the idle reaper leaves
+        the generation alone meanwhile, and its idle time counts from when the reader left."""
         self.readers += 1
         try:
+            yield
+        finally:
+            self.readers -= 1
+            self.last_access = time.monotonic()
+
+    async def follow(self, offset: int = 0) -> AsyncIterator[tuple[int, str]]:
+        """Yield (index, text) from `offset` on, live, until the stream ends. Close it
+        (`contextlib.aclosing`) so that the reader is counted out the moment it leaves."""
+        i = offset
+        with self.reading():
             while True:
                 while i < len(self.texts):
                     yield i, self.texts[i]
@@ -98,18 +118,30 @@ class Generation:
                 if self.done:
                     return
                 await self.wait_beyond(i)
-        finally:
-            self.readers -= 1
-            self.last_access = time.monotonic()
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str) -> None:
         if self._task is not None and not self._task.done():
+            self.cancel_reason = reason
             self._task.cancel()
 
-    def cancel_unless_resumed(self) -> None:
-        """Called a grace period after a push reader dropped: cancel unless one came back."""
-        if self.readers == 0:
-            self.cancel()
+    def reader_left(self, grace_s: float) -> None:
+        """A push reader went away before the end. With no grace the generation is cancelled
+        at once unless another reader is attached; with a grace period it is cancelled when
+        the period has passed since this departure and no reader has come back (a resumed
+        reader that leaves again starts a new period: no earlier timer can cut it off)."""
+        if self.done:
+            return
+        self._departures += 1
+        if grace_s <= 0:
+            self._cancel_if_abandoned(self._departures, "the client left")
+            return
+        reason = f"the client left and did not resume within {grace_s:g} s"
+        loop = asyncio.get_running_loop()
+        loop.call_later(grace_s, self._cancel_if_abandoned, self._departures, reason)
+
+    def _cancel_if_abandoned(self, departure: int, reason: str) -> None:
+        if self.readers == 0 and departure == self._departures:
+            self.cancel(reason)
 
     def timeline(self, texts: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -132,8 +164,9 @@ class Generation:
 class Generations:
     """The live and recently finished generations of one server.
 
-    A generation that no reader has touched for `idle_timeout_s` is cancelled and dropped
-    (a poller that went away must not keep a model busy); a finished one is kept for
+    A generation no client is reading, and that no client has touched for `idle_timeout_s`,
+    is cancelled (a poller that went away must not keep a model busy; a push reader or a
+    waiting long poll keeps it alive however long the stream takes); a finished one is kept for
     `retention_s` so its timeline can still be fetched, and at most `max_kept` are kept.
     """
 
@@ -142,21 +175,30 @@ class Generations:
     idle_timeout_s: float = 30.0
     retention_s: float = 600.0
     max_kept: int = 100_000
+    max_active: int = 10_000
     by_id: dict[str, Generation] = field(default_factory=dict)
+    active: int = 0  # generations still running
 
     def create(self, request: GenerationRequest) -> Generation:
         """Start generating; raise `StreamExists` when the client-chosen id is taken."""
         stream_id = request.stream_id or secrets.token_hex(8)
         if stream_id in self.by_id:
             raise StreamExists(stream_id)
+        if self.active >= self.max_active:
+            raise TooManyStreams(self.max_active)
         gen = Generation(id=stream_id, request=request)
         if isinstance(self.source, PlannedSource):
             gen.planned_delays_ns = self.source.plan(request).delays_ns
         gen._task = asyncio.create_task(
             gen.run(self.source, self.hold_s), name=f"generation-{gen.id}"
         )
+        self.active += 1
+        gen._task.add_done_callback(self._ended)
         self.by_id[gen.id] = gen
         return gen
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.active -= 1
 
     def get(self, stream_id: str) -> Generation | None:
         gen = self.by_id.get(stream_id)
@@ -167,8 +209,9 @@ class Generations:
     def reap(self) -> None:
         now = time.monotonic()
         for stream_id, gen in list(self.by_id.items()):
-            if not gen.done and now - gen.last_access > self.idle_timeout_s:
-                gen.cancel()
+            idle = now - gen.last_access > self.idle_timeout_s
+            if not gen.done and gen.readers == 0 and idle:
+                gen.cancel(f"no client read this stream for {self.idle_timeout_s:g} s")
             if gen.finished_at is not None and now - gen.finished_at > self.retention_s:
                 del self.by_id[stream_id]
         excess = len(self.by_id) - self.max_kept
@@ -185,4 +228,4 @@ class Generations:
 
     def cancel_all(self) -> None:
         for gen in self.by_id.values():
-            gen.cancel()
+            gen.cancel("the server is stopping")

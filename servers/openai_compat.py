@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.sse import EventSourceResponse
 
 from errors import ProtocolError, RequestRefused
 from servers.generation import Generation
+from servers.push_response import PushResponse
+from servers.request_parsing import parse_generation_request, read_body
 from servers.responses import json_response
 from servers.sources.live import STREAM_ID_HEADER
 from servers.state import ServerState, start_generation, state_of
 from servers.streaming import framed_stream
 from wire.framing import OPENAI
-from wire.messages import STREAM_ID, GenerationRequest, loads
-from wire.sse import encode_event
+from wire.messages import STREAM_ID, loads
+from wire.sse import MEDIA_TYPE, encode_event
 
 router = APIRouter(tags=["openai"])
 
@@ -48,7 +49,10 @@ def _prompt(messages: Any) -> str:
     last = messages[-1]
     content = last.get("content") if isinstance(last, dict) else None
     if isinstance(content, list):  # content parts: keep the text ones
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts = [p for p in content if isinstance(p, dict) and p.get("type", "text") == "text"]
+        if any(not isinstance(p.get("text"), str) for p in parts):
+            raise RequestRefused(400, "a text content part needs a string `text`")
+        content = "".join(p["text"] for p in parts)
     if not isinstance(content, str):
         raise RequestRefused(400, "the last message needs string content")
     return content
@@ -67,7 +71,7 @@ def _positive_int(body: dict[str, Any], *names: str) -> int | None:
 
 async def open_chat(request: Request) -> ChatCall:
     try:
-        body = loads(await request.body())
+        body = loads(await read_body(request))
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     if not isinstance(body, dict):
@@ -85,24 +89,33 @@ async def open_chat(request: Request) -> ChatCall:
         )
     options = body.get("stream_options") or {}
     state = state_of(request)
-    generation_request = GenerationRequest(
-        seed=abs(seed),
-        max_tokens=_positive_int(body, "max_completion_tokens", "max_tokens"),
-        prompt=prompt,
-        stream_id=stream_id,
-    )
+    model = body.get("model") or state.source.model
+    if not isinstance(model, str) or len(model) > state.settings.max_model_name_chars:
+        raise RequestRefused(
+            400,
+            f"model must be a string of at most max_model_name_chars "
+            f"({state.settings.max_model_name_chars}) characters",
+        )
+    fields = {
+        "seed": abs(seed),
+        "max_tokens": _positive_int(body, "max_completion_tokens", "max_tokens"),
+        "prompt": prompt,
+        "stream_id": stream_id,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    generation_request = parse_generation_request(given, state.settings)
     return ChatCall(
         state=state,
         gen=start_generation(state, generation_request),
         stream=bool(body.get("stream")),
         include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
-        model=str(body.get("model") or state.source.model),
+        model=model,
     )
 
 
-async def events(call: ChatCall) -> AsyncIterator[bytes]:
-    """The chunks as SSE events, encoded by `wire.sse.encode_event`; the usage chunk only
-    when the request asked for it."""
+async def events(call: ChatCall) -> AsyncGenerator[bytes, None]:
+    """The chunks as SSE events (`wire.sse.encode_event`); the usage chunk only when the
+    request asked for it."""
     async with contextlib.aclosing(framed_stream(call.gen, OPENAI, call.model)) as framed:
         async for message in framed:
             usage = message.index is None and '"usage"' in message.payload
@@ -113,7 +126,7 @@ async def events(call: ChatCall) -> AsyncIterator[bytes]:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(call: Annotated[ChatCall, Depends(open_chat)]) -> Any:
     if call.stream:
-        return EventSourceResponse(events(call), headers={"Cache-Control": "no-cache"})
+        return PushResponse(events(call), media_type=MEDIA_TYPE)
     gen = call.gen
     async for _ in gen.follow():
         pass

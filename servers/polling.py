@@ -3,12 +3,12 @@
 `POST /v1/streams` starts a generation and answers `{"id"}`. `GET /v1/streams/{id}?offset=k`
 answers at once with the tokens from k on (short polling); adding `&wait=SECONDS` holds the
 request until a token past k exists, the stream ends, or the wait runs out (long polling).
-The two differ only in that one parameter, so they share this module.
+The two differ only in that one parameter, so they share this module. An offset beyond the
+tokens produced so far is refused with 400, running or ended: no client can have read them.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -45,13 +45,13 @@ async def poll_stream(
             400, f"wait must be at most {state.settings.max_long_poll_wait_s} seconds"
         )
     gen = find_generation(state, stream_id)
-    if gen.done and offset > len(gen.texts):
+    if offset > len(gen.texts):  # the same answer whether the stream runs or has ended
         raise RequestRefused(
-            400, f"offset {offset} is past the end of the stream ({len(gen.texts)})"
+            400, f"offset {offset} is past the tokens produced so far ({len(gen.texts)})"
         )
     if wait > 0:
-        await gen.wait_beyond(offset, wait)
-        gen.last_access = time.monotonic()
+        with gen.reading():  # a held poll is a reader: the idle reaper leaves it alone
+            await gen.wait_beyond(offset, wait)
     texts = gen.texts[offset:]
     pad = state.settings.inject_pad_bytes
     return json_response(encode_batch(offset, texts, gen.done, gen.error, pad))

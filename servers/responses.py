@@ -18,7 +18,10 @@ def json_response(body: object, status: int = 200) -> Response:
 async def refused_request_handler(request: Request, exc: Exception) -> JSONResponse:
     """`{"error": message}`; on the OpenAI-compatible endpoint, OpenAI's own error shape."""
     assert isinstance(exc, RequestRefused)
+    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
     if request.url.path in OPENAI_PATHS:
-        body = {"error": {"message": exc.message, "type": "invalid_request_error"}}
-        return JSONResponse(body, status_code=exc.status)
-    return JSONResponse({"error": exc.message}, status_code=exc.status)
+        body: dict[str, object] = {
+            "error": {"message": exc.message, "type": "invalid_request_error"}
+        }
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)

@@ -3,13 +3,12 @@ and the few operations on them every transport needs."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
 from errors import RequestRefused
-from servers.generation import Generation, Generations, StreamExists
+from servers.generation import Generation, Generations, StreamExists, TooManyStreams
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from wire.messages import GenerationRequest
@@ -31,6 +30,11 @@ def start_generation(state: ServerState, request: GenerationRequest) -> Generati
         return state.generations.create(request)
     except StreamExists:
         raise RequestRefused(409, f"stream {request.stream_id!r} already exists") from None
+    except TooManyStreams:
+        limit = state.settings.max_active_streams
+        raise RequestRefused(
+            503, f"the server runs max_active_streams ({limit}) already", retry_after_s=1
+        ) from None
 
 
 def find_generation(state: ServerState, stream_id: str) -> Generation:
@@ -40,13 +44,3 @@ def find_generation(state: ServerState, stream_id: str) -> Generation:
             404, f"no stream {stream_id!r} (unknown, finished long ago, or dropped)"
         )
     return gen
-
-
-def abandon(gen: Generation, grace_s: float = 0.0) -> None:
-    """The reader of a push stream went away before the end: stop generating for nobody."""
-    if gen.done:
-        return
-    if grace_s <= 0:
-        gen.cancel()
-    else:
-        asyncio.get_running_loop().call_later(grace_s, gen.cancel_unless_resumed)

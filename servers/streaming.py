@@ -6,11 +6,11 @@ line, a WebSocket message)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from servers.generation import Generation
-from servers.state import abandon
 from wire.framing import Framing
 
 
@@ -23,19 +23,26 @@ class Framed:
 
 
 async def framed_stream(
-    gen: Generation, framing: Framing, model: str, start: int = 0, resume_grace_s: float = 0.0
+    gen: Generation,
+    framing: Framing,
+    model: str,
+    start: int = 0,
+    resume_grace_s: float = 0.0,
+    resumed: bool = False,
 ) -> AsyncIterator[Framed]:
-    """Start messages (unless resuming at `start` > 0), tokens from `start`, end messages."""
+    """Start messages (not on a resume), tokens from `start`, end messages. Close it
+    (`contextlib.aclosing`): a reader that leaves early is counted out at once."""
     complete = False
     try:
-        if start == 0:
+        if not resumed:
             for payload in framing.encode_start(gen.id, model):
                 yield Framed(None, payload)
-        async for i, text in gen.follow(start):
-            yield Framed(i, framing.encode_token(gen.id, model, i, text))
+        async with contextlib.aclosing(gen.follow(start)) as tokens:
+            async for i, text in tokens:
+                yield Framed(i, framing.encode_token(gen.id, model, i, text))
         for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
             yield Framed(None, payload)
         complete = True
     finally:
         if not complete:
-            abandon(gen, resume_grace_s)
+            gen.reader_left(resume_grace_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 
 from errors import ProtocolError, RequestRefused
+from servers.request_parsing import read_body
 from servers.responses import json_response
 from servers.state import find_generation, state_of
 from wire.messages import loads
@@ -26,7 +27,7 @@ async def timelines(request: Request) -> Response:
     """Body `{"ids": [...], "texts": bool, "drop": bool}`: many timelines in one request;
     `drop` forgets the finished ones afterwards."""
     try:
-        body = loads(await request.body())
+        body = loads(await read_body(request))
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     ids = body.get("ids") if isinstance(body, dict) else None

@@ -1,23 +1,92 @@
 """WebSocket: `/v1/ws`. The client sends the request as one JSON text message (the request
 fields plus an optional `"framing"`); the server sends one text message per token, then the
-framing's terminal message(s), then closes. A bad request gets `{"error": ..}` and close
-code 1008."""
+framing's terminal message(s), then closes. `{"resume": ID, "from": K}` as the first
+message continues generation ID at token K instead (no start messages).
+
+A bad first message (not JSON, not an object, binary, a refused request) gets
+`{"error": ..}` and close code 1008. The server keeps reading while it sends, so a client
+that leaves is noticed at once, before the first token too: a close frame means the client
+left for good (the generation is cancelled now), a connection that just drops leaves it
+`resume_grace_s` to come back.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
 from errors import ProtocolError, RequestRefused
+from servers.generation import Generation
 from servers.request_parsing import framing_named, parse_generation_request
-from servers.state import start_generation, state_of
+from servers.state import ServerState, find_generation, start_generation, state_of
 from servers.streaming import framed_stream
+from wire.framing import Framing
 from wire.messages import dumps, loads
 
 router = APIRouter(tags=["websocket"])
 
 POLICY_VIOLATION = 1008
+CLOSED_BY_CLIENT = (1000, 1001)  # normal closure, going away: the client left on purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    gen: Generation
+    framing: Framing
+    start: int
+    resumed: bool
+
+
+def open_stream(state: ServerState, text: str | None) -> Opened:
+    """The first message's stream: a new generation, or a resumed one."""
+    if text is None:
+        raise ProtocolError("the first message must be a JSON text message, not binary")
+    body = loads(text)
+    if not isinstance(body, dict):
+        raise ProtocolError("the first message must be a JSON object")
+    framing = framing_named(str(body.pop("framing", "json")), state.settings.inject_pad_bytes)
+    if "resume" not in body:
+        return Opened(
+            start_generation(state, parse_generation_request(body, state.settings)),
+            framing,
+            0,
+            False,
+        )
+    stream_id, start = body.get("resume"), body.get("from")
+    if (
+        not isinstance(stream_id, str)
+        or not isinstance(start, int)
+        or isinstance(start, bool)
+        or start < 0
+    ):
+        raise ProtocolError('a resume is {"resume": "<stream id>", "from": <token index >= 0>}')
+    gen = find_generation(state, stream_id)
+    if start > len(gen.texts):
+        raise RequestRefused(400, f"from={start} is past the tokens sent so far ({len(gen.texts)})")
+    return Opened(gen, framing, start, True)
+
+
+async def send_stream(websocket: WebSocket, state: ServerState, opened: Opened) -> None:
+    grace = state.settings.resume_grace_s
+    stream = framed_stream(
+        opened.gen, opened.framing, state.source.model, opened.start, grace, opened.resumed
+    )
+    async with contextlib.aclosing(stream) as framed:
+        async for message in framed:
+            await websocket.send_text(message.payload)
+    await websocket.close()
+
+
+async def until_client_leaves(websocket: WebSocket) -> int:
+    """Read (and ignore) what the client sends until it leaves; its close code."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return int(message.get("code", 1006))
 
 
 @router.websocket("/v1/ws")
@@ -25,21 +94,29 @@ async def websocket_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     state = state_of(websocket)
     try:
-        body = loads(await websocket.receive_text())
-        if not isinstance(body, dict):
-            raise ProtocolError("the first message must be a JSON object")
-        framing = framing_named(str(body.pop("framing", "json")), state.settings.inject_pad_bytes)
-        gen = start_generation(state, parse_generation_request(body))
+        first = await websocket.receive()
+        if first["type"] == "websocket.disconnect":
+            return
+        opened = open_stream(state, first.get("text"))
     except (ProtocolError, RequestRefused) as exc:
         await websocket.send_text(dumps({"error": str(exc)}))
         await websocket.close(code=POLICY_VIOLATION)
         return
-    except WebSocketDisconnect:
+    sender = asyncio.create_task(send_stream(websocket, state, opened))
+    watcher = asyncio.create_task(until_client_leaves(websocket))
+    done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if watcher in done:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError):
+            await sender
+        if watcher.result() in CLOSED_BY_CLIENT:
+            opened.gen.reader_left(0.0)
         return
-    try:
-        async with contextlib.aclosing(framed_stream(gen, framing, state.source.model)) as framed:
-            async for message in framed:
-                await websocket.send_text(message.payload)
-        await websocket.close()
-    except WebSocketDisconnect:
-        pass
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+        sender.result()
+    if websocket.application_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(RuntimeError, OSError):
+            await websocket.close()

@@ -31,11 +31,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Drops a polled stream nobody polls for 0.3 s."""
+    """Drops a stream nobody reads or polls for 0.3 s; a push reader that left has 0.5 s to
+    resume."""
     with running_server(
         SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=20, tokens_per_response=400),
         tmp_path_factory.mktemp("impatient") / "server.log",
-        extra_args=("--idle-timeout-s", "0.3"),
+        extra_args=("--idle-timeout-s", "0.3", "--resume-grace-s", "0.5"),
     ) as process:
         yield process
 

@@ -9,6 +9,8 @@ import orjson
 import pytest
 from support import TRANSPORT_NAMES, bench
 
+from harness.analyse.results import SCHEMA_VERSION
+
 SUMMARY_DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "added_delay_ms")
 SUMMARY_NUMBERS = (
     "tokens_per_s",
@@ -104,7 +106,7 @@ def test_a_small_run_writes_complete_results(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0
     assert (out / "server.log").exists()
     results = orjson.loads((out / "results.json").read_bytes())
-    assert results["schema_version"] == 1
+    assert results["schema_version"] == SCHEMA_VERSION
     assert results["metadata"]["cpu_count"] >= 1
     assert results["metadata"]["packages"]["fastapi"]
     assert results["scenario"]["requests"] == 6

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.analyse.metrics import TransportSummary
-from harness.analyse.results import Point, RunResult, SweepValue
+from harness.analyse.results import Point, RunResult
+from harness.measure.records import SweepValue
 from harness.measure.server_process import PROJECT_ROOT
 from harness.present.plots import Subject, draw_charts, representative, transports_of
 from harness.present.report import (

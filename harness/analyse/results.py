@@ -1,5 +1,23 @@
 """Run folders: `results.json` (versioned, with environment metadata and every raw record),
-`summary.csv`, and the charts. Analysis reads only what is saved here."""
+`summary.csv`, and the charts. Analysis reads only what is saved here.
+
+`results.json` carries `schema_version`. This code writes `SCHEMA_VERSION` and reads every
+version from 1 up to it: `load_run` decodes the document, then `migrate` applies
+`MIGRATIONS` in order, each taking a decoded document of version N to N + 1, until it is
+current; only then are records built from it. A document without a version, or newer than
+this code, is refused with a `ResultsError` saying what to do. Changing the schema is:
+append the migration from the last version to `MIGRATIONS` (which makes `SCHEMA_VERSION`
+one more), write the new field, and list the version below.
+
+Versions:
+
+1. The first: `transports.<name>.{summary, phase}` (plain runs) or `sweep` and
+   `points[k].transports` (sweeps); `phase` is a `PhaseRecord` with its raw records.
+2. Each phase records its transport's `kind` (`push`, `poll`; null for `direct`), from the
+   transport registry, so that analysis need not guess it from request counts. Version 1
+   files get it from the registry when it knows the transport, else from their records:
+   more than one request per stream is `poll`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +27,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -18,13 +37,11 @@ import orjson
 
 from errors import ResultsError
 from harness.analyse.metrics import TransportSummary, summarize, ttft_minus_direct_ms
-from harness.measure.records import PhaseRecord
+from harness.measure.records import PhaseRecord, SweepValue
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT
+from transports import DIRECT, TRANSPORTS, Kind
 
-DIRECT = "direct"  # the live upstream consumed without tokenwire (see clients.direct)
-
-SCHEMA_VERSION = 1
 PACKAGES = (
     "tokenwire",
     "fastapi",
@@ -44,7 +61,23 @@ PACKAGES = (
 )
 
 
-SweepValue = float | int | str
+def transport_kind(name: str, requests: Sequence[int]) -> str | None:
+    """The kind of the transport a phase measured, as results record it: the registry's
+    (`transports.py`) when it knows the transport; None for `direct` (no transport); for a
+    transport it does not know (a run from another checkout), the guess its records allow,
+    from `requests` (each stream's request count): more than one request per stream polls."""
+    if name == DIRECT:
+        return None
+    if name in TRANSPORTS:
+        return str(TRANSPORTS.get(name).kind)
+    polled = bool(requests) and sum(requests) / len(requests) > 1
+    return str(Kind.POLL if polled else Kind.PUSH)
+
+
+def _with_kind(name: str, phase: PhaseRecord) -> PhaseRecord:
+    if phase.kind is not None or name == DIRECT:
+        return phase
+    return replace(phase, kind=transport_kind(name, [r.requests for r in phase.requests]))
 
 
 @dataclass
@@ -57,6 +90,7 @@ class Point:
     summaries: dict[str, TransportSummary] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.phases = {name: _with_kind(name, phase) for name, phase in self.phases.items()}
         if not self.summaries:
             self.summaries = {name: summarize(phase) for name, phase in self.phases.items()}
         direct = self.phases.get(DIRECT)
@@ -88,6 +122,11 @@ class RunResult:
     @property
     def summaries(self) -> dict[str, TransportSummary]:
         return self.points[0].summaries
+
+    @property
+    def kinds(self) -> dict[str, str | None]:
+        """Each measured transport's kind (`push`, `poll`; None for `direct`), as recorded."""
+        return {name: phase.kind for p in self.points for name, phase in p.phases.items()}
 
     @classmethod
     def single(
@@ -167,6 +206,66 @@ def save_run(run: RunResult, run_dir: Path) -> Path:
     return path
 
 
+# --- reading, and migrating older versions ------------------------------------------------
+
+Document = dict[str, Any]  # a decoded results.json
+Migration = Callable[[Document], Document]
+
+
+def _transport_tables(data: Document) -> Iterator[dict[str, Any]]:
+    """Each `transports` table of a document: the one of a plain run, one per sweep point."""
+    if "sweep" in data:
+        for point in data["points"]:
+            yield point["transports"]
+    else:
+        yield data["transports"]
+
+
+def _v1_to_v2(data: Document) -> Document:
+    """Version 2 records each phase's transport kind: fill it in as `transport_kind` does."""
+    for transports in _transport_tables(data):
+        for name, entry in transports.items():
+            phase = entry["phase"]
+            counts = [int(r.get("requests", 0)) for r in phase.get("requests", [])]
+            phase["kind"] = transport_kind(name, counts)
+    return data
+
+
+# MIGRATIONS[k] takes a document of version k + 1 to version k + 2, so the current version is
+# one more than the migrations there are: a schema change appends its migration here.
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2,)
+SCHEMA_VERSION = len(MIGRATIONS) + 1
+
+
+def migrate(data: Any, where: str = "results") -> Document:
+    """A decoded results document of any version from 1 to `SCHEMA_VERSION`, brought to
+    `SCHEMA_VERSION` by applying `MIGRATIONS` in order (the document is changed in place).
+    Anything else is a `ResultsError` naming `where` and what to do."""
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version is None:
+        raise ResultsError(
+            f"{where} has no schema_version: it is not a tokenwire results.json, or one older "
+            f"than versioned results (this tokenwire reads versions 1 to {SCHEMA_VERSION}); "
+            "make it again with `bench.py run`"
+        )
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ResultsError(
+            f"{where} has schema_version {version!r}, which no tokenwire writes (this one "
+            f"reads versions 1 to {SCHEMA_VERSION}); make it again with `bench.py run`"
+        )
+    if version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{where} has schema_version {version}, newer than this tokenwire reads (versions "
+            f"1 to {SCHEMA_VERSION}); update tokenwire (git pull, then pip install -e .) to "
+            "read it"
+        )
+    for step in MIGRATIONS[version - 1 :]:
+        data = step(data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
 def load_run(run_dir: Path) -> RunResult:
     path = run_dir / "results.json" if run_dir.is_dir() else run_dir
     try:
@@ -175,11 +274,7 @@ def load_run(run_dir: Path) -> RunResult:
         raise ResultsError(f"no results.json in {run_dir}") from None
     except orjson.JSONDecodeError as exc:
         raise ResultsError(f"{path} is not valid JSON: {exc}") from None
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ResultsError(
-            f"{path} has schema_version {version!r}; this tokenwire reads {SCHEMA_VERSION}"
-        )
+    data = migrate(data, str(path))
 
     def phases(transports: dict[str, Any]) -> dict[str, PhaseRecord]:
         return {name: PhaseRecord.from_json(entry["phase"]) for name, entry in transports.items()}

@@ -30,12 +30,11 @@ from typing import Any
 
 from clients.interface import StreamError, StreamResult
 from errors import ErrorKind
+from harness.analyse.metrics import NS_PER_MS
 from harness.analyse.results import RunResult, environment, save_run
 from harness.measure.driver import fetch_timelines, join
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.measure.scenario import Scenario
-
-NS_PER_MS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

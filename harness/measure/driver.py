@@ -31,7 +31,7 @@ from clients.asyncio_io import AsyncStreamClient
 from clients.direct import DirectClient
 from clients.interface import ClientSettings, StreamClient, StreamError, StreamResult
 from errors import ErrorKind, ScenarioError
-from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.records import PhaseRecord, RequestRecord, SweepValue
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT
 from transports import DIRECT, TRANSPORTS, TransportRegistry
@@ -41,8 +41,6 @@ SHARD_SIZE = 50  # streams per pooled HTTP client: httpcore slows down with huge
 WARMUP_SEED_BASE = 1_000_000_000
 TIMELINE_BATCH = 500
 DEFAULT_PROMPTS = PROJECT_ROOT / "scenarios" / "prompts.txt"
-
-SweepValue = int | float | str | None
 
 
 class Server(Protocol):
@@ -317,7 +315,7 @@ async def records_for(
     server: Server,
     jobs: Sequence[Job],
     results: Sequence[StreamResult],
-    sweep_value: SweepValue,
+    sweep_value: SweepValue | None,
 ) -> list[RequestRecord]:
     relayed = [r.stream_id for job, r in zip(jobs, results, strict=True) if job.transport != DIRECT]
     timelines = await fetch_timelines(server.base_url, relayed)
@@ -353,7 +351,7 @@ def diagonal(jobs: Sequence[Sequence[Job]], seed: int) -> list[Job]:
     return order
 
 
-def _label(transport: str, sweep_value: SweepValue) -> str:
+def _label(transport: str, sweep_value: SweepValue | None) -> str:
     return transport if sweep_value is None else f"{transport} @ {sweep_value}"
 
 
@@ -364,7 +362,7 @@ class Benchmark:
     scenario: Scenario
     server: Server
     progress: ProgressSink
-    sweep_value: SweepValue = None
+    sweep_value: SweepValue | None = None
     transports: TransportRegistry = TRANSPORTS
     run_tag: str = field(default_factory=lambda: f"r{time.time_ns() % 10**10:09x}")
 
@@ -453,7 +451,7 @@ async def run_benchmark(
     scenario: Scenario,
     server: Server,
     progress: ProgressSink | None = None,
-    sweep_value: SweepValue = None,
+    sweep_value: SweepValue | None = None,
     transports: TransportRegistry = TRANSPORTS,
 ) -> list[PhaseRecord]:
     """Run one scenario (one sweep point) against a running server; raw records out."""

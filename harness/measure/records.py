@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+SweepValue = int | float | str  # one value of a sweep's axis (see harness.measure.scenario)
+
 
 @dataclass(slots=True)
 class RequestRecord:
@@ -35,7 +37,7 @@ class RequestRecord:
     empty_polls: int = 0
     error_kind: str | None = None
     error_message: str | None = None
-    sweep_value: int | float | str | None = None  # the swept axis's value, in a sweep
+    sweep_value: SweepValue | None = None  # the swept axis's value, in a sweep
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +50,10 @@ class RequestRecord:
 
 @dataclass(slots=True)
 class PhaseRecord:
-    """One transport's measured phase: the run window and the CPU both sides spent in it."""
+    """One transport's measured phase: the run window and the CPU both sides spent in it.
+    `kind` is the transport's kind as the registry names it (`push`, `poll`; see
+    `transports.Kind`), None for `direct`, which is no transport; results fill it in
+    (`harness.analyse.results`) when whoever made the phase left it out."""
 
     transport: str
     window_start_ns: int
@@ -56,7 +61,8 @@ class PhaseRecord:
     server_cpu_s: float | None  # None when transports shared the window (interleaved)
     client_cpu_s: float | None
     server_rss_bytes: int | None = None
-    sweep_value: int | float | str | None = None
+    sweep_value: SweepValue | None = None
+    kind: str | None = None
     requests: list[RequestRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -63,9 +63,10 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from errors import ScenarioError, SourceError
+from harness.measure.records import SweepValue
 from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
 from transports import TRANSPORTS
@@ -73,7 +74,6 @@ from wire.framing import FRAMINGS
 
 ORDERS = ("auto", "sequential", "interleaved")
 SWEEP_AXES = ("concurrency", "poll_interval_ms", "long_poll_wait_s", "framing", "preset")
-SweepValue = int | float | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,54 +224,26 @@ def parse_transports(value: str | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "description": (str,),
-    "requests": (int,),
-    "concurrency": (int,),
-    "warmup": (int,),
-    "seed": (int,),
-    "framing": (str,),
-    "poll_interval_ms": (int, float),
-    "long_poll_wait_s": (int, float),
-    "stream_timeout_s": (int, float),
-    "prompts": (str,),
-    "order": (str,),
-}
-_LOAD_TYPES: dict[str, tuple[type, ...]] = {
-    "shape": (str,),
-    "users": (int,),
-    "spawn_rate": (int, float),
-    "run_time_s": (int, float),
-    "step_users": (int,),
-    "step_time_s": (int, float),
-    "spike_users": (int,),
-    "spike_at_s": (int, float),
-    "spike_time_s": (int, float),
-    "think_time_s": (int, float),
-    "stop_timeout_s": (int, float),
-}
-_INJECT_TYPES: dict[str, tuple[type, ...]] = {"token_delay_ms": (int, float), "pad_bytes": (int,)}
-_AXIS_TYPES: dict[str, tuple[type, ...]] = {
-    "concurrency": (int,),
-    "poll_interval_ms": (int, float),
-    "long_poll_wait_s": (int, float),
-    "framing": (str,),
-    "preset": (str,),
-}
-_SOURCE_TYPES: dict[str, tuple[type, ...]] = {
-    "kind": (str,),
-    "preset": (str,),
-    "ttft_ms": (int, float),
-    "tokens_per_s": (int, float),
-    "tokens_per_response": (int,),
-    "base_url": (str,),
-    "model": (str,),
-    "temperature": (int, float),
-    "max_tokens": (int,),
-    "trace": (str,),
-    "speed": (int, float),
-}
+def _allowed_types(cls: type) -> dict[str, tuple[type, ...]]:
+    """The types a scenario file may give each plain field of the dataclass `cls`, read from
+    its annotations: a `str`, `int` or `float` field (or one of them or None) takes that type,
+    a float field an int too. Other fields (tables, lists) are parsed on their own."""
+    hints = get_type_hints(cls)
+    allowed: dict[str, tuple[type, ...]] = {}
+    for f in fields(cls):
+        hint = hints[f.name]
+        types = [t for t in get_args(hint) or (hint,) if t is not type(None)]
+        if len(types) == 1 and types[0] in (str, int, float):
+            allowed[f.name] = (int, float) if types[0] is float else (types[0],)
+    return allowed
+
+
+_TYPES = _allowed_types(Scenario)
+_LOAD_TYPES = _allowed_types(Load)
+_INJECT_TYPES = _allowed_types(Inject)
+# a source's seed is the scenario's (request k uses seed k), never its own
+_SOURCE_TYPES = {k: v for k, v in _allowed_types(SourceSpec).items() if k != "seed"}
+_AXIS_TYPES = {axis: {**_TYPES, **_SOURCE_TYPES}[axis] for axis in SWEEP_AXES}
 SOURCE_FLAGS = (
     "preset",
     "ttft_ms",
@@ -290,6 +262,13 @@ def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> 
         kinds = " or ".join("number" if t is float else t.__name__ for t in allowed)
         raise ScenarioError(f"{where}{key} must be {kinds}, got {value!r}")
     return float(value) if float in allowed else value
+
+
+def _table(where: str, key: str, value: Any, types: dict[str, tuple[type, ...]]) -> dict[str, Any]:
+    """The checked fields of a `[key]` table whose fields have the types in `types`."""
+    if not isinstance(value, dict) or not set(value) <= set(types):
+        raise ScenarioError(f"{where}[{key}] allows only {', '.join(types)}, got {value!r}")
+    return {k: _check_type(f"{where}{key}.", k, v, types[k]) for k, v in value.items()}
 
 
 def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
@@ -313,24 +292,9 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
                 raise ScenarioError(f'{where}[sweep] needs exactly axis = "..." and values = [...]')
             values[key] = parse_sweep(value["axis"], value["values"], where)
         elif key == "load":
-            if not isinstance(value, dict) or not set(value) <= set(_LOAD_TYPES):
-                raise ScenarioError(
-                    f"{where}[load] allows only {', '.join(_LOAD_TYPES)}, got {value!r}"
-                )
-            values[key] = Load(
-                **{k: _check_type(f"{where}load.", k, v, _LOAD_TYPES[k]) for k, v in value.items()}
-            )
+            values[key] = Load(**_table(where, key, value, _LOAD_TYPES))
         elif key == "inject":
-            if not isinstance(value, dict) or not set(value) <= set(_INJECT_TYPES):
-                raise ScenarioError(
-                    f"{where}[inject] allows only {', '.join(_INJECT_TYPES)}, got {value!r}"
-                )
-            values[key] = Inject(
-                **{
-                    k: _check_type(f"{where}inject.", k, v, _INJECT_TYPES[k])
-                    for k, v in value.items()
-                }
-            )
+            values[key] = Inject(**_table(where, key, value, _INJECT_TYPES))
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
     scenario = Scenario(**values)

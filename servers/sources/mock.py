@@ -100,52 +100,12 @@ class LatencyProfile:
 # - reasoning: a model that thinks before answering: a first token after ~4 s, then a
 #   chat-like rhythm and longer answers.
 PRESETS: dict[str, LatencyProfile] = {
-    "instant": LatencyProfile(
-        ttft_ms=0,
-        ttft_sigma=0,
-        tokens_per_s=math.inf,
-        gap_sigma=0,
-        stall_probability=0,
-        stall_ms=0,
-        tokens_per_response=200,
-        length_sigma=0,
-    ),
-    "chat": LatencyProfile(
-        ttft_ms=350,
-        ttft_sigma=0.3,
-        tokens_per_s=80,
-        gap_sigma=0.35,
-        stall_probability=0.01,
-        stall_ms=150,
-        tokens_per_response=100,
-        length_sigma=0.4,
-        min_tokens=20,
-        max_tokens=400,
-    ),
-    "local": LatencyProfile(
-        ttft_ms=111,
-        ttft_sigma=0.27,
-        tokens_per_s=61,
-        gap_sigma=0.16,
-        stall_probability=0,
-        stall_ms=0,
-        tokens_per_response=64,
-        length_sigma=0.2,
-        min_tokens=14,
-        max_tokens=64,
-    ),
-    "reasoning": LatencyProfile(
-        ttft_ms=4000,
-        ttft_sigma=0.4,
-        tokens_per_s=60,
-        gap_sigma=0.35,
-        stall_probability=0.01,
-        stall_ms=200,
-        tokens_per_response=250,
-        length_sigma=0.4,
-        min_tokens=40,
-        max_tokens=800,
-    ),
+    # LatencyProfile(ttft_ms, ttft_sigma, tokens_per_s, gap_sigma, stall_probability, stall_ms,
+    #                tokens_per_response, length_sigma, min_tokens = 1, max_tokens = 4096)
+    "instant": LatencyProfile(0, 0, math.inf, 0, 0, 0, 200, 0),
+    "chat": LatencyProfile(350, 0.3, 80, 0.35, 0.01, 150, 100, 0.4, 20, 400),
+    "local": LatencyProfile(111, 0.27, 61, 0.16, 0, 0, 64, 0.2, 14, 64),
+    "reasoning": LatencyProfile(4000, 0.4, 60, 0.35, 0.01, 200, 250, 0.4, 40, 800),
 }
 
 

@@ -10,13 +10,48 @@ server process's command line (`to_args`) and back (`from_args`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from errors import SourceSettingsError
 from servers.sources.mock import MockSource, TokenSource, profile_for
 
 SOURCE_KINDS = ("mock", "openai", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One `SourceSpec` field as a flag of the server's command line."""
+
+    field: str
+    flag: str
+    type: Callable[[str], Any] | None = None  # argparse's converter (None: the text itself)
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+# In the order `to_args` writes them. Defaults are the command line's, not SourceSpec's: a
+# server started without --temperature leaves the temperature to the upstream.
+FLAGS: tuple[Flag, ...] = (
+    Flag("kind", "--source", default="mock", choices=SOURCE_KINDS),
+    Flag("preset", "--preset", default="chat"),
+    Flag("seed", "--seed", int, default=0),
+    Flag("ttft_ms", "--ttft-ms", float),
+    Flag("tokens_per_s", "--tokens-per-s", float),
+    Flag("tokens_per_response", "--tokens-per-response", int),
+    Flag("base_url", "--base-url"),
+    Flag("model", "--model"),
+    Flag("temperature", "--temperature", float),
+    Flag("max_tokens", "--max-tokens", int),
+    Flag("trace", "--trace"),
+    Flag("speed", "--speed", float, default=1.0),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,53 +104,17 @@ class SourceSpec:
         return f"mock preset {self.preset}"
 
     def to_args(self) -> list[str]:
-        values: list[tuple[str, object]] = [
-            ("--source", self.kind),
-            ("--preset", self.preset),
-            ("--seed", self.seed),
-            ("--ttft-ms", self.ttft_ms),
-            ("--tokens-per-s", self.tokens_per_s),
-            ("--tokens-per-response", self.tokens_per_response),
-            ("--base-url", self.base_url),
-            ("--model", self.model),
-            ("--temperature", self.temperature),
-            ("--max-tokens", self.max_tokens),
-            ("--trace", self.trace),
-            ("--speed", self.speed),
-        ]
+        values = [(f.flag, getattr(self, f.field)) for f in FLAGS]
         return [str(part) for flag, value in values if value is not None for part in (flag, value)]
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="mock", choices=SOURCE_KINDS)
-    parser.add_argument("--preset", default="chat")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ttft-ms", type=float)
-    parser.add_argument("--tokens-per-s", type=float)
-    parser.add_argument("--tokens-per-response", type=int)
-    parser.add_argument("--base-url")
-    parser.add_argument("--model")
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--max-tokens", type=int)
-    parser.add_argument("--trace")
-    parser.add_argument("--speed", type=float, default=1.0)
+    for f in FLAGS:
+        parser.add_argument(f.flag, type=f.type, default=f.default, choices=f.choices)
 
 
 def spec_from_args(args: argparse.Namespace) -> SourceSpec:
-    return SourceSpec(
-        kind=args.source,
-        preset=args.preset,
-        seed=args.seed,
-        ttft_ms=args.ttft_ms,
-        tokens_per_s=args.tokens_per_s,
-        tokens_per_response=args.tokens_per_response,
-        base_url=args.base_url,
-        model=args.model,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        trace=args.trace,
-        speed=args.speed,
-    ).validate()
+    return SourceSpec(**{f.field: getattr(args, f.dest) for f in FLAGS}).validate()
 
 
 def build_source(spec: SourceSpec) -> TokenSource:

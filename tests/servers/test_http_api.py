@@ -4,6 +4,7 @@ with Last-Event-ID and stops EventSource reconnect loops, idle polled streams ar
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -105,10 +106,24 @@ async def test_eventsource_get_resumes_after_last_event_id(http: httpx.AsyncClie
     assert resumed == full[9:]
 
 
-async def test_resume_needs_the_stream_id(http: httpx.AsyncClient) -> None:
+async def test_a_reconnect_naming_no_stream_gets_nothing_and_starts_nothing(
+    http: httpx.AsyncClient,
+) -> None:
+    """EventSource reconnects by itself with Last-Event-ID; without `?stream=` the server
+    cannot know which stream it continues: 204 (EventSource stops), never a new generation."""
     response = await http.get("/v1/sse?seed=1", headers={"last-event-id": "3"})
+    assert response.status_code == 204 and response.content == b""
+
+
+@pytest.mark.parametrize("last_event_id", ["-3", "-1000", "x", "1.5", "+2"])
+async def test_last_event_id_must_be_a_token_index(
+    http: httpx.AsyncClient, last_event_id: str
+) -> None:
+    response = await http.get(
+        "/v1/sse?seed=1&stream=never-made", headers={"last-event-id": last_event_id}
+    )
     assert response.status_code == 400
-    assert "stream id" in response.json()["error"]
+    assert "Last-Event-ID must be a token index" in response.json()["error"]
 
 
 async def test_websocket_bad_request_gets_error_and_policy_close(server: ServerProcess) -> None:
@@ -128,26 +143,33 @@ async def test_polled_stream_nobody_polls_is_dropped(impatient_server: ServerPro
         assert (await http.get(f"/v1/streams/{stream_id}")).status_code == 200
         await asyncio.sleep(1.6)  # idle timeout 0.3 s, reaped within a second after
         timeline = await http.get(f"/v1/streams/{stream_id}/timeline")
-        assert timeline.json()["error"] == "cancelled: no client was reading this stream"
+        assert timeline.json()["error"] == "cancelled: no client read this stream for 0.3 s"
         assert timeline.json()["done"] is True
         assert timeline.json()["tokens"] < 400
 
 
 @pytest.mark.parametrize("path", ["/v1/sse", "/v1/chunked"])
-async def test_a_push_client_that_leaves_stops_the_generation(
+async def test_a_push_client_that_leaves_stops_the_generation_after_the_grace(
     impatient_server: ServerProcess, path: str
 ) -> None:
+    """A reader that leaves may come back within the resume grace (0.5 s here); after it,
+    the generation is cancelled, and says why."""
     stream_id = f"leaver-{path.rsplit('/', 1)[-1]}"
     async with httpx.AsyncClient(base_url=impatient_server.base_url, trust_env=False) as http:
         async with http.stream("POST", path, json={"stream_id": stream_id}) as response:
             async for _ in response.aiter_raw():
                 break  # one read, then hang up
+        left = time.monotonic()
+        await asyncio.sleep(0.2)
+        within_grace = (await http.get(f"/v1/streams/{stream_id}/timeline")).json()
         timeline: dict[str, object] = {}
         for _ in range(50):
             await asyncio.sleep(0.05)
             timeline = (await http.get(f"/v1/streams/{stream_id}/timeline")).json()
             if timeline["done"]:
                 break
-    assert timeline["done"] is True
-    assert timeline["error"] == "cancelled: no client was reading this stream"
+        ended_after_s = time.monotonic() - left
+    assert within_grace["done"] is False
+    assert timeline["done"] is True and ended_after_s >= 0.5
+    assert timeline["error"] == "cancelled: the client left and did not resume within 0.5 s"
     assert isinstance(timeline["tokens"], int) and timeline["tokens"] < 400

@@ -236,40 +236,21 @@ MALFORMED_JSON = [
     "[DONE",
 ]
 
-
-@pytest.mark.parametrize("framing", FRAMINGS, ids=lambda f: f.name)
-@pytest.mark.parametrize("payload", MALFORMED_JSON)
-def test_malformed_json_payload(framing: Framing, payload: str) -> None:
-    with pytest.raises(ProtocolError):
-        framing.decode(payload)
-
-
-@pytest.mark.parametrize("payload", ["[DONE]", "[1,2]", '"text"', "5", "null", "true"])
-def test_json_framing_rejects_non_objects(payload: str) -> None:
-    with pytest.raises(ProtocolError):
-        JSON.decode(payload)
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        "{}",
-        '{"i":0}',
-        '{"t":"x"}',
-        '{"i":null,"t":"x"}',
-        '{"i":"0","t":"x"}',
-        '{"i":1.5,"t":"x"}',
-        '{"i":0,"t":null}',
-        '{"i":0,"t":5}',
-        '{"i":0,"t":["x"]}',
-        '{"done":false}',
-        '{"done":"true","n":1}',
-        '{"done":1,"n":1}',
-    ],
-)
-def test_json_framing_rejects_missing_or_mistyped_fields(payload: str) -> None:
-    with pytest.raises(ProtocolError):
-        JSON.decode(payload)
+JSON_NON_OBJECTS = ["[DONE]", "[1,2]", '"text"', "5", "null", "true"]
+JSON_MISSING_OR_MISTYPED_FIELDS = [
+    "{}",
+    '{"i":0}',
+    '{"t":"x"}',
+    '{"i":null,"t":"x"}',
+    '{"i":"0","t":"x"}',
+    '{"i":1.5,"t":"x"}',
+    '{"i":0,"t":null}',
+    '{"i":0,"t":5}',
+    '{"i":0,"t":["x"]}',
+    '{"done":false}',
+    '{"done":"true","n":1}',
+    '{"done":1,"n":1}',
+]
 
 
 # --- openai framing -----------------------------------------------------------------------
@@ -334,38 +315,39 @@ def test_openai_empty_token_is_indistinguishable_from_no_content() -> None:
     assert OPENAI.decode(OPENAI.encode_token(STREAM_ID, MODEL, 0, "")) == IgnoredMsg()
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        "[1,2]",
-        '"[DONE]"',
-        "null",
-        " [DONE]",
-        "[DONE] ",
-        '{"object":"chat.completion.chunk"}',
-        '{"choices":null}',
-        '{"choices":{"0":{}}}',
-        '{"choices":[{"delta":{"content":5}}]}',
-        '{"choices":[{"delta":{"content":["a"]}}]}',
-        '{"choices":[{"delta":{"content":{"text":"a"}}}]}',
-    ],
-)
-def test_openai_rejects_malformed_chunks(payload: str) -> None:
-    with pytest.raises(ProtocolError):
-        OPENAI.decode(payload)
+# --- malformed payloads: every framing refuses them ----------------------------------------
+
+OPENAI_MALFORMED_CHUNKS = [
+    "[1,2]",
+    '"[DONE]"',
+    "null",
+    " [DONE]",
+    "[DONE] ",
+    '{"object":"chat.completion.chunk"}',
+    '{"choices":null}',
+    '{"choices":{"0":{}}}',
+    '{"choices":[{"delta":{"content":5}}]}',
+    '{"choices":[{"delta":{"content":["a"]}}]}',
+    '{"choices":[{"delta":{"content":{"text":"a"}}}]}',
+]
+# mistyped choices: they must surface as `ProtocolError`, not as an AttributeError from `.get`
+OPENAI_MISTYPED_CHOICES = [
+    '{"choices":[1]}',
+    '{"choices":[null]}',
+    '{"choices":["x"]}',
+    '{"choices":[{"delta":"x"}]}',
+    '{"choices":[{"delta":["x"]}]}',
+]
+REJECTED = [
+    *((framing, payload) for framing in FRAMINGS for payload in MALFORMED_JSON),
+    *((JSON, payload) for payload in JSON_NON_OBJECTS + JSON_MISSING_OR_MISTYPED_FIELDS),
+    *((OPENAI, payload) for payload in OPENAI_MALFORMED_CHUNKS + OPENAI_MISTYPED_CHOICES),
+]
 
 
 @pytest.mark.parametrize(
-    "payload",
-    [
-        '{"choices":[1]}',
-        '{"choices":[null]}',
-        '{"choices":["x"]}',
-        '{"choices":[{"delta":"x"}]}',
-        '{"choices":[{"delta":["x"]}]}',
-    ],
+    ("framing", "payload"), REJECTED, ids=[f"{f.name}-{p!r}" for f, p in REJECTED]
 )
-def test_openai_rejects_mistyped_choice_with_wire_error(payload: str) -> None:
-    """Malformed chunks must surface as `ProtocolError`, not as an AttributeError from `.get`."""
+def test_malformed_payload_is_a_protocol_error(framing: Framing, payload: str) -> None:
     with pytest.raises(ProtocolError):
-        OPENAI.decode(payload)
+        framing.decode(payload)

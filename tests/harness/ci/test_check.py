@@ -4,6 +4,7 @@ pair of short runs proves an injected regression is caught end to end."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,36 +124,32 @@ def run_check(run: RunResult, baseline: Path, tmp_path: Path, *extra: str) -> in
     return main(["check", str(run_dir), "--baseline", str(baseline), "--reruns", "0", *extra])
 
 
-def test_identical_configuration_passes(
-    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("change", "status", "phrases"),
+    [
+        ({"noise": 1.5}, 0, ("regression check passed", *QUIET)),
+        (
+            {"extra_delay_ms": 5},
+            1,
+            ("regression check failed", "added delay p50", "sse", "chunked", "websocket"),
+        ),
+        ({"pad": 8}, 1, ("wire bytes per token", "exact")),  # exact: fails at once
+    ],
+    ids=["identical-configuration-passes", "injected-delay-fails", "injected-padding-fails"],
+)
+def test_check_names_what_regressed(
+    baseline_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, float],
+    status: int,
+    phrases: tuple[str, ...],
 ) -> None:
-    status = run_check(synthetic_run(noise=1.5), baseline_file, tmp_path)
+    exit_status = run_check(synthetic_run(**change), baseline_file, tmp_path)
     out = capsys.readouterr().out
-    assert status == 0, out
-    assert "regression check passed" in out
-    for name in QUIET:
-        assert name in out
-
-
-def test_injected_delay_fails_naming_the_metric(
-    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    status = run_check(synthetic_run(extra_delay_ms=5), baseline_file, tmp_path)
-    out = capsys.readouterr().out
-    assert status == 1
-    assert "regression check failed" in out
-    assert "added delay p50" in out
-    for name in ("sse", "chunked", "websocket"):
-        assert name in out
-
-
-def test_injected_padding_fails_at_once(
-    baseline_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    status = run_check(synthetic_run(pad=8), baseline_file, tmp_path)
-    out = capsys.readouterr().out
-    assert status == 1
-    assert "wire bytes per token" in out and "exact" in out
+    assert exit_status == status, out
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
 
 
 @pytest.mark.parametrize(
@@ -175,14 +172,21 @@ def test_deterministic_regressions_fail_without_reruns(
     assert {f.rule.label for f in verdict.exact_regressions} == {label}
 
 
-def test_a_noise_burst_is_cleared_by_reruns(baseline_file: Path) -> None:
-    baseline = load_baseline(baseline_file)
+def rerunner(**change: float) -> tuple[Callable[[int, Verdict], RunResult], list[int]]:
+    """A re-run callback for `check` that measures `synthetic_run(**change)` each time, and
+    the re-run numbers it is called with."""
     calls: list[int] = []
 
-    def quiet_again(k: int, verdict: Verdict) -> RunResult:
+    def rerun(k: int, verdict: Verdict) -> RunResult:
         calls.append(k)
-        return synthetic_run(noise=1.2)
+        return synthetic_run(**change)
 
+    return rerun, calls
+
+
+def test_a_noise_burst_is_cleared_by_reruns(baseline_file: Path) -> None:
+    baseline = load_baseline(baseline_file)
+    quiet_again, calls = rerunner(noise=1.2)
     burst = synthetic_run(noise=12)  # every delay and CPU figure x12: a busy neighbour
     assert not compare_runs(baseline, [burst]).passed
     verdict = check(baseline, [burst], quiet_again, max_reruns=2)
@@ -192,12 +196,7 @@ def test_a_noise_burst_is_cleared_by_reruns(baseline_file: Path) -> None:
 
 def test_a_real_timing_regression_persists_through_reruns(baseline_file: Path) -> None:
     baseline = load_baseline(baseline_file)
-    calls: list[int] = []
-
-    def still_slow(k: int, verdict: Verdict) -> RunResult:
-        calls.append(k)
-        return synthetic_run(extra_delay_ms=5)
-
+    still_slow, calls = rerunner(extra_delay_ms=5)
     verdict = check(baseline, [synthetic_run(extra_delay_ms=5)], still_slow, max_reruns=2)
     assert not verdict.passed and calls == [1, 2]
     regressed = {(f.transport, f.rule.figure) for f in verdict.regressions}
@@ -205,11 +204,15 @@ def test_a_real_timing_regression_persists_through_reruns(baseline_file: Path) -
     assert all(f.rule.kind == "timing" for f in verdict.regressions)
 
 
-def test_rules_follow_the_figures_not_the_names(baseline_file: Path) -> None:
+@pytest.mark.parametrize("registered", [True, False], ids=["by-kind", "by-figures"])
+def test_rules_follow_the_kind_or_else_the_figures(baseline_file: Path, registered: bool) -> None:
+    """Registered transports are judged by their kind in the registry; unknown ones (runs
+    from another checkout) by their figures, with the same outcome for the five."""
     baseline = load_baseline(baseline_file)
     interval = float(CI_SCENARIO.poll_interval_ms)
     by_transport = {
-        n: {r.figure: r for r in rules_for(f, interval)} for n, f in baseline.transports.items()
+        n: {r.figure: r for r in rules_for(n if registered else f"old-{n}", f, interval)}
+        for n, f in baseline.transports.items()
     }
     # short polling is paced by its interval: its mean is compared, not its p50
     assert "added_delay_mean_ms" in by_transport["short_poll"]

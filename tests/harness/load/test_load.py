@@ -195,22 +195,24 @@ def check_lossless(
             assert int(row["Request Count"]) == summary.streams, (name, kind)
 
 
-def quick_load(tmp_path: Path, transports: str, order: str, run_time: int) -> Path:
-    path = tmp_path / "quick-load.toml"
-    path.write_text(
+def quick_load(
+    tmp_path: Path, transports: str, order: str, run_time: int, *flags: str
+) -> tuple[Path, RunResult]:
+    """`bench.py load` of QUICK_LOAD with these settings and flags: its folder and results."""
+    scenario = tmp_path / "quick-load.toml"
+    scenario.write_text(
         QUICK_LOAD.format(name="quick-load", transports=transports, order=order, run_time=run_time)
     )
-    return path
+    out = tmp_path / "run"
+    done = bench("load", "--scenario", str(scenario), *flags, "--out", str(out))
+    assert done.returncode == 0, done.stderr + done.stdout
+    return out, load_run(out)
 
 
 @pytest.mark.slow
 def test_two_workers_load_every_transport_and_the_master_merges_both(tmp_path: Path) -> None:
     """Interleaved: one locust run (a master, two workers) with every transport's users."""
-    scenario = quick_load(tmp_path, "all", "interleaved", run_time=2)
-    out = tmp_path / "run"
-    done = bench("load", "--scenario", str(scenario), "--workers", "2", "--out", str(out))
-    assert done.returncode == 0, done.stderr + done.stdout
-    run = load_run(out)
+    out, run = quick_load(tmp_path, "all", "interleaved", 2, "--workers", "2")
     check_lossless(run, TRANSPORT_NAMES, locust_rows(out / "locust-all_stats.csv"))
     workers = {r.stream_id.split("-")[2] for p in run.phases.values() for r in p.requests}
     assert workers == {"w0", "w1"}
@@ -225,11 +227,7 @@ def test_two_workers_load_every_transport_and_the_master_merges_both(tmp_path: P
 
 @pytest.mark.slow
 def test_sequential_order_gives_each_transport_its_own_locust_run(tmp_path: Path) -> None:
-    scenario = quick_load(tmp_path, "long_poll,websocket", "sequential", run_time=1)
-    out = tmp_path / "run"
-    done = bench("load", "--scenario", str(scenario), "--users", "3", "--out", str(out))
-    assert done.returncode == 0, done.stderr + done.stdout
-    run = load_run(out)
+    out, run = quick_load(tmp_path, "long_poll,websocket", "sequential", 1, "--users", "3")
     for name in ("long_poll", "websocket"):
         check_lossless(run, (name,), locust_rows(out / f"locust-{name}_stats.csv"), phases=False)
         phase = run.phases[name]

@@ -25,14 +25,26 @@ ROOT = Path(__file__).resolve().parents[3]
 SECRET = "sk-tokenwire-test-5ecret-do-not-log"
 
 
+def relay_in_front_of(
+    upstream: ServerProcess,
+    model: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    *extra_args: str,
+) -> Iterator[ServerProcess]:
+    """A tokenwire server whose source is `upstream`'s OpenAI API, for a module's fixture."""
+    spec = SourceSpec(kind="openai", base_url=f"{upstream.base_url}/v1", model=model)
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    with running_server(spec, log, extra_args=extra_args) as process:
+        yield process
+
+
 @pytest.fixture(scope="module")
 def relay(
     server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """A tokenwire server whose source is the upstream mock, reached with the openai client."""
-    spec = SourceSpec(kind="openai", base_url=f"{server.base_url}/v1", model="upstream-mock")
-    with running_server(spec, tmp_path_factory.mktemp("relay") / "server.log") as process:
-        yield process
+    yield from relay_in_front_of(server, "upstream-mock", tmp_path_factory, "relay")
 
 
 def expected(corpus_spec: SourceSpec, seed: int) -> list[str]:
@@ -60,10 +72,11 @@ async def test_relayed_live_text_is_exact(
 def slow_relay(
     impatient_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """A relay in front of an upstream slow enough (20 tokens/s) to be left mid-stream."""
-    spec = SourceSpec(kind="openai", base_url=f"{impatient_server.base_url}/v1", model="slow")
-    with running_server(spec, tmp_path_factory.mktemp("slow-relay") / "server.log") as process:
-        yield process
+    """A relay in front of an upstream slow enough (20 tokens/s) to be left mid-stream, with
+    no resume grace: a reader that leaves is gone for good."""
+    yield from relay_in_front_of(
+        impatient_server, "slow", tmp_path_factory, "slow-relay", "--resume-grace-s", "0"
+    )
 
 
 async def test_leaving_client_closes_the_upstream_within_100_ms(
@@ -83,7 +96,7 @@ async def test_leaving_client_closes_the_upstream_within_100_ms(
                 break
             await asyncio.sleep(0.025)
     assert timeline["done"] is True
-    assert timeline["error"] == "cancelled: no client was reading this stream"
+    assert timeline["error"] == "cancelled: the client left"
     ended_ns = timeline["ended_ns"]
     assert isinstance(ended_ns, int)
     assert (ended_ns - left_ns) / 1e6 < 100  # the upstream generation stopped within 100 ms
