@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from harness.cli.common import PROJECT_ROOT
+from harness.cli.common import DEFAULT_BASELINE, add_out, add_run_dirs
 
 NAME = "baseline"
 HELP = "write a regression-check baseline from one or more runs"
@@ -17,7 +17,6 @@ DESCRIPTION = (
     "the environment, and per transport the compared figures. Runs with an [inject] "
     "regression are refused."
 )
-DEFAULT_OUT = PROJECT_ROOT / "results" / "baseline.json"
 SHOWN = (
     ("added_delay_p50_ms", "added delay p50 ms"),
     ("added_delay_mean_ms", "added delay mean ms"),
@@ -29,19 +28,15 @@ SHOWN = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "run_dirs",
-        type=Path,
-        nargs="+",
-        metavar="RUN_DIR",
-        help="run folder(s) of one scenario, e.g. from `bench.py run --scenario scenarios/ci.toml`",
+    add_run_dirs(
+        parser,
+        "run folder(s) of one scenario, e.g. from `bench.py run --scenario scenarios/ci.toml`",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
+    add_out(
+        parser,
+        "where to write it (default: results/baseline.json)",
         metavar="FILE",
-        help="where to write it (default: results/baseline.json)",
+        default=DEFAULT_BASELINE,
     )
 
 

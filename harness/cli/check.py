@@ -12,7 +12,7 @@ from rich.table import Table
 from errors import UsageError
 from harness.analyse.results import RunResult
 from harness.ci.check import DEFAULT_RERUNS, MAX_RERUNS, Finding, Rerun, Verdict
-from harness.cli.common import PROJECT_ROOT, non_negative_int
+from harness.cli.common import DEFAULT_BASELINE, add_run_dirs, count_up_to
 
 NAME = "check"
 HELP = "compare a run with the committed baseline; exit 1 on a regression"
@@ -24,23 +24,12 @@ DESCRIPTION = (
     "Exit 0: no regression; 1: a regression (the table names each one); 2: bad input. "
     "The statistics are described in harness/ci/check.py."
 )
-DEFAULT_BASELINE = PROJECT_ROOT / "results" / "baseline.json"
-
-
-def _reruns(text: str) -> int:
-    value = non_negative_int(text)
-    if value > MAX_RERUNS:
-        raise argparse.ArgumentTypeError(f"must be 0..{MAX_RERUNS}, got {value}")
-    return value
+_reruns = count_up_to(MAX_RERUNS, "must be 0..{maximum}, got {value}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "run_dirs",
-        type=Path,
-        nargs="+",
-        metavar="RUN_DIR",
-        help="a run folder; several runs of the same scenario are compared as repetitions",
+    add_run_dirs(
+        parser, "a run folder; several runs of the same scenario are compared as repetitions"
     )
     parser.add_argument(
         "--baseline",

@@ -1,16 +1,24 @@
-"""What every subcommand shares: the one-line error contract and argument types."""
+"""What every subcommand shares: the one-line error contract, argument types, and the
+flags several subcommands declare (each declared here once; what differs between the
+subcommands, such as the help text, is a parameter)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from errors import UsageError
 from servers.sources.mock import PRESETS
+from transports import TRANSPORTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = PROJECT_ROOT / "scenarios" / "default.toml"
+DEFAULT_BASELINE = PROJECT_ROOT / "results" / "baseline.json"  # written by baseline, read by check
+
+# a parser or an argument group: both declare flags the same way
+Flags: TypeAlias = argparse._ActionsContainer
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,7 +68,80 @@ def existing_dir(text: str) -> Path:
     return path
 
 
+def count_up_to(maximum: int, too_many: str) -> Callable[[str], int]:
+    """An argument type: an integer 0..`maximum`. Above it the error is `too_many`, formatted
+    with `maximum` and `value`."""
+
+    def parse(text: str) -> int:
+        value = non_negative_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(too_many.format(maximum=maximum, value=value))
+        return value
+
+    return parse
+
+
+def add_run_dirs(parser: Flags, help_text: str, *, several: bool = True) -> None:
+    """The run folder argument RUN_DIR: `run_dirs`, one or more, or (`several` False)
+    `run_dir`, exactly one."""
+    parser.add_argument(
+        "run_dirs" if several else "run_dir",
+        type=Path,
+        nargs="+" if several else None,
+        metavar="RUN_DIR",
+        help=help_text,
+    )
+
+
+def add_out(
+    parser: Flags,
+    help_text: str,
+    *,
+    metavar: str = "DIR",
+    default: Path | None = None,
+    required: bool = False,
+) -> None:
+    """--out: where the command writes, a folder or (`metavar` FILE) a file."""
+    parser.add_argument(
+        "--out", type=Path, default=default, required=required, metavar=metavar, help=help_text
+    )
+
+
+def add_scenario(parser: Flags, help_text: str) -> None:
+    """--scenario FILE: the scenario TOML that the other flags override."""
+    parser.add_argument("--scenario", type=Path, metavar="FILE", help=help_text)
+
+
+def add_transports(parser: Flags, purpose: str) -> None:
+    """--transports: all, or a comma list of registered transports (to `purpose`)."""
+    parser.add_argument(
+        "--transports",
+        metavar="all|a,b,...",
+        help=f"transports to {purpose}: all, or a comma list of {', '.join(TRANSPORTS.names())}",
+    )
+
+
+def add_address(parser: Flags, *, port: int, host_help: str, port_help: str) -> None:
+    """--host and --port: the loopback address a server listens on."""
+    parser.add_argument("--host", default="127.0.0.1", help=host_help)
+    parser.add_argument("--port", type=port_number, default=port, help=port_help)
+
+
+def add_endpoint(parser: Flags, *, url_help: str, model_help: str, required: bool = False) -> None:
+    """--base-url and --model: an OpenAI-compatible endpoint and the model to ask it for."""
+    parser.add_argument("--base-url", required=required, metavar="URL", help=url_help)
+    parser.add_argument("--model", required=required, metavar="NAME", help=model_help)
+
+
+def add_max_tokens(parser: Flags, help_text: str, *, default: int | None = None) -> None:
+    """--max-tokens N: a cap on the tokens of each answer from a live model."""
+    parser.add_argument(
+        "--max-tokens", type=positive_int, default=default, metavar="N", help=help_text
+    )
+
+
 def add_source_flags(parser: argparse.ArgumentParser) -> None:
+    """The "token source" group: which source, and flags overriding the scenario's."""
     group = parser.add_argument_group("token source")
     group.add_argument(
         "--source",
@@ -69,11 +150,10 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
         "endpoint: give --base-url and --model; the key is read from OPENAI_API_KEY or "
         "TOKENWIRE_API_KEY), or trace:PATH (replay a trace recorded by `bench.py record`)",
     )
-    group.add_argument("--base-url", metavar="URL", help="openai: the endpoint, e.g. .../v1")
-    group.add_argument("--model", metavar="NAME", help="openai: the model name")
-    group.add_argument(
-        "--max-tokens", type=positive_int, metavar="N", help="openai: cap on tokens per response"
+    add_endpoint(
+        group, url_help="openai: the endpoint, e.g. .../v1", model_help="openai: the model name"
     )
+    add_max_tokens(group, "openai: cap on tokens per response")
     group.add_argument(
         "--speed", type=positive_float, metavar="X", help="trace: replay speed factor (2 = 2x)"
     )

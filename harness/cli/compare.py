@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from errors import UsageError
+from harness.cli.common import add_out, add_run_dirs
 
 NAME = "compare"
 HELP = "compare saved runs (e.g. before/after a change) in one HTML report"
@@ -17,19 +17,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "run_dirs",
-        type=Path,
-        nargs="+",
-        metavar="RUN_DIR",
-        help="run folders; the first is the baseline",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="folder for compare.html and its charts (default: results/<UTC time>-compare/)",
-    )
+    add_run_dirs(parser, "run folders; the first is the baseline")
+    add_out(parser, "folder for compare.html and its charts (default: results/<UTC time>-compare/)")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

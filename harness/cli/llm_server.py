@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from errors import UsageError
-from harness.cli.common import port_number, positive_int
+from harness.cli.common import add_address, positive_int
 
 NAME = "llm-server"
 HELP = "run a real local LLM (SmolLM2-135M via llama.cpp) on 127.0.0.1, offline"
@@ -20,8 +20,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address")
-    parser.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
+    add_address(parser, port=8080, host_help="loopback address", port_help="port (default 8080)")
     parser.add_argument("--threads", type=positive_int, default=1, help="decode threads")
 
 

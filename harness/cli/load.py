@@ -8,9 +8,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from harness.cli.common import PROJECT_ROOT, non_negative_int, positive_float, positive_int
+from harness.cli.common import (
+    PROJECT_ROOT,
+    add_out,
+    add_scenario,
+    add_transports,
+    count_up_to,
+    positive_float,
+    positive_int,
+)
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
-from transports import TRANSPORTS
 
 NAME = "load"
 HELP = "load-test the transports with locust (headless, optionally with local workers)"
@@ -41,25 +48,12 @@ def duration_s(text: str) -> float:
     return seconds
 
 
-def worker_count(text: str) -> int:
-    value = non_negative_int(text)
-    if value > MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_WORKERS} local workers, got {value}")
-    return value
+worker_count = count_up_to(MAX_WORKERS, "at most {maximum} local workers, got {value}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scenario",
-        type=Path,
-        metavar="FILE",
-        help="scenario TOML with a [load] table (default: scenarios/load-steady.toml)",
-    )
-    parser.add_argument(
-        "--transports",
-        metavar="all|a,b,...",
-        help=f"transports to load: all, or a comma list of {', '.join(TRANSPORTS.names())}",
-    )
+    add_scenario(parser, "scenario TOML with a [load] table (default: scenarios/load-steady.toml)")
+    add_transports(parser, "load")
     parser.add_argument("--users", type=positive_int, metavar="N", help="users per transport")
     parser.add_argument(
         "--spawn-rate", type=positive_float, metavar="R", help="users started per second"
@@ -77,12 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run one locust master and N local worker processes (default 0: one process)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="run folder (default: results/<UTC time>-<scenario name>/)",
-    )
+    add_out(parser, "run folder (default: results/<UTC time>-<scenario name>/)")
 
 
 def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:

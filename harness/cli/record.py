@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from errors import UsageError
-from harness.cli.common import PROJECT_ROOT, positive_int
+from harness.cli.common import PROJECT_ROOT, add_endpoint, add_max_tokens, add_out
 
 NAME = "record"
 HELP = "record a live model's token timing into a trace for exact replay"
@@ -19,10 +19,12 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080/v1"
+    add_endpoint(
+        parser,
+        url_help="e.g. http://127.0.0.1:8080/v1",
+        model_help="model name to ask for",
+        required=True,
     )
-    parser.add_argument("--model", required=True, metavar="NAME", help="model name to ask for")
     parser.add_argument(
         "--prompts",
         type=Path,
@@ -30,12 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="one prompt per line, # for comments (default: scenarios/prompts.txt)",
     )
-    parser.add_argument(
-        "--max-tokens", type=positive_int, default=64, metavar="N", help="cap per answer"
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, metavar="FILE", help="trace file to write"
-    )
+    add_max_tokens(parser, "cap per answer", default=64)
+    add_out(parser, "trace file to write", metavar="FILE", required=True)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

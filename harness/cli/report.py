@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from harness.cli.common import add_run_dirs
 
 NAME = "report"
 HELP = "write RUN_DIR/report.html (charts embedded) from a run's saved results"
@@ -15,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder")
+    add_run_dirs(parser, "a run folder", several=False)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from harness.cli.common import (
     DEFAULT_SCENARIO,
+    add_out,
+    add_scenario,
     add_source_flags,
+    add_transports,
     non_negative_int,
     positive_float,
     positive_int,
     source_overrides,
 )
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
-from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
 NAME = "run"
@@ -28,17 +29,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--scenario",
-        type=Path,
-        metavar="FILE",
-        help="scenario TOML (default: scenarios/default.toml)",
-    )
-    parser.add_argument(
-        "--transports",
-        metavar="all|a,b,...",
-        help=f"transports to measure: all, or a comma list of {', '.join(TRANSPORTS.names())}",
-    )
+    add_scenario(parser, "scenario TOML (default: scenarios/default.toml)")
+    add_transports(parser, "measure")
     parser.add_argument(
         "--requests", type=positive_int, metavar="N", help="measured streams per transport"
     )
@@ -72,12 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run every value of one axis in one run folder; axes: concurrency, "
         "poll_interval_ms, long_poll_wait_s, framing, preset (e.g. concurrency=1,10,100)",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="run folder (default: results/<UTC time>-<scenario>/)",
-    )
+    add_out(parser, "run folder (default: results/<UTC time>-<scenario>/)")
     parser.add_argument(
         "--quiet", action="store_true", help="print no progress and no table (errors still do)"
     )

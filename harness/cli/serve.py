@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_source_flags, port_number, source_overrides
+from harness.cli.common import add_address, add_source_flags, source_overrides
 from harness.measure.scenario import Scenario, with_overrides
 from harness.measure.server_process import bind_listener
 from harness.present.console import make_console
@@ -19,8 +19,12 @@ DESCRIPTION = "Serve every transport on a loopback address until Ctrl-C."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1 or ::1)")
-    parser.add_argument("--port", type=port_number, default=8000, help="port (0: any free port)")
+    add_address(
+        parser,
+        port=8000,
+        host_help="loopback address (127.0.0.1 or ::1)",
+        port_help="port (0: any free port)",
+    )
     add_source_flags(parser)
 
 

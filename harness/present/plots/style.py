@@ -1,0 +1,70 @@
+"""The charts' shared look, and making and saving a figure.
+
+Matplotlib draws to files only (Agg). Each transport keeps its registry colour across every
+chart; line styles, markers and hatches tell overlaid runs apart (run k takes entry k).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from transports import TRANSPORTS
+
+SOURCE_COLOR = "#222222"
+FORMATS = ("png", "svg")
+PNG_DPI = 150  # reports show PNGs at 100 px per inch: sharp on high-density screens
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v")
+HATCHES = ("", "//", "..", "xx")
+LOG_FLOOR_MS = 1e-3  # log axes: values below 1 microsecond are drawn at 1 microsecond
+GAP_FLOOR_MS = 1e-2  # inter-token gaps below 10 microseconds (one read) drawn at 10 microseconds
+STYLE: dict[str, Any] = {
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "legend.fontsize": 10,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "figure.titlesize": 12,
+    "svg.fonttype": "none",  # SVG text stays text: smaller, searchable
+}
+
+
+def color(transport: str) -> str:
+    """A transport's colour in every chart, from the transport registry (`direct`, the
+    live reference, has its own fixed colour)."""
+    return TRANSPORTS.colour(transport)
+
+
+def fmt_value(value: object) -> str:
+    """A value as titles and tick labels write it: whole floats without a decimal point."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def new_figure(title: str, *, width: float = 10, height: float = 5.8) -> Figure:
+    """A figure with the title wrapped to its width (long scenario lines would be cut)."""
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    columns = int(width * 9.5)
+    fig.suptitle("\n".join(textwrap.fill(line, columns) for line in title.splitlines()))
+    return fig
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Write `fig` as `<stem>.png` and `<stem>.svg` in `out_dir`, then close it."""
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    fig.savefig(png, dpi=PNG_DPI)
+    fig.set_layout_engine("none")  # the SVG keeps the PNG's layout instead of solving it again
+    fig.savefig(svg)
+    plt.close(fig)
+    return png, svg
