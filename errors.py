@@ -8,6 +8,7 @@
     │   ├── ResultsError          a results folder that cannot be read or is not supported
     │   │   └── BaselineError     a baseline that cannot be made or read
     │   ├── ServerStartError      the benchmark server (or a local model) did not start
+    │   ├── ServerSettingsError   a server setting that cannot be used (token file, origin, bind)
     │   ├── LoadError             a load test that cannot run or whose results cannot merge
     │   └── SourceSettingsError   (also a SourceError) bad source settings or trace file
     ├── SourceError               a token source could not produce its stream
@@ -59,6 +60,11 @@ class BaselineError(ResultsError):
 
 class ServerStartError(UserError, RuntimeError):
     """The benchmark server or a local model server did not start."""
+
+
+class ServerSettingsError(UserError, ValueError):
+    """A server setting that cannot be used: an unreadable token file, a malformed token or
+    origin, or a network-reachable address without a token."""
 
 
 class LoadError(UserError, RuntimeError):

@@ -52,9 +52,10 @@ class AsyncIO:
         self.client = client
         self.result = result
         self.stack = contextlib.AsyncExitStack()
+        self.response: httpx.Response | None = None  # the open streamed response
         self.reads: AsyncIterator[bytes] | None = None
         self.ws: ClientConnection | None = None
-        self.probe: socket.socket | None = None
+        self.probes: list[socket.socket] = []  # one per WebSocket connection
 
     async def __aenter__(self) -> AsyncIO:
         return self
@@ -89,7 +90,7 @@ class AsyncIO:
             self.stack.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
             httpx_io.count_exchange(self.result, response)
             body = await response.aread() if httpx_io.unexpected(response, call) else b""
-        self.reads = response.aiter_raw()
+        self.response, self.reads = response, response.aiter_raw()
         return httpx_io.reply_of(response, body, time.perf_counter_ns())
 
     async def read_body(self, effect: effects.ReadBody) -> effects.Arrival | None:
@@ -102,16 +103,15 @@ class AsyncIO:
         await asyncio.sleep(effect.seconds)
 
     async def open_websocket(self, effect: effects.OpenWebSocket) -> None:
-        # charged after the connection's close handshake (the stack unwinds last-in first)
-        self.stack.callback(lambda: websockets_io.charge_probe(self.result, self.probe))
+        if not self.probes:  # charged after every close handshake (the stack unwinds last-in first)
+            self.stack.callback(websockets_io.charge_probes, self.result, self.probes)
         url = websockets_io.ws_url(self.client.settings.base_url, effect.path)
         with websockets_io.mapped_ws_errors():
             self.ws = await self.stack.enter_async_context(
-                connect(url, **websockets_io.CONNECT_OPTIONS)
+                connect(url, **websockets_io.connect_options(self.client.settings))
             )
-        self.probe = websockets_io.count_upgrade(
-            self.result, self.ws, self.ws.transport.get_extra_info("socket")
-        )
+        sock = self.ws.transport.get_extra_info("socket")
+        self.probes.append(websockets_io.count_upgrade(self.result, self.ws, sock))
 
     async def send_text(self, effect: effects.SendText) -> None:
         assert self.ws is not None, "SendText before OpenWebSocket"
@@ -123,3 +123,14 @@ class AsyncIO:
         with websockets_io.mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
             return effects.Arrival(await self.ws.recv(), time.perf_counter_ns())
         return None
+
+    async def drop(self, effect: effects.Drop) -> int:
+        dropped_ns = time.perf_counter_ns()
+        if self.ws is not None:
+            self.ws.transport.abort()  # no close frame: the peer sees the connection vanish
+            self.ws = None
+        if self.response is not None:
+            httpx_io.charge_bytes(self.client.meter, self.result, self.response)
+            await self.response.aclose()  # unread body: httpx closes the connection
+            self.response = self.reads = None
+        return dropped_ns

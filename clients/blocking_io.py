@@ -76,9 +76,10 @@ class BlockingIO(contextlib.ExitStack):
         super().__init__()
         self.client = client
         self.result = result
+        self.response: httpx.Response | None = None  # the open streamed response
         self.reads: Iterator[bytes] | None = None
         self.ws: ClientConnection | None = None
-        self.probe: socket.socket | None = None
+        self.probes: list[socket.socket] = []  # one per WebSocket connection
 
     def run(self, exchange: effects.Exchange) -> None:
         steps = effects.Steps(exchange)
@@ -109,7 +110,7 @@ class BlockingIO(contextlib.ExitStack):
             self.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
             httpx_io.count_exchange(self.result, response)
             body = response.read() if httpx_io.unexpected(response, call) else b""
-        self.reads = response.iter_raw()
+        self.response, self.reads = response, response.iter_raw()
         return httpx_io.reply_of(response, body, time.perf_counter_ns())
 
     def read_body(self, effect: effects.ReadBody) -> effects.Arrival | None:
@@ -122,17 +123,16 @@ class BlockingIO(contextlib.ExitStack):
         time.sleep(effect.seconds)
 
     def open_websocket(self, effect: effects.OpenWebSocket) -> None:
-        self.callback(
-            lambda: websockets_io.charge_probe(self.result, self.probe)
-        )  # after the close
+        if not self.probes:  # charged after every close handshake (the stack unwinds last-in first)
+            self.callback(websockets_io.charge_probes, self.result, self.probes)
         with websockets_io.mapped_ws_errors():
             self.ws = self.enter_context(
                 connect(
                     websockets_io.ws_url(self.client.settings.base_url, effect.path),
-                    **websockets_io.CONNECT_OPTIONS,
+                    **websockets_io.connect_options(self.client.settings),
                 )
             )
-        self.probe = websockets_io.count_upgrade(self.result, self.ws, self.ws.socket)
+        self.probes.append(websockets_io.count_upgrade(self.result, self.ws, self.ws.socket))
 
     def send_text(self, effect: effects.SendText) -> None:
         assert self.ws is not None, "SendText before OpenWebSocket"
@@ -144,3 +144,14 @@ class BlockingIO(contextlib.ExitStack):
         with websockets_io.mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
             return effects.Arrival(self.ws.recv(), time.perf_counter_ns())
         return None
+
+    def drop(self, effect: effects.Drop) -> int:
+        dropped_ns = time.perf_counter_ns()
+        if self.ws is not None:
+            self.ws.socket.shutdown(socket.SHUT_RDWR)  # no close frame: the connection vanishes
+            self.ws = None
+        if self.response is not None:
+            httpx_io.charge_bytes(self.client.meter, self.result, self.response)
+            self.response.close()  # unread body: httpx closes the connection
+            self.response = self.reads = None
+        return dropped_ns

@@ -92,9 +92,17 @@ class ReceiveMessage:
     """The next WebSocket message. Reply: `Arrival`, or None once the peer closed cleanly."""
 
 
-Effect = Fetch | OpenStream | ReadBody | Sleep | OpenWebSocket | SendText | ReceiveMessage
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Drop the open connection (the streamed body, or the WebSocket) without a word, as a
+    network failure would: no close frame, nothing more read. Reply: the stamp of the drop
+    (int, perf_counter_ns)."""
+
+
+Effect = Fetch | OpenStream | ReadBody | Sleep | OpenWebSocket | SendText | ReceiveMessage | Drop
 READ_BODY = ReadBody()
 RECEIVE = ReceiveMessage()
+DROP = Drop()
 
 # The driver method that performs each effect (both drivers name them alike).
 HANDLERS: dict[type[Effect], str] = {
@@ -105,6 +113,7 @@ HANDLERS: dict[type[Effect], str] = {
     OpenWebSocket: "open_websocket",
     SendText: "send_text",
     ReceiveMessage: "receive",
+    Drop: "drop",
 }
 
 

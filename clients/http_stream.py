@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from clients.exchange import (
+    DROP,
     READ_BODY,
     Exchange,
     ExchangeLogic,
@@ -17,7 +18,7 @@ from clients.exchange import (
     Reply,
     require_status,
 )
-from clients.interface import ClientSettings, StreamResult
+from clients.interface import ClientSettings, Fault, StreamResult
 from errors import ProtocolViolation, StreamIncomplete
 from wire.framing import Framing, get_framing
 from wire.messages import GenerationRequest
@@ -30,13 +31,14 @@ class PayloadDecoder(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class HTTPStream:
-    """A streamed-response transport without I/O: the request it sends and how its body
-    decodes into framed payloads."""
+    """A streamed-response transport without I/O: the request it sends, how it resumes a
+    dropped stream, and how its body decodes into framed payloads."""
 
     transport: str
     path: str
     media_type: str
     decoder: Callable[[], PayloadDecoder]
+    resume: Callable[[Framing, GenerationRequest, StreamResult], HTTPCall]
     headers: tuple[tuple[str, str], ...] = ()
 
     def call(self, framing: Framing, request: GenerationRequest) -> HTTPCall:
@@ -82,21 +84,31 @@ class BodyReader:
 
 
 def http_stream_exchange(kind: HTTPStream) -> ExchangeLogic:
-    """POST the request, then decode the body read by read until it ends."""
+    """POST the request, then decode the body read by read until it ends; when the fault
+    plan drops the connection, resume the stream with the transport's resume request."""
 
     def exchange(
         settings: ClientSettings, request: GenerationRequest, result: StreamResult
     ) -> Exchange:
         framing = get_framing(settings.framing)
         call = kind.call(framing, request)
-        reply: Reply = yield OpenStream(call)
-        require_status(reply, call)
-        body = BodyReader(kind, framing, result, reply.headers.get("content-type", ""))
-        last_ns = reply.now_ns
-        while (arrival := (yield READ_BODY)) is not None:
-            body.feed(arrival.data, arrival.now_ns)
-            last_ns = arrival.now_ns
-        body.close(last_ns)
-        require_end(result)
+        while True:
+            reply: Reply = yield OpenStream(call)
+            require_status(reply, call)
+            body = BodyReader(kind, framing, result, reply.headers.get("content-type", ""))
+            last_ns, fault = reply.now_ns, None
+            while fault is None and (arrival := (yield READ_BODY)) is not None:
+                body.feed(arrival.data, arrival.now_ns)
+                last_ns, fault = arrival.now_ns, settings.fault_due(result)
+            if fault is None:
+                body.close(last_ns)
+                require_end(result)
+                return
+            dropped_ns: int = yield DROP
+            if fault is Fault.LEAVE:
+                result.left_ns = dropped_ns
+                return
+            result.drops_ns.append(dropped_ns)
+            call = kind.resume(framing, request, result)
 
     return exchange

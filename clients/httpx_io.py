@@ -4,14 +4,14 @@ each HTTP exchange (requests, head bytes, wire bytes). Thin: no transport logic 
 from __future__ import annotations
 
 import contextlib
-import socket
+import ssl
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 import httpx
 
 from clients.exchange import ExchangeLogic, HTTPCall, Reply
-from clients.interface import ClientSettings, StreamResult
+from clients.interface import ClientSettings, StreamResult, bearer_headers
 from clients.wirebytes import ByteMeter
 from errors import ConnectFailed, StreamIncomplete, StreamTimedOut, TransportError
 
@@ -26,8 +26,18 @@ def http_client_options(settings: ClientSettings) -> dict[str, Any]:
         "base_url": settings.base_url,
         "limits": limits,
         "timeout": httpx.Timeout(settings.stream_timeout_s, connect=10.0),
+        "headers": bearer_headers(settings.token),
+        "http2": settings.http2,
+        "verify": tls_context(settings),
         "trust_env": False,  # never route loopback benchmarks through an environment proxy
     }
+
+
+def tls_context(settings: ClientSettings) -> ssl.SSLContext | bool:
+    """Certificate checks as usual; a path's self-signed certificate is trusted by name."""
+    if settings.ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=settings.ca_file)
 
 
 def head_bytes(start_line: str, headers: Iterable[tuple[bytes, bytes]]) -> int:
@@ -48,19 +58,13 @@ def exchange_head_bytes(response: httpx.Response) -> int:
     )
 
 
-def socket_of(response: httpx.Response) -> socket.socket:
-    sock = response.extensions["network_stream"].get_extra_info("socket")
-    if sock is None:
-        raise TransportError("the HTTP connection exposes no socket to count bytes on")
-    return sock  # type: ignore[no-any-return]
-
-
 def charge_bytes(meter: ByteMeter, result: StreamResult, response: httpx.Response) -> None:
     """The bytes the exchange's connection moved since the meter last looked at it. A
     connection the library has already closed (a read that failed, was cancelled or was
     killed mid-body) has no counters left to read: nothing is charged then."""
-    sock = socket_of(response)
-    if sock.fileno() != -1:
+    network = response.extensions.get("network_stream")
+    sock = None if network is None else network.get_extra_info("socket")
+    if sock is not None and sock.fileno() != -1:
         result.add_bytes(meter.charge(sock))
 
 
@@ -68,6 +72,7 @@ def count_exchange(result: StreamResult, response: httpx.Response) -> None:
     """An exchange's request and its heads, as soon as the response head is in."""
     result.requests += 1
     result.header_bytes += exchange_head_bytes(response)
+    result.http_version = response.http_version
 
 
 def reply_of(response: httpx.Response, body: bytes, now_ns: int) -> Reply:

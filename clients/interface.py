@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from errors import ErrorKind, ProtocolViolation, TransportError, UpstreamFailed
@@ -25,6 +26,30 @@ class ClientSettings:
     long_poll_wait_s: float = 30.0  # long polling: how long the server may hold a poll
     max_connections: int = 1  # connections this client may open at once
     stream_timeout_s: float = 300.0  # a whole stream must finish within this
+    http2: bool = False  # speak HTTP/2 (over TLS, behind a path that offers it)
+    ca_file: str | None = None  # trust this certificate (a path's self-signed one)
+    token: str | None = field(default=None, repr=False)  # sent as `Authorization: Bearer`
+    drop_at_token: int = 0  # fault benchmark: drop the connection after this many tokens, resume
+    leave_at_token: int = 0  # fault benchmark: drop the connection for good after this many
+
+    def fault_due(self, result: StreamResult) -> Fault | None:
+        """The fault the plan calls for now that `result` holds its tokens, if any."""
+        received = len(result.indices)
+        if self.leave_at_token and received >= self.leave_at_token:
+            return Fault.LEAVE
+        if self.drop_at_token and received >= self.drop_at_token and not result.drops_ns:
+            return Fault.DROP
+        return None
+
+
+class Fault(Enum):
+    DROP = "drop"  # drop the connection, then resume
+    LEAVE = "leave"  # drop the connection and never come back
+
+
+def bearer_headers(token: str | None) -> dict[str, str]:
+    """The header that carries a server token on every request and WebSocket upgrade."""
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +76,9 @@ class StreamResult:
     header_bytes: int = 0  # HTTP request and response heads (WebSocket: the upgrade)
     requests: int = 0
     empty_polls: int = 0
+    http_version: str | None = None  # of the last HTTP exchange ("HTTP/1.1", "HTTP/2")
+    drops_ns: list[int] = field(default_factory=list)  # connections dropped on purpose, resumed
+    left_ns: int | None = None  # when the client left the stream for good, on purpose
     error: StreamError | None = None
 
     @classmethod
@@ -59,6 +87,10 @@ class StreamResult:
 
     def fail(self, exc: TransportError) -> None:
         self.error = StreamError(kind=exc.kind, message=str(exc) or type(exc).__name__)
+
+    def next_index(self) -> int:
+        """The index of the next token wanted (after the highest one received)."""
+        return max(self.indices, default=-1) + 1
 
     def add_bytes(self, sent_received: tuple[int, int]) -> None:
         self.bytes_sent += sent_received[0]

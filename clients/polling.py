@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from clients.exchange import Exchange, ExchangeLogic, Fetch, HTTPCall, Reply, Sleep, require_status
-from clients.interface import ClientSettings, StreamResult
+from clients.interface import ClientSettings, Fault, StreamResult
 from errors import ProtocolViolation, StreamIncomplete, UpstreamFailed
 from wire.messages import EndMsg, GenerationRequest, Message, loads
 from wire.poll import decode_batch, decode_created
@@ -75,6 +75,12 @@ def polling_exchange(kind: Polling) -> ExchangeLogic:
             offset, done = take_batch(result, loads(reply.body), offset, reply.now_ns)
             if done:
                 return
+            fault = settings.fault_due(result)
+            if fault is Fault.LEAVE:
+                result.left_ns = time.perf_counter_ns()
+                return
+            if fault is Fault.DROP:  # nothing to drop: the next poll is the reconnect
+                result.drops_ns.append(time.perf_counter_ns())
         raise StreamIncomplete("polling never reached the end of the stream")
 
     return exchange

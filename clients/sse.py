@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from clients.exchange import HTTPCall
 from clients.http_stream import HTTPStream, http_stream_exchange
+from clients.interface import StreamResult
+from wire.framing import Framing
+from wire.messages import GenerationRequest
 from wire.sse import MEDIA_TYPE, SSEStreamDecoder
 
 
@@ -19,7 +23,28 @@ class SSEPayloads:
         return [event.data for event in self._events.close()]
 
 
+def resume_call(framing: Framing, request: GenerationRequest, result: StreamResult) -> HTTPCall:
+    """Reconnect the way EventSource does: the same request, the stream's id, and the last
+    event id received in `Last-Event-ID` (at once: our server sends no `retry:` field)."""
+    return HTTPCall(
+        "POST",
+        "/v1/sse",
+        params={"framing": framing.name, "stream": result.stream_id},
+        json=request.to_json(),
+        headers={
+            "accept": MEDIA_TYPE,
+            "cache-control": "no-store",
+            "last-event-id": str(result.next_index() - 1),
+        },
+    )
+
+
 SSE_STREAM = HTTPStream(
-    "sse", "/v1/sse", MEDIA_TYPE, SSEPayloads, headers=(("cache-control", "no-store"),)
+    "sse",
+    "/v1/sse",
+    MEDIA_TYPE,
+    SSEPayloads,
+    resume=resume_call,
+    headers=(("cache-control", "no-store"),),
 )
 exchange = http_stream_exchange(SSE_STREAM)

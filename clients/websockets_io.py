@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -12,7 +13,7 @@ import websockets
 from websockets.http11 import Request, Response
 
 from clients.httpx_io import head_bytes
-from clients.interface import StreamResult
+from clients.interface import ClientSettings, StreamResult, bearer_headers
 from clients.wirebytes import connection_bytes
 from errors import ConnectFailed, HTTPStatusFailed, StreamIncomplete, StreamTimedOut
 
@@ -23,6 +24,18 @@ CONNECT_OPTIONS: dict[str, Any] = {
     "compression": None,  # like the HTTP transports: no compression unless asked
     "proxy": None,
 }
+
+
+def connect_options(settings: ClientSettings) -> dict[str, Any]:
+    """`CONNECT_OPTIONS`, plus the server token's header on the upgrade when there is one,
+    and a path's self-signed certificate to trust over TLS (wss://)."""
+    options = dict(CONNECT_OPTIONS)
+    headers = bearer_headers(settings.token)
+    if headers:
+        options["additional_headers"] = headers
+    if settings.ca_file is not None and settings.base_url.startswith("https://"):
+        options["ssl"] = ssl.create_default_context(cafile=settings.ca_file)
+    return options
 
 
 class Handshake(Protocol):
@@ -56,8 +69,9 @@ def count_upgrade(result: StreamResult, ws: Handshake, sock: socket.socket) -> s
     return sock.dup()
 
 
-def charge_probe(result: StreamResult, probe: socket.socket | None) -> None:
-    if probe is not None:
+def charge_probes(result: StreamResult, probes: list[socket.socket]) -> None:
+    """Each WebSocket connection's whole-life bytes, read from its probe."""
+    for probe in probes:
         with probe:
             result.add_bytes(connection_bytes(probe))
 

@@ -1,7 +1,8 @@
 """One benchmark run from start to finish: server up, driver, server down, results saved.
 
 A sweep runs every value of its axis in turn, in one run folder; the server is restarted
-only when the swept axis is the source preset (the source lives in the server).
+only when the swept axis is one the server process holds (`SERVER_AXES`: the source preset,
+the push responses' streaming headers).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from rich.console import Console
 
 from harness.analyse.results import Point, RunResult, environment, save_run
 from harness.measure.driver import run_benchmark
+from harness.measure.paths import LOOPBACK, Endpoint, parse_path
 from harness.measure.records import SweepValue
-from harness.measure.scenario import Scenario
+from harness.measure.scenario import SERVER_AXES, Scenario
 from harness.measure.server_process import ServerProcess, running_server
-from harness.present.console import RichProgress, summary_table
-from harness.present.report import write_report
+from harness.present.console import RichProgress, faults_table, summary_table
+from harness.present.report import has_faults, write_report
 
 
 def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]:
@@ -33,7 +35,7 @@ def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]
 @contextlib.contextmanager
 def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[ServerProcess]:
     with running_server(
-        scenario.source, run_dir / "server.log", extra_args=scenario.inject.server_args()
+        scenario.source, run_dir / "server.log", extra_args=scenario.server_args()
     ) as server:
         console.print(f"server pid {server.pid} on {server.base_url}", highlight=False)
         yield server
@@ -41,7 +43,7 @@ def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[Ser
 
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
     points: list[Point] = []
-    restart = scenario.sweep is not None and scenario.sweep.axis == "preset"
+    restart = scenario.sweep is not None and scenario.sweep.axis in SERVER_AXES
     total = len(sweep_points(scenario)) * len(scenario.transports) * scenario.requests
     with contextlib.ExitStack() as stack, RichProgress(console, total) as progress:
         shared = None if restart else stack.enter_context(_server(scenario, run_dir, console))
@@ -50,7 +52,17 @@ def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
                 server = shared or point_stack.enter_context(
                     _server(point_scenario, run_dir, console)
                 )
-                phases = asyncio.run(run_benchmark(point_scenario, server, progress, value))
+                path = parse_path(point_scenario.path)
+                endpoint = point_stack.enter_context(
+                    path.open(Endpoint(server.base_url), run_dir / "paths")
+                )
+                if path.layers and path.text != LOOPBACK:
+                    console.print(f"path {path.text}: clients use {endpoint.base_url}")
+                phases = asyncio.run(
+                    run_benchmark(point_scenario, server, progress, value, endpoint=endpoint)
+                )
+                for phase in phases:
+                    phase.extra["path_parameters"] = path.parameters()
             points.append(Point(value, {phase.transport: phase for phase in phases}))
     return points
 
@@ -83,5 +95,7 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         console.print(
             summary_table(point.summaries, f"scenario {scenario.name}{where} ({run_dir})")
         )
+        if has_faults(point.summaries):
+            console.print(faults_table(point.summaries, f"faults{where}"))
     console.print(f"report: {report}", highlight=False)
     return run

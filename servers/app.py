@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from errors import RequestRefused
-from servers import openai_compat, timeline
+from servers import access, openai_compat, timeline
 from servers.generation import Generations
 from servers.responses import json_response, refused_request_handler
 from servers.settings import ServerSettings
@@ -60,6 +60,7 @@ def create_app(
 
     app = FastAPI(title="tokenwire", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.tokenwire = state
+    access.install(app, settings)  # tokens, principals, CORS, WebSocket origins
     app.add_exception_handler(RequestRefused, refused_request_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in transports.routers():

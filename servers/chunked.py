@@ -49,12 +49,17 @@ async def chunked(
 ) -> Response:
     state = state_of(request)
     codec = framing_named(framing, state.settings.inject_pad_bytes)
+    streaming = bool(state.settings.streaming_headers)
     if stream is None and start is None:
         gen = start_generation(state, generation_request or GenerationRequest())
-        return PushResponse(chunks(state, gen, codec, 0, False), media_type=MEDIA_TYPE)
+        return PushResponse(
+            chunks(state, gen, codec, 0, False), media_type=MEDIA_TYPE, streaming_headers=streaming
+        )
     if stream is None or start is None:
         raise RequestRefused(400, "a resume needs both ?stream=ID and &from=K")
     gen = find_generation(state, stream)
     if start > len(gen.texts):
         raise RequestRefused(400, f"from={start} is past the tokens sent so far ({len(gen.texts)})")
-    return PushResponse(chunks(state, gen, codec, start, True), media_type=MEDIA_TYPE)
+    return PushResponse(
+        chunks(state, gen, codec, start, True), media_type=MEDIA_TYPE, streaming_headers=streaming
+    )

@@ -14,7 +14,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from servers.sources.mock import PlannedSource, TokenSource, Usage
@@ -45,6 +45,7 @@ class Generation:
     usage_tokens: int | None = None  # a live model's own count, when it reports one
     planned_delays_ns: tuple[int, ...] | None = None  # what a planned source meant to do
     ended_ns: int | None = None  # perf_counter_ns when the generation ended or was cancelled
+    owner: str | None = None  # the creator's principal (a token's hash) when tokens are set
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _departures: int = 0  # readers that left before the end (a resume grace is per departure)
@@ -75,6 +76,7 @@ class Generation:
             self.error = f"source failed: {type(exc).__name__}: {exc}"
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+            self.request = replace(self.request, prompt="")  # kept for minutes: not its prompt
             self.ended_ns = time.perf_counter_ns()
             self.done = True
             self.finished_at = time.monotonic()
@@ -179,14 +181,14 @@ class Generations:
     by_id: dict[str, Generation] = field(default_factory=dict)
     active: int = 0  # generations still running
 
-    def create(self, request: GenerationRequest) -> Generation:
+    def create(self, request: GenerationRequest, owner: str | None = None) -> Generation:
         """Start generating; raise `StreamExists` when the client-chosen id is taken."""
         stream_id = request.stream_id or secrets.token_hex(8)
         if stream_id in self.by_id:
             raise StreamExists(stream_id)
         if self.active >= self.max_active:
             raise TooManyStreams(self.max_active)
-        gen = Generation(id=stream_id, request=request)
+        gen = Generation(id=stream_id, request=request, owner=owner)
         if isinstance(self.source, PlannedSource):
             gen.planned_delays_ns = self.source.plan(request).delays_ns
         gen._task = asyncio.create_task(
@@ -200,8 +202,14 @@ class Generations:
     def _ended(self, task: asyncio.Task[None]) -> None:
         self.active -= 1
 
-    def get(self, stream_id: str) -> Generation | None:
+    def find(self, stream_id: str, owner: str | None = None) -> Generation | None:
+        """The generation if `owner` created it (None and None without tokens); untouched."""
         gen = self.by_id.get(stream_id)
+        return gen if gen is not None and gen.owner == owner else None
+
+    def get(self, stream_id: str, owner: str | None = None) -> Generation | None:
+        """`find`, and the generation counts as touched (the idle reaper leaves it longer)."""
+        gen = self.find(stream_id, owner)
         if gen is not None:
             gen.last_access = time.monotonic()
         return gen

@@ -126,7 +126,8 @@ async def events(call: ChatCall) -> AsyncGenerator[bytes, None]:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(call: Annotated[ChatCall, Depends(open_chat)]) -> Any:
     if call.stream:
-        return PushResponse(events(call), media_type=MEDIA_TYPE)
+        streaming = bool(call.state.settings.streaming_headers)
+        return PushResponse(events(call), media_type=MEDIA_TYPE, streaming_headers=streaming)
     gen = call.gen
     async for _ in gen.follow():
         pass

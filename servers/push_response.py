@@ -27,10 +27,12 @@ class PushResponse(StreamingResponse):
         body: AsyncGenerator[bytes, None],
         media_type: str,
         headers: dict[str, str] | None = None,
+        streaming_headers: bool = True,
     ) -> None:
-        super().__init__(
-            body, media_type=media_type, headers={**STREAMING_HEADERS, **(headers or {})}
-        )
+        """`streaming_headers` False leaves out `STREAMING_HEADERS`, as a naive server would
+        (`ServerSettings.streaming_headers`): a proxy in front may then buffer the stream."""
+        base = STREAMING_HEADERS if streaming_headers else {}
+        super().__init__(body, media_type=media_type, headers={**base, **(headers or {})})
         self._body = body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -15,13 +15,30 @@ from servers.state import state_of
 from wire.framing import Framing, get_framing, padded
 from wire.messages import GenerationRequest, loads
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def refuse_unless_json(request: Request) -> None:
+    """A body must be declared JSON: a cross-site page can send a body without a CORS
+    preflight only as text/plain, a form or with no type at all, so such a POST must not
+    start a generation (415)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() != JSON_MEDIA_TYPE:
+        got = f"got {content_type[:80]!r}" if content_type else "got none"
+        raise RequestRefused(
+            415, f"a request body must be JSON, sent with Content-Type: {JSON_MEDIA_TYPE} ({got})"
+        )
+
 
 async def read_body(request: Request) -> bytes:
     """The whole body, refused past `max_body_bytes` (413, before reading it when the
-    Content-Length says so) or when it does not arrive within `request_timeout_s` (408)."""
+    Content-Length says so), when it does not arrive within `request_timeout_s` (408), or
+    when it is not empty and not declared `application/json` (415)."""
     settings = state_of(request).settings
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length", "")
+    if declared not in ("", "0"):
+        refuse_unless_json(request)
     if declared.isdigit() and int(declared) > limit:
         raise RequestRefused(
             413, f"request body of {declared} bytes exceeds max_body_bytes ({limit})"
@@ -41,6 +58,8 @@ async def read_body(request: Request) -> bytes:
         ) from None
     except ClientDisconnect:
         raise RequestRefused(400, "the client left before sending its whole body") from None
+    if body:
+        refuse_unless_json(request)
     return bytes(body)
 
 

@@ -15,13 +15,19 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-async def refused_request_handler(request: Request, exc: Exception) -> JSONResponse:
+def refusal(path: str, exc: RequestRefused, headers: dict[str, str] | None = None) -> JSONResponse:
     """`{"error": message}`; on the OpenAI-compatible endpoint, OpenAI's own error shape."""
-    assert isinstance(exc, RequestRefused)
-    headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
-    if request.url.path in OPENAI_PATHS:
+    headers = dict(headers or {})
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if path in OPENAI_PATHS:
         body: dict[str, object] = {
             "error": {"message": exc.message, "type": "invalid_request_error"}
         }
         return JSONResponse(body, status_code=exc.status, headers=headers)
     return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+
+async def refused_request_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestRefused)
+    return refusal(request.url.path, exc)

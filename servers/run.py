@@ -1,18 +1,22 @@
 """Run the tokenwire server under uvicorn: `python -m servers.run --fd N` (as the driver
-starts it, on a socket it already bound) or `--host 127.0.0.1 --port P`."""
+starts it, on a socket it already bound) or `--host 127.0.0.1 --port P`.
+
+An address other than loopback (`--host 0.0.0.0`) is refused without a token (exit 2); with
+one the server starts and warns on stderr that it is reachable from the network."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import socket
 import sys
 
 import uvicorn
 
-from errors import SourceError
+from errors import ServerSettingsError, SourceError, UserError
 from servers.app import create_app
 from servers.connection_guard import guarded_protocol
-from servers.settings import ServerSettings
+from servers.settings import SERVER_TOKEN_ENV, ServerSettings
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
 
@@ -33,6 +37,26 @@ def uvicorn_config(
     )
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def exposure_warning(host: str, settings: ServerSettings) -> str | None:
+    """None on loopback; the warning for a network-reachable address with tokens; refused
+    (ServerSettingsError) without them."""
+    if is_loopback(host):
+        return None
+    if not settings.tokens:
+        raise ServerSettingsError(
+            f"host {host} is reachable from the network and the server has no token: set one "
+            f"(--token-file PATH or {SERVER_TOKEN_ENV}) or serve on 127.0.0.1"
+        )
+    return f"serving on {host}, reachable from the network; requests need the bearer token"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m servers.run")
     add_source_arguments(parser)
@@ -41,17 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     ServerSettings.add_arguments(parser)
     args = parser.parse_args(argv)
+    sock = None if args.fd is None else socket.socket(fileno=args.fd)
+    host = args.host if sock is None else str(sock.getsockname()[0])
     try:
+        settings = ServerSettings.from_args(args)
+        warning = exposure_warning(host, settings)
         source = build_source(spec_from_args(args))
-    except SourceError as exc:
+    except (SourceError, UserError) as exc:
         print(f"servers.run: error: {exc}", file=sys.stderr)
         return 2
-    settings = ServerSettings.from_args(args)
+    if warning is not None:
+        print(f"servers.run: warning: {warning}", file=sys.stderr, flush=True)
     app = create_app(source, settings)
-    if args.fd is None:
+    if sock is None:
         uvicorn.Server(uvicorn_config(app, args.host, args.port, settings)).run()
         return 0
-    serve_on_socket(app, socket.socket(fileno=args.fd), settings)
+    serve_on_socket(app, sock, settings)
     return 0
 
 

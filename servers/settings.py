@@ -1,18 +1,145 @@
 """Server settings that are not part of any one request: lifetimes, limits and test aids.
 
-Every field is also a command-line flag of `python -m servers.run` and `bench.py serve`
-(`--idle-timeout-s 30`), generated from the field itself, so a new setting is one line here.
+Every field is also a command-line flag of `python -m servers.run` (`--idle-timeout-s 30`),
+generated from the field itself, so a new setting is one line here. A number is its own
+flag's text; any other setting names a `Flag` that says how its text becomes the value and
+back (`--token-file PATH` holds the tokens; `--cors-origin URL`, repeated, the origins).
+Tokens are never written on a command line: `to_args` gives the file they came from, and
+tokens from `TOKENWIRE_SERVER_TOKEN` travel in the environment a subprocess inherits.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from errors import ServerSettingsError
+
+SERVER_TOKEN_ENV = "TOKENWIRE_SERVER_TOKEN"
+# Characters both a bearer token (RFC 6750) and a WebSocket subprotocol (an RFC 7230 token)
+# may hold, so that one token works in the header and in `Sec-WebSocket-Protocol` alike.
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+-]+")
+TOKEN_HINT = (
+    "a token is 1 or more of A-Z a-z 0-9 . _ ~ + - "
+    "(make one: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def setting(default: float | int, help_text: str) -> Any:
     return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """How a setting that is not a number is given on the command line. argparse keeps the
+    flag's text (a list of texts when `repeat`, None when the flag is absent); `load` turns
+    that into the field's value (raising ServerSettingsError), `dump` turns a value back
+    into the flag's texts, one per occurrence."""
+
+    name: str
+    metavar: str
+    load: Callable[[Any], Any]
+    dump: Callable[[Any], tuple[str, ...]]
+    repeat: bool = False
+
+
+def checked_token(token: str, where: str) -> str:
+    if not TOKEN_CHARS.fullmatch(token):
+        raise ServerSettingsError(f"the token in {where} is not usable: {TOKEN_HINT}")
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Bearer tokens, each a separate principal, and the file they were read from (None:
+    from `TOKENWIRE_SERVER_TOKEN`). The tokens never show in a repr."""
+
+    values: tuple[str, ...] = field(default=(), repr=False)
+    path: Path | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    @classmethod
+    def load(cls, path: str | None, environ: Mapping[str, str] = os.environ) -> Tokens:
+        """From the file at `path` when given, else from the environment variable, else none."""
+        return cls.from_file(Path(path)) if path is not None else cls.from_env(environ)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Tokens:
+        """One token per line (surrounding whitespace and blank lines ignored)."""
+        path = path.expanduser().absolute()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ServerSettingsError(f"cannot read --token-file {path}: {reason}") from None
+        tokens = [line.strip() for line in lines if line.strip()]
+        if not tokens:
+            raise ServerSettingsError(f"--token-file {path} holds no token; {TOKEN_HINT}")
+        for number, token in enumerate(tokens, 1):
+            checked_token(token, f"--token-file {path} (token {number})")
+        return cls(tuple(dict.fromkeys(tokens)), path)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Tokens:
+        value = environ.get(SERVER_TOKEN_ENV)
+        if value is None:
+            return cls()
+        if not value.strip():
+            raise ServerSettingsError(f"{SERVER_TOKEN_ENV} is set but empty; {TOKEN_HINT}")
+        return cls((checked_token(value.strip(), SERVER_TOKEN_ENV),))
+
+    def flag_texts(self) -> tuple[str, ...]:
+        """The file, never the tokens (tokens from the environment: nothing)."""
+        return () if self.path is None else (str(self.path),)
+
+
+def normal_origin(text: str) -> str | None:
+    """`scheme://host[:port]` as a browser writes it in `Origin` (lower case, no default
+    port, no path); None for anything that is not an http(s) origin (`null`, `*`, a URL
+    with a path)."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in DEFAULT_PORTS or not host or parts.username or parts.password:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}")
+
+
+def load_origins(given: list[str] | None) -> tuple[str, ...]:
+    origins = []
+    for text in given or ():
+        origin = normal_origin(text)
+        if origin is None:
+            raise ServerSettingsError(
+                f"--cors-origin {text!r} is not an origin; give scheme://host[:port], "
+                "e.g. http://localhost:5173 (repeat the flag for several)"
+            )
+        origins.append(origin)
+    return tuple(dict.fromkeys(origins))
+
+
+def dump_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
+    return origins
+
+
+NO_TOKENS = Tokens()
+TOKEN_FILE_FLAG = Flag("--token-file", "PATH", Tokens.load, Tokens.flag_texts)
+CORS_ORIGIN_FLAG = Flag("--cors-origin", "URL", load_origins, dump_origins, repeat=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +166,47 @@ class ServerSettings:
     # test aids for the regression check: a deliberate slowdown and deliberate bloat
     inject_delay_ms: float = setting(0.0, "test aid: hold every token this long after the source")
     inject_pad_bytes: int = setting(0, "test aid: pad every token message with this many bytes")
+    # how push responses present themselves to proxies (servers/push_response.py)
+    streaming_headers: int = setting(
+        1,
+        "1: push responses send `Cache-Control: no-cache` and `X-Accel-Buffering: no`, so "
+        "proxies pass them through as they come; 0: they do not, as a naive server would "
+        "(nginx then buffers them)",
+    )
+    # who may call the server, and from which pages (servers/access.py)
+    tokens: Tokens = field(
+        default=NO_TOKENS,
+        metadata={
+            "help": "a file of bearer tokens, one per line, each a separate principal (without "
+            f"it: {SERVER_TOKEN_ENV}, when set). With tokens, every endpoint but /healthz needs "
+            "`Authorization: Bearer <token>` and a stream is visible to its creator only",
+            "flag": TOKEN_FILE_FLAG,
+        },
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "an origin (scheme://host[:port]) whose pages may call the server (CORS) "
+            "and open its WebSocket; repeat for several (default: the server's own origin only)",
+            "flag": CORS_ORIGIN_FLAG,
+        },
+    )
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("server settings")
         for f in fields(ServerSettings):
+            flag: Flag | None = f.metadata.get("flag")
+            if flag is not None:
+                group.add_argument(
+                    flag.name,
+                    dest=f.name,
+                    metavar=flag.metavar,
+                    action="append" if flag.repeat else "store",
+                    default=None,
+                    help=f.metadata["help"],
+                )
+                continue
             default = f.default if f.default is not MISSING else None
             group.add_argument(
                 "--" + f.name.replace("_", "-"),
@@ -54,14 +217,26 @@ class ServerSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ServerSettings:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        """The settings the flags give (raises ServerSettingsError for a bad token file or
+        origin); tokens come from `TOKENWIRE_SERVER_TOKEN` when no --token-file is given."""
+        values = {}
+        for f in fields(cls):
+            given, flag = getattr(args, f.name), f.metadata.get("flag")
+            values[f.name] = given if flag is None else flag.load(given)
+        return cls(**values)
 
     def to_args(self) -> list[str]:
-        """Flags that reproduce these settings where they differ from the defaults."""
+        """Flags that reproduce these settings where they differ from the defaults. Tokens
+        from `TOKENWIRE_SERVER_TOKEN` give no flag: pass the variable to the subprocess."""
         default = ServerSettings()
-        return [
-            arg
-            for f in fields(self)
-            if getattr(self, f.name) != getattr(default, f.name)
-            for arg in ("--" + f.name.replace("_", "-"), str(getattr(self, f.name)))
-        ]
+        args: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(default, f.name):
+                continue
+            flag: Flag | None = f.metadata.get("flag")
+            if flag is None:
+                args += ["--" + f.name.replace("_", "-"), str(value)]
+            else:
+                args += [arg for text in flag.dump(value) for arg in (flag.name, text)]
+        return args

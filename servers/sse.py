@@ -98,7 +98,8 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
 def respond(opened: Opened | None) -> Response:
     if opened is None:
         return Response(status_code=NOTHING_LEFT)
-    return PushResponse(events(opened), media_type=MEDIA_TYPE)
+    streaming = bool(opened.state.settings.streaming_headers)
+    return PushResponse(events(opened), media_type=MEDIA_TYPE, streaming_headers=streaming)
 
 
 @router.post("/v1/sse")

@@ -1,13 +1,18 @@
 """The server's state as endpoints see it: the source, the settings and the generations,
-and the few operations on them every transport needs."""
+and the few operations on them every transport needs.
+
+With tokens set, `state_of` carries the caller's principal (`servers.access`): a new
+generation records it as its owner, and another principal's streams are not found (404),
+exactly as if they did not exist."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.requests import HTTPConnection
 
 from errors import RequestRefused
+from servers.access import principal_of
 from servers.generation import Generation, Generations, StreamExists, TooManyStreams
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
@@ -19,15 +24,19 @@ class ServerState:
     source: TokenSource
     settings: ServerSettings
     generations: Generations
+    principal: str | None = None  # the caller (a token's hash) when the server has tokens
 
 
 def state_of(conn: HTTPConnection) -> ServerState:
-    return conn.app.state.tokenwire  # type: ignore[no-any-return]
+    """The server's state, as seen by the connection's principal."""
+    state: ServerState = conn.app.state.tokenwire
+    principal = principal_of(conn)
+    return state if principal is None else replace(state, principal=principal)
 
 
 def start_generation(state: ServerState, request: GenerationRequest) -> Generation:
     try:
-        return state.generations.create(request)
+        return state.generations.create(request, owner=state.principal)
     except StreamExists:
         raise RequestRefused(409, f"stream {request.stream_id!r} already exists") from None
     except TooManyStreams:
@@ -38,7 +47,7 @@ def start_generation(state: ServerState, request: GenerationRequest) -> Generati
 
 
 def find_generation(state: ServerState, stream_id: str) -> Generation:
-    gen = state.generations.get(stream_id)
+    gen = state.generations.get(stream_id, state.principal)
     if gen is None:
         raise RequestRefused(
             404, f"no stream {stream_id!r} (unknown, finished long ago, or dropped)"

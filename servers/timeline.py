@@ -33,14 +33,14 @@ async def timelines(request: Request) -> Response:
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise RequestRefused(400, 'body must be {"ids": [stream ids], "texts": bool, "drop": bool}')
-    generations = state_of(request).generations.by_id
+    state = state_of(request)
     found, missing = [], []
     for stream_id in ids:
-        gen = generations.get(stream_id)
+        gen = state.generations.find(stream_id, state.principal)
         if gen is None:
             missing.append(stream_id)
             continue
         found.append(gen.timeline(bool(body.get("texts"))))
         if body.get("drop") and gen.done:
-            del generations[stream_id]
+            del state.generations.by_id[stream_id]
     return json_response({"timelines": found, "missing": missing})

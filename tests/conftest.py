@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import serve
 
 from harness.measure.server_process import ServerProcess, running_server
 from servers.sources.corpus import corpus_tokens
@@ -33,12 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def impatient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Drops a stream nobody reads or polls for 0.3 s; a push reader that left has 0.5 s to
     resume."""
-    with running_server(
-        SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=20, tokens_per_response=400),
-        tmp_path_factory.mktemp("impatient") / "server.log",
-        extra_args=("--idle-timeout-s", "0.3", "--resume-grace-s", "0.5"),
-    ) as process:
-        yield process
+    spec = SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=20, tokens_per_response=400)
+    args = ("--idle-timeout-s", "0.3", "--resume-grace-s", "0.5")
+    yield from serve(tmp_path_factory, "impatient", spec, *args)
 
 
 @pytest.fixture

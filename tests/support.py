@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from clients.asyncio_io import AsyncStreamClient
 from clients.blocking_io import BlockingClient
 from clients.interface import ClientSettings
+from harness.measure.server_process import ServerProcess, running_server
+from servers.sources.spec import SourceSpec
 from transports import TRANSPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +42,12 @@ def async_client(transport: str, settings: ClientSettings) -> AsyncStreamClient:
 def blocking_client(transport: str, settings: ClientSettings) -> BlockingClient:
     """The blocking client of a registered transport, as the locust plugin makes it."""
     return BlockingClient(transport, TRANSPORTS.get(transport).exchange, settings)
+
+
+def serve(
+    tmp_path_factory: pytest.TempPathFactory, name: str, spec: SourceSpec, *server_args: str
+) -> Iterator[ServerProcess]:
+    """A real server process for a fixture, its log in a fresh temporary folder."""
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    with running_server(spec, log, extra_args=server_args) as process:
+        yield process

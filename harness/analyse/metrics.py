@@ -25,7 +25,14 @@
   usage report), or `chunks` (content deltas counted, when a live model reports no usage).
 - tokens_emitted: tokens the source produced (server truth); tokens_received: distinct
   token indices the client got; tokens_lost: emitted indices that never arrived; tokens_duplicated:
-  arrivals of an index already received; errors: streams that ended in an error.
+  arrivals of an index already received; errors: streams that ended in an error. A stream
+  the client left on purpose (fault benchmark) expects only the indices before it left.
+- Fault benchmark (scenario `[faults]`): drops: connections dropped on purpose and resumed;
+  recovery_ms, per drop: the drop -> the next token's arrival (reconnect, resume request,
+  the server's answer: what a user waits); left: streams left for good;
+  cancel_after_leave_ms, per left stream: leaving -> the server's generation ending, when
+  the server cancelled it (by design one resume grace, `resume_grace_s`, after the drop);
+  cancel_beyond_grace_ms: the same minus the grace: how late the server noticed and acted.
 
 Distributions are summarised as p50/p90/p99 (linear interpolation), mean and max, over
 every raw sample; nothing is bucketed.
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +106,11 @@ class TransportSummary:
     text_mismatches: int
     errors: int
     ttft_minus_direct_ms: Distribution | None = None
+    drops: int = 0
+    recovery_ms: Distribution | None = None
+    left: int = 0
+    cancel_after_leave_ms: Distribution | None = None
+    cancel_beyond_grace_ms: Distribution | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -171,8 +184,32 @@ def count_basis(records: Sequence[RequestRecord]) -> str:
 
 
 def lost_tokens(record: RequestRecord) -> int:
-    """Indices the source emitted for this stream that never arrived."""
-    return len(set(range(record.source_tokens)) - set(record.token_index))
+    """Indices the source emitted for this stream that never arrived (only those before
+    the point where the client left, for a stream left on purpose)."""
+    expected = record.source_tokens
+    if record.left_ns is not None:
+        expected = min(expected, max(record.token_index, default=-1) + 1)
+    return len(set(range(expected)) - set(record.token_index))
+
+
+def recovery_ms(record: RequestRecord) -> list[float]:
+    """Per drop: the drop -> the first token that arrived after it."""
+    arrivals = np.asarray(record.recv_ns, dtype=np.int64)
+    gaps = []
+    for dropped in record.drops_ns:
+        after = arrivals[arrivals > dropped]
+        if after.size:
+            gaps.append(float(after.min() - dropped) / NS_PER_MS)
+    return gaps
+
+
+def cancel_after_leave_ms(record: RequestRecord) -> float | None:
+    """Leaving -> the server's generation ending, if the server cancelled it."""
+    if record.left_ns is None or record.source_ended_ns is None:
+        return None
+    if not (record.source_error or "").startswith("cancelled"):
+        return None
+    return (record.source_ended_ns - record.left_ns) / NS_PER_MS
 
 
 def _present(values: Iterable[float | None]) -> list[float]:
@@ -241,4 +278,21 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         tokens_duplicated=arrivals - received,
         text_mismatches=sum(r.text_mismatches for r in records),
         errors=sum(1 for r in records if r.error_kind is not None),
+        **fault_figures(phase),
     )
+
+
+def fault_figures(phase: PhaseRecord) -> dict[str, Any]:
+    """The fault benchmark's figures; empty (defaults) when nothing was dropped or left."""
+    records = phase.requests
+    if not any(r.drops_ns or r.left_ns is not None for r in records):
+        return {}
+    cancels = _present(cancel_after_leave_ms(r) for r in records)
+    grace_ms = float(phase.extra.get("resume_grace_s", 0.0)) * 1000
+    return {
+        "drops": sum(len(r.drops_ns) for r in records),
+        "recovery_ms": Distribution.of(g for r in records for g in recovery_ms(r)),
+        "left": sum(1 for r in records if r.left_ns is not None),
+        "cancel_after_leave_ms": Distribution.of(cancels),
+        "cancel_beyond_grace_ms": Distribution.of(c - grace_ms for c in cancels),
+    }

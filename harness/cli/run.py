@@ -62,7 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sweep",
         metavar="AXIS=V1,V2,...",
         help="run every value of one axis in one run folder; axes: concurrency, "
-        "poll_interval_ms, long_poll_wait_s, framing, preset (e.g. concurrency=1,10,100)",
+        "poll_interval_ms, long_poll_wait_s, framing, preset, path, streaming_headers "
+        "(e.g. concurrency=1,10,100 or streaming_headers=true,false)",
+    )
+    parser.add_argument(
+        "--path",
+        metavar="PATH[,PATH...]",
+        help="what stands between clients and server: loopback (default), nginx, nginx-h2, "
+        "net:PROFILE (lan, wifi, 4g, 3g, intercontinental) or net:rtt=80ms,bw=10mbit,... ; "
+        "layers join with + (server side first: nginx+net:4g); a comma list compares paths "
+        "in one run",
     )
     add_out(parser, "run folder (default: results/<UTC time>-<scenario>/)")
     parser.add_argument(
@@ -89,6 +98,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         poll_interval_ms=args.poll_interval_ms,
         long_poll_wait_s=args.long_poll_wait_s,
         sweep=args.sweep,
+        path=args.path,
         **source_overrides(args),
     )
 

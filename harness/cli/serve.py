@@ -10,12 +10,14 @@ from harness.measure.server_process import bind_listener
 from harness.present.console import make_console
 from servers.app import create_app
 from servers.run import serve_on_socket
+from servers.settings import ServerSettings
 from servers.sources.spec import build_source
 from transports import TRANSPORTS
 
 NAME = "serve"
 HELP = "run the server for curl, browsers and other clients"
 DESCRIPTION = "Serve every transport on a loopback address until Ctrl-C."
+JSON = "-H 'content-type: application/json'"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         port_help="port (0: any free port)",
     )
     add_source_flags(parser)
+    ServerSettings.add_arguments(parser)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -51,13 +54,14 @@ def serve(args: argparse.Namespace) -> None:
         console.print(f"  {transport.name:<10} {transport.endpoint}")
     console.print(
         "try:\n"
-        f"  curl -N -X POST '{base}/v1/sse' -d '{{\"seed\": 1}}'\n"
-        f"  curl -N -X POST '{base}/v1/chunked?framing=openai' -d '{{\"seed\": 1}}'\n"
-        f"  curl -X POST '{base}/v1/streams' -d '{{\"seed\": 1}}'\n"
+        f"  curl -N -X POST '{base}/v1/sse' {JSON} -d '{{\"seed\": 1}}'\n"
+        f"  curl -N -X POST '{base}/v1/chunked?framing=openai' {JSON} -d '{{\"seed\": 1}}'\n"
+        f"  curl -X POST '{base}/v1/streams' {JSON} -d '{{\"seed\": 1}}'\n"
         f"  curl '{base}/v1/streams/ID?offset=0'   # ID from the line above\n"
         f"  browser: new EventSource('{base}/v1/sse?seed=1')\n"
         f"  any OpenAI client: base_url='{base}/v1'",
         soft_wrap=True,
     )
+    settings = ServerSettings.from_args(args)
     with sock:
-        serve_on_socket(create_app(source), sock)
+        serve_on_socket(create_app(source, settings), sock, settings)

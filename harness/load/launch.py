@@ -300,7 +300,7 @@ def run_load(
     )
     runs: list[LocustRun] = []
     with running_server(
-        scenario.source, run_dir / "server.log", extra_args=scenario.inject.server_args()
+        scenario.source, run_dir / "server.log", extra_args=scenario.server_args()
     ) as server:
         console.print(f"server pid {server.pid} on {server.base_url}", highlight=False)
         for label, transports in groups:

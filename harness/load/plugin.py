@@ -38,7 +38,8 @@ report, then writes.
 Options: `--tokenwire-scenario FILE` (framing, polling, timeouts and the `[load]` shape:
 steady, step or spike; `-u`, `-r` and `-t` override its users, spawn rate and run time),
 `--tokenwire-out DIR`, `--tokenwire-server-pid PID` (to measure the server's CPU; `bench.py
-load` passes it).
+load` passes it). A server that needs a bearer token gets it from `TOKENWIRE_SERVER_TOKEN`
+(`harness.measure.driver.client_settings`, and the timeline fetch at the end).
 """
 
 from __future__ import annotations

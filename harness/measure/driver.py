@@ -18,6 +18,7 @@ live source the run also measures `direct`: the same prompts straight from the u
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -29,17 +30,26 @@ import httpx
 
 from clients.asyncio_io import AsyncStreamClient
 from clients.direct import DirectClient
-from clients.interface import ClientSettings, StreamClient, StreamError, StreamResult
+from clients.interface import (
+    ClientSettings,
+    StreamClient,
+    StreamError,
+    StreamResult,
+    bearer_headers,
+)
 from errors import ErrorKind, ScenarioError
+from harness.measure.paths import Endpoint
 from harness.measure.records import PhaseRecord, RequestRecord, SweepValue
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT
+from servers.settings import SERVER_TOKEN_ENV
 from transports import DIRECT, TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest, loads
 
 SHARD_SIZE = 50  # streams per pooled HTTP client: httpcore slows down with huge pools
 WARMUP_SEED_BASE = 1_000_000_000
 TIMELINE_BATCH = 500
+LEFT_STREAM_SLACK_S = 10.0  # beyond the resume grace: how long a left stream may take to end
 DEFAULT_PROMPTS = PROJECT_ROOT / "scenarios" / "prompts.txt"
 
 
@@ -74,16 +84,35 @@ class Timeline:
     error: str | None
     usage_tokens: int | None = None
     planned_delays_ns: list[int] | None = None
+    done: bool = True
+    ended_ns: int | None = None  # when the generation ended (finished, failed or cancelled)
 
 
-def client_settings(scenario: Scenario, base_url: str, max_connections: int) -> ClientSettings:
+def server_token() -> str | None:
+    """The server's bearer token from `TOKENWIRE_SERVER_TOKEN`, which the server under test
+    (a subprocess) inherits too; None when unset."""
+    return os.environ.get(SERVER_TOKEN_ENV, "").strip() or None
+
+
+def client_settings(
+    scenario: Scenario, endpoint: Endpoint | str, max_connections: int
+) -> ClientSettings:
+    """The clients' settings for this scenario, speaking to `endpoint` (the server, or the
+    outermost layer of the path in front of it)."""
+    if isinstance(endpoint, str):
+        endpoint = Endpoint(endpoint)
     return ClientSettings(
-        base_url=base_url,
+        base_url=endpoint.base_url,
+        http2=endpoint.http2,
+        ca_file=None if endpoint.ca_file is None else str(endpoint.ca_file),
         framing=scenario.framing,
         poll_interval_s=scenario.poll_interval_ms / 1000,
         long_poll_wait_s=scenario.long_poll_wait_s,
         max_connections=max_connections,
         stream_timeout_s=scenario.stream_timeout_s,
+        token=server_token(),
+        drop_at_token=scenario.faults.drop_at_token,
+        leave_at_token=scenario.faults.leave_at_token,
     )
 
 
@@ -92,11 +121,14 @@ def measured_transports(scenario: Scenario) -> tuple[str, ...]:
 
 
 def open_shards(
-    transport: str, scenario: Scenario, base_url: str, transports: TransportRegistry = TRANSPORTS
+    transport: str,
+    scenario: Scenario,
+    endpoint: Endpoint | str,
+    transports: TransportRegistry = TRANSPORTS,
 ) -> list[StreamClient]:
     shard_count = -(-scenario.concurrency // SHARD_SIZE)
     size = -(-scenario.concurrency // shard_count)
-    settings = client_settings(scenario, base_url, size)
+    settings = client_settings(scenario, endpoint, size)
     if transport == DIRECT:
         return [DirectClient(settings, scenario.source) for _ in range(shard_count)]
     logic = transports.get(transport).exchange
@@ -219,7 +251,10 @@ async def run_streams(
 async def fetch_timelines(base_url: str, ids: Sequence[str]) -> dict[str, Timeline]:
     """The server's emit timelines, fetched out of band after the phase, then dropped."""
     found: dict[str, Timeline] = {}
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=60) as http:
+    headers = bearer_headers(server_token())
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, trust_env=False, timeout=60
+    ) as http:
         for start in range(0, len(ids), TIMELINE_BATCH):
             batch = list(ids[start : start + TIMELINE_BATCH])
             response = await http.post(
@@ -234,7 +269,25 @@ async def fetch_timelines(base_url: str, ids: Sequence[str]) -> dict[str, Timeli
                     error=item["error"],
                     usage_tokens=item.get("usage_tokens"),
                     planned_delays_ns=item.get("planned_delays_ns"),
+                    done=bool(item.get("done", True)),
+                    ended_ns=item.get("ended_ns"),
                 )
+    return found
+
+
+async def fetch_ended_timelines(
+    base_url: str, ids: Sequence[str], patience_s: float
+) -> dict[str, Timeline]:
+    """Timelines once their generations have ended: streams a client left on purpose run on
+    until the server cancels them (a resume grace later), and that end is what the fault
+    benchmark measures. Waits at most `patience_s` for the last ones."""
+    found = await fetch_timelines(base_url, ids)
+    deadline = time.monotonic() + patience_s
+    running = [i for i, timeline in found.items() if not timeline.done]
+    while running and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        found |= await fetch_timelines(base_url, running)
+        running = [i for i in running if not found[i].done]
     return found
 
 
@@ -282,6 +335,11 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         header_bytes=result.header_bytes,
         requests=result.requests,
         empty_polls=result.empty_polls,
+        http_version=result.http_version,
+        drops_ns=list(result.drops_ns),
+        left_ns=result.left_ns,
+        source_ended_ns=None if timeline is None else timeline.ended_ns,
+        source_error=None if timeline is None else timeline.error,
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else error.message,
     )
@@ -316,9 +374,11 @@ async def records_for(
     jobs: Sequence[Job],
     results: Sequence[StreamResult],
     sweep_value: SweepValue | None,
+    left_stream_patience_s: float = 0.0,
 ) -> list[RequestRecord]:
     relayed = [r.stream_id for job, r in zip(jobs, results, strict=True) if job.transport != DIRECT]
-    timelines = await fetch_timelines(server.base_url, relayed)
+    patience_s = 0.0 if not any(r.left_ns for r in results) else left_stream_patience_s
+    timelines = await fetch_ended_timelines(server.base_url, relayed, patience_s)
     records = []
     for job, result in zip(jobs, results, strict=True):
         timeline = own_timeline(result) if job.transport == DIRECT else None
@@ -364,10 +424,13 @@ class Benchmark:
     progress: ProgressSink
     sweep_value: SweepValue | None = None
     transports: TransportRegistry = TRANSPORTS
+    endpoint: Endpoint | None = None  # where clients connect (a path's); None: the server
     run_tag: str = field(default_factory=lambda: f"r{time.time_ns() % 10**10:09x}")
 
     def __post_init__(self) -> None:
         self.prompts = load_prompts(self.scenario)
+        if self.endpoint is None:
+            self.endpoint = Endpoint(self.server.base_url)
 
     def jobs(self, transport: str) -> list[Job]:
         requests = make_requests(self.scenario, transport, self.run_tag, self.prompts)
@@ -402,8 +465,7 @@ class Benchmark:
 
     async def phase(self, transports: Sequence[str], jobs: list[Job]) -> list[PhaseRecord]:
         shards = {
-            t: open_shards(t, self.scenario, self.server.base_url, self.transports)
-            for t in transports
+            t: open_shards(t, self.scenario, self.endpoint, self.transports) for t in transports
         }
         try:
             if self.scenario.warmup:
@@ -413,9 +475,14 @@ class Benchmark:
             for pool in shards.values():
                 for client in pool:
                     await client.aclose()
-        records = await records_for(self.server, jobs, self.results, self.sweep_value)
+        patience_s = self.scenario.faults.resume_grace_s + LEFT_STREAM_SLACK_S
+        records = await records_for(self.server, jobs, self.results, self.sweep_value, patience_s)
         shared = len(transports) > 1
         extra: dict[str, Any] = {"order": "interleaved" if shared else "sequential"}
+        extra["path"] = self.scenario.path
+        faults = self.scenario.faults
+        if faults.drop_at_token or faults.leave_at_token:
+            extra["resume_grace_s"] = faults.resume_grace_s
         if shared:
             extra["cpu"] = "not split: transports shared one window"
             extra["window_server_cpu_s"] = window.server_cpu_s
@@ -453,7 +520,12 @@ async def run_benchmark(
     progress: ProgressSink | None = None,
     sweep_value: SweepValue | None = None,
     transports: TransportRegistry = TRANSPORTS,
+    endpoint: Endpoint | None = None,
 ) -> list[PhaseRecord]:
-    """Run one scenario (one sweep point) against a running server; raw records out."""
-    benchmark = Benchmark(scenario, server, progress or NoProgress(), sweep_value, transports)
+    """Run one scenario (one sweep point) against a running server, its clients speaking to
+    `endpoint` (the outermost layer of the scenario's path; default: the server itself).
+    Raw records out; timelines are fetched from the server directly, out of band."""
+    benchmark = Benchmark(
+        scenario, server, progress or NoProgress(), sweep_value, transports, endpoint
+    )
     return await benchmark.run()

@@ -35,6 +35,11 @@ class RequestRecord:
     header_bytes: int = 0  # HTTP heads within bytes_sent + bytes_received
     requests: int = 0
     empty_polls: int = 0
+    http_version: str | None = None  # of the stream's HTTP exchanges (None: WebSocket only)
+    drops_ns: list[int] = field(default_factory=list)  # fault benchmark: drops, each resumed
+    left_ns: int | None = None  # fault benchmark: when the client left for good
+    source_ended_ns: int | None = None  # when the server's generation ended (any way)
+    source_error: str | None = None  # why it ended early ("cancelled: ..."), if it did
     error_kind: str | None = None
     error_message: str | None = None
     sweep_value: SweepValue | None = None  # the swept axis's value, in a sweep

@@ -28,14 +28,26 @@ tokens_per_response = 100
 
 prompts = "scenarios/prompts.txt"  # live sources: one prompt per line, request k uses line k
 order = "auto"                # sequential | interleaved | auto (interleaved for live sources)
+path = "loopback"             # between clients and server: loopback | nginx | nginx-h2 |
+                              # net:PROFILE | net:rtt=80ms,... ; layers join with + (server
+                              # side first: nginx+net:4g); a comma list compares several
+streaming_headers = true      # push responses ask proxies not to buffer them (Cache-Control:
+                              # no-cache, X-Accel-Buffering: no); false: a naive server
 
 [sweep]                       # optional: run every value of one axis in one run folder
-axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | framing | preset
+axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | framing |
+                              # preset | path | streaming_headers (a preset or
+                              # streaming_headers sweep restarts the server at each point)
 values = [1, 10, 50]
 
 [inject]                      # test aid: a deliberate server-side regression
 token_delay_ms = 5            # hold every token this long after the source emits it
 pad_bytes = 0                 # add this many bytes of padding to every token message
+
+[faults]                      # the fault benchmark: connections dropped on purpose
+drop_at_token = 10            # after 10 tokens, drop the connection and resume at once
+leave_at_token = 60           # after 60 tokens, leave for good (the server cancels)
+resume_grace_s = 1            # the server's wait for a dropped push reader (default 5)
 
 [load]                        # `bench.py load` and scenarios/locustfile.py (locust users)
 shape = "steady"              # steady | step (a staircase up to users) | spike
@@ -66,6 +78,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from errors import ScenarioError, SourceError
+from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.records import SweepValue
 from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
@@ -73,7 +86,17 @@ from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
 ORDERS = ("auto", "sequential", "interleaved")
-SWEEP_AXES = ("concurrency", "poll_interval_ms", "long_poll_wait_s", "framing", "preset")
+SWEEP_AXES = (
+    "concurrency",
+    "poll_interval_ms",
+    "long_poll_wait_s",
+    "framing",
+    "preset",
+    "path",
+    "streaming_headers",
+)
+# axes the server process itself holds: a sweep over one restarts the server at each point
+SERVER_AXES = ("preset", "streaming_headers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +119,31 @@ class Inject:
         if self.pad_bytes:
             args += ("--inject-pad-bytes", str(self.pad_bytes))
         return args
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Connection faults the clients make on purpose: the fault benchmark. Counts are tokens
+    received; 0 turns a fault off. A drop closes the connection without a word (as a
+    network failure does) and resumes at once: SSE reconnects the way EventSource does
+    (`Last-Event-ID` and `?stream=`), chunked and WebSocket resume by stream id and next
+    index, polling simply polls again. A leave drops the connection for good, so the
+    server's cancellation shows (`resume_grace_s` after the drop, by design)."""
+
+    drop_at_token: int = 0
+    leave_at_token: int = 0
+    resume_grace_s: float = 5.0  # the server's wait for a dropped push reader to come back
+
+    def validate(self) -> None:
+        if self.drop_at_token < 0 or self.leave_at_token < 0:
+            raise ScenarioError("faults.drop_at_token and faults.leave_at_token must be 0 or more")
+        if self.leave_at_token and self.drop_at_token >= self.leave_at_token:
+            raise ScenarioError("faults.drop_at_token must come before faults.leave_at_token")
+        if self.resume_grace_s < 0:
+            raise ScenarioError("faults.resume_grace_s must be 0 or more")
+
+    def server_args(self) -> tuple[str, ...]:
+        return ("--resume-grace-s", f"{self.resume_grace_s:g}")
 
 
 LOAD_SHAPES = ("steady", "step", "spike")
@@ -151,9 +199,12 @@ class Scenario:
     source: SourceSpec = field(default_factory=SourceSpec)
     sweep: Sweep | None = None
     inject: Inject = field(default_factory=Inject)
+    faults: Faults = field(default_factory=Faults)
     load: Load = field(default_factory=Load)
     prompts: str | None = None  # live sources: a prompts file, request k uses line k
     order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
+    path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
+    streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
 
     @property
     def interleaved(self) -> bool:
@@ -183,6 +234,7 @@ class Scenario:
             raise ScenarioError("transports must name at least one transport")
         if self.framing not in FRAMINGS:
             raise ScenarioError(f"unknown framing {self.framing!r}; allowed: {', '.join(FRAMINGS)}")
+        parse_path(self.path)
         if self.order not in ORDERS:
             raise ScenarioError(f"unknown order {self.order!r}; allowed: {', '.join(ORDERS)}")
         try:
@@ -191,11 +243,18 @@ class Scenario:
             raise ScenarioError(str(exc)) from None
         if self.inject.token_delay_ms < 0 or self.inject.pad_bytes < 0:
             raise ScenarioError("inject.token_delay_ms and inject.pad_bytes must be 0 or more")
+        self.faults.validate()
         self.load.validate()
         if self.sweep is not None:
             for value in self.sweep.values:
                 replace(self.at(value), sweep=None).validate()
         return self
+
+    def server_args(self) -> tuple[str, ...]:
+        """The server process's flags this scenario sets (test aids, resume grace, the push
+        responses' streaming headers)."""
+        streaming = ("--streaming-headers", "1" if self.streaming_headers else "0")
+        return self.inject.server_args() + self.faults.server_args() + streaming
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -226,14 +285,14 @@ def parse_transports(value: str | list[str]) -> tuple[str, ...]:
 
 def _allowed_types(cls: type) -> dict[str, tuple[type, ...]]:
     """The types a scenario file may give each plain field of the dataclass `cls`, read from
-    its annotations: a `str`, `int` or `float` field (or one of them or None) takes that type,
-    a float field an int too. Other fields (tables, lists) are parsed on their own."""
+    its annotations: a `str`, `int`, `float` or `bool` field (or one of them or None) takes
+    that type, a float field an int too. Other fields (tables, lists) are parsed on their own."""
     hints = get_type_hints(cls)
     allowed: dict[str, tuple[type, ...]] = {}
     for f in fields(cls):
         hint = hints[f.name]
         types = [t for t in get_args(hint) or (hint,) if t is not type(None)]
-        if len(types) == 1 and types[0] in (str, int, float):
+        if len(types) == 1 and types[0] in (str, int, float, bool):
             allowed[f.name] = (int, float) if types[0] is float else (types[0],)
     return allowed
 
@@ -241,6 +300,7 @@ def _allowed_types(cls: type) -> dict[str, tuple[type, ...]]:
 _TYPES = _allowed_types(Scenario)
 _LOAD_TYPES = _allowed_types(Load)
 _INJECT_TYPES = _allowed_types(Inject)
+_FAULTS_TYPES = _allowed_types(Faults)
 # a source's seed is the scenario's (request k uses seed k), never its own
 _SOURCE_TYPES = {k: v for k, v in _allowed_types(SourceSpec).items() if k != "seed"}
 _AXIS_TYPES = {axis: {**_TYPES, **_SOURCE_TYPES}[axis] for axis in SWEEP_AXES}
@@ -258,8 +318,9 @@ SOURCE_FLAGS = (
 
 
 def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> Any:
-    if isinstance(value, bool) or not isinstance(value, allowed):
-        kinds = " or ".join("number" if t is float else t.__name__ for t in allowed)
+    if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
+        names = {float: "number", bool: "true or false"}
+        kinds = " or ".join(names.get(t, t.__name__) for t in allowed)
         raise ScenarioError(f"{where}{key} must be {kinds}, got {value!r}")
     return float(value) if float in allowed else value
 
@@ -295,6 +356,8 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             values[key] = Load(**_table(where, key, value, _LOAD_TYPES))
         elif key == "inject":
             values[key] = Inject(**_table(where, key, value, _INJECT_TYPES))
+        elif key == "faults":
+            values[key] = Faults(**_table(where, key, value, _FAULTS_TYPES))
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
     scenario = Scenario(**values)
@@ -306,7 +369,12 @@ def parse_sweep(axis: object, values: object, where: str = "") -> Sweep:
         raise ScenarioError(f"{where}unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}")
     if isinstance(values, str):
         values = [v.strip() for v in values.split(",") if v.strip()]
-        if _AXIS_TYPES[axis] != (str,):
+        if _AXIS_TYPES[axis] == (bool,):
+            flags = {"true": True, "false": False}
+            if any(v.lower() not in flags for v in values):
+                raise ScenarioError(f"{where}sweep values of {axis} must be true or false")
+            values = [flags[v.lower()] for v in values]
+        elif _AXIS_TYPES[axis] != (str,):
             try:
                 values = [float(v) if "." in v else int(v) for v in values]
             except ValueError:
@@ -379,6 +447,10 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
         top["transports"] = parse_transports(top["transports"])
     if "sweep" in top and isinstance(top["sweep"], str):
         top["sweep"] = parse_sweep_flag(top["sweep"])
+    if "path" in top and "," in top["path"]:  # several paths: compared in one run, as a sweep
+        if "sweep" in top or scenario.sweep is not None:
+            raise ScenarioError("a comma list of paths is a sweep over paths: drop the other sweep")
+        top["sweep"] = parse_sweep("path", top.pop("path"))
     updated = replace(scenario, **top)
     if "preset" in source and updated.sweep is not None and updated.sweep.axis == "preset":
         raise ScenarioError("--preset conflicts with a sweep over presets; drop one of them")

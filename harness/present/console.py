@@ -20,6 +20,7 @@ from rich.table import Table
 
 from harness.analyse.metrics import Distribution, TransportSummary
 from harness.analyse.results import RunResult
+from harness.present.report import FAULTS, number
 
 RUN_TASK = "whole run"
 
@@ -138,6 +139,18 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
             f"{s.tokens_emitted} / {s.tokens_received}",
             f"[{'red' if bad else 'green'}]{s.tokens_lost} / {s.tokens_duplicated} / {s.errors}",
         )
+    return table
+
+
+def faults_table(summaries: dict[str, TransportSummary], title: str) -> Table:
+    """The fault benchmark's figures (`harness.present.report.FAULTS`), one row a transport."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("transport", justify="left")
+    for column in FAULTS:
+        unit = f" {column.unit}" if column.unit else ""
+        table.add_column(f"{column.header}{unit}", justify="right")
+    for name, s in summaries.items():
+        table.add_row(name, *(number(column.value(s)) for column in FAULTS))
     return table
 
 

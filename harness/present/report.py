@@ -126,13 +126,37 @@ def best_values(
     return best
 
 
-def verdict_table(summaries: dict[str, TransportSummary]) -> str:
-    best = best_values(summaries, VERDICT)
-    head = '<th class="name">transport</th>' + "".join(header_cell(c) for c in VERDICT)
+def _p(dist: Distribution | None, stat: str) -> float | None:
+    """A statistic of an optional distribution (None when it is absent or empty)."""
+    return None if dist is None or not dist.n else getattr(dist, stat)  # type: ignore[no-any-return]
+
+
+# The fault benchmark (scenario `[faults]`): shown when a run dropped or left streams.
+FAULTS: tuple[Column, ...] = (
+    Column("drops", "", lambda s: s.drops),
+    Column("tokens lost", "", lambda s: s.tokens_lost),
+    Column("tokens duplicated", "", lambda s: s.tokens_duplicated),
+    Column("recovery p50", "ms", lambda s: _p(s.recovery_ms, "p50")),
+    Column("recovery p99", "ms", lambda s: _p(s.recovery_ms, "p99")),
+    Column("streams left", "", lambda s: s.left),
+    Column("cancelled after leaving p50", "ms", lambda s: _p(s.cancel_after_leave_ms, "p50")),
+    Column("beyond the grace p99", "ms", lambda s: _p(s.cancel_beyond_grace_ms, "p99")),
+)
+
+
+def has_faults(summaries: dict[str, TransportSummary]) -> bool:
+    return any(s.drops or s.left for s in summaries.values())
+
+
+def verdict_table(
+    summaries: dict[str, TransportSummary], columns: tuple[Column, ...] = VERDICT
+) -> str:
+    best = best_values(summaries, columns)
+    head = '<th class="name">transport</th>' + "".join(header_cell(c) for c in columns)
     rows = []
     for name, summary in summaries.items():
         cells = [transport_cell(name)]
-        for column, top in zip(VERDICT, best, strict=True):
+        for column, top in zip(columns, best, strict=True):
             value = column.value(summary)
             mark = ' class="best"' if top is not None and value == top else ""
             cells.append(f"<td{mark}>{number(value)}</td>")
@@ -303,6 +327,23 @@ def render_report(run: RunResult, charts: Sequence[DrawnChart], run_dir: Path) -
     else:
         body.append(verdict_table(shown.summaries))
         body.append(at_a_glance(shown.summaries))
+
+    faulted = [p for p in run.points if has_faults(p.summaries)]
+    if faulted:
+        body.append("<h2>Faults</h2>")
+        body.append(
+            "<p>Connections dropped on purpose (scenario <code>[faults]</code>): each drop "
+            "is resumed at once (SSE as EventSource reconnects, with Last-Event-ID; chunked "
+            "and WebSocket by stream id and next index; polling polls again); recovery is the "
+            "drop to the next token's arrival. A stream left for good is cancelled by the "
+            "server one resume grace later; <i>beyond the grace</i> is how late that came. "
+            "Polled streams have no connection to drop: the server cancels them only after "
+            "its idle timeout, beyond this run's patience (shown as –).</p>"
+        )
+        for point in faulted:
+            if run.is_sweep:
+                body.append(f"<h3>{esc(point_heading(run, point))}</h3>")
+            body.append(verdict_table(point.summaries, FAULTS))
 
     body.append("<h2>Charts</h2>")
     if run.is_sweep:

@@ -152,16 +152,21 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, size: int)
     return median * np.exp(rng.normal(0.0, sigma, size))
 
 
-@lru_cache(maxsize=4096)
 def make_plan(profile: LatencyProfile, run_seed: int, request: GenerationRequest) -> Plan:
-    """Pure and deterministic: the same profile, run seed and request give the same plan.
-    Cached, because a generation asks for it twice: once for its planned timeline, once to
-    stream it."""
-    rng = np.random.default_rng([run_seed, request.seed])
+    """Pure and deterministic: the same profile, run seed and request seed and max_tokens
+    give the same plan (the mock ignores the prompt, so the cache never holds one)."""
+    return _cached_plan(profile, run_seed, request.seed, request.max_tokens)
+
+
+@lru_cache(maxsize=4096)
+def _cached_plan(profile: LatencyProfile, run_seed: int, seed: int, max_tokens: int | None) -> Plan:
+    """Cached, because a generation asks for its plan twice: once for its planned timeline,
+    once to stream it."""
+    rng = np.random.default_rng([run_seed, seed])
     n = round(float(_lognormal(rng, profile.tokens_per_response, profile.length_sigma, 1)[0]))
     n = min(max(n, profile.min_tokens), profile.max_tokens)
-    if request.max_tokens is not None:
-        n = min(n, request.max_tokens)
+    if max_tokens is not None:
+        n = min(n, max_tokens)
     vocabulary = corpus_tokens()
     start = rng.integers(len(vocabulary)).item()
     texts = tuple(vocabulary[(start + k) % len(vocabulary)] for k in range(n))

@@ -46,7 +46,8 @@ async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
 async def test_bad_requests_get_a_4xx_json_error(
     http: httpx.AsyncClient, method: str, path: str, body: bytes | None, status: int, needle: str
 ) -> None:
-    response = await http.request(method, path, content=body)
+    headers = {"content-type": "application/json"}  # a body of any other type gets 415
+    response = await http.request(method, path, content=body, headers=headers)
     assert response.status_code == status
     assert needle in response.json()["error"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.analyse.results import RunResult
+from harness.present.plots.category_sweep import side_by_side
 from harness.present.plots.chart import Chart
 from harness.present.plots.concurrency_sweep import concurrency_latency, concurrency_throughput
 from harness.present.plots.cost_bars import cost, cpu
@@ -39,6 +40,14 @@ CHARTS: dict[str, Chart] = {
             "Polling trade-off: added delay against requests per second",
             poll_interval,
             "poll_interval_ms",
+        ),
+        Chart("sweep_path", "Transports across paths", side_by_side, "path"),
+        Chart("sweep_framing", "Transports across framings", side_by_side, "framing"),
+        Chart(
+            "sweep_streaming_headers",
+            "Transports with and without streaming headers",
+            side_by_side,
+            "streaming_headers",
         ),
     )
 }

@@ -50,6 +50,9 @@ def describe(run: RunResult, point: Point | None) -> str:
     if polled and not (axis == "poll_interval_ms" and point is None):
         interval = fmt_value(_setting(scenario, axis, value, "poll_interval_ms"))
         parts.append(f"short poll every {interval} ms")
+    path = scenario.get("path") or "loopback"
+    if axis != "path" and path != "loopback":
+        parts.append(f"path {path}")
     if axis == "long_poll_wait_s" and point is not None:
         parts.append(f"long-poll wait {fmt_value(value)} s")
     if axis is not None:

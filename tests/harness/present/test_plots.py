@@ -40,7 +40,8 @@ def test_every_per_point_chart_is_written_from_saved_results(tmp_path: Path) -> 
     [
         ("concurrency", [1, 4, 16], {"sweep_concurrency_latency", "sweep_concurrency_throughput"}),
         ("poll_interval_ms", [25, 100, 400], {"sweep_poll_interval"}),
-        ("framing", ["json", "openai"], set()),
+        ("framing", ["json", "openai"], {"sweep_framing"}),
+        ("path", ["loopback", "nginx", "net:4g"], {"sweep_path"}),
     ],
 )
 def test_sweeps_add_the_charts_of_their_axis(

@@ -1,0 +1,135 @@
+"""Paths: what stands between the benchmark's clients and the server.
+
+A path is one or more layers joined with `+`, listed from the server outward:
+`nginx+net:4g` puts nginx in front of the server and an emulated 4G network between the
+clients and nginx. Each layer is started (and stopped, by PID) by the harness around a
+run, takes the endpoint of what is behind it, and hands the clients a new endpoint.
+
+    loopback                 nothing in between (the default)
+    nginx                    a real nginx reverse proxy (harness/measure/paths/nginx.py)
+    nginx-h2                 the same with TLS and HTTP/2 towards the clients
+    net:PROFILE              an emulated network (harness/measure/paths/network.py),
+    net:rtt=80ms,bw=10mbit   by named profile or by parameters
+
+The one place a layer kind is named is `LAYER_KINDS` below; the CLI, scenarios and results
+read it. Metrics stay honest on every path: added delay is still client arrival minus
+server emit on one host's clock; wire bytes are counted on the client's own sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from errors import ScenarioError
+
+LOOPBACK = "loopback"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where clients connect, and what speaking to it takes."""
+
+    base_url: str  # http://127.0.0.1:PORT, or https://... behind TLS
+    http2: bool = False  # clients speak HTTP/2 (TLS with ALPN h2)
+    ca_file: Path | None = None  # a certificate the clients must trust (self-signed, made at start)
+
+
+class PathLayer(Protocol):
+    """One layer of a path: started around a run, in front of `upstream`."""
+
+    name: str  # as written in the path, e.g. "nginx" or "net:rtt=40ms"
+
+    def parameters(self) -> dict[str, Any]:
+        """What the results record of this layer (resolved profile figures, versions)."""
+        ...
+
+    def open(
+        self, upstream: Endpoint, work_dir: Path
+    ) -> contextlib.AbstractContextManager[Endpoint]:
+        """Start the layer in front of `upstream` (files under `work_dir`); yield the endpoint
+        clients use; stop everything it started when the context exits."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Loopback:
+    """Nothing between client and server."""
+
+    name: str = LOOPBACK
+
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+    @contextlib.contextmanager
+    def open(self, upstream: Endpoint, work_dir: Path) -> Iterator[Endpoint]:
+        yield upstream
+
+
+def _loopback(argument: str) -> PathLayer:
+    if argument:
+        raise ScenarioError(f"path layer loopback takes no parameters, got {argument!r}")
+    return Loopback()
+
+
+def _lazy(module: str, factory: str) -> Callable[[str], PathLayer]:
+    """A layer kind whose module is imported only when a path uses it."""
+
+    def make(argument: str) -> PathLayer:
+        import importlib
+
+        return getattr(importlib.import_module(module), factory)(argument)  # type: ignore[no-any-return]
+
+    return make
+
+
+# The one place a layer kind is named: `kind` or `kind:argument` in a path.
+LAYER_KINDS: dict[str, Callable[[str], PathLayer]] = {
+    LOOPBACK: _loopback,
+    "nginx": _lazy("harness.measure.paths.nginx", "nginx_layer"),
+    "nginx-h2": _lazy("harness.measure.paths.nginx", "nginx_h2_layer"),
+    "net": _lazy("harness.measure.paths.network", "network_layer"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PathSpec:
+    text: str
+    layers: tuple[PathLayer, ...] = field(default_factory=tuple)
+
+    def parameters(self) -> dict[str, Any]:
+        return {layer.name: layer.parameters() for layer in self.layers}
+
+    @contextlib.contextmanager
+    def open(self, server: Endpoint, work_dir: Path) -> Iterator[Endpoint]:
+        """Every layer, from the server outward; the clients' endpoint."""
+        with contextlib.ExitStack() as stack:
+            endpoint = server
+            for k, layer in enumerate(self.layers):
+                layer_dir = work_dir / f"path-{k}-{layer.name.split(':')[0]}"
+                layer_dir.mkdir(parents=True, exist_ok=True)
+                endpoint = stack.enter_context(layer.open(endpoint, layer_dir))
+            yield endpoint
+
+
+def parse_path(text: str) -> PathSpec:
+    """`loopback`, `nginx`, `nginx-h2`, `net:PROFILE`, `net:k=v,...`, joined with `+`."""
+    parts = [p.strip() for p in text.split("+")]
+    if not text.strip() or any(not p for p in parts):
+        raise ScenarioError(f"empty path layer in {text!r}; a path is e.g. nginx+net:4g")
+    layers = []
+    for part in parts:
+        kind, _, argument = part.partition(":")
+        make = LAYER_KINDS.get(kind)
+        if make is None:
+            raise ScenarioError(
+                f"unknown path layer {kind!r} in {text!r}; allowed: {', '.join(LAYER_KINDS)} "
+                "(joined with +, server side first: nginx+net:4g)"
+            )
+        layers.append(make(argument))
+    if len(layers) > 1 and any(isinstance(layer, Loopback) for layer in layers):
+        raise ScenarioError(f"loopback stands alone in a path, got {text!r}")
+    return PathSpec(text=text, layers=tuple(layers))

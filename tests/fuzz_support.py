@@ -1,0 +1,561 @@
+"""Helpers for the server fuzz suite (`tests/servers/test_fuzz.py`): the fuzz server's settings,
+the request budget, the ledger that counts every request and checks every answer, JSON of every
+shape, the request bodies the published OpenAPI schema leaves out, and small raw HTTP and
+WebSocket clients.
+
+Known server bugs are kept out of the fuzzing here, each next to the strict xfail test in
+`test_fuzz.py` that reproduces it: the suite stays green while a bug is open and fails when it
+is fixed (the xfail passes), which is the signal to widen the strategy again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import socket
+import struct
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from servers.sources.spec import SourceSpec
+from wire.sse import SSEStreamDecoder
+
+# --- the server under fuzz ----------------------------------------------------------------
+
+# Short streams at a fast rhythm (a few ms each; one in seven stalls for ~150 ms, as the chat
+# preset does), so that a stream read to its end is cheap, and one closed early is sometimes
+# still generating.
+FUZZ_SPEC = SourceSpec(preset="chat", ttft_ms=1, tokens_per_s=20_000, tokens_per_response=16)
+REQUEST_TIMEOUT_S = 1.0  # heads (and bodies the endpoints read) must arrive within this
+MAX_LONG_POLL_WAIT_S = 2.0
+RETENTION_S = 0.5  # finished streams are forgotten quickly, so memory must come back
+FUZZ_SERVER_ARGS = (
+    "--request-timeout-s",
+    str(REQUEST_TIMEOUT_S),
+    "--max-long-poll-wait-s",
+    str(MAX_LONG_POLL_WAIT_S),
+    "--retention-s",
+    str(RETENTION_S),
+    "--idle-timeout-s",
+    "2.0",
+    "--resume-grace-s",
+    "0.5",
+)
+HTTP_TIMEOUT_S = 10.0  # no answer (or no next chunk) within this is a hang
+STREAM_DEADLINE_S = 15.0  # a whole streaming answer within this, or it is a hang
+SLOW_CLOSE_MARGIN_S = 1.5  # a connection the server must drop: within timeout + this
+SETTLE_S = RETENTION_S + 1.5  # retention, plus the reaper's one-second period and a margin
+RSS_TOLERANCE_BYTES = 20 * 1024 * 1024
+
+# --- the budget ---------------------------------------------------------------------------
+
+REQUESTS_ENV = "TOKENWIRE_FUZZ_REQUESTS"
+DEFAULT_REQUESTS = 500  # the bounded sample of the default suite (well under 40 s)
+
+
+def fuzz_requests() -> int:
+    """The total number of fuzz requests to aim for: `TOKENWIRE_FUZZ_REQUESTS`, or the
+    default suite's bounded sample."""
+    raw = os.environ.get(REQUESTS_ENV, "")
+    if not raw:
+        return DEFAULT_REQUESTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{REQUESTS_ENV} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def examples_for(share: float, requests_per_example: float = 1.0) -> int:
+    """Hypothesis examples for a test that gets `share` of the budget."""
+    return max(1, math.ceil(fuzz_requests() * share / requests_per_example))
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    """Random every run (a failure prints its seed and the shrunk example); no example
+    database, so nothing is written into the working tree."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+        ],
+    )
+
+
+# --- known bugs the strategies stay clear of (each has a strict xfail test) -------------------
+
+# test_a_last_event_id_of_more_than_4300_digits_is_refused: int() refuses longer digit strings.
+MAX_LAST_EVENT_ID_DIGITS = 4300
+# test_a_stream_with_a_seed_beyond_64_bits_has_a_timeline: GET /v1/sse accepts any seed, but
+# the timeline of such a stream cannot be encoded (500).
+MAX_QUERY_SEED = 2**64 - 1
+# test_long_prompts_are_not_kept_after_their_streams_are_dropped: the mock's plan cache keeps
+# the last 4096 requests, prompts included, so long prompts would grow the RSS for good.
+MAX_FUZZ_PROMPT_CHARS = 64
+# test_a_websocket_closed_right_after_a_refused_first_message_logs_no_traceback: after a first
+# message that may be refused, the fuzz client always reads the answer before it closes.
+# test_a_websocket_that_never_sends_its_first_message_is_closed: the fuzz never opens one
+# without sending (or closing at once).
+# test_a_request_body_that_never_ends_does_not_hold_the_connection: bodies are cut off, then
+# the client waits for the 408 or leaves; it never keeps dribbling.
+
+# 4xx answers that are not `{"error": ..}` JSON, made below the app (uvicorn's HTTP parser, the
+# WebSocket handshake) or by Starlette's router for a path or method that is not a route:
+# tolerated (and counted) where a fuzzer can provoke them; see
+# test_every_4xx_has_a_json_error_member.
+UVICORN_PARSER_400 = "uvicorn parser 400 (text/plain)"
+WS_HANDSHAKE_4XX = "websocket handshake refusal (text/plain)"
+ROUTER_DETAIL_4XX = 'router 404/405 ({"detail": ..})'
+ROUTER_DETAIL_BODIES = (b'{"detail":"Not Found"}', b'{"detail":"Method Not Allowed"}')
+
+
+def known_non_json_4xx(status: int, body: bytes) -> str | None:
+    if status == 400 and body == b"Invalid HTTP request received.":
+        return UVICORN_PARSER_400
+    if status in (400, 403, 426) and (
+        body.startswith(b"Failed to open a WebSocket connection") or (status == 403 and not body)
+    ):
+        return WS_HANDSHAKE_4XX
+    if status in (404, 405) and body in ROUTER_DETAIL_BODIES:
+        return ROUTER_DETAIL_4XX
+    return None
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+class Hang(AssertionError):
+    """A request that did not finish within its bound."""
+
+
+@dataclass
+class Ledger:
+    """Every fuzz request, counted when sent, and every answer, checked: no 5xx, and every
+    4xx a JSON object with an `error` member (the OpenAI endpoint's is an object too)."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    statuses: defaultdict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    tolerated: Counter[str] = field(default_factory=Counter)
+    server_errors: int = 0
+    hangs: int = 0
+
+    def send(self, endpoint: str, n: int = 1) -> None:
+        self.sent[endpoint] += n
+
+    def total(self) -> int:
+        return sum(self.sent.values())
+
+    def hang(self, endpoint: str, what: str) -> Hang:
+        self.hangs += 1
+        return Hang(f"{endpoint}: {what}")
+
+    def check(
+        self,
+        endpoint: str,
+        status: int,
+        body: bytes,
+        tolerate: Iterable[str] = (),
+        has_body: bool = True,
+    ) -> None:
+        """Check one answer; `has_body` is False for an answer to HEAD (headers only)."""
+        self.statuses[endpoint][status] += 1
+        if status >= 500:
+            self.server_errors += 1
+            raise AssertionError(f"{endpoint} answered {status}: {body[:500]!r}")
+        if not 400 <= status < 500 or not has_body:
+            return
+        label = known_non_json_4xx(status, body)
+        if label is not None and label in tolerate:
+            self.tolerated[label] += 1
+            return
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            raise AssertionError(
+                f"{endpoint} answered {status} without JSON: {body[:300]!r}"
+            ) from None
+        assert isinstance(decoded, dict) and "error" in decoded, (
+            f"{endpoint} answered {status} without an error member: {body[:300]!r}"
+        )
+
+    def table(self) -> str:
+        lines = [f"{'endpoint':<34} {'requests':>8}  statuses"]
+        for endpoint, n in sorted(self.sent.items()):
+            statuses = ", ".join(f"{s}: {k}" for s, k in sorted(self.statuses[endpoint].items()))
+            lines.append(f"{endpoint:<34} {n:>8}  {statuses}")
+        lines.append(f"{'total':<34} {self.total():>8}")
+        lines.append(f"5xx answers: {self.server_errors}; hangs: {self.hangs}")
+        for label, n in sorted(self.tolerated.items()):
+            lines.append(f"tolerated (known, see xfail tests): {label}: {n}")
+        return "\n".join(lines)
+
+
+# --- what a complete stream ends with -----------------------------------------------------
+
+
+def is_terminal(payload: str) -> bool:
+    """The framings' last message: `{"done":true,..}`, `[DONE]`, or an error object."""
+    if payload == "[DONE]":
+        return True
+    try:
+        decoded = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and (decoded.get("done") is True or "error" in decoded)
+
+
+def sse_payloads(body: bytes) -> list[str]:
+    decoder = SSEStreamDecoder()
+    return [e.data for e in [*decoder.feed(body), *decoder.close()]]
+
+
+def ndjson_payloads(body: bytes) -> list[str]:
+    return [line for line in body.decode().split("\n") if line]
+
+
+# --- JSON of every shape ------------------------------------------------------------------
+
+EDGE_INTEGERS = (
+    0,
+    1,
+    -1,
+    2**31 - 1,
+    2**31,
+    2**53,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    2**64 - 1,
+    2**64,
+    10**30,
+    -(10**30),
+)
+
+
+def integers_of_every_size() -> st.SearchStrategy[int]:
+    return st.one_of(
+        st.sampled_from(EDGE_INTEGERS),
+        st.integers(min_value=-5, max_value=100),
+        st.integers(),
+        st.integers(min_value=0, max_value=3).map(lambda k: 10 ** (10**k) - 1),
+    )
+
+
+def short_text() -> st.SearchStrategy[str]:
+    return st.text(max_size=MAX_FUZZ_PROMPT_CHARS)
+
+
+def json_scalars() -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        integers_of_every_size(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        short_text(),
+    )
+
+
+def json_values(max_leaves: int = 8) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        json_scalars(),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(short_text(), inner, max_size=4)
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def content_types() -> st.SearchStrategy[str | None]:
+    """Mostly JSON (the endpoints take no other body: 415), sometimes anything."""
+    return st.one_of(
+        st.just(JSON_MEDIA_TYPE),
+        st.just(JSON_MEDIA_TYPE),
+        st.just(JSON_MEDIA_TYPE),
+        st.sampled_from(
+            [
+                None,
+                "application/json; charset=utf-8",
+                "APPLICATION/JSON",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "application/jsonx",
+                "",
+            ]
+        ),
+    )
+
+
+def json_text(value: Any) -> str:
+    """JSON as Python writes it: big integers as they are, NaN and Infinity as bare words
+    (which strict parsers, the server's included, refuse)."""
+    return json.dumps(value, allow_nan=True, ensure_ascii=False)
+
+
+def malformed_json() -> st.SearchStrategy[bytes]:
+    """Bytes that are almost JSON, or not at all."""
+    return st.one_of(
+        st.binary(max_size=64),
+        st.sampled_from(
+            [
+                b"{",
+                b'{"seed": 1',
+                b'{"seed": 1}}',
+                b"[" * 2000 + b"]" * 2000,
+                b'{"prompt": "\\ud800"}',
+                b'{"prompt": "\xff\xfe"}',
+                b"1e400",
+                b'{"seed": 1e400}',
+                b"\xef\xbb\xbf{}",
+                b"null",
+                b"NaN",
+                b'{"seed": 1, "seed": -1}',
+                b"{'seed': 1}",
+                b"\x00",
+            ]
+        ),
+        json_values().map(lambda v: json_text(v).encode()[:-1]),
+    )
+
+
+# --- the request bodies FastAPI's schema leaves out ----------------------------------------
+# The endpoints read their bodies themselves (to bound them), so FastAPI publishes no request
+# body; these schemas follow docs/wire-protocol.md, so that schemathesis generates bodies too.
+
+GENERATION_REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_SEED},
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": 65536},
+        "prompt": {"type": "string", "maxLength": MAX_FUZZ_PROMPT_CHARS},
+        "stream_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    },
+    "additionalProperties": False,
+}
+CHAT_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 4,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+                    "content": {
+                        "anyOf": [
+                            {"type": "string", "maxLength": MAX_FUZZ_PROMPT_CHARS},
+                            {
+                                "type": "array",
+                                "maxItems": 3,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["type", "text"],
+                                    "properties": {
+                                        "type": {"type": "string", "enum": ["text"]},
+                                        "text": {
+                                            "type": "string",
+                                            "maxLength": MAX_FUZZ_PROMPT_CHARS,
+                                        },
+                                    },
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+        },
+        "model": {"type": "string", "maxLength": 256},
+        "seed": {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},
+        "stream": {"type": "boolean"},
+        "stream_options": {
+            "type": "object",
+            "properties": {"include_usage": {"type": "boolean"}},
+        },
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": 65536},
+        "max_completion_tokens": {"type": "integer", "minimum": 1, "maximum": 65536},
+    },
+}
+TIMELINES_REQUEST_SCHEMA = {
+    "type": "object",
+    "required": ["ids"],
+    "properties": {
+        "ids": {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+        "texts": {"type": "boolean"},
+        "drop": {"type": "boolean"},
+    },
+}
+REQUEST_BODIES = {
+    ("post", "/v1/streams"): GENERATION_REQUEST_SCHEMA,
+    ("post", "/v1/sse"): GENERATION_REQUEST_SCHEMA,
+    ("post", "/v1/chunked"): GENERATION_REQUEST_SCHEMA,
+    ("post", "/v1/chat/completions"): CHAT_REQUEST_SCHEMA,
+    ("post", "/v1/timelines"): TIMELINES_REQUEST_SCHEMA,
+}
+STREAM_ID_HEADER = {
+    "name": "x-tokenwire-stream-id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+}
+
+
+def with_request_bodies(published: dict[str, Any]) -> dict[str, Any]:
+    """The published schema plus the request bodies (and the chat endpoint's stream id
+    header) that docs/wire-protocol.md describes."""
+    schema = copy.deepcopy(published)
+    for (method, path), body in REQUEST_BODIES.items():
+        operation = schema["paths"][path][method]
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": body}},
+        }
+    chat = schema["paths"]["/v1/chat/completions"]["post"]
+    chat.setdefault("parameters", []).append(STREAM_ID_HEADER)
+    for parameter in schema["paths"]["/v1/sse"]["get"]["parameters"]:
+        if parameter["name"] == "seed":  # see MAX_QUERY_SEED
+            parameter["schema"]["maximum"] = MAX_QUERY_SEED
+    return schema
+
+
+# --- raw HTTP over a plain socket ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+class Reader:
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.buffer = b""
+        self.eof = False
+
+    def fill(self) -> bool:
+        """Read more; False at the end of the connection."""
+        if self.eof:
+            return False
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buffer += data
+        return True
+
+    def until(self, marker: bytes) -> bytes | None:
+        while marker not in self.buffer:
+            if not self.fill():
+                return None
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def exactly(self, n: int) -> bytes | None:
+        while len(self.buffer) < n:
+            if not self.fill():
+                return None
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+def read_answer(reader: Reader, head_request: bool = False) -> RawAnswer | None:
+    """One HTTP/1.1 answer (interim 1xx answers skipped; no body after a HEAD request); None
+    when the server closed before a whole one."""
+    while True:
+        head = reader.until(b"\r\n\r\n")
+        if head is None:
+            return None
+        status_line, *header_lines = head.split(b"\r\n")
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            raise AssertionError(f"not an HTTP status line: {status_line[:100]!r}")
+        status = int(parts[1])
+        headers: dict[bytes, bytes] = {}
+        for line in header_lines:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if 100 <= status < 200 and status != 101:
+            continue
+        break
+    if status in (101, 204, 304) or head_request:
+        return RawAnswer(status, headers, b"")
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = b""
+        while True:
+            size_line = reader.until(b"\r\n")
+            if size_line is None:
+                return None
+            size = int(size_line.split(b";")[0], 16)
+            chunk = reader.exactly(size + 2)
+            if chunk is None:
+                return None
+            if size == 0:
+                return RawAnswer(status, headers, body)
+            body += chunk[:-2]
+    if b"content-length" in headers:
+        body = reader.exactly(int(headers[b"content-length"]))
+        return None if body is None else RawAnswer(status, headers, body)
+    while reader.fill():
+        pass
+    return RawAnswer(status, headers, reader.buffer)
+
+
+ENDINGS = ("answer", "half_close", "close", "reset")
+
+
+def raw_exchange(
+    address: tuple[str, int], data: bytes, ending: str, deadline_s: float
+) -> RawAnswer | None:
+    """Send `data`, then: `answer` reads one answer; `half_close` shuts the sending side and
+    reads until the server closes; `close` and `reset` leave at once (a FIN, an RST).
+    Raises TimeoutError when the server neither answers nor closes by the deadline."""
+    with socket.create_connection(address, timeout=deadline_s) as sock:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            sock.sendall(data)
+        if ending == "reset":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return None
+        if ending == "close":
+            return None
+        if ending == "half_close":
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+        reader = Reader(sock, time.monotonic() + deadline_s)
+        answer = read_answer(reader, head_request=data.startswith(b"HEAD "))
+        if ending == "half_close" and answer is not None and answer.status != 101:
+            while reader.fill():  # the server must close a half-closed connection
+                pass
+        return answer
+
+
+def host_port(base_url: str) -> tuple[str, int]:
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
