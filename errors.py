@@ -14,6 +14,7 @@
     ├── SourceError               a token source could not produce its stream
     │   ├── SourceSettingsError
     │   └── UpstreamUnavailable   (also a UserError) a live upstream refused or failed
+    │       └── UpstreamProblem   its answer is not a usable stream; `code` names why
     ├── ProtocolError             bytes that do not follow the wire protocol (pure codecs)
     ├── TransportError            one stream could not be completed: recorded per stream,
     │   │                         its `kind` (an `ErrorKind`) names the failure in results
@@ -84,6 +85,19 @@ class SourceSettingsError(SourceError, UserError):
 
 class UpstreamUnavailable(SourceError, UserError):
     """A live upstream refused a request or failed (recording, relaying)."""
+
+
+class UpstreamProblem(UpstreamUnavailable):
+    """A live upstream answered, but not with a usable stream. `code` is the problem's code
+    in `wire.problems` (the codes `bench.py probe` reports: `sse_framing`, `truncated`,
+    `http_status`, ...), `detail` the finding's one-line message. The relay's source raises
+    it for one stream (the generation fails with it); `bench.py run` raises it when a live
+    upstream produced no token at all."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
 
 
 # --- protocol -----------------------------------------------------------------------------

@@ -90,14 +90,23 @@ class AsyncIO:
             self.stack.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
             httpx_io.count_exchange(self.result, response)
             body = await response.aread() if httpx_io.unexpected(response, call) else b""
-        self.response, self.reads = response, response.aiter_raw()
+        # the raw body, read as `aiter_raw` reads it, but not closed at its end: the end is
+        # charged first, while a connection the peer closes (`Connection: close`) still has
+        # its counters (closing it would release it, and the pool would close the socket)
+        self.response, self.reads = response, aiter(response.stream)  # type: ignore[arg-type]
         return httpx_io.reply_of(response, body, time.perf_counter_ns())
 
     async def read_body(self, effect: effects.ReadBody) -> effects.Arrival | None:
         assert self.reads is not None, "ReadBody before OpenStream"
         with httpx_io.mapped_errors():
             data = await anext(self.reads, None)
-        return None if data is None else effects.Arrival(data, time.perf_counter_ns())
+            while data == b"":  # aiter_raw skips empty pieces too
+                data = await anext(self.reads, None)
+        if data is None:
+            assert self.response is not None
+            httpx_io.charge_bytes(self.client.meter, self.result, self.response)
+            return None
+        return effects.Arrival(data, time.perf_counter_ns())
 
     async def sleep(self, effect: effects.Sleep) -> None:
         await asyncio.sleep(effect.seconds)

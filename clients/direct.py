@@ -1,103 +1,108 @@
-"""`direct`: the same prompts consumed straight from the live upstream with the `openai`
-client, no tokenwire server in between. Reported beside the five transports, so the
-relay's own cost shows as the difference.
+"""`direct`: the same prompts straight from the live upstream, no tokenwire server in between.
+Reported beside the five transports, so the relay's own cost shows as the difference.
 
-Stamps are taken as the `openai` stream hands over each chunk (it parses SSE events from
-the network reads itself), and bytes come from the upstream connection's TCP_INFO counters.
+An exchange logic like every transport's (no I/O here), run by the asyncio driver: it POSTs
+the chat completions request itself (`wire.openai_stream.chat_request`, the body the relay's
+source sends) and reads the body read by read with the pure reader the relay's source uses
+(`wire.openai_stream`: `wire.sse`'s decoder, then the `openai` framing's). So every token is
+stamped as the network read that completed it returned, `chunk_sizes` counts tokens per
+network read as for every transport, and bytes come from the upstream connection's TCP_INFO
+counters (the driver's accounting). The API key reaches the driver's pooled client as its
+bearer token (`direct_settings`), from the environment as for the relay; `ClientSettings`
+keeps it out of its repr, and nothing here writes it anywhere.
+
+Problems with the upstream's answer are recorded in `StreamResult.problems` with the codes
+of `wire.problems`: `http_status`, `stream_error`, `sse_framing`, `not_streaming` and
+`truncated` fail the stream (severity `problem`); `incomplete_end` and `buffered` (the
+probe's rule on this stream's read stamps) are warnings on a stream that completed.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 
-import openai
-
-from clients.httpx_io import charge_bytes, exchange_head_bytes
-from clients.interface import ClientSettings, StreamResult, failures_recorded
-from clients.wirebytes import ByteMeter
-from errors import (
-    ConnectFailed,
-    HTTPStatusFailed,
-    StreamIncomplete,
-    StreamTimedOut,
-    TransportError,
-)
-from servers.sources.live import api_key_from_env, messages_for
+from clients.exchange import READ_BODY, Exchange, ExchangeLogic, HTTPCall, OpenStream, Reply
+from clients.interface import ClientSettings, StreamResult
+from errors import HTTPStatusFailed, ProtocolViolation, StreamIncomplete, UpstreamFailed
+from servers.sources.live import api_key_from_env
 from servers.sources.spec import SourceSpec
-from transports import DIRECT
-from wire.messages import GenerationRequest, TokenMsg
+from wire.messages import GenerationRequest
+from wire.openai_stream import CHAT_PATH, OpenAIStreamReader, chat_request
+from wire.problems import Finding, Severity, finding
+from wire.sse import MEDIA_TYPE
 
-HTTP_LIBRARIES = ("httpx", "httpx2", "httpcore", "httpcore2")  # openai's, by version
-
-
-def upstream_failure(exc: Exception) -> TransportError | None:
-    """The error tree's name for what the `openai` client raised (a body read fails with
-    the HTTP library's own error type); None for anything else, which is a bug."""
-    if isinstance(exc, openai.APITimeoutError):
-        return StreamTimedOut("the upstream timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return ConnectFailed(f"cannot reach the upstream: {exc}")
-    if isinstance(exc, openai.APIStatusError):
-        return HTTPStatusFailed(f"upstream HTTP {exc.status_code}: {exc.message}")
-    if isinstance(exc, openai.APIError) or type(exc).__module__.split(".")[0] in HTTP_LIBRARIES:
-        return StreamIncomplete(f"upstream stream failed: {exc}")
-    return None
+# Failures whose stream cannot be used, and the error each becomes in the results.
+FAILURES = {"sse_framing": ProtocolViolation, "not_streaming": StreamIncomplete}
 
 
-class DirectClient:
-    transport = DIRECT
+def direct_settings(settings: ClientSettings, source: SourceSpec) -> ClientSettings:
+    """The run's client settings, pointed at the upstream: its base URL and its API key as
+    the bearer token, instead of the tokenwire server's URL, token and path (and no faults:
+    nothing to resume)."""
+    assert source.base_url
+    return replace(
+        settings,
+        base_url=source.base_url,
+        token=api_key_from_env(),
+        http2=False,
+        ca_file=None,
+        drop_at_token=0,
+        leave_at_token=0,
+    )
 
-    def __init__(self, settings: ClientSettings, source: SourceSpec) -> None:
-        assert source.base_url and source.model
-        self.source = source
-        self.meter = ByteMeter()
-        # openai's own HTTP client class (httpx, or its httpx2 fork in openai 3), pooled like
-        # our clients and kept away from environment proxies.
-        self.client = openai.AsyncOpenAI(
-            base_url=source.base_url,
-            api_key=api_key_from_env(),
-            max_retries=0,
-            timeout=settings.stream_timeout_s,
-            http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
+
+def record(result: StreamResult, found: Finding, severity: Severity) -> None:
+    result.problems.append(
+        {"code": found.code, "severity": severity.value, "message": found.message}
+    )
+
+
+def direct_exchange(source: SourceSpec) -> ExchangeLogic:
+    """The exchange logic of `direct` for the upstream `source` names."""
+    assert source.model
+
+    def exchange(
+        settings: ClientSettings, request: GenerationRequest, result: StreamResult
+    ) -> Exchange:
+        body = chat_request(
+            str(source.model),
+            request.prompt,
+            request.seed,
+            request.max_tokens or source.max_tokens,
+            source.temperature,
         )
-
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        result = StreamResult.start(self.transport, request, scheduled_ns)
-        with failures_recorded(result):
-            await self._run(request, result)
-        return result
-
-    async def _run(self, request: GenerationRequest, result: StreamResult) -> None:
-        max_tokens = request.max_tokens or self.source.max_tokens
-        temperature = self.source.temperature
+        headers = {"accept": MEDIA_TYPE, "accept-encoding": "identity"}
+        call = HTTPCall("POST", CHAT_PATH, json=body, headers=headers)
+        reply: Reply = yield OpenStream(call)
+        if reply.status != call.expected_status:
+            text = " ".join(reply.body[:300].decode(errors="replace").split())
+            found = finding("http_status", f"{reply.status}: {text}")
+            record(result, found, Severity.PROBLEM)
+            raise HTTPStatusFailed(f"{found.code}: {found.message}")
+        reader = OpenAIStreamReader()
+        last_ns = reply.now_ns
         try:
-            stream = await self.client.chat.completions.create(
-                model=str(self.source.model),
-                messages=messages_for(request.prompt),  # type: ignore[arg-type]
-                stream=True,
-                stream_options={"include_usage": True},
-                seed=request.seed,
-                **({"max_tokens": max_tokens} if max_tokens else {}),
-                **({"temperature": temperature} if temperature is not None else {}),
-            )
-            result.requests += 1
-            async with stream:
-                try:
-                    async for chunk in stream:
-                        now = time.perf_counter_ns()
-                        if chunk.usage is not None and chunk.usage.completion_tokens is not None:
-                            result.end_tokens = chunk.usage.completion_tokens
-                        deltas = [c.delta.content for c in chunk.choices if c.delta is not None]
-                        result.take([TokenMsg(i=None, text=d) for d in deltas if d], now)
-                    result.end_ns = time.perf_counter_ns()
-                finally:
-                    result.header_bytes += exchange_head_bytes(stream.response)
-                    charge_bytes(self.meter, result, stream.response)
-        except Exception as exc:
-            failure = upstream_failure(exc)
-            if failure is None:
-                raise
-            raise failure from exc
+            while (arrival := (yield READ_BODY)) is not None:
+                assert isinstance(arrival.data, bytes)
+                messages = reader.feed(arrival.data, arrival.now_ns)
+                last_ns = arrival.now_ns
+                if messages:
+                    result.take(messages, last_ns)
+            tail = reader.close()
+            if tail:
+                result.take(tail, last_ns)
+        except UpstreamFailed as exc:  # an error object in the stream
+            record(result, finding("stream_error", str(exc)), Severity.PROBLEM)
+            raise
+        result.end_tokens = reader.usage_tokens
+        problem = reader.problem()
+        if problem is not None:
+            record(result, problem, Severity.PROBLEM)
+            raise FAILURES.get(problem.code, StreamIncomplete)(f"{problem.code}: {problem.message}")
+        for warning in [*reader.warnings(), reader.buffering(result.scheduled_ns)]:
+            if warning is not None:
+                record(result, warning, Severity.WARNING)
+        if result.end_ns is None:  # a finish_reason without [DONE]: complete, with a warning
+            result.end_ns = last_ns
 
-    async def aclose(self) -> None:
-        await self.client.close()
+    return exchange

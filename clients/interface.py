@@ -79,6 +79,9 @@ class StreamResult:
     http_version: str | None = None  # of the last HTTP exchange ("HTTP/1.1", "HTTP/2")
     drops_ns: list[int] = field(default_factory=list)  # connections dropped on purpose, resumed
     left_ns: int | None = None  # when the client left the stream for good, on purpose
+    # what `direct` found wrong with a live upstream's stream: {code, severity, message}, with
+    # the codes of `wire.problems`; severity `problem` when it failed the stream, else `warning`
+    problems: list[dict[str, str]] = field(default_factory=list)
     error: StreamError | None = None
 
     @classmethod

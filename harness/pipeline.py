@@ -22,7 +22,7 @@ from harness.measure.paths import LOOPBACK, Endpoint, parse_path
 from harness.measure.records import SweepValue
 from harness.measure.scenario import SERVER_AXES, Scenario
 from harness.measure.server_process import ServerProcess, running_server
-from harness.present.console import RichProgress, faults_table, summary_table
+from harness.present.console import RichProgress, faults_table, problems_text, summary_table
 from harness.present.report import has_faults, write_report
 
 
@@ -97,5 +97,8 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         )
         if has_faults(point.summaries):
             console.print(faults_table(point.summaries, f"faults{where}"))
+        problems = problems_text(point, where)
+        if problems is not None:  # a live upstream's, as `bench.py probe` names them
+            console.print(problems, highlight=False, markup=False, soft_wrap=True)
     console.print(f"report: {report}", highlight=False)
     return run

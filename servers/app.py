@@ -11,18 +11,20 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errors import RequestRefused
 from servers import access, openai_compat, timeline
 from servers.generation import Generations
-from servers.responses import json_response, refused_request_handler
+from servers.responses import http_error_handler, json_response, refused_request_handler
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from servers.state import ServerState
 from transports import TRANSPORTS, TransportRegistry
+from wire.messages import dumps
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -62,11 +64,19 @@ def create_app(
     app.state.tokenwire = state
     access.install(app, settings)  # tokens, principals, CORS, WebSocket origins
     app.add_exception_handler(RequestRefused, refused_request_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in transports.routers():
         app.include_router(router)
     app.include_router(timeline.router)
     app.include_router(openai_compat.router)
+
+    @app.websocket("/{path:path}")
+    async def no_websocket_here(websocket: WebSocket, path: str) -> None:
+        """A WebSocket to a path that has none: accepted only to say so, then closed."""
+        await websocket.accept()
+        await websocket.send_text(dumps({"error": f"no WebSocket endpoint at /{path}"}))
+        await websocket.close(code=1008)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from errors import UpstreamProblem
 from servers.sources.mock import PlannedSource, TokenSource, Usage
 from wire.messages import GenerationRequest
 
@@ -46,9 +47,11 @@ class Generation:
     planned_delays_ns: tuple[int, ...] | None = None  # what a planned source meant to do
     ended_ns: int | None = None  # perf_counter_ns when the generation ended or was cancelled
     owner: str | None = None  # the creator's principal (a token's hash) when tokens are set
+    problem: dict[str, str] | None = None  # why a live upstream failed: {code, message}
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _departures: int = 0  # readers that left before the end (a resume grace is per departure)
+    resume_deadline: float = 0.0  # monotonic time until which a left push stream awaits a resume
 
     def _notify(self) -> None:
         self._changed.set()
@@ -74,6 +77,8 @@ class Generation:
             raise
         except Exception as exc:  # the source failed: tell readers why, in band
             self.error = f"source failed: {type(exc).__name__}: {exc}"
+            if isinstance(exc, UpstreamProblem):  # with the code `bench.py probe` names it by
+                self.problem = {"code": exc.code, "message": exc.detail}
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
             self.request = replace(self.request, prompt="")  # kept for minutes: not its prompt
@@ -138,6 +143,7 @@ class Generation:
             self._cancel_if_abandoned(self._departures, "the client left")
             return
         reason = f"the client left and did not resume within {grace_s:g} s"
+        self.resume_deadline = time.monotonic() + grace_s  # the idle reaper waits for it too
         loop = asyncio.get_running_loop()
         loop.call_later(grace_s, self._cancel_if_abandoned, self._departures, reason)
 
@@ -156,6 +162,7 @@ class Generation:
             "usage_tokens": self.usage_tokens,
             "planned_delays_ns": self.planned_delays_ns,
             "ended_ns": self.ended_ns,
+            "problem": self.problem,
         }
         if texts:
             body["texts"] = self.texts
@@ -217,7 +224,7 @@ class Generations:
     def reap(self) -> None:
         now = time.monotonic()
         for stream_id, gen in list(self.by_id.items()):
-            idle = now - gen.last_access > self.idle_timeout_s
+            idle = now - gen.last_access > self.idle_timeout_s and now > gen.resume_deadline
             if not gen.done and gen.readers == 0 and idle:
                 gen.cancel(f"no client read this stream for {self.idle_timeout_s:g} s")
             if gen.finished_at is not None and now - gen.finished_at > self.retention_s:

@@ -31,7 +31,7 @@ from servers.request_parsing import (
 from servers.state import ServerState, find_generation, start_generation, state_of
 from servers.streaming import framed_stream
 from wire.framing import Framing
-from wire.messages import GenerationRequest
+from wire.messages import MAX_SEED, GenerationRequest
 from wire.sse import MEDIA_TYPE, encode_event
 
 router = APIRouter(tags=["sse"])
@@ -50,7 +50,7 @@ class Opened:
 
 def resume_index(last_event_id: str) -> int:
     """The index after `Last-Event-ID`; only a token index (0 or more) is one."""
-    if not (last_event_id.isascii() and last_event_id.isdigit()):
+    if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 18):
         raise RequestRefused(
             400, f"Last-Event-ID must be a token index (0 or more), got {last_event_id[:40]!r}"
         )
@@ -121,7 +121,7 @@ async def sse_post(
 @router.get("/v1/sse")
 async def sse_get(
     request: Request,
-    seed: int = Query(0, ge=0),
+    seed: int = Query(0, ge=0, le=MAX_SEED),
     max_tokens: int | None = Query(None, ge=1),
     prompt: str = Query(""),
     stream: str | None = Query(None, description="stream id (to name it, or to resume it)"),

@@ -3,9 +3,10 @@ fields plus an optional `"framing"`); the server sends one text message per toke
 framing's terminal message(s), then closes. `{"resume": ID, "from": K}` as the first
 message continues generation ID at token K instead (no start messages).
 
-A bad first message (not JSON, not an object, binary, a refused request) gets
-`{"error": ..}` and close code 1008. The server keeps reading while it sends, so a client
-that leaves is noticed at once, before the first token too: a close frame means the client
+A bad first message (not JSON, not an object, binary, a refused request), or none within
+`request_timeout_s`, gets `{"error": ..}` and close code 1008. The server keeps reading while
+it sends, so a client that leaves is noticed at once, before the first token too: a close
+frame means the client
 left for good (the generation is cancelled now), a connection that just drops leaves it
 `resume_grace_s` to come back.
 """
@@ -89,18 +90,28 @@ async def until_client_leaves(websocket: WebSocket) -> int:
             return int(message.get("code", 1006))
 
 
+async def refuse(websocket: WebSocket, message: str) -> None:
+    """`{"error": ..}` and close code 1008; a client that already left gets nothing."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await websocket.send_text(dumps({"error": message}))
+        await websocket.close(code=POLICY_VIOLATION)
+
+
 @router.websocket("/v1/ws")
 async def websocket_stream(websocket: WebSocket) -> None:
     await websocket.accept()
     state = state_of(websocket)
     try:
-        first = await websocket.receive()
+        timeout_s = state.settings.request_timeout_s
+        try:
+            first = await asyncio.wait_for(websocket.receive(), timeout_s)
+        except TimeoutError:
+            raise ProtocolError(f"no request within request_timeout_s ({timeout_s:g} s)") from None
         if first["type"] == "websocket.disconnect":
             return
         opened = open_stream(state, first.get("text"))
     except (ProtocolError, RequestRefused) as exc:
-        await websocket.send_text(dumps({"error": str(exc)}))
-        await websocket.close(code=POLICY_VIOLATION)
+        await refuse(websocket, str(exc))
         return
     sender = asyncio.create_task(send_stream(websocket, state, opened))
     watcher = asyncio.create_task(until_client_leaves(websocket))

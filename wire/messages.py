@@ -17,6 +17,7 @@ from errors import ProtocolError
 
 REQUEST_FIELDS = ("seed", "max_tokens", "prompt", "stream_id")
 STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_SEED = 2**63 - 1  # seeds travel in JSON timelines: 64-bit integers
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +86,8 @@ class GenerationRequest:
         max_tokens = body.get("max_tokens")
         prompt = body.get("prompt", "")
         stream_id = body.get("stream_id")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ProtocolError("seed must be a non-negative integer")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+            raise ProtocolError(f"seed must be an integer from 0 to {MAX_SEED}")
         if max_tokens is not None and (
             not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
         ):

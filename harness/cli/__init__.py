@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from harness.cli import baseline, check, compare, llm_server, load, record, report, run, serve
+from harness.cli import (
+    baseline,
+    check,
+    compare,
+    llm_server,
+    load,
+    probe,
+    record,
+    report,
+    run,
+    serve,
+)
 
 COMMANDS: tuple[ModuleType, ...] = (
     run,
@@ -18,4 +29,5 @@ COMMANDS: tuple[ModuleType, ...] = (
     load,
     check,
     baseline,
+    probe,
 )

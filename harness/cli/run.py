@@ -16,6 +16,7 @@ from harness.cli.common import (
     positive_int,
     source_overrides,
 )
+from harness.measure.browser.capability import CLIENTS
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
 from wire.framing import FRAMINGS
 
@@ -73,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "layers join with + (server side first: nginx+net:4g); a comma list compares paths "
         "in one run",
     )
+    parser.add_argument(
+        "--client",
+        choices=list(CLIENTS),
+        help="who reads the streams: python (the project's clients, default) or browser "
+        "(headless Chromium pages running EventSource, fetch, WebSocket; needs the [browser] "
+        "extra and /usr/bin/chromium)",
+    )
     add_out(parser, "run folder (default: results/<UTC time>-<scenario>/)")
     parser.add_argument(
         "--quiet", action="store_true", help="print no progress and no table (errors still do)"
@@ -99,6 +107,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         long_poll_wait_s=args.long_poll_wait_s,
         sweep=args.sweep,
         path=args.path,
+        client=args.client,
         **source_overrides(args),
     )
 
@@ -106,6 +115,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     import orjson
 
+    from harness.analyse.problems import no_tokens_failure
     from harness.analyse.results import default_run_dir
     from harness.pipeline import run_scenario
     from harness.present.console import make_console, summaries_json
@@ -117,4 +127,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         data = {"run_dir": str(run_dir), **summaries_json(result)}
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    failure = no_tokens_failure(result, run_dir)  # a live upstream that produced no token
+    if failure is not None:
+        raise failure  # a UserError: one line naming the problem's code, exit status 2
     return 0

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import httpx
 
 from clients.asyncio_io import AsyncStreamClient
-from clients.direct import DirectClient
+from clients.direct import direct_exchange, direct_settings
 from clients.interface import (
     ClientSettings,
     StreamClient,
@@ -38,6 +38,11 @@ from clients.interface import (
     bearer_headers,
 )
 from errors import ErrorKind, ScenarioError
+from harness.measure.browser.client import (
+    browser_phase_extra,
+    open_browser_shards,
+    start_browser_clients,
+)
 from harness.measure.paths import Endpoint
 from harness.measure.records import PhaseRecord, RequestRecord, SweepValue
 from harness.measure.scenario import Scenario
@@ -86,6 +91,7 @@ class Timeline:
     planned_delays_ns: list[int] | None = None
     done: bool = True
     ended_ns: int | None = None  # when the generation ended (finished, failed or cancelled)
+    problem: dict[str, str] | None = None  # why a live upstream failed it: {code, message}
 
 
 def server_token() -> str | None:
@@ -129,8 +135,12 @@ def open_shards(
     shard_count = -(-scenario.concurrency // SHARD_SIZE)
     size = -(-scenario.concurrency // shard_count)
     settings = client_settings(scenario, endpoint, size)
-    if transport == DIRECT:
-        return [DirectClient(settings, scenario.source) for _ in range(shard_count)]
+    if transport == DIRECT:  # the upstream itself, through the same asyncio driver
+        upstream = direct_settings(settings, scenario.source)
+        logic = direct_exchange(scenario.source)
+        return [AsyncStreamClient(DIRECT, logic, upstream) for _ in range(shard_count)]
+    if scenario.client == "browser":  # pages of one Chromium (harness.measure.browser)
+        return open_browser_shards(transport, scenario, settings, transports)
     logic = transports.get(transport).exchange
     return [AsyncStreamClient(transport, logic, settings) for _ in range(shard_count)]
 
@@ -271,6 +281,7 @@ async def fetch_timelines(base_url: str, ids: Sequence[str]) -> dict[str, Timeli
                     planned_delays_ns=item.get("planned_delays_ns"),
                     done=bool(item.get("done", True)),
                     ended_ns=item.get("ended_ns"),
+                    problem=item.get("problem"),
                 )
     return found
 
@@ -300,6 +311,14 @@ def own_timeline(result: StreamResult) -> Timeline:
         error=None,
         usage_tokens=result.end_tokens,
     )
+
+
+def relayed_problems(timeline: Timeline | None) -> list[dict[str, str]]:
+    """The live upstream's problem that failed the server's generation, if one did."""
+    if timeline is None or timeline.problem is None:
+        return []
+    problem = timeline.problem
+    return [{"code": problem["code"], "severity": "problem", "message": problem["message"]}]
 
 
 def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None) -> RequestRecord:
@@ -342,6 +361,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         source_error=None if timeline is None else timeline.error,
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else error.message,
+        problems=[*result.problems, *relayed_problems(timeline)],
     )
 
 
@@ -468,6 +488,7 @@ class Benchmark:
             t: open_shards(t, self.scenario, self.endpoint, self.transports) for t in transports
         }
         try:
+            await start_browser_clients(shards)  # Chromium and its clock check: before any window
             if self.scenario.warmup:
                 await self.warm_up(shards)
             window = await self.measure(shards, jobs)
@@ -480,6 +501,7 @@ class Benchmark:
         shared = len(transports) > 1
         extra: dict[str, Any] = {"order": "interleaved" if shared else "sequential"}
         extra["path"] = self.scenario.path
+        extra.update(browser_phase_extra(shards, window))  # {} for Python clients
         faults = self.scenario.faults
         if faults.drop_at_token or faults.leave_at_token:
             extra["resume_grace_s"] = faults.resume_grace_s

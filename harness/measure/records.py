@@ -42,6 +42,10 @@ class RequestRecord:
     source_error: str | None = None  # why it ended early ("cancelled: ..."), if it did
     error_kind: str | None = None
     error_message: str | None = None
+    # a live upstream's problems on this stream, with `bench.py probe`'s codes (wire.problems):
+    # {code, severity, message}; severity `problem` when the stream failed of it (the relay's
+    # source, or `direct`), `warning` when it completed anyway (`direct`: buffered)
+    problems: list[dict[str, str]] = field(default_factory=list)
     sweep_value: SweepValue | None = None  # the swept axis's value, in a sweep
 
     def to_json(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ framing = "json"              # json | openai (push transports; polling has its 
 poll_interval_ms = 100        # short polling
 long_poll_wait_s = 30         # long polling
 stream_timeout_s = 120        # one stream must finish within this
+client = "python"             # python | browser (Chromium pages: harness.measure.browser)
 
 [source]
 kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
@@ -78,7 +79,8 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from errors import ScenarioError, SourceError
-from harness.measure.paths import LOOPBACK, parse_path
+from harness.measure.browser.capability import CLIENTS, refuse_for_browser
+from harness.measure.paths import LOOPBACK, parse_path, split_paths
 from harness.measure.records import SweepValue
 from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
@@ -204,6 +206,7 @@ class Scenario:
     prompts: str | None = None  # live sources: a prompts file, request k uses line k
     order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
     path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
+    client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
     streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
 
     @property
@@ -244,6 +247,11 @@ class Scenario:
         if self.inject.token_delay_ms < 0 or self.inject.pad_bytes < 0:
             raise ScenarioError("inject.token_delay_ms and inject.pad_bytes must be 0 or more")
         self.faults.validate()
+        if self.client not in CLIENTS:
+            raise ScenarioError(f"unknown client {self.client!r}; allowed: {', '.join(CLIENTS)}")
+        if self.client == "browser":
+            faults = self.faults.drop_at_token or self.faults.leave_at_token
+            refuse_for_browser(self.transports, bool(faults), concurrency=self.concurrency)
         self.load.validate()
         if self.sweep is not None:
             for value in self.sweep.values:
@@ -368,7 +376,8 @@ def parse_sweep(axis: object, values: object, where: str = "") -> Sweep:
     if axis not in _AXIS_TYPES:
         raise ScenarioError(f"{where}unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}")
     if isinstance(values, str):
-        values = [v.strip() for v in values.split(",") if v.strip()]
+        values = split_paths(values) if axis == "path" else [v.strip() for v in values.split(",")]
+        values = [v for v in values if v.strip()]
         if _AXIS_TYPES[axis] == (bool,):
             flags = {"true": True, "false": False}
             if any(v.lower() not in flags for v in values):
@@ -447,10 +456,10 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
         top["transports"] = parse_transports(top["transports"])
     if "sweep" in top and isinstance(top["sweep"], str):
         top["sweep"] = parse_sweep_flag(top["sweep"])
-    if "path" in top and "," in top["path"]:  # several paths: compared in one run, as a sweep
+    if "path" in top and len(split_paths(top["path"])) > 1:  # several paths: a sweep over them
         if "sweep" in top or scenario.sweep is not None:
             raise ScenarioError("a comma list of paths is a sweep over paths: drop the other sweep")
-        top["sweep"] = parse_sweep("path", top.pop("path"))
+        top["sweep"] = parse_sweep("path", split_paths(top.pop("path")))
     updated = replace(scenario, **top)
     if "preset" in source and updated.sweep is not None and updated.sweep.axis == "preset":
         raise ScenarioError("--preset conflicts with a sweep over presets; drop one of them")

@@ -19,7 +19,8 @@ from rich.progress import (
 from rich.table import Table
 
 from harness.analyse.metrics import Distribution, TransportSummary
-from harness.analyse.results import RunResult
+from harness.analyse.problems import point_problems, problem_lines
+from harness.analyse.results import Point, RunResult
 from harness.present.report import FAULTS, number
 
 RUN_TASK = "whole run"
@@ -154,6 +155,16 @@ def faults_table(summaries: dict[str, TransportSummary], title: str) -> Table:
     return table
 
 
+def problems_text(point: Point, where: str = "") -> str | None:
+    """A live upstream's problems at one point (`harness.analyse.problems`), one line per
+    code and its fix; None when there were none."""
+    rows = point_problems(point)
+    if not rows:
+        return None
+    title = f"upstream problems{where} (the codes of `bench.py probe`, wire/problems.py):"
+    return "\n".join([title, *problem_lines(rows)])
+
+
 def summaries_json(run: RunResult) -> dict[str, Any]:
     """The summaries of a run for scripts (`bench.py run --json`): a plain run's
     `transports.<name>`, or a sweep's `sweep.axis` and `points[k].{value, transports}`."""
@@ -165,8 +176,14 @@ def summaries_json(run: RunResult) -> dict[str, Any]:
     if run.is_sweep:
         data["sweep"] = {"axis": run.sweep_axis, "values": [p.value for p in run.points]}
         data["points"] = [
-            {"value": p.value, "transports": transports(p.summaries)} for p in run.points
+            {
+                "value": p.value,
+                "transports": transports(p.summaries),
+                "problems": [row.to_json() for row in point_problems(p)],
+            }
+            for p in run.points
         ]
     else:
         data["transports"] = transports(run.summaries)
+        data["problems"] = [row.to_json() for row in point_problems(run.points[0])]
     return data

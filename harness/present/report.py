@@ -21,6 +21,7 @@ from typing import Any, Literal
 from errors import ResultsError
 from harness.analyse import metrics
 from harness.analyse.metrics import Distribution, TransportSummary
+from harness.analyse.problems import ProblemRow, point_problems
 from harness.analyse.results import Point, RunResult, load_run
 from harness.present.plots import PNG_DPI, DrawnChart, color, describe, draw_run, representative
 
@@ -146,6 +147,20 @@ FAULTS: tuple[Column, ...] = (
 
 def has_faults(summaries: dict[str, TransportSummary]) -> bool:
     return any(s.drops or s.left for s in summaries.values())
+
+
+def problems_table(rows: Sequence[ProblemRow]) -> str:
+    """A live upstream's problems at one point (`harness.analyse.problems`)."""
+    head = "".join(
+        f'<th class="name">{esc(h)}</th>' for h in ("severity", "code", "streams", "what", "fix")
+    )
+    cells = [
+        f'<tr><td class="name">{esc(row.severity)}</td><td class="name"><code>{esc(row.code)}'
+        f'</code></td><td class="name">{esc(row.where())}</td><td class="name">'
+        f'{esc(row.message)}</td><td class="name">{esc(row.fix)}</td></tr>'
+        for row in rows
+    ]
+    return f'<table class="kv"><tr>{head}</tr>{"".join(cells)}</table>'
 
 
 def verdict_table(
@@ -344,6 +359,20 @@ def render_report(run: RunResult, charts: Sequence[DrawnChart], run_dir: Path) -
             if run.is_sweep:
                 body.append(f"<h3>{esc(point_heading(run, point))}</h3>")
             body.append(verdict_table(point.summaries, FAULTS))
+
+    troubled = [(point, rows) for point in run.points if (rows := point_problems(point))]
+    if troubled:
+        body.append("<h2>Upstream problems</h2>")
+        body.append(
+            "<p>What the relay's source and <code>direct</code> found wrong with the live "
+            "upstream's streams, with the codes <code>bench.py probe</code> reports "
+            "(<code>wire/problems.py</code>). A <i>problem</i> failed the streams that showed "
+            "it (each transport relays it as a failed stream); a <i>warning</i> did not.</p>"
+        )
+        for point, rows in troubled:
+            if run.is_sweep:
+                body.append(f"<h3>{esc(point_heading(run, point))}</h3>")
+            body.append(problems_table(rows))
 
     body.append("<h2>Charts</h2>")
     if run.is_sweep:

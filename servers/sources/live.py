@@ -1,5 +1,13 @@
-"""A live model behind any OpenAI-compatible chat completions endpoint, streamed with the
-official `openai` async client.
+"""A live model behind any OpenAI-compatible chat completions endpoint, streamed with httpx
+and read by `wire.openai_stream`, the same pure reader `direct` uses (not the `openai`
+client: it hides the raw bytes and `[DONE]`, so a body without SSE framing or a cut-off
+answer would pass as a short, complete one).
+
+Whatever makes an upstream's answer unusable fails the generation with an `UpstreamProblem`
+whose code is `bench.py probe`'s (`wire.problems`): `http_status`, `connection_error`,
+`timeout`, `stream_error`, `sse_framing` (bytes but no SSE event), `not_streaming` (an empty
+body), `truncated` (no `finish_reason` and no `[DONE]`). Every transport then relays that
+stream as failed, with the generation's error, instead of as a complete answer.
 
 The API key comes from the environment only (`TOKENWIRE_API_KEY`, else `OPENAI_API_KEY`),
 never from the command line, and is never written to results or logs. Role-only and empty
@@ -14,15 +22,22 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import openai
+import httpx
 
-from errors import UpstreamUnavailable
+from errors import UpstreamProblem
 from servers.sources.mock import SourceItem, Usage
-from wire.messages import GenerationRequest
+from wire.messages import EndMsg, GenerationRequest, TokenMsg
+from wire.openai_stream import CHAT_PATH, OpenAIStreamReader, chat_request, messages_for
+from wire.problems import finding
+from wire.sse import MEDIA_TYPE
 
 API_KEY_VARIABLES = ("TOKENWIRE_API_KEY", "OPENAI_API_KEY")
 NO_KEY = "no-key"  # local servers (llama.cpp, vLLM, Ollama) accept any key
 STREAM_ID_HEADER = "x-tokenwire-stream-id"
+TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)  # openai's own
+
+__all__ = ["API_KEY_VARIABLES", "NO_KEY", "OpenAISource", "api_key_from_env", "messages_for"]
 
 
 def api_key_from_env() -> str:
@@ -33,8 +48,19 @@ def api_key_from_env() -> str:
     return NO_KEY
 
 
-def messages_for(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt or "Say hello."}]
+def upstream_headers() -> dict[str, str]:
+    """The key as a bearer token; no compression, so bytes are read as they are sent."""
+    return {
+        "authorization": f"Bearer {api_key_from_env()}",
+        "accept": MEDIA_TYPE,
+        "accept-encoding": "identity",
+    }
+
+
+def problem(code: str, evidence: str) -> UpstreamProblem:
+    """The failure `code` of `wire.problems`, with its summary and `evidence`."""
+    rule = finding(code, evidence)
+    return UpstreamProblem(rule.code, rule.message)
 
 
 @dataclass
@@ -44,33 +70,41 @@ class OpenAISource:
     temperature: float | None = 0.0
     max_tokens: int | None = None  # default cap when the request sets none
     name: str = "openai"
-    client: openai.AsyncOpenAI = field(init=False, repr=False)
+    client: httpx.AsyncClient = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.client = openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=api_key_from_env(), max_retries=0, timeout=300.0
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url, headers=upstream_headers(), timeout=TIMEOUT, limits=LIMITS
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
-        max_tokens = request.max_tokens or self.max_tokens
+        body = chat_request(
+            self.model,
+            request.prompt,
+            request.seed,
+            request.max_tokens or self.max_tokens,
+            self.temperature,
+        )
         headers = {STREAM_ID_HEADER: request.stream_id} if request.stream_id else {}
+        reader = OpenAIStreamReader()
         try:
-            stream = await self.client.chat.completions.create(
-                model=self.model,
-                messages=messages_for(request.prompt),  # type: ignore[arg-type]
-                stream=True,
-                stream_options={"include_usage": True},
-                seed=request.seed,
-                **({"max_tokens": max_tokens} if max_tokens else {}),
-                **({"temperature": self.temperature} if self.temperature is not None else {}),
-                extra_headers=headers,
-            )
-        except openai.APIError as exc:
-            raise UpstreamUnavailable(f"upstream refused the request: {exc}") from exc
-        async with stream:
-            async for chunk in stream:
-                if chunk.usage is not None and chunk.usage.completion_tokens is not None:
-                    yield Usage(chunk.usage.completion_tokens)
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        yield choice.delta.content
+            async with self.client.stream("POST", CHAT_PATH, json=body, headers=headers) as answer:
+                if answer.status_code != 200:
+                    text = " ".join((await answer.aread())[:300].decode(errors="replace").split())
+                    raise problem("http_status", f"{answer.status_code}: {text}")
+                async for data in answer.aiter_bytes():
+                    for message in reader.feed(data):
+                        if isinstance(message, TokenMsg):
+                            yield message.text
+                        elif isinstance(message, EndMsg) and message.error is not None:
+                            raise problem("stream_error", message.error)
+                reader.close()
+        except httpx.TimeoutException as exc:
+            raise problem("timeout", f"the upstream timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise problem("connection_error", f"{type(exc).__name__}: {exc}") from exc
+        unusable = reader.problem()
+        if unusable is not None:
+            raise UpstreamProblem(unusable.code, unusable.message)
+        if reader.usage_tokens is not None:
+            yield Usage(reader.usage_tokens)

@@ -26,7 +26,7 @@ async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "needle"),
     [
-        ("POST", "/v1/streams", b'{"seed": -1}', 400, "seed must be a non-negative integer"),
+        ("POST", "/v1/streams", b'{"seed": -1}', 400, "seed must be an integer from 0 to"),
         ("POST", "/v1/streams", b'{"colour": 1}', 400, "unknown request field"),
         ("POST", "/v1/streams", b"{not json", 400, "invalid JSON"),
         ("POST", "/v1/streams", b"[1, 2]", 400, "must be a JSON object"),

@@ -115,6 +115,20 @@ class PathSpec:
             yield endpoint
 
 
+def split_paths(text: str) -> list[str]:
+    """A comma list of paths into its paths. A comma inside a layer's parameters does not
+    split (`net:rtt=80ms,bw=10mbit` is one path): an item `key=value` whose key names no
+    layer continues the path before it."""
+    paths: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        key = item.partition("=")[0]
+        if paths and "=" in item and ":" not in key and "+" not in key:
+            paths[-1] += "," + item
+        elif item:
+            paths.append(item)
+    return paths
+
+
 def parse_path(text: str) -> PathSpec:
     """`loopback`, `nginx`, `nginx-h2`, `net:PROFILE`, `net:k=v,...`, joined with `+`."""
     parts = [p.strip() for p in text.split("+")]

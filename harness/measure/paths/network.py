@@ -221,9 +221,10 @@ def parse_network(argument: str) -> tuple[NetSpec, str | None]:
     """The resolved figures and the profile named (if any) in `net:ARGUMENT`."""
     items = [item.strip() for item in argument.split(",")]
     if not argument.strip() or any(not item for item in items):
+        what = "nothing after net:" if not argument.strip() else f"an empty item in net:{argument}"
         raise _err(
-            f"expected a profile ({_profiles_text()}) or parameters such as "
-            f"net:rtt=80ms,bw=10mbit, got net:{argument}"
+            f"{what}; allowed: a profile ({_profiles_text()}) and/or parameters, "
+            "e.g. net:rtt=80ms,bw=10mbit"
         )
     profile_name: str | None = None
     spec = NetSpec()
@@ -239,13 +240,13 @@ def parse_network(argument: str) -> tuple[NetSpec, str | None]:
         key, value = key.strip().lower(), value.strip().lower()
         if not sep:
             raise _err(
-                f"{item!r} is not key=value (a profile comes first, only once); "
-                f"parameters: {', '.join(PARAMETERS)}"
+                f"{item!r} is not key=value; allowed: one profile first ({_profiles_text()}), "
+                f"then key=value with keys {', '.join(PARAMETERS)}"
             )
         if key not in PARAMETERS:
             raise _err(f"unknown parameter {key!r}; allowed: {', '.join(PARAMETERS)}")
         if key in seen:
-            raise _err(f"parameter {key} is given twice")
+            raise _err(f"parameter {key} is given twice; allowed: each parameter once")
         seen.add(key)
         if key in ("rtt", "jitter"):
             values[f"{key}_s"] = parse_time(key, value)
@@ -261,12 +262,15 @@ def parse_network(argument: str) -> tuple[NetSpec, str | None]:
             values["shaper"] = value
         else:  # seed
             if not re.fullmatch(r"\d{1,9}", value):
-                raise _err(f"seed={value!r} is not a non-negative integer")
+                raise _err(f"seed={value!r} is not an integer; allowed: 0 to 999999999")
             values["seed"] = int(value)
     if "down_bps" in values and "up_bps" not in values:
         values["up_bps"] = values["down_bps"]  # bw alone: both ways
     if "up_bps" in values and "down_bps" not in values and not spec.shaped:
-        raise _err("up= needs bw= (the bandwidth towards the client) or a profile with one")
+        raise _err(
+            "up= needs bw= (the bandwidth towards the client) or a profile with one; "
+            "allowed: bw=... alone, or bw=... with up=..."
+        )
     spec = replace(spec, **values)
     if spec.jitter_s > spec.delay_s + 1e-12:
         raise _err(
@@ -274,9 +278,11 @@ def parse_network(argument: str) -> tuple[NetSpec, str | None]:
             f"({spec.delay_s * 1e3:g}ms, half of rtt); allowed: 0 to rtt/2"
         )
     if spec.loss > 0 and spec.rtt_s == 0:
-        raise _err("loss needs rtt > 0 (a lost chunk costs one extra RTT here)")
+        raise _err(
+            "loss needs rtt > 0 (a lost chunk costs one extra RTT here); allowed: loss with rtt"
+        )
     if spec.shaper == "tbf" and not spec.shaped:
-        raise _err("shaper=tbf needs bw= (there is no bandwidth to shape)")
+        raise _err("shaper=tbf needs bw= (there is no bandwidth to shape); allowed: with bw")
     return spec, profile_name
 
 
@@ -482,6 +488,8 @@ def relay_command(
         str(spec.seed),
         "--stats",
         str(stats_path),
+        "--parent-pid",
+        str(os.getpid()),
     ]
     if bucket:
         command += ["--down-bps", repr(spec.down_bps or 0.0), "--up-bps", repr(spec.up_bps or 0.0)]
@@ -597,7 +605,9 @@ class NetworkLayer:
             "loss_model": "a chunk held one extra RTT (a retransmission); nothing dropped",
             "bw_down_kbit": _kbit(spec.down_bps),
             "bw_up_kbit": _kbit(spec.up_bps),
-            "bandwidth_scope": "one link per direction, shared by all connections",
+            "bandwidth_scope": (
+                "one link per direction, shared by all connections" if spec.shaped else None
+            ),
             "handshake": "a new connection's first request waits one RTT",
             "seed": spec.seed,
             "shaper_requested": spec.shaper if spec.shaped else None,

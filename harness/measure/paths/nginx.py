@@ -54,6 +54,7 @@ ACCESS_LOG = "access.log"
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
 WS_PATH = "/v1/ws"
+READY_PATH = "/.tokenwire-nginx-ready"  # answered by nginx itself: up, whatever the upstream
 
 WORKER_PROCESSES = 1  # two shared cores: one worker proxies every benchmark stream easily
 WORKER_CONNECTIONS = 4096  # two per proxied stream (client side and upstream side)
@@ -213,6 +214,11 @@ http {{
         {listen_directives(port, tls, version)}
         server_name {HOST};
 {tls_block}
+        location = {READY_PATH} {{
+            access_log off;
+            return 204;
+        }}
+
         location = {WS_PATH} {{
             proxy_pass {scheme}://tokenwire;
             {proxy_headers(websocket=True)}
@@ -328,16 +334,15 @@ class NginxProcess:
 
 
 def _answers(endpoint: Endpoint) -> bool:
-    """Whether nginx answers HTTP at all (any status: the upstream is not its business)."""
+    """Whether nginx answers its own readiness location (the upstream plays no part)."""
     verify: ssl.SSLContext | bool = True
     if endpoint.ca_file is not None:
         verify = ssl.create_default_context(cafile=str(endpoint.ca_file))
     try:
         with httpx.Client(verify=verify, trust_env=False, timeout=1.0) as client:
-            client.get(endpoint.base_url + "/healthz")
+            return client.get(endpoint.base_url + READY_PATH).status_code == 204
     except httpx.HTTPError:
         return False
-    return True
 
 
 def stop_nginx(nginx: NginxProcess, timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -403,12 +408,13 @@ def start_nginx(
         except BaseException:
             stop_nginx(nginx)
             raise
-        stop_nginx(nginx)
+        status = process.poll()
         tail = log_tail(error_log, offset) or log_tail(work_dir / "nginx.out", 0)
-        if process.returncode is None or process.returncode < 0:
+        stop_nginx(nginx)
+        if status is None:
             reason = f"nginx did not answer on {endpoint.base_url} within {timeout_s:g} s"
         else:
-            reason = f"nginx exited with status {process.returncode} at start-up"
+            reason = f"nginx exited with status {status} at start-up"
         reason += f": {tail}" if tail else f" (see {error_log})"
         if "Address already in use" not in tail:
             break

@@ -30,15 +30,21 @@ in each direction. The model, part by part:
 With no delay, jitter, loss or bandwidth a chunk is written in the same callback that read
 it. Timers are exact: the event loop's selector waits on a timerfd (nanosecond resolution)
 instead of epoll_wait's whole milliseconds, which would make every held chunk up to 1 ms late.
+And the relay asks for the lowest real-time priority (SCHED_FIFO 1; `--scheduling normal`
+to keep the default): a chunk that is due is written even when the server and the clients
+keep every core busy, as netem's kernel timers would. It uses a few tens of microseconds of
+CPU per chunk, so it takes little from them. Without the privilege it runs at normal
+priority; the statistics say which.
 
 The listening socket is inherited (`--listen-fd`, bound by the harness on loopback, so no
 other process can take the port between choosing and binding it) or bound here
 (`--listen HOST:PORT`, optionally inside a network namespace: `--netns /run/netns/NAME`;
 only that socket lives there, connections upstream are made from the relay's own
 namespace). It prints `ready HOST PORT` on stdout once it accepts, and runs until SIGTERM or
-SIGINT. SIGUSR1 (and the exit) write the relay's own statistics as JSON to `--stats`: bytes
-and chunks each way, connections, chunks held for loss, and how late chunks were written
-against their due time (the relay's own added cost).
+SIGINT, or until its parent (`--parent-pid`) is gone. SIGUSR1 (and the exit) write the
+relay's own statistics as JSON to `--stats`: bytes and chunks each way, connections, chunks
+held for loss, and how late chunks were written against their due time (the relay's own
+added cost).
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ SLICE_S = 0.002  # a paced direction cuts reads into slices of this much link ti
 BURST_S = 0.005  # the token bucket's depth, in link time
 LATENESS_SAMPLES = 100_000  # the most recent lateness samples kept for the statistics
 CLONE_NEWNET = 0x40000000
+PARENT_CHECK_S = 1.0  # how often the relay checks that the harness that started it is alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,7 @@ class Stats:
         default_factory=lambda: collections.deque(maxlen=LATENESS_SAMPLES)
     )
 
-    def to_json(self, timer: str) -> dict[str, Any]:
+    def to_json(self, timer: str, scheduling: str) -> dict[str, Any]:
         late = sorted(self.lateness_s)
 
         def pct(q: float) -> float | None:
@@ -115,6 +122,7 @@ class Stats:
             "held_for_loss": self.held_for_loss,
             "direct_writes": self.direct_writes,
             "timer": timer,
+            "scheduling": scheduling,
             "held_chunks_sampled": len(late),
             "lateness_ms_p50": pct(0.5),
             "lateness_ms_p99": pct(0.99),
@@ -534,15 +542,27 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def write_stats(path: Path | None, relay: Relay, timer: str) -> None:
+def raise_priority(wanted: str) -> str:
+    """SCHED_FIFO 1 when `wanted` is realtime and allowed; what the relay runs at."""
+    if wanted == "realtime":
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            return "SCHED_FIFO 1"
+        except (OSError, AttributeError):
+            pass
+    return "normal"
+
+
+def write_stats(path: Path | None, relay: Relay, timer: str, scheduling: str) -> None:
     if path is None:
         return
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(relay.stats.to_json(timer), indent=2), encoding="utf-8")
+    stats = relay.stats.to_json(timer, scheduling)
+    tmp.write_text(json.dumps(stats, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
 
-async def serve(args: argparse.Namespace, timer: str) -> None:
+async def serve(args: argparse.Namespace, timer: str, scheduling: str) -> None:
     loop = asyncio.get_running_loop()
     if args.listen_fd is not None:
         sock = socket.socket(fileno=args.listen_fd)
@@ -563,14 +583,26 @@ async def serve(args: argparse.Namespace, timer: str) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, write_stats, args.stats, relay, timer)
+    loop.add_signal_handler(signal.SIGUSR1, write_stats, args.stats, relay, timer, scheduling)
+    parent = args.parent_pid if args.parent_pid is not None else os.getppid()
+    watch = loop.create_task(_watch_parent(parent, stop))
     host, port = sock.getsockname()[:2]
     print(f"ready {host} {port}", flush=True)
     try:
         await stop.wait()
     finally:
+        watch.cancel()
         server.close()
-        write_stats(args.stats, relay, timer)
+        write_stats(args.stats, relay, timer, scheduling)
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Stop when the harness that started us is gone (killed before it could stop us)."""
+    while not stop.is_set():
+        await asyncio.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent:
+            print("relay: the harness is gone; stopping", file=sys.stderr)
+            stop.set()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -593,6 +625,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="jitter and loss draws")
     parser.add_argument("--no-handshake", action="store_true", help="no RTT for a new connection")
     parser.add_argument("--stats", type=Path, help="JSON statistics, on SIGUSR1 and at exit")
+    parser.add_argument("--parent-pid", type=int, help="stop when no longer this PID's child")
+    parser.add_argument(
+        "--scheduling",
+        choices=("realtime", "normal"),
+        default="realtime",
+        help="realtime: SCHED_FIFO 1 when allowed (default); normal: the default policy",
+    )
     args = parser.parse_args(argv)
     if args.rtt_ms is None:
         args.rtt_ms = 2 * args.delay_ms
@@ -609,8 +648,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     loop, timer = new_event_loop()
+    scheduling = raise_priority(args.scheduling)
     try:
-        loop.run_until_complete(serve(args, timer))
+        loop.run_until_complete(serve(args, timer, scheduling))
     finally:
         loop.close()
     return 0

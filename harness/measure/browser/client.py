@@ -1,0 +1,150 @@
+"""The browser client as the driver sees it: `StreamClient`s (one per page), and what a
+measured phase records of the browser.
+
+`open_browser_shards` gives one client per page of one `BrowserSession` (pages =
+concurrency / `STREAMS_PER_PAGE`, rounded up; the driver's workers spread evenly over them).
+`start_browser_clients` starts the sessions (Chromium, pages, clock checks) before the
+warm-up, so none of that falls in a measured window. `browser_phase_extra` gives the
+phase's browser figures for `PhaseRecord.extra` and puts Chromium's CPU in place of the
+client CPU (the Python side only relays CDP events; its own CPU is kept in `extra`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from clients.interface import ClientSettings, StreamClient, StreamResult
+from errors import ScenarioError
+from harness.measure.browser.capability import refuse_for_browser
+from harness.measure.browser.clock import stats_ms
+from harness.measure.browser.session import (
+    CHROMIUM_ARGS,
+    STREAMS_PER_PAGE,
+    BrowserSession,
+)
+from harness.measure.scenario import Scenario
+from transports import TRANSPORTS, TransportRegistry
+from wire.messages import GenerationRequest
+
+SSE_API = "eventsource"  # the `sse` transport in a page: EventSource (GET); "fetch": POST
+
+WIRE_BYTES_NOTE = (
+    "HTTP: received bytes are Chromium's encodedDataLength (head, body, chunked framing); "
+    "request heads rebuilt from the headers Chromium sent, request bodies from the page. "
+    "WebSocket: handshake heads (the 101 exact) and frames from their payloads plus RFC 6455 "
+    "framing; not counted: TCP/TLS below HTTP, which TCP_INFO does not count either"
+)
+
+
+class BrowserStreamClient:
+    """One page of a browser session: streams run in it, at most `STREAMS_PER_PAGE` at once."""
+
+    def __init__(self, transport: str, session: BrowserSession, page_index: int) -> None:
+        self.transport = transport
+        self.session = session
+        self.page_index = page_index
+        session.users += 1
+
+    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+        result, _ = await self.session.stream(
+            self.page_index, self.transport, request, scheduled_ns
+        )
+        return result
+
+    async def aclose(self) -> None:
+        await self.session.release()
+
+
+def open_browser_shards(
+    transport: str,
+    scenario: Scenario,
+    settings: ClientSettings,
+    transports: TransportRegistry = TRANSPORTS,
+    sse_api: str = SSE_API,
+) -> list[StreamClient]:
+    """One browser session for this transport's phase, one client per page."""
+    refuse_for_browser([transport], False, transports)
+    if transport == "sse" and sse_api == "eventsource" and settings.token is not None:
+        raise ScenarioError(
+            "the browser client reads sse with EventSource, which cannot send the server's "
+            "bearer token: unset TOKENWIRE_SERVER_TOKEN or leave sse out"
+        )
+    pages = -(-scenario.concurrency // STREAMS_PER_PAGE)
+    session = BrowserSession(settings, pages, sse_api)
+    return [BrowserStreamClient(transport, session, k) for k in range(pages)]
+
+
+def sessions_of(shards: Mapping[str, Sequence[StreamClient]]) -> list[BrowserSession]:
+    found: list[BrowserSession] = []
+    for pool in shards.values():
+        for client in pool:
+            if isinstance(client, BrowserStreamClient) and client.session not in found:
+                found.append(client.session)
+    return found
+
+
+async def start_browser_clients(shards: Mapping[str, Sequence[StreamClient]]) -> None:
+    """Start every browser session among `shards` (nothing for Python clients)."""
+    for session in sessions_of(shards):
+        await session.start()
+
+
+class MeasuredWindow(Protocol):
+    start_ns: int
+    end_ns: int
+    client_cpu_s: float
+
+
+def browser_phase_extra(
+    shards: Mapping[str, Sequence[StreamClient]], window: MeasuredWindow
+) -> dict[str, Any]:
+    """The browser's figures for the phase's `extra` ({} without a browser), and Chromium's
+    CPU in the window as the window's client CPU."""
+    sessions = sessions_of(shards)
+    if not sessions:
+        return {}
+    chromium_cpu = [s.cpu.between(window.start_ns, window.end_ns) for s in sessions]
+    python_cpu = window.client_cpu_s
+    if all(cpu is not None for cpu in chromium_cpu):
+        window.client_cpu_s = sum(c for c in chromium_cpu if c is not None)
+    return {
+        "client": "browser",
+        "browser": browser_figures(sessions),
+        "client_cpu": "Chromium's processes (renderers, network, browser; with DevTools on)",
+        "python_client_cpu_s": python_cpu,
+    }
+
+
+def browser_figures(sessions: Iterable[BrowserSession]) -> dict[str, Any]:
+    sessions = list(sessions)
+    first = sessions[0]
+    gaps = [g for s in sessions for g in s.figures.js_gaps_ns]
+    dispatch = [d for s in sessions for d in s.figures.dispatch_ns]
+    return {
+        "chromium": first.version,
+        "flags": list(CHROMIUM_ARGS),
+        "pages": sum(s.page_count for s in sessions),
+        "streams_per_page": STREAMS_PER_PAGE,
+        "sse_api": {"eventsource": "EventSource (GET)", "fetch": "fetch (POST)"}[first.sse_api],
+        "stamps": "CDP Network event timestamps (CLOCK_MONOTONIC), one per network read",
+        "cdp_clock_check": [s.clock_check for s in sessions],
+        "js_clock": [page.clock.to_json() for s in sessions for page in s.pages],
+        "js_after_cdp_ms": stats_ms(gaps),
+        "renderer_after_network_process_ms": stats_ms(
+            [g for s in sessions for g in s.figures.head_gaps_ns]
+        ),
+        "python_after_cdp_ms": stats_ms([r for s in sessions for r in s.figures.relay_ns]),
+        "dispatch_ms": stats_ms(dispatch),
+        "stamped_by_page_clock": sum(s.figures.js_stamped for s in sessions),
+        "cdp_unsettled_streams": sum(s.figures.unsettled for s in sessions),
+        "page_vs_cdp_request_mismatches": sum(s.figures.request_mismatches for s in sessions),
+        "page_failures": sum(s.figures.page_failures for s in sessions),
+        "websocket_permessage_deflate": any(s.figures.deflate for s in sessions),
+        "wire_bytes": WIRE_BYTES_NOTE
+        + (
+            "; WebSocket payloads counted uncompressed: permessage-deflate was on"
+            if any(s.figures.deflate for s in sessions)
+            else ""
+        ),
+    }

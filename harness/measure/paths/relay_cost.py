@@ -1,0 +1,193 @@
+"""The relay's own cost, measured: `python -m harness.measure.paths.relay_cost`.
+
+A stamping server (a subprocess of its own) sends `--streams` connections a 16-byte message
+(sequence number, `perf_counter_ns` at send) `--rate` times a second for `--seconds`; an
+asyncio client in this process reads them and takes arrival minus send on the one clock.
+The same load runs straight to the server and then through `net:` layers (by default
+`rtt=0` and `rtt=40ms`). Printed per path: the one-way delay beyond the configured one
+(p50, p99, max, in ms), the relay's CPU per message and in all, and its own lateness
+figures (how late held chunks were written against their due time).
+
+This is lighter than a benchmark run: no HTTP, no token source, one small message per
+token, so what the relay adds is not hidden under the harness's own cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.measure.paths import Endpoint
+from harness.measure.paths.network import NetworkLayer, network_layer
+from harness.measure.server_process import PROJECT_ROOT, bind_listener
+
+STAMP = struct.Struct("=IQ")
+
+
+# --- the stamping server (its own process) --------------------------------------------------
+
+
+async def _stamp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    count, rate = (float(x) for x in (await reader.readline()).split())
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for k in range(int(count)):
+        delay = start + k / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        writer.write(STAMP.pack(k, time.perf_counter_ns()))
+    await writer.drain()
+    writer.close()
+
+
+async def _serve(fd: int) -> None:
+    server = await asyncio.start_server(_stamp, sock=socket.socket(fileno=fd))
+    async with server:
+        await server.serve_forever()
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+async def _read_stream(host: str, port: int, count: int, rate: float) -> list[float]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    writer.write(f"{count} {rate}\n".encode())
+    delays: list[float] = []
+    buffer = b""
+    while len(delays) < count:
+        chunk = await reader.read(65536)
+        if not chunk:
+            break
+        now = time.perf_counter_ns()
+        buffer += chunk
+        whole = len(buffer) - len(buffer) % STAMP.size
+        for offset in range(0, whole, STAMP.size):
+            delays.append((now - STAMP.unpack_from(buffer, offset)[1]) / 1e6)
+        buffer = buffer[whole:]
+    writer.close()
+    return delays
+
+
+async def _load(host: str, port: int, streams: int, rate: float, seconds: float) -> list[float]:
+    count = int(rate * seconds)
+    results = await asyncio.gather(*(_read_stream(host, port, count, rate) for _ in range(streams)))
+    return [d for stream in results for d in stream]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(
+    path: str | None, server_port: int, streams: int, rate: float, seconds: float, work: Path
+) -> dict[str, Any]:
+    """One load through `path` (None: straight to the server)."""
+    upstream = Endpoint(f"http://127.0.0.1:{server_port}")
+    with contextlib.ExitStack() as stack:
+        relay_cpu = None
+        expected_ms = 0.0
+        layer: NetworkLayer | None = None
+        if path is None:
+            host, port = "127.0.0.1", server_port
+        else:
+            made = network_layer(path.removeprefix("net:"))
+            assert isinstance(made, NetworkLayer)
+            layer = made
+            endpoint = stack.enter_context(layer.open(upstream, work / path.replace(":", "-")))
+            netloc = endpoint.base_url.split("//", 1)[1]
+            host, _, port_text = netloc.rpartition(":")
+            port = int(port_text)
+            expected_ms = layer.spec.delay_s * 1e3
+            assert layer.relay is not None
+            relay_cpu = psutil.Process(layer.relay.pid)
+        cpu_before = sum(relay_cpu.cpu_times()[:2]) if relay_cpu else 0.0
+        delays = asyncio.run(_load(host, port, streams, rate, seconds))
+        cpu = (sum(relay_cpu.cpu_times()[:2]) - cpu_before) if relay_cpu else None
+        stats = layer.parameters().get("relay_stats") if layer is not None else None
+    beyond = [d - expected_ms for d in delays]
+    return {
+        "path": path or "direct",
+        "messages": len(delays),
+        "expected": streams * int(rate * seconds),
+        "beyond_ms_p50": _pct(beyond, 0.5),
+        "beyond_ms_p99": _pct(beyond, 0.99),
+        "beyond_ms_max": max(beyond),
+        "relay_cpu_s": cpu,
+        "relay_cpu_us_per_msg": None if cpu is None else cpu / max(1, len(delays)) * 1e6,
+        "relay_lateness_ms_p50": stats and stats.get("lateness_ms_p50"),
+        "relay_lateness_ms_p99": stats and stats.get("lateness_ms_p99"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.measure.paths.relay_cost")
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=300.0, help="messages per second each")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--paths", default="rtt=0;rtt=40ms", help="net: arguments, ; between")
+    parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)  # the server's role
+    args = parser.parse_args(argv)
+    if args.serve_fd is not None:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args.serve_fd))
+        return 0
+    sock = bind_listener("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    with sock:
+        server = subprocess.Popen(
+            [sys.executable, "-m", __spec__.name, "--serve-fd", str(sock.fileno())],  # type: ignore[name-defined]
+            pass_fds=(sock.fileno(),),
+            cwd=PROJECT_ROOT,
+        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="relay-cost-") as tmp:
+            paths = [None, *(f"net:{p}" for p in args.paths.split(";") if p)]
+            print(
+                f"{args.streams} streams x {args.rate:g} messages/s x {args.seconds:g} s "
+                "(delays beyond the configured one-way delay, ms)"
+            )
+            print(
+                f"{'path':<16}{'msgs':>8}{'p50':>9}{'p99':>9}{'max':>9}"
+                f"{'relay CPU s':>13}{'us/msg':>9}{'late p50':>10}{'late p99':>10}"
+            )
+            for path in paths:
+                row = measure(path, port, args.streams, args.rate, args.seconds, Path(tmp))
+
+                def fmt(value: float | None, spec: str) -> str:
+                    return "-" if value is None else format(value, spec)
+
+                print(
+                    f"{row['path']:<16}{row['messages']:>8}{row['beyond_ms_p50']:>9.3f}"
+                    f"{row['beyond_ms_p99']:>9.3f}{row['beyond_ms_max']:>9.2f}"
+                    f"{fmt(row['relay_cpu_s'], '.2f'):>13}"
+                    f"{fmt(row['relay_cpu_us_per_msg'], '.1f'):>9}"
+                    f"{fmt(row['relay_lateness_ms_p50'], '.3f'):>10}"
+                    f"{fmt(row['relay_lateness_ms_p99'], '.3f'):>10}"
+                )
+    finally:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,634 @@
+"""The probe's judgement (pure): from what each request saw (`Exchange`) to findings.
+
+No sockets here: `analyse_run` takes the stamped reads of one request, `judge` the runs of
+one probe (and the reconnect check), so every rule is tested on hand-made reads.
+
+Timing is measured from the moment the request's last byte was written:
+
+- TTFT: to the first body byte, and to the first event.
+- E2E: to the last body byte.
+- reads: network reads that carried body bytes; events per read and bytes per read count
+  only reads that delivered decoded bytes (a compressor that holds data delivers none).
+- inter-arrival: gaps between consecutive events (0 for events that came in one read).
+
+**The `buffered` rule.** With the stream's duration D = request sent -> last body byte,
+`tail_share` = the share of the body's (decoded) bytes that arrived in the last 10% of D,
+and `events_per_read` = events / reads that delivered bytes, both the median over the
+repeats, a body that holds at least 5 events is buffered when
+
+    tail_share >= 0.5 and events_per_read >= 3     (one lump, or a few, near the end)
+    or events_per_read >= 8                        (lumps all along: a proxy's buffer)
+
+A streamed body delivers its events over the whole generation, about one per read, so its
+tail share is near 10% (a long wait for the first token raises it, but events per read
+stays near 1); a buffered one arrives in the last instants, many events per read. The
+second branch does not apply to plain text (there an "event" is a word, and a server may
+well flush a sentence at a time). Fewer than 5 events: too short to judge (`too_short`).
+When the response is compressed and the rule fires, the finding is `compressed` rather
+than `buffered`: the compressor is the first suspect (probe again with
+`--header 'Accept-Encoding: identity'` to rule it out). A source that produces every token
+at once (no model delay) looks buffered too: nothing tells the two apart on the wire.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from errors import ProtocolError
+from harness.probe.decode import (
+    JSON_TYPES,
+    LINES,
+    MESSAGES,
+    SSE,
+    SSE_TYPE,
+    TEXT,
+    AuditingSSEDecoder,
+    ContentDecoder,
+    Event,
+    EventDecoder,
+    Reading,
+    detect,
+    looks_sse,
+    read_payloads,
+    single_json_document,
+)
+from harness.probe.exchange import Ending, Exchange
+from harness.probe.http1 import Head
+from wire.problems import (  # the thresholds this docstring documents, shared with `direct`
+    LUMP_EVENTS_PER_READ,  # noqa: F401
+    MIN_EVENTS,
+    SPREAD_EVENTS_PER_READ,  # noqa: F401
+    TAIL_FRACTION,  # noqa: F401
+    TAIL_SHARE,  # noqa: F401
+    Finding,
+    Severity,
+    buffered_evidence,
+    finding,
+    looks_buffered,
+    tail_share,
+)
+from wire.sse import SSEStreamDecoder
+
+SAMPLE_BYTES = 4096
+SHOWN_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "cache-control",
+    "x-accel-buffering",
+    "transfer-encoding",
+    "connection",
+)
+NORMAL_CLOSE = {1000, 1001, 1005}
+
+
+@dataclass
+class RunAnalysis:
+    """One request, analysed."""
+
+    transport: str
+    kind: str
+    container: str
+    head: Head | None
+    ending: Ending
+    error: str | None
+    findings: list[Finding] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    reading: Reading = field(default_factory=Reading)
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    ttft_text_ms: float | None = None  # to the first event that carried text
+    e2e_ms: float | None = None
+    reads: int = 0  # network reads that carried body bytes (WebSocket: that completed messages)
+    delivering_reads: int = 0  # reads that delivered decoded bytes
+    bytes: int = 0  # decoded body bytes
+    wire_bytes: int = 0  # body bytes as sent (compressed, if it was)
+    tail_share: float | None = None
+    gaps_ms: list[float] = field(default_factory=list)
+    compressing: bool = False
+    single_document: bool = False
+    ids_sent: bool = False
+    last_id: str = ""
+
+    @property
+    def status(self) -> int | None:
+        return self.head.status if self.head else None
+
+    @property
+    def streamed(self) -> bool:
+        """A stream answered (200, or an accepted WebSocket) whose body was read."""
+        ok = 101 if self.transport == "websocket" else 200
+        return self.status == ok and self.ending is not Ending.ERROR
+
+    @property
+    def events_per_read(self) -> float | None:
+        return len(self.events) / self.delivering_reads if self.delivering_reads else None
+
+    @property
+    def bytes_per_read(self) -> float | None:
+        return self.bytes / self.delivering_reads if self.delivering_reads else None
+
+    @property
+    def text(self) -> str:
+        return self.reading.text
+
+
+def _ms(stamp: int, t0: int) -> float:
+    return (stamp - t0) / 1e6
+
+
+def analyse_run(exchange: Exchange, kind: str = "auto") -> RunAnalysis:
+    """Everything one request shows, with its structural findings. Timing verdicts
+    (`buffered`, `compressed`, `too_short`) need every repeat: see `judge`."""
+    head = exchange.head
+    run = RunAnalysis(exchange.transport, kind, TEXT, head, exchange.ending, exchange.error)
+    if head is None:
+        run.findings.append(finding("connection_error", exchange.error or "no response"))
+        return run
+    if exchange.transport == "websocket":
+        _websocket(run, exchange)
+    else:
+        _http(run, exchange, kind)
+    return run
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+
+def _http(run: RunAnalysis, exchange: Exchange, kind: str) -> None:
+    head = run.head
+    assert head is not None
+    decoder = ContentDecoder(head.get("content-encoding"))
+    run.compressing = decoder.compressing
+    decoded: list[tuple[int, bytes]] = []
+    undecodable = decoder.unsupported and f"cannot decode Content-Encoding {decoder.unsupported}"
+    try:
+        for stamp, data in exchange.reads:
+            decoded.append((stamp, decoder.feed(data)))
+        if decoded:
+            decoded[-1] = (decoded[-1][0], decoded[-1][1] + decoder.close())
+    except ProtocolError as exc:
+        undecodable = str(exc)
+    if head.status != 200:
+        body = b"".join(d for _, d in decoded) or b"".join(d for _, d in exchange.reads)
+        run.findings.append(finding("http_status", _status_evidence(head, body)))
+        return
+    if undecodable:
+        run.findings.append(finding("compressed", undecodable))
+    run.wire_bytes = sum(len(d) for _, d in exchange.reads)
+    deliveries = [(stamp, data) for stamp, data in decoded if data]
+    sample = b"".join(d for _, d in deliveries)[:SAMPLE_BYTES].decode("utf-8", "replace")
+    run.kind, run.container = detect(kind, head, sample)
+    events: list[Event] = []
+    decoder_events = EventDecoder(run.container)
+    try:
+        for n, (stamp, data) in enumerate(deliveries):
+            events += decoder_events.feed(stamp, n, data)
+        last_stamp = deliveries[-1][0] if deliveries else exchange.end_ns
+        events += decoder_events.close(last_stamp, max(len(deliveries) - 1, 0))
+    except ProtocolError as exc:
+        run.findings.append(
+            finding("sse_framing" if run.container == SSE else "line_framing", str(exc))
+        )
+    run.events = events
+    run.reading = read_payloads(run.kind, events)
+    if run.container == TEXT:
+        run.reading.text_parts = decoder_events.text_parts
+    t0 = exchange.t_sent_ns
+    run.reads = len(exchange.reads)
+    run.delivering_reads = len(deliveries)
+    run.bytes = sum(len(d) for _, d in deliveries)
+    if exchange.reads:
+        run.ttfb_ms = _ms(exchange.reads[0][0], t0)
+        run.e2e_ms = _ms(exchange.reads[-1][0], t0)
+    run.tail_share = tail_share([(s, len(d)) for s, d in deliveries], t0) if deliveries else None
+    _timing(run, t0)
+    body = b"".join(d for _, d in deliveries).decode("utf-8", "replace")
+    _ending(run, exchange)
+    _content_type(run, head, looks_sse(sample))
+    _framing(run, decoder_events, body)
+    _payload_findings(run)
+    _proxy_headers(run, head)
+
+
+def _timing(run: RunAnalysis, t0: int) -> None:
+    if run.events:
+        run.ttft_ms = _ms(run.events[0].stamp_ns, t0)
+        first_text = run.reading.first_text_event
+        if first_text is not None:
+            run.ttft_text_ms = _ms(run.events[first_text].stamp_ns, t0)
+        stamps = [e.stamp_ns for e in run.events]
+        run.gaps_ms = [(b - a) / 1e6 for a, b in pairwise(stamps)]
+    run.ids_sent = any(e.id for e in run.events)
+    run.last_id = run.events[-1].id if run.events else ""
+
+
+def _status_evidence(head: Head, body: bytes) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    evidence = f"{head.status} {head.reason}".strip()
+    if 300 <= head.status < 400 and head.get("location"):
+        evidence += f" -> {head.get('location')}"
+    return f"{evidence}: {text[:160]}" if text else evidence
+
+
+def _ending(run: RunAnalysis, exchange: Exchange) -> None:
+    if exchange.ending is Ending.TIMEOUT:
+        ended = run.reading.terminal or run.reading.error
+        evidence = f"{len(run.events)} events read before it ran out"
+        if ended:
+            evidence += f"; the stream said it was over ({ended}) but stayed open"
+        run.findings.append(finding("timeout", evidence))
+    elif exchange.ending is Ending.EOF:
+        run.findings.append(
+            finding(
+                "connection_error",
+                f"{exchange.error or 'the connection broke'} (after {len(run.events)} events)",
+            )
+        )
+
+
+def _content_type(run: RunAnalysis, head: Head, sniffed_sse: bool) -> None:
+    media = head.media_type
+    if not media:
+        run.findings.append(
+            finding("wrong_content_type", "no Content-Type (browsers sniff, and hold the body)")
+        )
+        return
+    if run.container == SSE:
+        wrong = media != SSE_TYPE
+        expected = SSE_TYPE
+    elif run.kind == "vercel-data":
+        wrong, expected = media != "text/plain", "text/plain"
+    elif run.container == LINES:
+        wrong, expected = media not in JSON_TYPES and media != "text/plain", "application/x-ndjson"
+    else:
+        wrong = not media.startswith("text/") or media == SSE_TYPE
+        expected = "text/plain"
+    if wrong:
+        what = "an SSE body" if sniffed_sse and run.container == SSE else f"a {run.kind} stream"
+        run.findings.append(
+            finding("wrong_content_type", f"{what} served as {media} (expected {expected})")
+        )
+
+
+def _framing(run: RunAnalysis, decoder: EventDecoder, body: str) -> None:
+    if run.container == SSE and isinstance(decoder.sse, AuditingSSEDecoder):
+        audit = decoder.sse.audit
+        bad = []
+        if audit.unknown_lines:
+            bad.append(
+                f"{audit.unknown_lines} line(s) are not SSE fields (data:, event:, id:, "
+                f"retry:), e.g. {audit.first_unknown!r}"
+            )
+        if body.strip() and not audit.data_lines:
+            bad.append("no data: line at all")
+        elif audit.data_lines and not run.events:
+            bad.append("no event is ended by a blank line")
+        elif audit.unterminated:
+            bad.append("the last event is not ended by a blank line (EventSource drops it)")
+        if audit.spread_events:
+            bad.append(
+                f"{audit.spread_events} event(s) gathered data: lines over up to "
+                f"{audit.most_reads_per_event} reads: the blank line between events is "
+                "missing, so clients see nothing until it comes"
+            )
+        if bad:
+            run.findings.append(finding("sse_framing", "; ".join(bad)))
+        if audit.multiline_events:
+            run.findings.append(
+                finding("multiline_data", f"{audit.multiline_events} event(s) span several lines")
+            )
+        if run.events and not audit.id_lines:
+            run.findings.append(finding("no_event_id", f"{len(run.events)} events, no id: line"))
+        return
+    if run.container == LINES:
+        document = single_json_document(body)
+        if document is not None and (len(run.events) <= 1 or run.reading.bad_lines):
+            run.single_document = True
+            what = "one JSON document"
+            if isinstance(document, dict) and document.get("object") == "chat.completion":
+                what = "one chat.completion object (not chunks)"
+            size = len(body.encode())
+            run.findings.append(finding("not_streaming", f"{what}, {size} bytes"))
+            run.reading.bad_lines = 0
+            return
+        if run.reading.bad_lines:
+            run.findings.append(
+                finding(
+                    "line_framing",
+                    f"{run.reading.bad_lines} line(s) do not parse, e.g. {run.reading.first_bad!r}",
+                )
+            )
+
+
+def _payload_findings(run: RunAnalysis) -> None:
+    reading = run.reading
+    if reading.error:
+        run.findings.append(finding("stream_error", reading.error))
+    if run.kind == "openai" and run.events and not run.single_document:
+        if not reading.error and not reading.finish_reason and not reading.done_marker:
+            run.findings.append(
+                finding(
+                    "truncated", f"{len(run.events)} events, the last {run.events[-1].data[:80]!r}"
+                )
+            )
+        elif not reading.error and not (reading.finish_reason and reading.done_marker):
+            missing = "data: [DONE]" if reading.finish_reason else "a finish_reason"
+            run.findings.append(finding("incomplete_end", f"no {missing}"))
+        if not reading.usage and not reading.error:
+            run.findings.append(finding("no_usage", "no chunk carries a usage object"))
+
+
+def _proxy_headers(run: RunAnalysis, head: Head) -> None:
+    missing = []
+    cache = (head.get("cache-control") or "").lower()
+    if "no-cache" not in cache and "no-store" not in cache:
+        missing.append("Cache-Control: no-cache")
+    if (head.get("x-accel-buffering") or "").strip().lower() != "no":
+        missing.append("X-Accel-Buffering: no")
+    if missing and not run.single_document:
+        run.findings.append(finding("proxy_may_buffer", "no " + " and no ".join(missing)))
+
+
+# --- WebSocket ----------------------------------------------------------------------------
+
+
+def _websocket(run: RunAnalysis, exchange: Exchange) -> None:
+    head = run.head
+    assert head is not None
+    run.kind, run.container = "websocket", MESSAGES
+    if head.status != 101:
+        body = b"".join(d for _, d in exchange.reads)
+        run.findings.append(finding("http_status", _status_evidence(head, body)))
+        return
+    if exchange.ending is Ending.ERROR:
+        run.findings.append(finding("connection_error", exchange.error or "handshake failed"))
+        return
+    messages = exchange.messages
+    run.events = [Event(m.stamp_ns, m.read_no, m.text) for m in messages]
+    run.reading = read_payloads("websocket", run.events)
+    per_read: Counter[int] = Counter()
+    stamps: dict[int, int] = {}
+    for m in messages:
+        per_read[m.read_no] += len(m.text.encode())
+        stamps.setdefault(m.read_no, m.stamp_ns)
+    run.reads = run.delivering_reads = len(per_read)
+    run.bytes = run.wire_bytes = sum(per_read.values())
+    t0 = exchange.t_sent_ns
+    if messages:
+        run.ttfb_ms = _ms(messages[0].stamp_ns, t0)
+        run.e2e_ms = _ms(messages[-1].stamp_ns, t0)
+        run.tail_share = tail_share([(stamps[r], per_read[r]) for r in sorted(per_read)], t0)
+    _timing(run, t0)
+    if exchange.ending is Ending.TIMEOUT:
+        run.findings.append(
+            finding("timeout", f"{len(run.events)} messages read before it ran out")
+        )
+    elif exchange.close_code is None:
+        why = exchange.error or "the connection ended without a close frame"
+        run.findings.append(finding("ws_close", f"{why} (1006, after {len(messages)} messages)"))
+    elif exchange.close_code not in NORMAL_CLOSE:
+        reason = f" {exchange.close_reason!r}" if exchange.close_reason else ""
+        run.findings.append(
+            finding(
+                "ws_close",
+                f"close code {exchange.close_code}{reason} after {len(messages)} messages",
+            )
+        )
+    if run.reading.error:
+        run.findings.append(finding("stream_error", run.reading.error))
+
+
+# --- the reconnect check ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """What a reconnect made as EventSource makes it got, after a stream without a terminal
+    event. `outcome`: no_content (204: EventSource stops), refused (another status or type:
+    EventSource fails and stops), fresh (events from the beginning again), resumed (events
+    after Last-Event-ID), empty (200 and no event: EventSource keeps reconnecting), failed."""
+
+    outcome: str
+    status: int | None
+    last_event_id: str | None
+    events: int
+    detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "status": self.status,
+            "last_event_id": self.last_event_id,
+            "events": self.events,
+            "detail": self.detail,
+        }
+
+
+def needs_reconnect_check(run: RunAnalysis) -> bool:
+    """An SSE stream that ended without any terminal event: would EventSource loop?"""
+    return (
+        run.streamed
+        and run.container == SSE
+        and bool(run.events)
+        and run.reading.terminal is None
+        and run.reading.error is None
+        and run.ending in (Ending.COMPLETE, Ending.EOF)
+    )
+
+
+class EnoughEvents:
+    """A `read.StopReading`: True once the body has completed `limit` SSE events."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._content: ContentDecoder | None = None
+        self._sse = SSEStreamDecoder()
+
+    def __call__(self, head: Head, body: bytes) -> bool:
+        if self._content is None:
+            self._content = ContentDecoder(head.get("content-encoding"))
+        try:
+            self.count += len(self._sse.feed(self._content.feed(body)))
+        except ProtocolError:
+            return True
+        return self.count >= self.limit
+
+
+def classify_reconnect(
+    first: RunAnalysis, exchange: Exchange, last_event_id: str | None
+) -> Reconnect:
+    again = analyse_run(exchange, first.kind)
+    status = again.status
+    n = len(again.events)
+    if exchange.head is None:
+        return Reconnect("failed", None, last_event_id, 0, exchange.error or "no response")
+    if status == 204:
+        return Reconnect("no_content", status, last_event_id, 0, "204 No Content")
+    media = exchange.head.media_type
+    if status != 200 or media != SSE_TYPE:
+        return Reconnect("refused", status, last_event_id, 0, f"{status} {media or 'untyped'}")
+    if not again.events:
+        return Reconnect("empty", status, last_event_id, 0, "200 and no event")
+    firsts = [e.data for e in first.events[:2]]
+    first_id = next((e.id for e in first.events if e.id), "")
+    fresh = (
+        not first.ids_sent
+        or [e.data for e in again.events[:2]] == firsts[: min(2, n)]
+        or (again.events[0].id == first_id and bool(first_id))
+    )
+    if fresh:
+        shown = again.events[0].data[:60]
+        detail = f"200 and the first event again ({shown!r})"
+        return Reconnect("fresh", status, last_event_id, n, detail)
+    return Reconnect("resumed", status, last_event_id, n, f"200 and {n} more event(s)")
+
+
+# --- the verdict --------------------------------------------------------------------------
+
+
+@dataclass
+class Judgement:
+    problems: list[Finding]
+    warnings: list[Finding]
+    summary: dict[str, object]
+
+    @property
+    def verdict(self) -> str:
+        return "problems" if self.problems else "streams"
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(statistics.median(present)) if present else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (q in 0..100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def merged_findings(runs: Sequence[RunAnalysis]) -> list[Finding]:
+    """Each code once, in first-seen order, noting when only some runs showed it."""
+    seen: dict[str, Finding] = {}
+    counts: Counter[str] = Counter()
+    for run in runs:
+        for code in {f.code for f in run.findings}:
+            counts[code] += 1
+        for f in run.findings:
+            seen.setdefault(f.code, f)
+    merged = []
+    for code, f in seen.items():
+        if len(runs) > 1 and counts[code] < len(runs):
+            f = Finding(
+                f.code, f.severity, f"{f.message} (in {counts[code]} of {len(runs)} runs)", f.fix
+            )
+        merged.append(f)
+    return merged
+
+
+def buffering_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
+    """The `buffered` rule (module docstring), on the medians over the runs."""
+    if not runs or any(r.single_document for r in runs):
+        return None
+    events = _median([len(r.events) for r in runs]) or 0
+    if not events and not _median([r.bytes for r in runs]):
+        return finding("not_streaming", "the body is empty")
+    if events < MIN_EVENTS:
+        return finding("too_short", f"{events:g} events (at least {MIN_EVENTS} are needed)")
+    share = _median([r.tail_share for r in runs])
+    per_read = _median([r.events_per_read for r in runs])
+    reads = _median([r.delivering_reads for r in runs]) or 0
+    if share is None or per_read is None:
+        return None
+    if not looks_buffered(events, share, per_read, text=runs[0].container == TEXT):
+        return None
+    unit = "words" if runs[0].container == TEXT else "events"
+    e2e = _median([r.e2e_ms for r in runs]) or 0.0
+    evidence = buffered_evidence(events, reads, per_read, share, e2e, unit)
+    if len(runs) > 1:
+        evidence += f" (median of {len(runs)} runs)"
+    if any(r.compressing for r in runs):
+        encoding = next(
+            (r.head.get("content-encoding") for r in runs if r.head and r.compressing), ""
+        )
+        return finding("compressed", f"{encoding}: {evidence}")
+    return finding("buffered", evidence)
+
+
+def terminal_finding(runs: Sequence[RunAnalysis], reconnect: Reconnect | None) -> Finding | None:
+    streamed = [r for r in runs if r.streamed and r.events and not r.single_document]
+    if not streamed or streamed[0].container == TEXT:
+        return None
+    if any(r.reading.terminal or r.reading.error for r in streamed):
+        return None
+    if reconnect is None:
+        return finding("no_terminal", f"{len(streamed[0].events)} events, none says the end")
+    header = f" with Last-Event-ID {reconnect.last_event_id}" if reconnect.last_event_id else ""
+    what = f"a reconnect{header} got {reconnect.detail}"
+    if reconnect.outcome == "fresh":
+        return finding("reconnect_loop", f"{what}: EventSource would repeat the answer forever")
+    if reconnect.outcome == "no_content":
+        return None
+    if reconnect.outcome == "empty":
+        return finding("no_terminal", f"{what}: EventSource keeps reconnecting every few seconds")
+    return finding("no_terminal", f"{what}: EventSource reports an error after a complete answer")
+
+
+def judge(
+    runs: Sequence[RunAnalysis], reconnect: Reconnect | None, strict: bool = False
+) -> Judgement:
+    findings = merged_findings(runs)
+    streamed = [r for r in runs if r.streamed]
+    for extra in (buffering_finding(streamed), terminal_finding(runs, reconnect)):
+        if extra is not None:
+            findings.append(extra)
+    problems = [f for f in findings if f.severity is Severity.PROBLEM]
+    warnings = [f for f in findings if f.severity is Severity.WARNING]
+    if strict:
+        problems, warnings = problems + [w.as_problem() for w in warnings], []
+    return Judgement(problems, warnings, summarise(runs))
+
+
+def summarise(runs: Sequence[RunAnalysis]) -> dict[str, object]:
+    """Medians over the runs that streamed (the first run's head and text)."""
+    streamed = [r for r in runs if r.streamed] or list(runs[:1])
+    first = streamed[0] if streamed else None
+    head = first.head if first else None
+
+    def med(attr: str) -> float | None:
+        return _median([getattr(r, attr) for r in streamed])
+
+    def gap(q: float) -> float | None:
+        return _median([percentile(r.gaps_ms, q) for r in streamed])
+
+    return {
+        "status": head.status if head else None,
+        "headers": {name: head.get(name) for name in SHOWN_HEADERS} if head else {},
+        "kind": first.kind if first else None,
+        "runs": len(runs),
+        "ttft_ms": med("ttft_ms"),
+        "ttfb_ms": med("ttfb_ms"),
+        "ttft_text_ms": med("ttft_text_ms"),
+        "e2e_ms": med("e2e_ms"),
+        "reads": med("reads"),
+        "events": _median([len(r.events) for r in streamed]),
+        "bytes": med("bytes"),
+        "wire_bytes": med("wire_bytes"),
+        "bytes_per_read": med("bytes_per_read"),
+        "events_per_read": med("events_per_read"),
+        "inter_arrival_ms": {"p50": gap(50), "p90": gap(90), "max": gap(100)},
+        "tail_share": med("tail_share"),
+        "terminal": next((r.reading.terminal for r in streamed if r.reading.terminal), None),
+        "text": first.text if first else "",
+    }

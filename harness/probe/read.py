@@ -1,0 +1,228 @@
+"""The probe's only I/O: one request on a raw asyncio connection, every read stamped.
+
+Each `reader.read()` is stamped with `time.perf_counter_ns()` as it returns, before any
+parsing, so the stamps are when the bytes left the kernel. HTTP/1.1 is parsed by h11
+(`http1.py`); WebSocket framing by the `websockets` library's sans-I/O protocol, so
+WebSocket messages carry the stamp of the read that completed them, like HTTP bodies.
+Nothing here interprets the body: `analyse.py` does, from the `Exchange` returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable
+
+from websockets.client import ClientProtocol
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from errors import ProtocolError, UsageError
+from harness.probe.exchange import Ending, Exchange, WSMessage
+from harness.probe.http1 import Head, ResponseParser
+from harness.probe.request import ProbeRequest, http_headers
+
+READ_SIZE = 65536
+StopReading = Callable[[Head, bytes], bool]  # body bytes of one read -> seen enough?
+
+
+async def fetch(
+    request: ProbeRequest,
+    extra_headers: tuple[tuple[str, str], ...] = (),
+    stop: StopReading | None = None,
+) -> Exchange:
+    if request.target.websocket:
+        return await fetch_websocket(request)
+    return await fetch_http(request, extra_headers, stop)
+
+
+def _now() -> int:
+    return time.perf_counter_ns()
+
+
+async def _connect(
+    request: ProbeRequest, timeout_s: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """The connection, or UsageError for a host that does not resolve (an unusable URL).
+    Other failures (refused, reset, TLS, timeout) are raised as OSError/TimeoutError."""
+    target = request.target
+    ctx = ssl.create_default_context() if target.tls else None
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(
+                target.host,
+                target.port,
+                ssl=ctx,
+                server_hostname=target.host if ctx else None,
+                limit=READ_SIZE,
+            ),
+            timeout_s,
+        )
+    except socket.gaierror as exc:
+        raise UsageError(
+            f"unusable URL {target.url!r}: cannot resolve host {target.host!r} ({exc.strerror})"
+        ) from None
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out connecting"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+async def fetch_http(
+    request: ProbeRequest,
+    extra_headers: tuple[tuple[str, str], ...] = (),
+    stop: StopReading | None = None,
+) -> Exchange:
+    """One HTTP/1.1 request; the response read until its body ends, the peer closes, `stop`
+    says so, or --timeout runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.timeout_s
+    exchange = Exchange("http", t_sent_ns=_now())
+    try:
+        reader, writer = await _connect(request, request.timeout_s)
+    except (OSError, TimeoutError) as exc:
+        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, _error_text(exc), _now()
+        return exchange
+    parser = ResponseParser()
+    try:
+        headers = http_headers(request, extra_headers)
+        writer.write(parser.request(request.method, request.target.path, headers, request.body))
+        await writer.drain()
+        exchange.t_sent_ns = _now()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            data = await asyncio.wait_for(reader.read(READ_SIZE), remaining)
+            stamp = _now()
+            exchange.wire_reads += bool(data)
+            parsed = parser.feed(data)
+            if parsed.head is not None:
+                exchange.head, exchange.head_ns = parsed.head, stamp
+            if parsed.body:
+                exchange.reads.append((stamp, parsed.body))
+            exchange.end_ns = stamp
+            if parsed.complete:
+                exchange.ending = Ending.COMPLETE
+                break
+            if not data:
+                exchange.ending = Ending.EOF if exchange.head else Ending.ERROR
+                exchange.error = "the server closed the connection before the response ended"
+                break
+            if stop and exchange.head and parsed.body and stop(exchange.head, parsed.body):
+                exchange.ending = Ending.STOPPED
+                break
+    except TimeoutError:
+        exchange.ending, exchange.end_ns = Ending.TIMEOUT, _now()
+        exchange.error = f"no end within --timeout {request.timeout_s:g} s"
+    except ProtocolError as exc:
+        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, str(exc), _now()
+        if exchange.head is not None:
+            exchange.ending = Ending.EOF
+    except OSError as exc:
+        exchange.ending, exchange.error, exchange.end_ns = Ending.EOF, _error_text(exc), _now()
+        if exchange.head is None:
+            exchange.ending = Ending.ERROR
+    finally:
+        await _close(writer)
+    return exchange
+
+
+async def fetch_websocket(request: ProbeRequest) -> Exchange:
+    """Open the WebSocket, send --data as the first text message, read every message until
+    the server closes (with or without a close frame) or --timeout runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.timeout_s
+    exchange = Exchange("websocket", t_sent_ns=_now())
+    try:
+        reader, writer = await _connect(request, request.timeout_s)
+    except (OSError, TimeoutError) as exc:
+        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, _error_text(exc), _now()
+        return exchange
+    protocol = ClientProtocol(parse_uri(request.target.url), max_size=None)
+    handshake = protocol.connect()
+    for name, value in request.headers:
+        handshake.headers[name] = value
+    protocol.send_request(handshake)
+    fragments: list[bytes] = []
+    read_no = -1
+    try:
+        await _flush(protocol, writer)
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            data = await asyncio.wait_for(reader.read(READ_SIZE), remaining)
+            stamp = _now()
+            exchange.end_ns = stamp
+            if not data:
+                protocol.receive_eof()
+                if protocol.close_rcvd is None:
+                    exchange.ending = Ending.EOF if exchange.head else Ending.ERROR
+                    exchange.error = "the connection ended without a WebSocket close frame"
+                break
+            exchange.wire_reads += 1
+            read_no += 1
+            protocol.receive_data(data)
+            for event in protocol.events_received():
+                if isinstance(event, Response):
+                    exchange.head = Head(
+                        event.status_code,
+                        event.reason_phrase,
+                        tuple((k.lower(), v) for k, v in event.headers.raw_items()),
+                    )
+                    exchange.head_ns = stamp
+                    if protocol.handshake_exc is not None:
+                        exchange.reads.append((stamp, event.body or b""))
+                        exchange.ending = Ending.ERROR
+                        exchange.error = f"WebSocket handshake refused: {protocol.handshake_exc}"
+                        return exchange
+                    if request.body is not None:
+                        protocol.send_text(request.body)
+                    await _flush(protocol, writer)
+                    exchange.t_sent_ns = _now()
+                elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                    fragments.append(event.data)
+                    if event.fin:
+                        payload = b"".join(fragments)
+                        fragments.clear()
+                        text = payload.decode("utf-8", errors="replace")
+                        exchange.messages.append(WSMessage(stamp, read_no, text))
+                elif event.opcode is Opcode.CLOSE and protocol.close_rcvd is not None:
+                    exchange.close_code = int(protocol.close_rcvd.code)
+                    exchange.close_reason = protocol.close_rcvd.reason
+                    exchange.ending = Ending.COMPLETE
+            await _flush(protocol, writer)
+            if exchange.close_code is not None:
+                break
+    except TimeoutError:
+        exchange.ending, exchange.end_ns = Ending.TIMEOUT, _now()
+        exchange.error = f"no end within --timeout {request.timeout_s:g} s"
+    except OSError as exc:
+        exchange.ending, exchange.error, exchange.end_ns = Ending.EOF, _error_text(exc), _now()
+    finally:
+        await _close(writer)
+    return exchange
+
+
+async def _flush(protocol: ClientProtocol, writer: asyncio.StreamWriter) -> None:
+    for data in protocol.data_to_send():
+        if data:
+            writer.write(data)
+    await writer.drain()

@@ -1,0 +1,346 @@
+"""`net:` path layers, by known answers: through `net:rtt=40ms` a ping-pong over a plain TCP
+echo server takes about 40 ms, a stream of timestamped messages arrives about 20 ms after
+it was sent (never earlier), `rtt=0` adds well under a millisecond, a bandwidth-limited
+relay moves 1 MB in about size / bandwidth, the relay process (and any namespace) is gone
+after the context exits, and bad parameters are one-line ScenarioErrors.
+
+The servers are tiny ones of our own on loopback, one thread per connection. Timing bounds
+are generous (two shared cores): these are behaviour checks; the figures belong in the
+benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import statistics
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from errors import ScenarioError
+from harness.measure.paths import Endpoint, parse_path
+from harness.measure.paths.network import (
+    PROFILES,
+    NetworkLayer,
+    namespace_exists,
+    network_layer,
+    parse_network,
+    shaping_unavailable,
+)
+
+STAMP = struct.Struct("=IQ")  # sequence number, perf_counter_ns at send
+MB = 1_000_000
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        sock = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(100_000):
+            data = sock.recv(65536)
+            if not data:
+                return
+            sock.sendall(data)
+
+
+class Stamps(socketserver.BaseRequestHandler):
+    """On a request `count:gap_ms`, sends `count` stamped messages `gap_ms` apart."""
+
+    def handle(self) -> None:
+        sock = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        count, gap_ms = (int(x) for x in sock.recv(64).decode().split(":"))
+        for k in range(count):
+            sock.sendall(STAMP.pack(k, time.perf_counter_ns()))
+            time.sleep(gap_ms / 1e3)
+
+
+class Blob(socketserver.BaseRequestHandler):
+    """On any byte, sends 1 MB and closes."""
+
+    def handle(self) -> None:
+        sock = self.request
+        if sock.recv(1):
+            sock.sendall(b"x" * MB)
+        sock.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def serving(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextlib.contextmanager
+def through(path: str, upstream_port: int, work_dir: Path) -> Iterator[tuple[str, int, Any]]:
+    """(host, port) clients use through the `net:` layer `path`, and the layer."""
+    layer = parse_path(path).layers[0]
+    with layer.open(Endpoint(f"http://127.0.0.1:{upstream_port}"), work_dir) as endpoint:
+        netloc = endpoint.base_url.split("//", 1)[1]
+        host, _, port = netloc.rpartition(":")
+        yield host.strip("[]"), int(port), layer
+
+
+def connect(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def ping_pongs(sock: socket.socket, count: int) -> list[float]:
+    """Round trips of 4 bytes, in ms."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        sock.sendall(b"ping")
+        got = b""
+        while len(got) < 4:
+            chunk = sock.recv(16)
+            assert chunk, "the relay closed the connection"
+            got += chunk
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def stamped_delays(sock: socket.socket, count: int, gap_ms: int) -> list[tuple[int, float]]:
+    """(sequence, arrival - send in ms) of every stamped message."""
+    sock.sendall(f"{count}:{gap_ms}".encode())
+    buffer, out = b"", []
+    while len(out) < count:
+        chunk = sock.recv(4096)
+        assert chunk, "the relay closed the connection"
+        now = time.perf_counter_ns()
+        buffer += chunk
+        while len(buffer) >= STAMP.size:
+            seq, sent = STAMP.unpack_from(buffer)
+            buffer = buffer[STAMP.size :]
+            out.append((seq, (now - sent) / 1e6))
+    return out
+
+
+def download(host: str, port: int) -> tuple[float, int]:
+    """Seconds from asking to the last byte of the Blob server's 1 MB, and bytes received."""
+    with connect(host, port) as sock:
+        start = time.perf_counter()
+        sock.sendall(b"g")
+        received = 0
+        for _ in range(100_000):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+        return time.perf_counter() - start, received
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_profile_resolves_with_its_source(name: str) -> None:
+    layer = network_layer(name)
+    figures = layer.parameters()
+    assert layer.name == f"net:{name}"
+    assert figures["profile"] == name
+    assert figures["rtt_ms"] > 0
+    assert figures["one_way_delay_ms"] == pytest.approx(figures["rtt_ms"] / 2)
+    assert len(figures["source"]) > 20
+
+
+def test_parameters_with_units_and_profile_overrides() -> None:
+    spec, profile = parse_network("rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%")
+    assert profile is None
+    assert (spec.rtt_s, spec.jitter_s, spec.loss) == pytest.approx((0.08, 0.005, 0.005))
+    assert spec.down_bps == spec.up_bps == 10e6
+    spec, _ = parse_network("rtt=0.2s,bw=1gbit,up=500kbit")
+    assert (spec.rtt_s, spec.down_bps, spec.up_bps) == (0.2, 1e9, 500e3)
+    spec, profile = parse_network("4g,loss=1%")
+    assert profile == "4g"
+    assert spec.rtt_s == PROFILES["4g"].spec.rtt_s
+    assert spec.loss == pytest.approx(0.01)
+    assert parse_network("rtt=0")[0].rtt_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("argument", "named"),
+    [
+        ("", "profile"),
+        ("5g", "5g"),
+        ("rtt=80", "rtt"),
+        ("rtt=-5ms", "rtt"),
+        ("rtt=80 ms", "rtt"),
+        ("rtt=2min", "rtt"),
+        ("rtt=90s", "rtt"),
+        ("bw=10mb", "bw"),
+        ("bw=0kbit", "bw"),
+        ("up=1mbit", "up"),
+        ("loss=0.5", "loss"),
+        ("rtt=40ms,loss=100%", "loss"),
+        ("loss=1%", "loss"),
+        ("rtt=40ms,jitter=30ms", "jitter"),
+        ("rtt=40ms,rtt=50ms", "rtt"),
+        ("delay=20ms", "delay"),
+        ("rtt=40ms,4g", "4g"),
+        ("bw=1mbit,shaper=netem", "shaper"),
+        ("rtt=40ms,shaper=tbf", "shaper"),
+        ("rtt=40ms,seed=x", "seed"),
+        ("rtt=40ms,,bw=1mbit", "profile"),
+    ],
+)
+def test_bad_parameters_are_one_line_scenario_errors(argument: str, named: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_path(f"net:{argument}")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert named in message
+    assert "allowed" in message
+
+
+# --- known answers ------------------------------------------------------------------------
+
+
+def test_a_ping_pong_through_rtt_40ms_takes_40ms(tmp_path: Path) -> None:
+    with serving(Echo) as port, through("net:rtt=40ms", port, tmp_path) as (host, relay_port, _):
+        with connect(host, relay_port) as sock:
+            start = time.perf_counter()
+            first = ping_pongs(sock, 1)[0]
+            connect_and_first = (time.perf_counter() - start) * 1e3
+            rtts = ping_pongs(sock, 10)
+        with connect("127.0.0.1", port) as sock:
+            direct = statistics.median(ping_pongs(sock, 10))
+    # a new connection's first request also pays the handshake's round trip
+    assert first >= 78, first
+    assert connect_and_first < 200, connect_and_first
+    assert 39.5 <= statistics.median(rtts) <= 40 + direct + 15, rtts
+    assert min(rtts) >= 39.5, rtts  # held 20 ms each way, never less
+
+
+def test_one_way_delay_from_timestamped_messages_is_20ms(tmp_path: Path) -> None:
+    with serving(Stamps) as port, through("net:rtt=40ms", port, tmp_path) as (host, p, layer):
+        with connect(host, p) as sock:
+            arrivals = stamped_delays(sock, count=30, gap_ms=10)
+        stats = layer.parameters()["relay_stats"]
+    delays = [delay for _, delay in arrivals]
+    assert [seq for seq, _ in arrivals] == list(range(30))
+    assert min(delays) >= 19.9, delays  # never before arrival + one-way delay
+    assert statistics.median(delays) <= 26, delays
+    assert stats["bytes_down"] == 30 * STAMP.size and stats["held_for_loss"] == 0
+
+
+def test_rtt_zero_adds_well_under_a_millisecond(tmp_path: Path) -> None:
+    with serving(Echo) as port, through("net:rtt=0", port, tmp_path) as (host, relay_port, _):
+        with connect(host, relay_port) as sock:
+            ping_pongs(sock, 20)
+            relayed = statistics.median(ping_pongs(sock, 200))
+        with connect("127.0.0.1", port) as sock:
+            ping_pongs(sock, 20)
+            direct = statistics.median(ping_pongs(sock, 200))
+    # a round trip crosses the relay twice
+    assert relayed - direct < 1.0, (relayed, direct)
+
+
+def test_jitter_spreads_the_delay_but_keeps_the_order(tmp_path: Path) -> None:
+    path = "net:rtt=40ms,jitter=10ms"
+    with (
+        serving(Stamps) as port,
+        through(path, port, tmp_path) as (host, p, _),
+        connect(host, p) as s,
+    ):
+        arrivals = stamped_delays(s, count=40, gap_ms=5)
+    delays = [delay for _, delay in arrivals]
+    assert [seq for seq, _ in arrivals] == list(range(40))
+    assert min(delays) >= 9.9, delays
+    assert max(delays) - min(delays) >= 3, delays
+    assert max(delays) <= 30 + 25, delays
+
+
+def test_loss_holds_a_chunk_one_extra_rtt(tmp_path: Path) -> None:
+    path = "net:rtt=40ms,loss=50%"
+    with serving(Stamps) as port, through(path, port, tmp_path) as (host, p, layer):
+        with connect(host, p) as sock:
+            arrivals = stamped_delays(sock, count=20, gap_ms=50)
+        stats = layer.parameters()["relay_stats"]
+    delays = [round(delay, 2) for _, delay in arrivals]
+    assert [seq for seq, _ in arrivals] == list(range(20))
+    assert stats["held_for_loss"] >= 3, stats
+    assert min(delays) >= 19.9, delays
+    assert sum(delay >= 59.5 for delay in delays) >= 3, delays  # 20 ms + a 40 ms retransmission
+    assert sum(delay < 45 for delay in delays) >= 3, delays
+
+
+def test_the_relay_bucket_moves_1mb_in_size_over_bandwidth(tmp_path: Path) -> None:
+    path = "net:bw=8mbit,shaper=relay"  # 1 MB at 8 Mbit/s: 1 s
+    with serving(Blob) as port, through(path, port, tmp_path) as (host, p, layer):
+        assert host == "127.0.0.1"
+        seconds, received = download(host, p)
+        assert layer.parameters()["shaper"] == "relay"
+    assert received == MB
+    assert 0.9 <= seconds <= 1.6, seconds
+
+
+@pytest.mark.skipif(shaping_unavailable() is not None, reason=f"{shaping_unavailable()}")
+def test_tbf_in_a_namespace_moves_1mb_in_size_over_bandwidth(tmp_path: Path) -> None:
+    path = "net:bw=8mbit,shaper=tbf"
+    with serving(Blob) as port, through(path, port, tmp_path) as (host, p, layer):
+        assert isinstance(layer, NetworkLayer) and layer.namespace is not None
+        name = layer.namespace.name
+        assert namespace_exists(name)
+        assert host == layer.namespace.ns_addr
+        seconds, received = download(host, p)
+        assert layer.parameters()["shaper"] == "tbf"
+    assert received == MB
+    assert 0.9 <= seconds <= 1.6, seconds
+    assert not namespace_exists(name)
+
+
+def test_the_relay_process_is_gone_after_the_context(tmp_path: Path) -> None:
+    with serving(Echo) as port:
+        with through("net:rtt=10ms", port, tmp_path / "a") as (_, _, layer):
+            pid = layer.relay.pid
+            assert psutil.pid_exists(pid)
+        assert layer.relay.process.poll() is not None
+        assert not psutil.pid_exists(pid)
+        assert layer.parameters()["relay_stats"]["connections"] == 0
+        with (
+            pytest.raises(RuntimeError, match="boom"),
+            through("net:rtt=10ms", port, tmp_path / "b") as (_, _, layer),
+        ):
+            pid = layer.relay.pid
+            raise RuntimeError("boom")
+        assert not psutil.pid_exists(pid)
+
+
+def test_a_comma_inside_net_parameters_does_not_split_a_list_of_paths() -> None:
+    from harness.measure.paths import split_paths
+    from harness.measure.scenario import Scenario, with_overrides
+
+    assert split_paths("net:rtt=80ms,bw=10mbit") == ["net:rtt=80ms,bw=10mbit"]
+    assert split_paths("loopback, net:4g,loss=1% ,nginx+net:rtt=40ms,jitter=2ms") == [
+        "loopback",
+        "net:4g,loss=1%",
+        "nginx+net:rtt=40ms,jitter=2ms",
+    ]
+    one = with_overrides(Scenario(), path="net:rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%")
+    assert (one.path, one.sweep) == ("net:rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%", None)
+    two = with_overrides(Scenario(), path="loopback,net:rtt=40ms,bw=1mbit")
+    assert two.sweep is not None
+    assert two.sweep.values == ("loopback", "net:rtt=40ms,bw=1mbit")

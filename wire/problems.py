@@ -1,0 +1,253 @@
+"""Every problem tokenwire can name in a stream, in one table, like a linter's rules: what
+`bench.py probe` reports about an endpoint, and what a live `bench.py run` records about its
+upstream (`servers.sources.live` for the relay, `clients.direct` for `direct`). Pure: no I/O,
+so servers, clients and the harness all import it.
+
+A rule has a stable code (scripts match on it; never rename one), a severity, a one-line
+summary of what is wrong and the fix. A `Finding` is a rule applied to one endpoint or one
+stream: its message is the summary plus the evidence (numbers, the offending line).
+
+Severities are the probe's: problems make `bench.py probe` exit with status 1; warnings do
+not (exit 0), unless `--strict` turns them into problems. A `bench.py run` records each
+finding with the severity it had on that stream instead: `problem` when the stream failed
+because of it, `warning` when the stream completed anyway (`buffered`, `incomplete_end`).
+
+The `buffered` rule is here too (`looks_buffered`, its thresholds and `tail_share`), so the
+probe and `direct` judge a stream alike; `harness/probe/analyse.py`'s docstring gives the
+rule and its reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    PROBLEM = "problem"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    severity: Severity
+    summary: str
+    fix: str
+
+
+P, W = Severity.PROBLEM, Severity.WARNING
+
+RULES: dict[str, Rule] = {
+    rule.code: rule
+    for rule in (
+        # --- problems: exit status 1 -------------------------------------------------------
+        Rule(
+            "connection_error",
+            P,
+            "no complete response: the connection failed or broke",
+            "check that the server is up and reachable at this URL, and that it does not "
+            "close or reset the connection before the response ends",
+        ),
+        Rule(
+            "http_status",
+            P,
+            "the response status is not 200",
+            "send what the endpoint expects (method, --data, Content-Type, auth through "
+            "--header-from-env) and make it answer a stream with 200",
+        ),
+        Rule(
+            "timeout",
+            P,
+            "the response did not end within --timeout",
+            "end every stream with a terminal event and close the response; raise --timeout "
+            "for a very long generation",
+        ),
+        Rule(
+            "wrong_content_type",
+            P,
+            "the Content-Type does not match the stream's format",
+            "serve SSE as text/event-stream, NDJSON as application/x-ndjson and plain text "
+            "as text/plain; charset=utf-8 (EventSource refuses other types, browsers sniff "
+            "and proxies buffer an untyped body)",
+        ),
+        Rule(
+            "buffered",
+            P,
+            "the body arrives in lumps, not event by event",
+            "flush after every event (yield from a generator with a streaming response, no "
+            "full-body middleware), send X-Accel-Buffering: no and Cache-Control: no-cache, "
+            "and turn off buffering in every proxy in front (nginx: proxy_buffering off)",
+        ),
+        Rule(
+            "compressed",
+            P,
+            "Content-Encoding compresses the stream without flushing per event",
+            "do not compress text/event-stream (exclude it from gzip middleware; nginx: "
+            "gzip off for it), or flush the compressor after every event (Z_SYNC_FLUSH); "
+            "probe again with --header 'Accept-Encoding: identity' to see the stream "
+            "without compression",
+        ),
+        Rule(
+            "sse_framing",
+            P,
+            "the body is not valid SSE: EventSource and SSE parsers will not see these events",
+            "write every event as `data: <payload>` lines followed by one blank line "
+            "(`data: ...\\n\\n`), one event per message",
+        ),
+        Rule(
+            "line_framing",
+            P,
+            "lines of the newline-delimited stream do not parse",
+            "write one complete JSON value per line, each ended by \\n (Vercel data "
+            "stream: `TYPE:JSON` per line)",
+        ),
+        Rule(
+            "reconnect_loop",
+            P,
+            "the stream has no terminal event and a reconnect starts the generation again",
+            "end the stream with an explicit terminal event (data: [DONE], "
+            '{"done":true}, event: end) and close it; answer a reconnect for a finished '
+            "stream with 204 No Content, and resume after Last-Event-ID instead of "
+            "regenerating",
+        ),
+        Rule(
+            "truncated",
+            P,
+            "the OpenAI-compatible stream ends with neither a finish_reason nor [DONE]",
+            "send a chunk with choices[0].finish_reason, then `data: [DONE]`, before "
+            "closing; a stream that stops without them was cut off",
+        ),
+        Rule(
+            "stream_error",
+            P,
+            "the stream reports an error",
+            "read the error message: the server or its model failed mid-stream",
+        ),
+        Rule(
+            "not_streaming",
+            P,
+            "the answer is one JSON document, not a stream",
+            'ask for a stream (OpenAI-compatible: "stream": true in --data) or return a '
+            "streaming response (SSE, NDJSON or chunked text)",
+        ),
+        Rule(
+            "ws_close",
+            P,
+            "the WebSocket did not end with a normal close",
+            "end with a close frame, code 1000 (normal closure), after the last message "
+            "instead of dropping the TCP connection or closing with an error code",
+        ),
+        # --- warnings: exit status 0 unless --strict ----------------------------------------
+        Rule(
+            "proxy_may_buffer",
+            W,
+            "a proxy in front may buffer this stream",
+            "send Cache-Control: no-cache and X-Accel-Buffering: no with every streamed response",
+        ),
+        Rule(
+            "multiline_data",
+            W,
+            "SSE events carry raw newlines: several data: lines the client must rejoin",
+            "escape newlines inside the payload (JSON does) so each event is one data: "
+            "line; hand-written SSE parsers often keep only the last line",
+        ),
+        Rule(
+            "no_event_id",
+            W,
+            "no SSE event carries an id: a dropped connection cannot resume",
+            "send `id: <n>` with each event and resume after Last-Event-ID on reconnect",
+        ),
+        Rule(
+            "no_usage",
+            W,
+            "the OpenAI-compatible stream sends no usage chunk",
+            'send a final chunk with "usage" when the request asks for it with '
+            'stream_options: {"include_usage": true}',
+        ),
+        Rule(
+            "no_terminal",
+            W,
+            "no terminal event: a client cannot tell a complete answer from a dropped one",
+            "end the stream with an explicit terminal event (data: [DONE], "
+            '{"done":true}, a finish event); for SSE also answer a reconnect with 204',
+        ),
+        Rule(
+            "incomplete_end",
+            W,
+            "the OpenAI-compatible stream ends without one of finish_reason and [DONE]",
+            "send a chunk with choices[0].finish_reason, then `data: [DONE]`",
+        ),
+        Rule(
+            "too_short",
+            W,
+            "too few events to judge whether the body streams",
+            "ask for a longer answer (e.g. a larger max_tokens in --data)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str  # the rule's summary and the evidence, one line
+    fix: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "fix": self.fix}
+
+    def as_problem(self) -> Finding:
+        return Finding(self.code, Severity.PROBLEM, self.message, self.fix)
+
+
+def finding(code: str, evidence: str = "") -> Finding:
+    """The rule `code` applied: its summary, then `evidence` after a colon."""
+    rule = RULES[code]
+    message = f"{rule.summary}: {evidence}" if evidence else rule.summary
+    return Finding(rule.code, rule.severity, message, rule.fix)
+
+
+# --- the `buffered` rule (reasons: harness/probe/analyse.py) ---------------------------------
+
+MIN_EVENTS = 5
+TAIL_FRACTION = 0.10
+TAIL_SHARE = 0.5
+LUMP_EVENTS_PER_READ = 3.0
+SPREAD_EVENTS_PER_READ = 8.0
+
+
+def tail_share(deliveries: Sequence[tuple[int, int]], t0: int) -> float | None:
+    """The share of bytes arriving in the last 10% of [t0, last delivery]; `deliveries` are
+    (stamp, byte count). 1.0 when everything came at one instant."""
+    total = sum(n for _, n in deliveries)
+    if not total:
+        return None
+    last = deliveries[-1][0]
+    cutoff = last - TAIL_FRACTION * (last - t0)
+    return sum(n for stamp, n in deliveries if stamp >= cutoff) / total
+
+
+def looks_buffered(
+    events: float, share: float | None, per_read: float | None, text: bool = False
+) -> bool:
+    """The `buffered` rule on one stream's figures, or on medians over several: at least
+    `MIN_EVENTS` events, and either most bytes in the last 10% of the time with a few events
+    per read, or many events per read whatever the timing (not for plain text, whose
+    "events" are words)."""
+    if events < MIN_EVENTS or share is None or per_read is None:
+        return False
+    lump = share >= TAIL_SHARE and per_read >= LUMP_EVENTS_PER_READ
+    spread = per_read >= SPREAD_EVENTS_PER_READ and not text
+    return lump or spread
+
+
+def buffered_evidence(
+    events: float, reads: float, per_read: float, share: float, e2e_ms: float, unit: str = "events"
+) -> str:
+    return (
+        f"{events:g} {unit} came in {reads:g} read(s) ({per_read:.1f} per read); "
+        f"{share:.0%} of the bytes arrived in the last 10% of the {e2e_ms:.0f} ms stream"
+    )
