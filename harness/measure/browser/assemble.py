@@ -50,6 +50,7 @@ class PageRecord:
     done: bool
     error: StreamError | None
     messages: list[PageMessage]
+    heads: list[tuple[int, float]] = field(default_factory=list)  # (req, jsMs): head in JS
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PageRecord:
@@ -67,6 +68,7 @@ class PageRecord:
             done=bool(data["done"]),
             error=error,
             messages=[PageMessage(p, float(t), int(r), int(o)) for p, t, r, o in data["messages"]],
+            heads=[(int(r), float(t)) for r, t in data.get("heads", [])],
         )
 
 
@@ -83,6 +85,7 @@ class Assembly:
 
     js_gaps_ns: list[int] = field(default_factory=list)  # JavaScript saw it - CDP stamp
     head_gaps_ns: list[int] = field(default_factory=list)  # renderer - network process (heads)
+    js_head_gaps_ns: list[int] = field(default_factory=list)  # JavaScript - network (heads)
     js_stamped: int = 0  # messages stamped with the page's clock: no CDP event found
     reads: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (cdp, seen, indices)
     page_requests: int = 0
@@ -123,7 +126,7 @@ def locate(
         event = trace.events[message.pos]
         if event.data != message.payload:
             return None
-        k = bisect.bisect_right([r.ns for r in trace.reads], event.ns) - 1
+        k = bisect.bisect_right(trace.reads, event.ns, key=lambda r: r.ns) - 1
         if k < 0:
             return Stamp(event.ns, event.seen_ns, ("event", message.req, message.pos))
         read = trace.reads[k]
@@ -132,7 +135,7 @@ def locate(
     if message.req >= len(requests):
         return None
     trace = requests[message.req]
-    ends = list(accumulate(r.length for r in trace.reads))
+    ends = trace.read_ends or list(accumulate(r.length for r in trace.reads))
     k = bisect.bisect_left(ends, message.pos)
     if k >= len(ends):
         return None
@@ -166,6 +169,10 @@ def assemble(
     )
     extra = Assembly(page_requests=record.requests, cdp_requests=len(traces))
     extra.head_gaps_ns = [t.head_gap_ns for t in traces if t.head_gap_ns is not None]
+    opened = [t for t in _http(traces) if t.status == 200] if transport == "sse" else _http(traces)
+    for req, js_ms in record.heads:
+        if req < len(opened) and opened[req].head_network_ns is not None:
+            extra.js_head_gaps_ns.append(clock.mono_ns(js_ms) - opened[req].head_network_ns)
     result.requests = len(traces) or record.requests
     for trace in traces:
         result.bytes_sent += trace.bytes_sent()

@@ -80,6 +80,7 @@ class RequestTrace:
     status: int | None = None
     protocol: str | None = None
     reads: list[Arrival] = field(default_factory=list)  # dataReceived with data in it
+    read_ends: list[int] = field(default_factory=list)  # body offset after each read
     encoded: int = 0  # the sum of dataReceived.encodedDataLength
     events: list[Arrival] = field(default_factory=list)  # EventSource messages
     frames_in: list[Arrival] = field(default_factory=list)
@@ -88,6 +89,7 @@ class RequestTrace:
     total_received: int | None = None  # loadingFinished.encodedDataLength
     failed: str | None = None  # loadingFailed's errorText (or a WebSocket's frame error)
     deflate: bool = False  # the WebSocket negotiated permessage-deflate
+    head_network_ns: int | None = None  # the network process had the response head
     head_gap_ns: int | None = None  # the renderer got the response head - the network got it
     sent_headers: dict[str, str] | None = None  # requestWillBeSentExtraInfo: what went out
 
@@ -240,6 +242,7 @@ def _response(log: NetworkLog, trace: RequestTrace, p: dict[str, Any], seen: int
     if timing and timing.get("receiveHeadersEnd", -1) >= 0:
         # requestTime (s) and its offsets (ms) come from the network process's load timing
         network_ns = mono_ns(timing["requestTime"]) + round(timing["receiveHeadersEnd"] * 1e6)
+        trace.head_network_ns = network_ns
         trace.head_gap_ns = mono_ns(p["timestamp"]) - network_ns
     protocol = response.get("protocol") or ""
     trace.protocol = {"http/1.1": "HTTP/1.1", "h2": "HTTP/2"}.get(protocol, protocol or None)
@@ -249,6 +252,7 @@ def _data(log: NetworkLog, trace: RequestTrace, p: dict[str, Any], seen: int) ->
     trace.encoded += p.get("encodedDataLength", 0)
     if p["dataLength"] > 0:
         trace.reads.append(Arrival(mono_ns(p["timestamp"]), seen, p["dataLength"]))
+        trace.read_ends.append((trace.read_ends[-1] if trace.read_ends else 0) + p["dataLength"])
 
 
 def _event_source(log: NetworkLog, trace: RequestTrace, p: dict[str, Any], seen: int) -> None:

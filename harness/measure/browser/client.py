@@ -7,6 +7,26 @@ concurrency / `STREAMS_PER_PAGE`, rounded up; the driver's workers spread evenly
 warm-up, so none of that falls in a measured window. `browser_phase_extra` gives the
 phase's browser figures for `PhaseRecord.extra` and puts Chromium's CPU in place of the
 client CPU (the Python side only relays CDP events; its own CPU is kept in `extra`).
+
+`extra["browser"]` holds, besides what ran (Chromium's version, flags, pages):
+
+- `cdp_clock_check`: the known-answer check of each session (`clock.check_cdp_clock`);
+  `offset_bound_ms` is where the CDP clock's offset from CLOCK_MONOTONIC can lie.
+- `js_clock`: each page's performance.now() calibration (`clock.calibrate_js_clock`).
+- `js_after_cdp_ms`: per message, the page's JavaScript got it - its CDP stamp. Chromium
+  stamps these events in the renderer as it takes the bytes, so this is the renderer's
+  hand-over to JavaScript (near 0 for streams; a poll's body waits for `response.text()`).
+- `renderer_after_network_process_ms`, `js_after_network_process_ms`: per HTTP response,
+  the renderer's (CDP) and the JavaScript's receipt of the response head after the network
+  process's own stamp of it (load timing `receiveHeadersEnd`): the only network-process
+  stamp CDP exposes (none for body chunks or WebSocket frames).
+- `python_after_cdp_ms`: how late CDP events reached Python (harness only: it bounds the
+  clock check from below and otherwise does not matter).
+- `dispatch_ms`: the driver's scheduled stamp -> the page starting the stream (harness
+  relay; the stream's timers start at the page, so this is excluded from TTFT and E2E).
+- `stamped_by_page_clock` (messages without a CDP event), `cdp_unsettled_streams` (CDP
+  still incomplete `SETTLE_S` after the page finished), `page_vs_cdp_request_mismatches`,
+  `page_failures`: 0 in a sound run.
 """
 
 from __future__ import annotations
@@ -133,6 +153,9 @@ def browser_figures(sessions: Iterable[BrowserSession]) -> dict[str, Any]:
         "js_after_cdp_ms": stats_ms(gaps),
         "renderer_after_network_process_ms": stats_ms(
             [g for s in sessions for g in s.figures.head_gaps_ns]
+        ),
+        "js_after_network_process_ms": stats_ms(
+            [g for s in sessions for g in s.figures.js_head_gaps_ns]
         ),
         "python_after_cdp_ms": stats_ms([r for s in sessions for r in s.figures.relay_ns]),
         "dispatch_ms": stats_ms(dispatch),

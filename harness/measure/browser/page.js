@@ -7,7 +7,7 @@
  * window.tokenwire.run(spec) reads one stream and resolves with what the page received:
  *
  *   { startMs, endMs, requests, done, error: null | {kind, message},
- *     messages: [[payload, jsMs, req, pos], ...] }
+ *     messages: [[payload, jsMs, req, pos], ...], heads: [[req, jsMs], ...] }
  *
  * - payload: one framed message as text (an SSE event's data, an NDJSON line, a WebSocket
  *   message, a poll's whole JSON body). Python decodes it with the project's own codecs
@@ -19,6 +19,9 @@
  * - pos: where in that request it ended: the byte offset just past it for fetch bodies
  *   (chunked, SSE over fetch), the message's ordinal for EventSource and WebSocket, 0 for a
  *   poll. Python maps it to the Chrome DevTools Protocol network event that delivered it.
+ *
+ * heads: when the JavaScript got each HTTP response's head (fetch resolved, EventSource
+ * opened), to set against the network process's own stamp of it.
  *
  * The page only recognises the terminal message (to stop: close the EventSource, stop
  * polling); every other check is Python's, on the same payloads.
@@ -108,6 +111,7 @@
       );
       source.onopen = () => {
         req += 1; // a reconnect (Last-Event-ID, by the browser itself) is a new request
+        rec.heads.push([req, performance.now()]);
         ordinal = 0;
         if (req > 0) rec.requests += 1;
       };
@@ -212,6 +216,7 @@
       } catch (e) {
         throw asFailure(timeout.signal.aborted ? timeout.signal.reason : e, "connect");
       }
+      rec.heads.push([0, performance.now()]);
       if (response.status !== 200) {
         throw new Failure("http_status", `HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
       }
@@ -295,6 +300,7 @@
   async function polling(spec, rec, long) {
     const timeout = deadline(spec);
     const call = async (method, path, body, expected) => {
+      const req = rec.requests;
       rec.requests += 1;
       let response;
       try {
@@ -308,6 +314,7 @@
       } catch (e) {
         throw asFailure(timeout.signal.aborted ? timeout.signal.reason : e, "connect");
       }
+      rec.heads.push([req, performance.now()]);
       let text;
       try {
         text = await response.text();
@@ -372,7 +379,7 @@
   };
 
   async function run(spec) {
-    const rec = { startMs: performance.now(), endMs: null, requests: 0, done: false, error: null, messages: [] };
+    const rec = { startMs: performance.now(), endMs: null, requests: 0, done: false, error: null, messages: [], heads: [] };
     try {
       const runner = RUNNERS[spec.transport];
       if (!runner) throw new Failure("protocol", `this page has no client for ${spec.transport}`);

@@ -129,6 +129,7 @@ class SessionFigures:
 
     js_gaps_ns: list[int] = field(default_factory=list)
     head_gaps_ns: list[int] = field(default_factory=list)
+    js_head_gaps_ns: list[int] = field(default_factory=list)
     relay_ns: list[int] = field(default_factory=list)  # Python got the CDP event - its stamp
     dispatch_ns: list[int] = field(default_factory=list)
     js_stamped: int = 0
@@ -142,6 +143,7 @@ class SessionFigures:
         self.streams += 1
         self.js_gaps_ns += extra.js_gaps_ns
         self.head_gaps_ns += extra.head_gaps_ns
+        self.js_head_gaps_ns += extra.js_head_gaps_ns
         self.relay_ns += [seen - cdp for cdp, seen, _ in extra.reads]
         self.dispatch_ns.append(dispatch_ns)
         self.js_stamped += extra.js_stamped

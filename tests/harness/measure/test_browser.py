@@ -353,6 +353,8 @@ def test_every_transport_in_chromium_loses_and_duplicates_nothing(
     assert all(check["ok"] for check in browser["cdp_clock_check"])
     assert browser["stamped_by_page_clock"] == 0  # every token has its CDP stamp
     assert browser["js_after_cdp_ms"]["n"] > 0
+    if transport != "websocket":  # CDP has the network process's stamp of HTTP heads only
+        assert browser["js_after_network_process_ms"]["n"] > 0
     assert phase.client_cpu_s and phase.client_cpu_s > 0  # Chromium's CPU
     if TRANSPORTS.get(transport).kind is Kind.PUSH:
         assert summary.added_delay_ms.p50 is not None and summary.added_delay_ms.p50 < 5.0
