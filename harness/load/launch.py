@@ -35,7 +35,12 @@ from harness.analyse.results import RunResult, environment, load_run, save_run
 from harness.load.names import user_class_name
 from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario
-from harness.measure.server_process import PROJECT_ROOT, ServerProcess, running_server
+from harness.measure.server_process import (
+    PROJECT_ROOT,
+    ServerProcess,
+    running_server,
+    stop_process,
+)
 from transports import TRANSPORTS
 
 LOCUSTFILE = PROJECT_ROOT / "scenarios" / "locustfile.py"
@@ -141,17 +146,6 @@ def worker_command(scenario_file: Path, master_port: int) -> list[str]:
     ]
 
 
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
-    """Stop a process this module started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(grace_s)
-
-
 def _spawn(command: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
@@ -203,10 +197,10 @@ def run_locust(
             try:
                 worker.wait(GRACE_S)  # workers quit when the master tells them to
             except subprocess.TimeoutExpired:
-                stop_process(worker)
+                stop_process(worker, GRACE_S)
     finally:
         for process in reversed(processes):
-            stop_process(process)
+            stop_process(process, GRACE_S)
         for log in logs:
             log.close()
     if not (part_dir / "results.json").exists():

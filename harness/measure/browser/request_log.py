@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -24,13 +22,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import parse_qs
 
-from harness.measure.server_process import (
-    PROJECT_ROOT,
-    ServerProcess,
-    _wait_ready,
-    bind_listener,
-    stop_server,
-)
+from harness.measure.server_process import ServerProcess, running_server
 from servers.sources.spec import SourceSpec
 
 
@@ -77,33 +69,9 @@ def logged_server(
     spec: SourceSpec, log_path: Path, extra_args: tuple[str, ...] = ()
 ) -> Iterator[ServerProcess]:
     """The server as `running_server` starts it, with the request log in `log_path`."""
-    sock = bind_listener("127.0.0.1", 0)
-    host, port = sock.getsockname()[:2]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     module = "harness.measure.browser.request_log"
-    with sock, open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                module,
-                "--fd",
-                str(sock.fileno()),
-                *spec.to_args(),
-                *extra_args,
-            ],
-            pass_fds=(sock.fileno(),),
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    server = ServerProcess(process=process, base_url=f"http://{host}:{port}", log_path=log_path)
-    try:
-        _wait_ready(server, 30.0)
+    with running_server(spec, log_path, extra_args=extra_args, module=module) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 def logged_requests(log_path: Path) -> list[dict[str, object]]:

@@ -60,7 +60,12 @@ import psutil
 
 from errors import ScenarioError, ServerStartError
 from harness.measure.paths import Endpoint, PathLayer
-from harness.measure.server_process import PROJECT_ROOT, bind_listener
+from harness.measure.server_process import (
+    PROJECT_ROOT,
+    ChildProcess,
+    bind_listener,
+    stop_process,
+)
 
 KIND = "net"
 SHAPERS = ("auto", "relay", "tbf")
@@ -426,16 +431,12 @@ def namespace_exists(name: str) -> bool:
 
 
 @dataclass
-class RelayProcess:
+class RelayProcess(ChildProcess):
     process: subprocess.Popen[str]
     host: str
     port: int
     stats_path: Path
     log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def stats(self, timeout_s: float = STATS_TIMEOUT_S) -> dict[str, Any] | None:
         """The relay's own statistics: asked for with SIGUSR1 while it runs."""
@@ -560,16 +561,9 @@ def _ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
 
 def stop_relay(relay: RelayProcess, grace_s: float = STOP_TIMEOUT_S) -> None:
     """Stop the relay we started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
-    process = relay.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(grace_s)
-    if process.stdout is not None:
-        process.stdout.close()
+    stop_process(relay.process, grace_s)
+    if relay.process.stdout is not None:
+        relay.process.stdout.close()
 
 
 # --- the layer ------------------------------------------------------------------------------

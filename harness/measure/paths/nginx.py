@@ -44,6 +44,7 @@ import psutil
 
 from errors import ScenarioError, ServerStartError
 from harness.measure.paths import Endpoint, PathLayer
+from harness.measure.server_process import ChildProcess, stop_process
 
 DEBIAN_NGINX = Path("/usr/sbin/nginx")
 INSTALL_HINT = "nginx is not installed; install Debian's package: apt-get install nginx"
@@ -313,16 +314,11 @@ def log_size(path: Path) -> int:
 
 
 @dataclass
-class NginxProcess:
+class NginxProcess(ChildProcess):
     """A running nginx master (its workers are its children)."""
 
-    process: subprocess.Popen[bytes]
     endpoint: Endpoint
     work_dir: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def pids(self) -> list[int]:
         """The master's PID and its workers'."""
@@ -351,13 +347,7 @@ def stop_nginx(nginx: NginxProcess, timeout_s: float = STOP_TIMEOUT_S) -> None:
     workers: list[psutil.Process] = []
     with contextlib.suppress(psutil.NoSuchProcess):
         workers = psutil.Process(nginx.pid).children(recursive=True)
-    if nginx.process.poll() is None:
-        nginx.process.send_signal(signal.SIGQUIT)
-        try:
-            nginx.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            nginx.process.kill()
-            nginx.process.wait(timeout_s)
+    stop_process(nginx.process, timeout_s, signal.SIGQUIT)
     _, alive = psutil.wait_procs(workers, timeout=1.0)
     for worker in alive:
         with contextlib.suppress(psutil.NoSuchProcess):

@@ -30,7 +30,7 @@ import psutil
 
 from harness.measure.paths import Endpoint
 from harness.measure.paths.network import NetworkLayer, network_layer
-from harness.measure.server_process import PROJECT_ROOT, bind_listener
+from harness.measure.server_process import PROJECT_ROOT, bind_listener, stop_process
 
 STAMP = struct.Struct("=IQ")
 
@@ -180,12 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{fmt(row['relay_lateness_ms_p99'], '.3f'):>10}"
                 )
     finally:
-        server.terminate()
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+        stop_process(server, 5.0)
     return 0
 
 

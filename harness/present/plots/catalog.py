@@ -43,6 +43,7 @@ CHARTS: dict[str, Chart] = {
         ),
         Chart("sweep_path", "Transports across paths", side_by_side, "path"),
         Chart("sweep_framing", "Transports across framings", side_by_side, "framing"),
+        Chart("sweep_client", "Python clients against a real browser", side_by_side, "client"),
         Chart(
             "sweep_streaming_headers",
             "Transports with and without streaming headers",

@@ -89,6 +89,22 @@ def ttft_and_e2e_s(record: object) -> tuple[float, float]:
     return first, end
 
 
+async def push_timings_through_nginx(
+    server: ServerProcess, tmp_path: Path
+) -> list[tuple[str, float, float]]:
+    """Two streams of each push HTTP transport through nginx to `server`, every one without
+    error: (transport, TTFT s, E2E s) of each."""
+    scenario = replace(small_scenario("nginx", PUSH_HTTP), requests=2)
+    with parse_path("nginx").open(Endpoint(server.base_url), tmp_path) as endpoint:
+        phases = await run_benchmark(scenario, server, endpoint=endpoint)
+    timings = []
+    for phase in phases:
+        for record in phase.requests:
+            assert record.error_kind is None, record.error_message
+            timings.append((phase.transport, *ttft_and_e2e_s(record)))
+    return timings
+
+
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     yield from serve(tmp_path_factory, "slow", SLOW)
@@ -180,15 +196,9 @@ def test_the_naive_server_leaves_the_streaming_headers_out(
 async def test_with_the_streaming_headers_nginx_passes_tokens_on_as_they_come(
     slow_server: ServerProcess, tmp_path: Path
 ) -> None:
-    scenario = replace(small_scenario("nginx", PUSH_HTTP), requests=2)
-    with parse_path("nginx").open(Endpoint(slow_server.base_url), tmp_path) as endpoint:
-        phases = await run_benchmark(scenario, slow_server, endpoint=endpoint)
-    for phase in phases:
-        for record in phase.requests:
-            assert record.error_kind is None, record.error_message
-            first, end = ttft_and_e2e_s(record)
-            assert end > 1.0, (phase.transport, end)
-            assert first < end - 0.8, (phase.transport, first, end)  # long before the end
+    for transport, first, end in await push_timings_through_nginx(slow_server, tmp_path):
+        assert end > 1.0, (transport, end)
+        assert first < end - 0.8, (transport, first, end)  # long before the end
 
 
 @needs_nginx
@@ -202,14 +212,8 @@ async def test_without_them_nginx_still_passes_a_chunked_upstream_on(
     the buffers only matter for a body of unknown length that is not chunked (an HTTP/1.0
     upstream answered without chunking). If this ever fails, nginx started buffering the
     naive server: the proxy-buffering scenario will then show it."""
-    scenario = replace(small_scenario("nginx", PUSH_HTTP), requests=2)
-    with parse_path("nginx").open(Endpoint(naive_server.base_url), tmp_path) as endpoint:
-        phases = await run_benchmark(scenario, naive_server, endpoint=endpoint)
-    for phase in phases:
-        for record in phase.requests:
-            assert record.error_kind is None, record.error_message
-            first, end = ttft_and_e2e_s(record)
-            assert first < end - 0.8, (phase.transport, first, end)
+    for transport, first, end in await push_timings_through_nginx(naive_server, tmp_path):
+        assert first < end - 0.8, (transport, first, end)
 
 
 # --- starting and stopping ------------------------------------------------------------------

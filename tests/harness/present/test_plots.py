@@ -41,6 +41,7 @@ def test_every_per_point_chart_is_written_from_saved_results(tmp_path: Path) -> 
         ("concurrency", [1, 4, 16], {"sweep_concurrency_latency", "sweep_concurrency_throughput"}),
         ("poll_interval_ms", [25, 100, 400], {"sweep_poll_interval"}),
         ("framing", ["json", "openai"], {"sweep_framing"}),
+        ("client", ["python", "browser"], {"sweep_client"}),
         ("path", ["loopback", "nginx", "net:4g"], {"sweep_path"}),
     ],
 )

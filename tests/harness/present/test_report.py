@@ -22,20 +22,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench import main
 from harness.analyse.metrics import TransportSummary
 from harness.analyse.results import RunResult, save_run
+from harness.measure.browser.session import CHROMIUM, CHROMIUM_ARGS
 from harness.present import plots, report
 from harness.present.plots import CHARTS
 
 ROOT = Path(__file__).resolve().parents[3]
-CHROMIUM = "/usr/bin/chromium"
+# the browser client's flags (a Chromium that does not call home), and a DevTools port
 CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *CHROMIUM_ARGS,
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )

@@ -121,12 +121,14 @@ async def test_direct_counts_a_streamed_upstream_read_by_read() -> None:
 # --- a real `bench.py run --source openai` against each upstream --------------------------
 
 
-def run_live(base_url: str, out: Path) -> Any:
-    return bench(
-        "run", "--source", "openai", "--base-url", base_url, "--model", "m",
-        "--requests", "2", "--concurrency", "1", "--transports", "sse", "--warmup", "0",
-        "--out", str(out),
-    )  # fmt: skip
+def run_live(misbehaviour: Misbehaviour, out: Path) -> Any:
+    """`bench.py run --source openai` against an upstream that misbehaves so, into `out`."""
+    with ScriptedServer(upstream(misbehaviour)) as server:
+        return bench(
+            "run", "--source", "openai", "--base-url", server.url("/v1"), "--model", "m",
+            "--requests", "2", "--concurrency", "1", "--transports", "sse", "--warmup", "0",
+            "--out", str(out),
+        )  # fmt: skip
 
 
 def records(out: Path) -> dict[str, list[dict[str, Any]]]:
@@ -142,8 +144,7 @@ def codes(record: dict[str, Any]) -> list[tuple[str, str]]:
 def test_run_against_an_upstream_that_closes_the_connection_completes(tmp_path: Path) -> None:
     """Regression: `Connection: close` after a complete stream crashed `direct` (it charged
     bytes on the socket the library had closed)."""
-    with ScriptedServer(upstream(Misbehaviour.CONNECTION_CLOSE)) as server:
-        done = run_live(server.url("/v1"), tmp_path)
+    done = run_live(Misbehaviour.CONNECTION_CLOSE, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     found = records(tmp_path)
@@ -161,8 +162,7 @@ def test_run_against_an_upstream_that_closes_the_connection_completes(tmp_path: 
 def test_run_against_an_upstream_without_data_prefixes_fails_naming_sse_framing(
     tmp_path: Path,
 ) -> None:
-    with ScriptedServer(upstream(Misbehaviour.NO_DATA_PREFIX)) as server:
-        done = run_live(server.url("/v1"), tmp_path)
+    done = run_live(Misbehaviour.NO_DATA_PREFIX, tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
@@ -178,8 +178,7 @@ def test_run_against_an_upstream_without_data_prefixes_fails_naming_sse_framing(
 
 @pytest.mark.slow
 def test_run_against_a_truncating_upstream_reports_truncated(tmp_path: Path) -> None:
-    with ScriptedServer(upstream(Misbehaviour.TRUNCATED)) as server:
-        done = run_live(server.url("/v1"), tmp_path)
+    done = run_live(Misbehaviour.TRUNCATED, tmp_path)
     assert done.returncode == 0, done.stderr
     found = records(tmp_path)
     for name, requests in found.items():
@@ -197,8 +196,7 @@ def test_run_against_a_truncating_upstream_reports_truncated(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_run_against_a_buffering_upstream_warns_buffered(tmp_path: Path) -> None:
-    with ScriptedServer(upstream(Misbehaviour.BUFFERED)) as server:
-        done = run_live(server.url("/v1"), tmp_path)
+    done = run_live(Misbehaviour.BUFFERED, tmp_path)
     assert done.returncode == 0, done.stderr
     found = records(tmp_path)
     for requests in found.values():
