@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from errors import UsageError
 from harness.cli.common import positive_float, positive_int
-from harness.probe.request import KINDS
+from harness.probe.request import KINDS, ProbeRequest
 
 NAME = "probe"
 HELP = "check whether an endpoint really streams, and name what stops it"
@@ -67,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds allowed for each request, connect to last byte (default 60)",
     )
+    parser.add_argument(
+        "--path",
+        metavar="PATH",
+        help="probe through a path started in front of URL's host: nginx, "
+        "net:PROFILE or net:rtt=..,bw=.., or both (nginx+net:4g) — e.g. to see an endpoint "
+        "stream directly and behind a default nginx (http:// URLs)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--strict", action="store_true", help="warnings count as problems")
 
@@ -87,6 +101,31 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         repeat=args.repeat,
         timeout_s=args.timeout,
     )
-    result = probe(request, strict=args.strict)
+    with contextlib.ExitStack() as stack:
+        if args.path:
+            request = stack.enter_context(through_path(request, args.path))
+        result = probe(request, strict=args.strict)
     print(render_json(result) if args.json else render_text(result), flush=True)
     return 1 if result.judgement.problems else 0
+
+
+@contextlib.contextmanager
+def through_path(request: ProbeRequest, path_text: str) -> Iterator[ProbeRequest]:
+    """The same request, sent through `path` started in front of the URL's host."""
+    from harness.measure.paths import Endpoint, parse_path
+    from harness.probe.request import parse_target
+
+    target = request.target
+    if target.tls:
+        raise UsageError(f"--path needs an http:// or ws:// URL, got {target.url}")
+    path = parse_path(path_text)
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    with (
+        tempfile.TemporaryDirectory(prefix="tokenwire-probe-") as work_dir,
+        path.open(Endpoint(f"http://{host}:{target.port}"), Path(work_dir)) as front,
+    ):
+        if not front.base_url.startswith("http://"):
+            raise UsageError(f"probe speaks HTTP/1.1 in the clear; {path_text} offers TLS")
+        netloc = urlsplit(front.base_url).netloc
+        moved = urlunsplit((target.scheme, netloc, *urlsplit(target.url)[2:4], ""))
+        yield replace(request, target=parse_target(moved))

@@ -66,3 +66,19 @@ def test_tokenwire_endpoints_stream(
     assert report["events"] >= 10 and report["terminal"]
     assert report["events_per_read"] < 3 and report["tail_share"] < 0.5
     assert report["text"]
+
+
+@pytest.mark.parametrize("path", ["nginx", "net:rtt=40ms"])
+def test_probe_through_a_path_sees_the_endpoint_stream_behind_it(
+    capsys: pytest.CaptureFixture[str], tokenwire: ServerProcess, path: str
+) -> None:
+    """`--path` starts the path in front of the URL's host: behind a default nginx or an
+    emulated network the SSE endpoint still streams (nginx consumes the X-Accel-Buffering
+    header, which the probe then warns is missing)."""
+    url = tokenwire.base_url + "/v1/sse"
+    status = bench.main(["probe", url, "--data", '{"seed": 6}', "--path", path, "--json"])
+    report = orjson.loads(capsys.readouterr().out)
+    assert (status, report["verdict"], report["problems"]) == (0, "streams", []), report
+    assert report["events"] >= 10 and report["events_per_read"] < 3
+    if path.startswith("net:"):
+        assert report["ttft_ms"] >= 40  # one round trip at least
