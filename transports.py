@@ -23,9 +23,10 @@ from clients import chunked as chunked_client
 from clients import long_poll as long_poll_client
 from clients import short_poll as short_poll_client
 from clients import sse as sse_client
+from clients import webhook as webhook_client
 from clients import websocket as websocket_client
 from clients.exchange import ExchangeLogic
-from servers import chunked, polling, sse, websocket
+from servers import chunked, polling, sse, webhook, websocket
 
 DIRECT = "direct"  # not a transport: a live upstream read straight, as the reference
 DIRECT_COLOUR = "#7f7f7f"
@@ -112,6 +113,9 @@ class TransportRegistry:
 POLLED = Capabilities(resume=True, cancel_on_disconnect=False, browser=True)
 RESUMABLE_PUSH = Capabilities(resume=True, cancel_on_disconnect=True, browser=True)
 PUSH = Capabilities(resume=False, cancel_on_disconnect=True, browser=True)
+# Webhooks: a failed delivery is retried from its first token; a receiver that is gone (410,
+# or every retry failed) cancels the generation; a browser page cannot receive a POST.
+CALLBACK = Capabilities(resume=True, cancel_on_disconnect=True, browser=False)
 
 TRANSPORTS = TransportRegistry(
     (
@@ -165,6 +169,16 @@ TRANSPORTS = TransportRegistry(
             exchange=websocket_client.exchange,
             colour="#9467bd",
             capabilities=PUSH,
+        ),
+        Transport(
+            name="webhook",
+            kind=Kind.CALLBACK,
+            title="Webhook",
+            endpoint="POST /v1/webhooks (JSON body with callback_url; signed POSTs back to it)",
+            router=webhook.router,
+            exchange=webhook_client.exchange,
+            colour="#8c564b",
+            capabilities=CALLBACK,
         ),
     )
 )

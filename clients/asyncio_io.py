@@ -18,8 +18,8 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from clients import callbacks_io, httpx_io, websockets_io
 from clients import exchange as effects
-from clients import httpx_io, websockets_io
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from wire.messages import GenerationRequest
 
@@ -32,6 +32,14 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
         self, transport: str, logic: effects.ExchangeLogic, settings: ClientSettings
     ) -> None:
         super().__init__(transport, logic, settings, httpx.AsyncClient)
+        self._receiver: callbacks_io.AsyncReceiver | None = None
+
+    async def callback_receiver(self) -> callbacks_io.AsyncReceiver:
+        """This client's callback receiver, started on first use."""
+        if self._receiver is None:
+            self._receiver = callbacks_io.AsyncReceiver()
+        await self._receiver.start()
+        return self._receiver
 
     async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
         result = StreamResult.start(self.transport, request, scheduled_ns)
@@ -43,6 +51,8 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
+        if self._receiver is not None:
+            await self._receiver.aclose()
 
 
 class AsyncIO:
@@ -56,6 +66,7 @@ class AsyncIO:
         self.reads: AsyncIterator[bytes] | None = None
         self.ws: ClientConnection | None = None
         self.probes: list[socket.socket] = []  # one per WebSocket connection
+        self.mailbox: callbacks_io.AsyncMailbox | None = None  # this stream's callbacks
 
     async def __aenter__(self) -> AsyncIO:
         return self
@@ -143,3 +154,21 @@ class AsyncIO:
             await self.response.aclose()  # unread body: httpx closes the connection
             self.response = self.reads = None
         return dropped_ns
+
+    async def listen_for_callbacks(self, effect: effects.ListenForCallbacks) -> str:
+        receiver = await self.client.callback_receiver()
+        self.mailbox = receiver.open()
+        self.stack.callback(self.mailbox.close)  # later callbacks: 410 Gone
+        return self.mailbox.url
+
+    async def receive_callback(self, effect: effects.ReceiveCallback) -> effects.Callback | None:
+        assert self.mailbox is not None, "ReceiveCallback before ListenForCallbacks"
+        inbound = await self.mailbox.next(effect.timeout_s)
+        if inbound is None:
+            return None
+        callbacks_io.count_callback(self.result, inbound)
+        return inbound.callback
+
+    async def answer_callback(self, effect: effects.AnswerCallback) -> None:
+        assert self.mailbox is not None, "AnswerCallback before ListenForCallbacks"
+        self.result.header_bytes += self.mailbox.answer(effect.status, effect.body)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Protocol
@@ -20,8 +21,8 @@ import httpx
 import websockets
 from websockets.sync.client import ClientConnection, connect
 
+from clients import callbacks_io, httpx_io, websockets_io
 from clients import exchange as effects
-from clients import httpx_io, websockets_io
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from wire.messages import GenerationRequest
 
@@ -55,6 +56,15 @@ class BlockingClient(httpx_io.PooledClient[httpx.Client]):
         self, transport: str, logic: effects.ExchangeLogic, settings: ClientSettings
     ) -> None:
         super().__init__(transport, logic, settings, httpx.Client)
+        self._receiver: callbacks_io.BlockingReceiver | None = None
+        self._receiver_lock = threading.Lock()
+
+    def callback_receiver(self) -> callbacks_io.BlockingReceiver:
+        """This client's callback receiver, started on first use."""
+        with self._receiver_lock:
+            if self._receiver is None:
+                self._receiver = callbacks_io.BlockingReceiver()
+            return self._receiver
 
     def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
         """Run one stream to its end. Transport failures are recorded in `StreamResult.error`;
@@ -67,6 +77,8 @@ class BlockingClient(httpx_io.PooledClient[httpx.Client]):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+        if self._receiver is not None:
+            self._receiver.close()
 
 
 class BlockingIO(contextlib.ExitStack):
@@ -80,6 +92,7 @@ class BlockingIO(contextlib.ExitStack):
         self.reads: Iterator[bytes] | None = None
         self.ws: ClientConnection | None = None
         self.probes: list[socket.socket] = []  # one per WebSocket connection
+        self.mailbox: callbacks_io.BlockingMailbox | None = None  # this stream's callbacks
 
     def run(self, exchange: effects.Exchange) -> None:
         steps = effects.Steps(exchange)
@@ -155,3 +168,20 @@ class BlockingIO(contextlib.ExitStack):
             self.response.close()  # unread body: httpx closes the connection
             self.response = self.reads = None
         return dropped_ns
+
+    def listen_for_callbacks(self, effect: effects.ListenForCallbacks) -> str:
+        self.mailbox = self.client.callback_receiver().open()
+        self.callback(self.mailbox.close)  # later callbacks: 410 Gone
+        return self.mailbox.url
+
+    def receive_callback(self, effect: effects.ReceiveCallback) -> effects.Callback | None:
+        assert self.mailbox is not None, "ReceiveCallback before ListenForCallbacks"
+        inbound = self.mailbox.next(effect.timeout_s)
+        if inbound is None:
+            return None
+        callbacks_io.count_callback(self.result, inbound)
+        return inbound.callback
+
+    def answer_callback(self, effect: effects.AnswerCallback) -> None:
+        assert self.mailbox is not None, "AnswerCallback before ListenForCallbacks"
+        self.result.header_bytes += self.mailbox.answer(effect.status, effect.body)

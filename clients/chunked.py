@@ -8,6 +8,7 @@ from clients.interface import StreamResult
 from wire.framing import Framing
 from wire.messages import GenerationRequest
 from wire.ndjson import MEDIA_TYPE, LineDecoder
+from wire.raw import TextPieces
 
 
 def resume_call(framing: Framing, request: GenerationRequest, result: StreamResult) -> HTTPCall:
@@ -20,5 +21,7 @@ def resume_call(framing: Framing, request: GenerationRequest, result: StreamResu
     return HTTPCall("POST", "/v1/chunked", params=params, headers={"accept": MEDIA_TYPE})
 
 
-CHUNKED_STREAM = HTTPStream("chunked", "/v1/chunked", MEDIA_TYPE, LineDecoder, resume_call)
+CHUNKED_STREAM = HTTPStream(
+    "chunked", "/v1/chunked", MEDIA_TYPE, LineDecoder, resume_call, undelimited=TextPieces
+)
 exchange = http_stream_exchange(CHUNKED_STREAM)

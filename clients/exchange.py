@@ -99,10 +99,46 @@ class Drop:
     (int, perf_counter_ns)."""
 
 
-Effect = Fetch | OpenStream | ReadBody | Sleep | OpenWebSocket | SendText | ReceiveMessage | Drop
+@dataclass(frozen=True, slots=True)
+class ListenForCallbacks:
+    """Open this stream's mailbox on the client's callback receiver, a small HTTP server on
+    loopback that the driver starts on first use (one per client) and stops with the client.
+    Reply: the callback URL (str) whose POSTs reach the mailbox, until the stream ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveCallback:
+    """The next request that reached the stream's callback URL, held open until
+    `AnswerCallback`. Reply: `Callback`, or None when none came within `timeout_s`."""
+
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCallback:
+    """Answer the callback received last: `status`, and `body` as JSON. Reply: None."""
+
+    status: int
+    body: bytes = b""
+
+
+Effect = (
+    Fetch
+    | OpenStream
+    | ReadBody
+    | Sleep
+    | OpenWebSocket
+    | SendText
+    | ReceiveMessage
+    | Drop
+    | ListenForCallbacks
+    | ReceiveCallback
+    | AnswerCallback
+)
 READ_BODY = ReadBody()
 RECEIVE = ReceiveMessage()
 DROP = Drop()
+LISTEN = ListenForCallbacks()
 
 # The driver method that performs each effect (both drivers name them alike).
 HANDLERS: dict[type[Effect], str] = {
@@ -114,6 +150,9 @@ HANDLERS: dict[type[Effect], str] = {
     SendText: "send_text",
     ReceiveMessage: "receive",
     Drop: "drop",
+    ListenForCallbacks: "listen_for_callbacks",
+    ReceiveCallback: "receive_callback",
+    AnswerCallback: "answer_callback",
 }
 
 
@@ -137,6 +176,20 @@ class Arrival:
 
     data: bytes | str
     now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One HTTP request a callback receiver took for the stream, stamped as the read that
+    completed its body returned: `now_ns` (perf_counter_ns, for tokens) and `wall_s`
+    (Unix time, to judge a signature's timestamp). Header names are lower case."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    now_ns: int
+    wall_s: float
 
 
 Exchange = Generator[Effect, Any, None]

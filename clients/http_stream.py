@@ -21,7 +21,7 @@ from clients.exchange import (
 from clients.interface import ClientSettings, Fault, StreamResult
 from errors import ProtocolViolation, StreamIncomplete
 from wire.framing import Framing, get_framing
-from wire.messages import GenerationRequest
+from wire.messages import EndMsg, GenerationRequest
 
 
 class PayloadDecoder(Protocol):
@@ -32,7 +32,10 @@ class PayloadDecoder(Protocol):
 @dataclass(frozen=True, slots=True)
 class HTTPStream:
     """A streamed-response transport without I/O: the request it sends, how it resumes a
-    dropped stream, and how its body decodes into framed payloads."""
+    dropped stream, and how its body decodes into framed payloads. Under a framing without
+    token boundaries (`raw`) the body decodes with `undelimited` (None: with `decoder`, whose
+    payloads are then pieces of text), and `pieces` names the form text takes on the wire
+    (`StreamResult.pieces`)."""
 
     transport: str
     path: str
@@ -40,6 +43,8 @@ class HTTPStream:
     decoder: Callable[[], PayloadDecoder]
     resume: Callable[[Framing, GenerationRequest, StreamResult], HTTPCall]
     headers: tuple[tuple[str, str], ...] = ()
+    undelimited: Callable[[], PayloadDecoder] | None = None
+    pieces: str = "text"
 
     def call(self, framing: Framing, request: GenerationRequest) -> HTTPCall:
         return HTTPCall(
@@ -47,8 +52,11 @@ class HTTPStream:
             self.path,
             params={"framing": framing.name},
             json=request.to_json(),
-            headers={"accept": self.media_type, **dict(self.headers)},
+            headers={"accept": self.media_type_of(framing), **dict(self.headers)},
         )
+
+    def media_type_of(self, framing: Framing) -> str:
+        return framing.media_type(self.transport, self.media_type)
 
 
 def require_end(result: StreamResult) -> None:
@@ -58,18 +66,22 @@ def require_end(result: StreamResult) -> None:
 
 class BodyReader:
     """One streamed response body into a `StreamResult`, network read by network read.
-    `feed` gets each read's bytes with the stamp taken as they arrived."""
+    `feed` gets each read's bytes with the stamp taken as they arrived. A framing without
+    token boundaries (`raw`) has no terminal message: the end of the body is the end (a body
+    cut short never gets here: the driver raises `StreamIncomplete`)."""
 
     def __init__(
         self, kind: HTTPStream, framing: Framing, result: StreamResult, content_type: str
     ) -> None:
-        if not content_type.startswith(kind.media_type):
-            raise ProtocolViolation(
-                f"expected Content-Type {kind.media_type}, got {content_type!r}"
-            )
-        self._decoder = kind.decoder()
+        expected = kind.media_type_of(framing).partition(";")[0]
+        if content_type.partition(";")[0].strip().lower() != expected:
+            raise ProtocolViolation(f"expected Content-Type {expected}, got {content_type!r}")
+        bare = not framing.boundaries and kind.undelimited is not None
+        self._decoder = kind.undelimited() if bare and kind.undelimited else kind.decoder()
         self._framing = framing
         self._result = result
+        if not framing.boundaries:
+            result.pieces = kind.pieces
 
     def feed(self, raw: bytes, now_ns: int) -> None:
         payloads = self._decoder.feed(raw)
@@ -81,6 +93,8 @@ class BodyReader:
         tail = self._decoder.close()
         if tail:
             self._result.take([self._framing.decode(p) for p in tail], now_ns)
+        if not self._framing.boundaries and self._result.end_ns is None:
+            self._result.take([EndMsg()], now_ns)
 
 
 def http_stream_exchange(kind: HTTPStream) -> ExchangeLogic:

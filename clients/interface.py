@@ -8,6 +8,7 @@ that stamp, and the read's token count is kept as a chunk size ("chunks are not 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,13 @@ from typing import Protocol
 
 from errors import ErrorKind, ProtocolViolation, TransportError, UpstreamFailed
 from wire.messages import EndMsg, GenerationRequest, IgnoredMsg, Message, TokenMsg
+from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
+
+
+def webhook_secret_from_env() -> str | None:
+    """The webhook signing secret the server under test shares (`TOKENWIRE_WEBHOOK_SECRET`,
+    which `harness.measure.server_process.start_server` sets when it is unset)."""
+    return os.environ.get(WEBHOOK_SECRET_ENV, "").strip() or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +39,9 @@ class ClientSettings:
     token: str | None = field(default=None, repr=False)  # sent as `Authorization: Bearer`
     drop_at_token: int = 0  # fault benchmark: drop the connection after this many tokens, resume
     leave_at_token: int = 0  # fault benchmark: drop the connection for good after this many
+    batch_ms: float = 0.0  # webhook: the server batches tokens this long per POST (0: one each)
+    # webhook: the secret deliveries are signed with (the server's), to verify them
+    webhook_secret: str | None = field(default_factory=webhook_secret_from_env, repr=False)
 
     def fault_due(self, result: StreamResult) -> Fault | None:
         """The fault the plan calls for now that `result` holds its tokens, if any."""
@@ -83,6 +94,11 @@ class StreamResult:
     # the codes of `wire.problems`; severity `problem` when it failed the stream, else `warning`
     problems: list[dict[str, str]] = field(default_factory=list)
     error: StreamError | None = None
+    # a framing without token boundaries (`raw`): `texts` are the text of each read (or SSE
+    # event), not tokens, and `harness.measure.driver.join` aligns them to the source's
+    # tokens by length. The value is the form text takes on the wire: "text" (as sent) or
+    # "sse" (CR and CRLF arrive as LF). None: every received message is one token.
+    pieces: str | None = None
 
     @classmethod
     def start(cls, transport: str, request: GenerationRequest, scheduled_ns: int) -> StreamResult:

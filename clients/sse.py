@@ -46,5 +46,6 @@ SSE_STREAM = HTTPStream(
     SSEPayloads,
     resume=resume_call,
     headers=(("cache-control", "no-store"),),
+    pieces="sse",  # raw text as SSE data: CR and CRLF arrive as LF
 )
 exchange = http_stream_exchange(SSE_STREAM)

@@ -19,7 +19,7 @@ from servers.generation import Generation
 from servers.push_response import PushResponse
 from servers.request_parsing import framing_named, optional_body_generation_request
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_stream
+from servers.streaming import framed_stream, response_headers
 from wire.framing import Framing
 from wire.messages import GenerationRequest
 from wire.ndjson import MEDIA_TYPE, encode_line
@@ -34,7 +34,10 @@ async def chunks(
     stream = framed_stream(gen, framing, state.source.model, start, grace, resumed)
     async with contextlib.aclosing(stream) as framed:
         async for message in framed:
-            yield encode_line(message.payload)
+            if framing.boundaries:
+                yield encode_line(message.payload)
+            elif message.payload:  # raw: the text as it comes (an empty chunk ends a body)
+                yield message.payload.encode()
 
 
 @router.post("/v1/chunked")
@@ -48,12 +51,16 @@ async def chunked(
     start: int | None = Query(None, alias="from", ge=0, description="resume at this token"),
 ) -> Response:
     state = state_of(request)
-    codec = framing_named(framing, state.settings.inject_pad_bytes)
+    codec = framing_named(framing, state.settings.inject_pad_bytes, transport="chunked")
     streaming = bool(state.settings.streaming_headers)
+    headers = response_headers(codec, "chunked")
     if stream is None and start is None:
         gen = start_generation(state, generation_request or GenerationRequest())
         return PushResponse(
-            chunks(state, gen, codec, 0, False), media_type=MEDIA_TYPE, streaming_headers=streaming
+            chunks(state, gen, codec, 0, False),
+            media_type=MEDIA_TYPE,
+            headers=headers,
+            streaming_headers=streaming,
         )
     if stream is None or start is None:
         raise RequestRefused(400, "a resume needs both ?stream=ID and &from=K")
@@ -61,5 +68,8 @@ async def chunked(
     if start > len(gen.texts):
         raise RequestRefused(400, f"from={start} is past the tokens sent so far ({len(gen.texts)})")
     return PushResponse(
-        chunks(state, gen, codec, start, True), media_type=MEDIA_TYPE, streaming_headers=streaming
+        chunks(state, gen, codec, start, True),
+        media_type=MEDIA_TYPE,
+        headers=headers,
+        streaming_headers=streaming,
     )

@@ -17,6 +17,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from servers.streaming import StreamAborted
+
 # What makes a push stream stream through proxies and caches (nginx honours the second).
 STREAMING_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -40,6 +42,8 @@ class PushResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         except (ClientDisconnect, OSError):
             pass  # the client left: the generation is told below
+        except StreamAborted:
+            pass  # returning without the body's end: uvicorn closes the connection
         finally:
             with anyio.CancelScope(shield=True):
                 await self._body.aclose()

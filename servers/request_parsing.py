@@ -100,8 +100,10 @@ async def optional_body_generation_request(request: Request) -> GenerationReques
     return parse_generation_request(body, state_of(request).settings) if body else None
 
 
-def framing_named(name: str, pad_bytes: int = 0) -> Framing:
+def framing_named(name: str, pad_bytes: int = 0, transport: str | None = None) -> Framing:
+    """The framing called `name`, as it travels over `transport` (400 when it cannot)."""
     try:
-        return padded(get_framing(name), pad_bytes)
+        framing = get_framing(name)
+        return padded(framing if transport is None else framing.over(transport), pad_bytes)
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc

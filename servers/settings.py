@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from errors import ServerSettingsError
+from errors import ProtocolError, ServerSettingsError
+from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
+from wire.webhook import checked_secret
 
 SERVER_TOKEN_ENV = "TOKENWIRE_SERVER_TOKEN"
 # Characters both a bearer token (RFC 6750) and a WebSocket subprotocol (an RFC 7230 token)
@@ -137,9 +139,65 @@ def dump_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
     return origins
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookSecret:
+    """The secret every webhook delivery is signed with (HMAC-SHA256), shared with the
+    receivers, and the file it was read from (None: from `TOKENWIRE_WEBHOOK_SECRET`, or no
+    secret at all: the server then refuses webhook subscriptions). Never in a repr."""
+
+    value: str | None = field(default=None, repr=False)
+    path: Path | None = None
+
+    def __bool__(self) -> bool:
+        return self.value is not None
+
+    @classmethod
+    def load(cls, path: str | None, environ: Mapping[str, str] = os.environ) -> WebhookSecret:
+        """From the file at `path` when given (its first non-blank line), else from the
+        environment variable, else none."""
+        try:
+            if path is not None:
+                where = Path(path).expanduser().absolute()
+                try:
+                    lines = where.read_text(encoding="utf-8").splitlines()
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                    raise ServerSettingsError(
+                        f"cannot read --webhook-secret-file {where}: {reason}"
+                    ) from None
+                text = next((line for line in lines if line.strip()), "")
+                return cls(checked_secret(text, f"--webhook-secret-file {where}"), where)
+            value = environ.get(WEBHOOK_SECRET_ENV)
+            return cls() if value is None else cls(checked_secret(value, WEBHOOK_SECRET_ENV))
+        except ProtocolError as exc:
+            raise ServerSettingsError(str(exc)) from None
+
+    def flag_texts(self) -> tuple[str, ...]:
+        """The file, never the secret (a secret from the environment: nothing)."""
+        return () if self.path is None else (str(self.path),)
+
+
+def load_webhook_allow(given: list[str] | None) -> tuple[str, ...]:
+    origins = []
+    for text in given or ():
+        origin = normal_origin(text)
+        if origin is None:
+            raise ServerSettingsError(
+                f"--webhook-allow {text!r} is not an origin; give scheme://host[:port], "
+                "e.g. https://hooks.example.com (repeat the flag for several)"
+            )
+        origins.append(origin)
+    return tuple(dict.fromkeys(origins))
+
+
 NO_TOKENS = Tokens()
+NO_WEBHOOK_SECRET = WebhookSecret()
 TOKEN_FILE_FLAG = Flag("--token-file", "PATH", Tokens.load, Tokens.flag_texts)
 CORS_ORIGIN_FLAG = Flag("--cors-origin", "URL", load_origins, dump_origins, repeat=True)
+WEBHOOK_SECRET_FLAG = Flag(
+    "--webhook-secret-file", "PATH", WebhookSecret.load, WebhookSecret.flag_texts
+)
+WEBHOOK_ALLOW_FLAG = Flag("--webhook-allow", "ORIGIN", load_webhook_allow, dump_origins, repeat=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +248,36 @@ class ServerSettings:
             "and open its WebSocket; repeat for several (default: the server's own origin only)",
             "flag": CORS_ORIGIN_FLAG,
         },
+    )
+
+    # webhooks (servers/webhook.py): the signing secret, where callbacks may go, retries
+    webhook_secret: WebhookSecret = field(
+        default=NO_WEBHOOK_SECRET,
+        metadata={
+            "help": "a file whose first line is the secret every webhook delivery is signed "
+            f"with, HMAC-SHA256, shared with the receivers (without it: {WEBHOOK_SECRET_ENV}, "
+            "when set; with neither, webhook subscriptions are refused)",
+            "flag": WEBHOOK_SECRET_FLAG,
+        },
+    )
+    webhook_allow: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "an origin (scheme://host[:port]) webhook callbacks may be sent to besides "
+            "loopback; repeat for several (default: loopback only, anything else is refused "
+            "with 403: a sender that posts anywhere it is told is an SSRF hole)",
+            "flag": WEBHOOK_ALLOW_FLAG,
+        },
+    )
+    webhook_attempts: int = setting(
+        5, "tries per webhook delivery (the first and its retries) before the stream is cancelled"
+    )
+    webhook_retry_ms: float = setting(
+        100.0, "the wait before a webhook delivery's first retry; it doubles at each retry"
+    )
+    webhook_timeout_s: float = setting(10.0, "how long one webhook POST may take")
+    webhook_max_connections: int = setting(
+        1000, "connections the webhook sender's one pooled HTTP client may hold"
     )
 
     @staticmethod

@@ -29,7 +29,7 @@ from servers.request_parsing import (
     parse_generation_request,
 )
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_stream
+from servers.streaming import framed_stream, response_headers
 from wire.framing import Framing
 from wire.messages import MAX_SEED, GenerationRequest
 from wire.sse import MEDIA_TYPE, encode_event
@@ -64,7 +64,7 @@ def open_stream(
     last_event_id: str | None,
 ) -> Opened | None:
     """The generation to stream (new, or resumed); None when nothing is left to send."""
-    framing = framing_named(framing_name, state.settings.inject_pad_bytes)
+    framing = framing_named(framing_name, state.settings.inject_pad_bytes, transport="sse")
     if last_event_id is None:
         return Opened(state, start_generation(state, generation_request), framing, 0, False)
     start = resume_index(last_event_id)
@@ -91,7 +91,8 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
     )
     async with contextlib.aclosing(stream) as framed:
         async for message in framed:
-            event_id = None if message.index is None else str(message.index)
+            numbered = message.index is not None and opened.framing.event_ids
+            event_id = str(message.index) if numbered else None
             yield encode_event(message.payload, event_id)
 
 
@@ -99,7 +100,10 @@ def respond(opened: Opened | None) -> Response:
     if opened is None:
         return Response(status_code=NOTHING_LEFT)
     streaming = bool(opened.state.settings.streaming_headers)
-    return PushResponse(events(opened), media_type=MEDIA_TYPE, streaming_headers=streaming)
+    headers = response_headers(opened.framing, "sse")
+    return PushResponse(
+        events(opened), media_type=MEDIA_TYPE, headers=headers, streaming_headers=streaming
+    )
 
 
 @router.post("/v1/sse")

@@ -14,6 +14,22 @@ from servers.generation import Generation
 from wire.framing import Framing
 
 
+class StreamAborted(Exception):
+    """The stream cannot end as its framing ends streams: the response is cut short (no
+    terminating chunk), the way a naive server's connection drops when its generator fails.
+    `raw` has no way to say that the generation failed."""
+
+
+def response_headers(framing: Framing, transport: str) -> dict[str, str]:
+    """What a framing adds to the head of a push response over `transport`: its exact
+    Content-Type (where it has one) and its vendor headers."""
+    headers = dict(framing.headers)
+    exact = framing.media_type(transport, "")
+    if exact:
+        headers["content-type"] = exact
+    return headers
+
+
 @dataclass(frozen=True, slots=True)
 class Framed:
     """One framed payload; `index` is the token's index (None for start and end messages)."""
@@ -40,6 +56,9 @@ async def framed_stream(
         async with contextlib.aclosing(gen.follow(start)) as tokens:
             async for i, text in tokens:
                 yield Framed(i, framing.encode_token(gen.id, model, i, text))
+        if gen.error is not None and not framing.boundaries:
+            complete = True
+            raise StreamAborted(gen.error)
         for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
             yield Framed(None, payload)
         complete = True

@@ -49,7 +49,8 @@ def open_stream(state: ServerState, text: str | None) -> Opened:
     body = loads(text)
     if not isinstance(body, dict):
         raise ProtocolError("the first message must be a JSON object")
-    framing = framing_named(str(body.pop("framing", "json")), state.settings.inject_pad_bytes)
+    name = str(body.pop("framing", "json"))
+    framing = framing_named(name, state.settings.inject_pad_bytes, transport="websocket")
     if "resume" not in body:
         return Opened(
             start_generation(state, parse_generation_request(body, state.settings)),

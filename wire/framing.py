@@ -4,12 +4,22 @@
   the end. Every token carries its index, so loss and duplication are visible.
 - `openai`: OpenAI `chat.completion.chunk` objects exactly as a hosted model sends them (a
   role-only first chunk, one content delta per token, a `finish_reason` chunk, a usage chunk),
-  ended by the literal `[DONE]`. No index travels; order is the index.
+  ended by the literal `[DONE]`. No index travels; order is the index. Over chunked HTTP the
+  end is the JSON line `{"choices":[],"done":true}` instead, so every line parses as JSON.
+- `vercel-ui`, `vercel-data`: the Vercel AI SDK's UI message stream (SSE) and its older data
+  stream (lines over chunked HTTP), with the SDK's headers (`wire.vercel`).
+- `langchain`: LangChain's WebSocket callback messages (`wire.langchain`).
+- `raw`: plain text, no token boundaries and no terminal message (`wire.raw`).
 
-All framings produce single-line text (JSON escapes `\\n` and `\\r`; U+2028 stays raw, which
-is fine for delimiters that split on `\\n` only), so any transport can delimit them by lines,
-SSE `data:` fields or WebSocket messages. A failed generation ends with one error message
-in place of the normal end (OpenAI sends its error object and no `[DONE]`).
+Each framing names the transports that can carry it (`transports`; `over` refuses the
+others), and what its responses carry besides the payloads: an exact Content-Type per
+transport, vendor headers, whether SSE token events carry `id:`.
+
+Every framing but `raw` produces single-line text (JSON escapes `\\n` and `\\r`, and
+`dumps_line` escapes U+0085, U+2028 and U+2029 too, which clients that split on every
+Unicode line break would cut at), so any transport can delimit it by lines, SSE `data:`
+fields or WebSocket messages. A failed generation ends with one error message in place of
+the normal end (OpenAI sends its error object and no `[DONE]`).
 """
 
 from __future__ import annotations
@@ -19,14 +29,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from errors import ProtocolError
-from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, dumps, loads
+from wire import langchain, raw, vercel
+from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, dumps_line, loads
 
 OPENAI_DONE = "[DONE]"
 
 
 @dataclass(frozen=True, slots=True)
 class Framing:
-    """A message codec. Encoders return lists because one event may need several messages."""
+    """A message codec. Encoders return lists because one event may need several messages.
+
+    `transports`: the transports that can carry it (None: every one; polling keeps its own
+    envelope whatever the framing). `content_types`: (transport, exact Content-Type) where
+    the transport's own does not apply. `headers`: response headers it adds (a vendor's
+    marker). `event_ids`: SSE token events carry `id: <index>`. `boundaries`: each token is
+    one message and a terminal message ends the stream; False (`raw`): text arrives in
+    pieces that need not be tokens, written bare over chunked HTTP, and the end of the body
+    is the end. `variants`: (transport, the framing as it travels over that transport)."""
 
     name: str
     encode_start: Callable[[str, str], list[str]]
@@ -34,6 +53,29 @@ class Framing:
     encode_end: Callable[[str, str, int, str | None], list[str]]
     decode: Callable[[str], Message]
     carries_index: bool
+    transports: tuple[str, ...] | None = None
+    content_types: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    event_ids: bool = True
+    boundaries: bool = True
+    variants: tuple[tuple[str, Framing], ...] = ()
+
+    def can_travel(self, transport: str) -> bool:
+        return self.transports is None or transport in self.transports
+
+    def over(self, transport: str) -> Framing:
+        """The framing as it travels over `transport`; ProtocolError if it cannot."""
+        if not self.can_travel(transport):
+            assert self.transports is not None
+            raise ProtocolError(
+                f"framing {self.name} cannot travel over {transport}; "
+                f"it travels over {', '.join(self.transports)}"
+            )
+        return dict(self.variants).get(transport, self)
+
+    def media_type(self, transport: str, default: str) -> str:
+        """The Content-Type of this framing's responses over `transport`."""
+        return dict(self.content_types).get(transport, default)
 
 
 # --- json ---------------------------------------------------------------------------------
@@ -44,14 +86,14 @@ def _json_start(stream_id: str, model: str) -> list[str]:
 
 
 def _json_token(stream_id: str, model: str, i: int, text: str) -> str:
-    return dumps({"i": i, "t": text})
+    return dumps_line({"i": i, "t": text})
 
 
 def _json_end(stream_id: str, model: str, n: int, error: str | None) -> list[str]:
     end: dict[str, Any] = {"done": True, "n": n, "id": stream_id}
     if error is not None:
         end["error"] = error
-    return [dumps(end)]
+    return [dumps_line(end)]
 
 
 def _json_decode(payload: str) -> Message:
@@ -78,7 +120,7 @@ JSON = Framing("json", _json_start, _json_token, _json_end, _json_decode, carrie
 
 
 def _chunk(stream_id: str, model: str, delta: dict[str, Any], finish: str | None) -> str:
-    return dumps(
+    return dumps_line(
         {
             "id": f"chatcmpl-{stream_id}",
             "object": "chat.completion.chunk",
@@ -99,8 +141,8 @@ def _openai_token(stream_id: str, model: str, i: int, text: str) -> str:
 
 def _openai_end(stream_id: str, model: str, n: int, error: str | None) -> list[str]:
     if error is not None:
-        return [dumps({"error": {"message": error, "type": "upstream_error"}})]
-    usage = dumps(
+        return [dumps_line({"error": {"message": error, "type": "upstream_error"}})]
+    usage = dumps_line(
         {
             "id": f"chatcmpl-{stream_id}",
             "object": "chat.completion.chunk",
@@ -123,6 +165,8 @@ def _openai_decode(payload: str) -> Message:
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
         return EndMsg(error=str(message))
+    if obj.get("done") is True:  # the end over chunked HTTP (`OPENAI_LINES_DONE`)
+        return EndMsg()
     choices = obj.get("choices")
     if not isinstance(choices, list):
         raise ProtocolError(f"chat.completion.chunk without choices: {payload[:80]!r}")
@@ -144,11 +188,71 @@ def _openai_decode(payload: str) -> Message:
     return TokenMsg(i=None, text=content)
 
 
-OPENAI = Framing(
+# A bare `[DONE]` line is not JSON: a client that parses every NDJSON line breaks on it.
+OPENAI_LINES_DONE = dumps_line({"choices": [], "done": True})
+
+
+def _openai_lines_end(stream_id: str, model: str, n: int, error: str | None) -> list[str]:
+    end = _openai_end(stream_id, model, n, error)
+    return [OPENAI_LINES_DONE if payload == OPENAI_DONE else payload for payload in end]
+
+
+_OPENAI = Framing(
     "openai", _openai_start, _openai_token, _openai_end, _openai_decode, carries_index=False
 )
+OPENAI = replace(_OPENAI, variants=(("chunked", replace(_OPENAI, encode_end=_openai_lines_end)),))
 
-FRAMINGS: dict[str, Framing] = {f.name: f for f in (JSON, OPENAI)}
+
+# --- the framings people ship (codecs in wire/vercel.py, wire/langchain.py, wire/raw.py) ----
+
+VERCEL_UI = Framing(
+    "vercel-ui",
+    vercel.ui_start,
+    vercel.ui_token,
+    vercel.ui_end,
+    vercel.ui_decode,
+    carries_index=False,
+    transports=("sse",),
+    content_types=(("sse", vercel.UI_MEDIA_TYPE),),
+    headers=vercel.UI_HEADERS,
+    event_ids=False,
+)
+VERCEL_DATA = Framing(
+    "vercel-data",
+    vercel.data_start,
+    vercel.data_token,
+    vercel.data_end,
+    vercel.data_decode,
+    carries_index=False,
+    transports=("chunked",),
+    content_types=(("chunked", vercel.DATA_MEDIA_TYPE),),
+    headers=vercel.DATA_HEADERS,
+)
+LANGCHAIN = Framing(
+    "langchain",
+    langchain.start,
+    langchain.token,
+    langchain.end,
+    langchain.decode,
+    carries_index=False,
+    transports=("sse", "chunked", "websocket"),
+)
+RAW = Framing(
+    "raw",
+    raw.start,
+    raw.token,
+    raw.end,
+    raw.decode,
+    carries_index=False,
+    transports=("sse", "chunked"),
+    content_types=(("chunked", raw.MEDIA_TYPE),),
+    event_ids=False,
+    boundaries=False,
+)
+
+FRAMINGS: dict[str, Framing] = {
+    f.name: f for f in (JSON, OPENAI, VERCEL_UI, VERCEL_DATA, LANGCHAIN, RAW)
+}
 
 
 def pad_json(payload: str, pad_bytes: int) -> str:

@@ -106,6 +106,21 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+# Line breaks JSON leaves raw (it escapes only U+0000-U+001F) that `str.splitlines` and
+# httpx's `iter_lines` split on: a JSON line holding one raw would arrive cut in two.
+_UNICODE_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def dumps_line(obj: Any) -> str:
+    """`dumps`, with U+0085, U+2028 and U+2029 escaped (`\\u2028`, ...): the same JSON value,
+    safe for clients that split lines on every Unicode line break. The framings use it.
+    Outside strings JSON has no such character, so escaping them in place is exact."""
+    text = dumps(obj)
+    if text.isascii():
+        return text
+    return text.translate(_UNICODE_LINE_BREAKS)
+
+
 def loads(text: str | bytes) -> Any:
     try:
         return orjson.loads(text)

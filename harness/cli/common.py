@@ -54,6 +54,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(_number(text, float, "a number >= 0"))
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     value = int(_number(text, int, "a port number"))
     if not 0 <= value <= 65535:

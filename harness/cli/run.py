@@ -11,6 +11,7 @@ from harness.cli.common import (
     add_scenario,
     add_source_flags,
     add_transports,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -60,11 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="long polling: how long the server may hold a poll",
     )
     parser.add_argument(
+        "--batch-ms",
+        type=non_negative_float,
+        metavar="MS",
+        help="webhook: how long the server gathers tokens per POST (0: one POST per token)",
+    )
+    parser.add_argument(
         "--sweep",
         metavar="AXIS=V1,V2,...",
         help="run every value of one axis in one run folder; axes: concurrency, "
-        "poll_interval_ms, long_poll_wait_s, framing, preset, path, streaming_headers "
-        "(e.g. concurrency=1,10,100 or streaming_headers=true,false)",
+        "poll_interval_ms, long_poll_wait_s, batch_ms, framing, preset, path, "
+        "streaming_headers (e.g. concurrency=1,10,100 or batch_ms=0,20,100)",
     )
     parser.add_argument(
         "--path",
@@ -105,6 +112,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         framing=args.framing,
         poll_interval_ms=args.poll_interval_ms,
         long_poll_wait_s=args.long_poll_wait_s,
+        batch_ms=args.batch_ms,
         sweep=args.sweep,
         path=args.path,
         client=args.client,

@@ -125,6 +125,7 @@ def pack(seed: int, result: StreamResult) -> Packed:
         result.empty_polls,
         None if error is None else error.kind,
         None if error is None else error.message,
+        result.pieces,
     ]
 
 
@@ -147,6 +148,7 @@ def unpack(packed: Packed) -> tuple[int, StreamResult]:
         empty_polls,
         error_kind,
         error_message,
+        *rest,
     ) = packed
     result = StreamResult(
         transport=transport,
@@ -164,6 +166,7 @@ def unpack(packed: Packed) -> tuple[int, StreamResult]:
         requests=requests,
         empty_polls=empty_polls,
         error=None if error_kind is None else StreamError(ErrorKind(error_kind), error_message),
+        pieces=rest[0] if rest else None,  # raw: texts are pieces, `join` aligns them
     )
     return seed, result
 

@@ -18,6 +18,8 @@ live source the run also measures `direct`: the same prompts straight from the u
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import os
 import random
 import time
@@ -50,6 +52,7 @@ from harness.measure.server_process import PROJECT_ROOT
 from servers.settings import SERVER_TOKEN_ENV
 from transports import DIRECT, TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest, loads
+from wire.raw import sse_form
 
 SHARD_SIZE = 50  # streams per pooled HTTP client: httpcore slows down with huge pools
 WARMUP_SEED_BASE = 1_000_000_000
@@ -119,6 +122,7 @@ def client_settings(
         token=server_token(),
         drop_at_token=scenario.faults.drop_at_token,
         leave_at_token=scenario.faults.leave_at_token,
+        batch_ms=scenario.batch_ms,
     )
 
 
@@ -321,11 +325,53 @@ def relayed_problems(timeline: Timeline | None) -> list[dict[str, str]]:
     return [{"code": problem["code"], "severity": "problem", "message": problem["message"]}]
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """The tokens a client received: index, arrival stamp and text of each, tokens per read;
+    `extra`: text past the source's last token (pieces only)."""
+
+    indices: list[int]
+    recv_ns: list[int]
+    texts: list[str]
+    chunk_sizes: list[int]
+    extra: bool = False
+
+
+def received_tokens(result: StreamResult, timeline: Timeline | None) -> Received:
+    """What the client received, token by token. A framing without token boundaries (`raw`)
+    delivers pieces of text: token i counts as received with the piece that brought its
+    last character, found by cumulative length against the source's token texts (in the form
+    they take on the wire: `StreamResult.pieces`). What that cannot tell: where tokens end
+    within a piece, and duplicates (a repeated text only shifts what follows: mismatches)."""
+    if result.pieces is None or timeline is None:
+        return Received(result.indices, result.recv_ns, result.texts, result.chunk_sizes)
+    form = sse_form if result.pieces == "sse" else str
+    ends = list(itertools.accumulate(len(form(t)) for t in timeline.texts))
+    piece_ends = list(itertools.accumulate(len(p) for p in result.texts))
+    received = "".join(result.texts)
+    indices: list[int] = []
+    recv_ns: list[int] = []
+    texts: list[str] = []
+    start = k = 0
+    for i, end in enumerate(ends):
+        k = bisect.bisect_left(piece_ends, end, lo=k)
+        if k == len(piece_ends):
+            break  # its last character never came: this token and the rest are lost
+        indices.append(i)
+        recv_ns.append(result.recv_ns[k])
+        texts.append(received[start:end])
+        start = end
+    chunk_sizes = [len(list(run)) for _, run in itertools.groupby(recv_ns)]
+    extra = len(received) > (ends[-1] if ends else 0)
+    return Received(indices, recv_ns, texts, chunk_sizes, extra)
+
+
 def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None) -> RequestRecord:
     """Pair each received token with its server emit stamp and check its text."""
     emit: list[int | None] = []
-    mismatches = 0
-    for i, text in zip(result.indices, result.texts, strict=True):
+    got = received_tokens(result, timeline)
+    mismatches = int(got.extra)
+    for i, text in zip(got.indices, got.texts, strict=True):
         known = timeline is not None and 0 <= i < len(timeline.texts)
         emit.append(timeline.emit_ns[i] if known else None)  # type: ignore[union-attr]
         if not known or timeline.texts[i] != text:  # type: ignore[union-attr]
@@ -340,11 +386,11 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         stream_id=result.stream_id,
         scheduled_ns=result.scheduled_ns,
         end_ns=result.end_ns,
-        token_index=list(result.indices),
-        recv_ns=list(result.recv_ns),
+        token_index=list(got.indices),
+        recv_ns=list(got.recv_ns),
         emit_ns=emit,
-        token_bytes=[len(t.encode()) for t in result.texts],
-        chunk_sizes=list(result.chunk_sizes),
+        token_bytes=[len(t.encode()) for t in got.texts],
+        chunk_sizes=list(got.chunk_sizes),
         source_tokens=timeline.tokens if timeline is not None else 0,
         usage_tokens=timeline.usage_tokens if timeline is not None else None,
         planned_delays_ns=None if timeline is None else timeline.planned_delays_ns,

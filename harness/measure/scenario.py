@@ -8,9 +8,15 @@ requests = 50                 # measured streams per transport
 concurrency = 8               # streams in flight at once
 warmup = 2                    # unmeasured streams per transport first
 seed = 1                      # the mock's text and timing; request k uses seed k
-framing = "json"              # json | openai (push transports; polling has its own envelope)
+framing = "json"              # json | openai | vercel-ui | vercel-data | langchain | raw:
+                              # json and openai go over every transport (polling keeps its
+                              # own envelope); vercel-ui over sse, vercel-data over chunked,
+                              # langchain over sse, chunked and websocket, raw over sse and
+                              # chunked (wire/framing.py; any other pair is refused)
 poll_interval_ms = 100        # short polling
 long_poll_wait_s = 30         # long polling
+batch_ms = 0                  # webhook: the server batches tokens this long per POST
+                              # (0: one POST per token; at most 60000)
 stream_timeout_s = 120        # one stream must finish within this
 client = "python"             # python | browser (Chromium pages: harness.measure.browser)
 
@@ -36,8 +42,8 @@ streaming_headers = true      # push responses ask proxies not to buffer them (C
                               # no-cache, X-Accel-Buffering: no); false: a naive server
 
 [sweep]                       # optional: run every value of one axis in one run folder
-axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | framing |
-                              # preset | path | streaming_headers (a preset or
+axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | batch_ms |
+                              # framing | preset | path | streaming_headers (a preset or
                               # streaming_headers sweep restarts the server at each point)
 values = [1, 10, 50]
 
@@ -79,19 +85,21 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from errors import ScenarioError, SourceError
-from harness.measure.browser.capability import CLIENTS, refuse_for_browser
+from harness.measure.browser.capability import CLIENTS, PAGE_FRAMINGS, refuse_for_browser
 from harness.measure.paths import LOOPBACK, parse_path, split_paths
 from harness.measure.records import SweepValue
 from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
+from wire.webhook import MAX_BATCH_MS
 
 ORDERS = ("auto", "sequential", "interleaved")
 SWEEP_AXES = (
     "concurrency",
     "poll_interval_ms",
     "long_poll_wait_s",
+    "batch_ms",
     "framing",
     "preset",
     "path",
@@ -198,6 +206,7 @@ class Scenario:
     framing: str = "json"
     poll_interval_ms: float = 100.0
     long_poll_wait_s: float = 30.0
+    batch_ms: float = 0.0  # webhook: how long the server gathers tokens per POST (0: one each)
     stream_timeout_s: float = 120.0
     source: SourceSpec = field(default_factory=SourceSpec)
     sweep: Sweep | None = None
@@ -234,10 +243,13 @@ class Scenario:
         for name in ("poll_interval_ms", "long_poll_wait_s", "stream_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ScenarioError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if not 0 <= self.batch_ms <= MAX_BATCH_MS:
+            raise ScenarioError(f"batch_ms must be from 0 to {MAX_BATCH_MS:g}, got {self.batch_ms}")
         if not self.transports:
             raise ScenarioError("transports must name at least one transport")
         if self.framing not in FRAMINGS:
             raise ScenarioError(f"unknown framing {self.framing!r}; allowed: {', '.join(FRAMINGS)}")
+        self.check_framing()
         parse_path(self.path)
         if self.order not in ORDERS:
             raise ScenarioError(f"unknown order {self.order!r}; allowed: {', '.join(ORDERS)}")
@@ -258,6 +270,29 @@ class Scenario:
             for value in self.sweep.values:
                 replace(self.at(value), sweep=None).validate()
         return self
+
+    def check_framing(self) -> None:
+        """Every transport must be able to carry the framing (`Framing.transports`); `raw`
+        has no token index to resume from, and the browser client reads json and openai."""
+        framing = FRAMINGS[self.framing]
+        cannot = [t for t in self.transports if not framing.can_travel(t)]
+        if cannot:
+            carriers = ", ".join(framing.transports or ())
+            raise ScenarioError(
+                f"framing {self.framing} cannot travel over {', '.join(cannot)}; it travels "
+                f"over {carriers} (pick them with --transports, or another framing)"
+            )
+        faults = self.faults.drop_at_token or self.faults.leave_at_token
+        if faults and not framing.boundaries:
+            raise ScenarioError(
+                f"framing {self.framing} has no token boundaries, so a dropped stream has no "
+                "index to resume from: drop [faults] or use another framing"
+            )
+        if self.client == "browser" and self.framing not in PAGE_FRAMINGS:
+            raise ScenarioError(
+                f"the browser client reads the framings {', '.join(PAGE_FRAMINGS)}, not "
+                f'{self.framing}; use client = "python"'
+            )
 
     def server_args(self) -> tuple[str, ...]:
         """The server process's flags this scenario sets (test aids, resume grace, the push

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import psutil
 
 from errors import ServerStartError
 from servers.sources.spec import SourceSpec
+from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,6 +100,14 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def shared_webhook_secret() -> str:
+    """The secret webhook deliveries are signed with, shared by the server under test and
+    the clients: `TOKENWIRE_WEBHOOK_SECRET`, or when it is unset a random one, set in this
+    process's environment so that the server (a subprocess), the clients here and any
+    process started later (locust) all inherit the same."""
+    return os.environ.setdefault(WEBHOOK_SECRET_ENV, secrets.token_urlsafe(32))
+
+
 def start_server(
     spec: SourceSpec,
     log_path: Path,
@@ -111,6 +121,7 @@ def start_server(
     loopback socket bound here, once it answers /healthz."""
     sock = bind_listener(host, port)
     base_url = _url(sock)
+    shared_webhook_secret()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with sock, open(log_path, "wb") as log:
         process = subprocess.Popen(

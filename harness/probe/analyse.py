@@ -35,7 +35,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 
 from errors import ProtocolError
@@ -419,13 +419,7 @@ class Reconnect:
     detail: str
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "outcome": self.outcome,
-            "status": self.status,
-            "last_event_id": self.last_event_id,
-            "events": self.events,
-            "detail": self.detail,
-        }
+        return asdict(self)
 
 
 def needs_reconnect_check(run: RunAnalysis) -> bool:

@@ -84,6 +84,29 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
+async def _read(reader: asyncio.StreamReader, deadline: float) -> tuple[bytes, int]:
+    """The next network read (b"" at EOF) and its stamp; TimeoutError past `deadline`."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        raise TimeoutError
+    data = await asyncio.wait_for(reader.read(READ_SIZE), remaining)
+    return data, _now()
+
+
+async def _open(
+    request: ProbeRequest, kind: str
+) -> tuple[Exchange, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, float]:
+    """A new exchange, its connection (None with the failure recorded in the exchange), and
+    the loop time by which it must end (--timeout)."""
+    deadline = asyncio.get_running_loop().time() + request.timeout_s
+    exchange = Exchange(kind, t_sent_ns=_now())
+    try:
+        return exchange, await _connect(request, request.timeout_s), deadline
+    except (OSError, TimeoutError) as exc:
+        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, _error_text(exc), _now()
+        return exchange, None, deadline
+
+
 async def fetch_http(
     request: ProbeRequest,
     extra_headers: tuple[tuple[str, str], ...] = (),
@@ -91,14 +114,10 @@ async def fetch_http(
 ) -> Exchange:
     """One HTTP/1.1 request; the response read until its body ends, the peer closes, `stop`
     says so, or --timeout runs out."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.timeout_s
-    exchange = Exchange("http", t_sent_ns=_now())
-    try:
-        reader, writer = await _connect(request, request.timeout_s)
-    except (OSError, TimeoutError) as exc:
-        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, _error_text(exc), _now()
+    exchange, connection, deadline = await _open(request, "http")
+    if connection is None:
         return exchange
+    reader, writer = connection
     parser = ResponseParser()
     try:
         headers = http_headers(request, extra_headers)
@@ -106,11 +125,7 @@ async def fetch_http(
         await writer.drain()
         exchange.t_sent_ns = _now()
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError
-            data = await asyncio.wait_for(reader.read(READ_SIZE), remaining)
-            stamp = _now()
+            data, stamp = await _read(reader, deadline)
             exchange.wire_reads += bool(data)
             parsed = parser.feed(data)
             if parsed.head is not None:
@@ -147,14 +162,10 @@ async def fetch_http(
 async def fetch_websocket(request: ProbeRequest) -> Exchange:
     """Open the WebSocket, send --data as the first text message, read every message until
     the server closes (with or without a close frame) or --timeout runs out."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.timeout_s
-    exchange = Exchange("websocket", t_sent_ns=_now())
-    try:
-        reader, writer = await _connect(request, request.timeout_s)
-    except (OSError, TimeoutError) as exc:
-        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, _error_text(exc), _now()
+    exchange, connection, deadline = await _open(request, "websocket")
+    if connection is None:
         return exchange
+    reader, writer = connection
     protocol = ClientProtocol(parse_uri(request.target.url), max_size=None)
     handshake = protocol.connect()
     for name, value in request.headers:
@@ -165,11 +176,7 @@ async def fetch_websocket(request: ProbeRequest) -> Exchange:
     try:
         await _flush(protocol, writer)
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError
-            data = await asyncio.wait_for(reader.read(READ_SIZE), remaining)
-            stamp = _now()
+            data, stamp = await _read(reader, deadline)
             exchange.end_ns = stamp
             if not data:
                 protocol.receive_eof()

@@ -181,13 +181,22 @@ def warm_up(base_url: str, http: httpx.Client) -> None:
         raw_exchange(host_port(base_url), b"GET /\x00 HTTP/1.1\r\n\r\n", "answer", 5)
 
 
-@pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
-    log = tmp_path_factory.mktemp("fuzz") / "server.log"
+@contextlib.contextmanager
+def fuzzed_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[tuple[ServerProcess, httpx.Client]]:
+    """The server under fuzzing (its log in a fresh folder) and a client of it."""
+    log = tmp_path_factory.mktemp(name) / "server.log"
     with (
         running_server(FUZZ_SPEC, log, extra_args=FUZZ_SERVER_ARGS) as server,
         http_client(server.base_url) as http,
     ):
+        yield server, http
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
+    with fuzzed_server(tmp_path_factory, "fuzz") as (server, http):
         warm_up(server.base_url, http)
         time.sleep(SETTLE_S)
         yield FuzzTarget(server=server, http=http, ledger=Ledger(), rss_warm=server.rss_bytes())
@@ -1251,11 +1260,7 @@ class ProbeServer:
 
 @pytest.fixture(scope="module")
 def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbeServer]:
-    log = tmp_path_factory.mktemp("fuzz-probes") / "server.log"
-    with (
-        running_server(FUZZ_SPEC, log, extra_args=FUZZ_SERVER_ARGS) as server,
-        http_client(server.base_url) as http,
-    ):
+    with fuzzed_server(tmp_path_factory, "fuzz-probes") as (server, http):
         yield ProbeServer(server, http)
 
 

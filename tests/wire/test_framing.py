@@ -190,11 +190,12 @@ def test_carries_index_flags() -> None:
     assert OPENAI.carries_index is False
 
 
-@pytest.mark.parametrize("name", ["raw", "", "JSON", "OpenAI", "json "])
+@pytest.mark.parametrize("name", ["xml", "", "JSON", "OpenAI", "json ", "vercel"])
 def test_get_framing_unknown(name: str) -> None:
     with pytest.raises(ProtocolError) as exc_info:
         get_framing(name)
-    assert str(exc_info.value) == f"unknown framing {name!r}; allowed: json, openai"
+    allowed = "json, openai, vercel-ui, vercel-data, langchain, raw"
+    assert str(exc_info.value) == f"unknown framing {name!r}; allowed: {allowed}"
     assert exc_info.value.__cause__ is None
 
 

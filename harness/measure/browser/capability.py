@@ -10,6 +10,7 @@ from transports import TRANSPORTS, TransportRegistry
 
 CLIENTS = ("python", "browser")  # a scenario's `client`: who reads the streams
 PAGE_TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked", "websocket")  # page.js's
+PAGE_FRAMINGS = ("json", "openai")  # the framings page.js knows the terminal message of
 # Measured on 2 cores (chat preset, ~80 tokens/s per stream): 96 streams in 16 pages all
 # completed, nothing lost, but with ~100-150 ms added delay; the added delay stays under
 # 5 ms (p50) up to 18 streams. Chromium tops out near 500-650 delivered tokens/s there.

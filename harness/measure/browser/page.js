@@ -46,8 +46,9 @@
     }
   }
 
-  /* The framing's terminal message: json {"done":true,..}; openai [DONE], or the error
-     object a failed generation sends in its place. Anything unparsable is Python's to
+  /* The framing's terminal message: json {"done":true,..}; openai [DONE] (over chunked
+     {"choices":[],"done":true}), or the error object a failed generation sends in its
+     place. Anything unparsable is Python's to
      report (it decodes every payload), so it is not terminal here. */
   function isTerminal(framing, payload) {
     if (framing === "openai" && payload === "[DONE]") return true;
@@ -58,7 +59,7 @@
       return false;
     }
     if (obj === null || typeof obj !== "object") return false;
-    return framing === "openai" ? obj.error != null : obj.done === true;
+    return framing === "openai" ? obj.error != null || obj.done === true : obj.done === true;
   }
 
   function headers(spec, extra) {

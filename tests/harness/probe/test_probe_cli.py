@@ -139,36 +139,8 @@ def test_api_key_from_the_environment_is_sent_but_never_printed(
     assert "Authorization: <from $PROBE_TEST_KEY>" in text
 
 
-BAD_USAGE = [
-    (["ftp://example.com/x"], "the scheme must be http, https, ws or wss"),
-    (["http://"], "no host"),
-    (["http://127.0.0.1:1/", "--header", "Authorization: Bearer sk-123"], "credential"),
-    (["http://127.0.0.1:1/", "--header", "X-Api-Key: 123"], "credential"),
-    (["http://127.0.0.1:1/", "--header", "no colon"], "'Name: value'"),
-    (["http://127.0.0.1:1/", "--header-from-env", "Authorization=Bearer sk-123"], "must name"),
-    (
-        ["http://127.0.0.1:1/", "--header-from-env", "Authorization=Bearer $PROBE_UNSET_VAR"],
-        "PROBE_UNSET_VAR is not set",
-    ),
-    (["http://127.0.0.1:1/", "--data", "{not json"], "--data is not valid JSON"),
-    (["http://127.0.0.1:1/", "--data", "@/nonexistent/body.json"], "cannot read --data file"),
-    (["http://127.0.0.1:1/", "--kind", "websocket"], "needs a ws:// or wss:// URL"),
-    (["ws://127.0.0.1:1/", "--kind", "sse"], "speaks WebSocket"),
-    (["http://127.0.0.1:1/", "--kind", "xml"], "invalid choice: 'xml'"),
-    (["http://127.0.0.1:1/", "--repeat", "0"], "must be a positive integer"),
-    (["http://user:pw@127.0.0.1:1/"], "must not carry credentials"),
-]
-
-
-@pytest.mark.parametrize(("args", "needle"), BAD_USAGE, ids=lambda v: " ".join(v)[:50])
-def test_bad_usage_exits_2_with_one_line(
-    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
-) -> None:
-    assert bench.main(["probe", *args]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], captured.err
-    assert "sk-123" not in captured.err  # a refused credential is not echoed
+# Bad usage of `probe` (exit 2, one line, a refused credential never echoed) is tested with
+# every other command's in tests/test_bench.py (BAD_INPUTS).
 
 
 def test_the_real_command_in_a_subprocess() -> None:

@@ -1,0 +1,271 @@
+"""Webhooks: `POST /v1/webhooks` starts a generation and the server POSTs it to the
+client's `callback_url`, signed, batched, retried (docs/wire-protocol.md, `wire/webhook.py`).
+
+The body is the generation request plus `callback_url` and an optional `batch_ms`; the
+answer is `202 {"id", "callback_url", "batch_ms"}`. A delivery task then follows the
+generation:
+
+- `batch_ms` 0: one POST per token, in order, each sent as soon as the token exists and
+  the previous POST was answered. `batch_ms` > 0: the first token not yet sent opens a
+  window of `batch_ms`; when it closes (or the generation ends) every token that exists
+  goes in one POST. Fewer requests, later tokens: the polling interval's trade-off.
+- Then the terminal POST: the framing's end messages.
+- Every POST is signed (`X-Tokenwire-Signature`), carries `X-Tokenwire-Delivery`
+  (`<stream>:<seq>`) and `X-Tokenwire-Attempt`. A POST that fails (no connection, a
+  timeout, 408, 425, 429 or 5xx) is retried after `webhook_retry_ms`, doubled at each retry
+  (at most `MAX_BACKOFF_S`, or longer when a `Retry-After` asks for it, up to that bound), at
+  most `webhook_attempts` tries in all; deliveries never overtake each other. Any other
+  answer (401, 404, 410, ...) is final. A delivery that cannot be made cancels the
+  generation: nobody is listening any more.
+
+Where callbacks may go: loopback addresses (`127.0.0.0/8`, `::1`, `localhost`) and the
+origins on `ServerSettings.webhook_allow`. Anything else is refused with 403 before a
+generation starts: a sender that POSTs wherever it is told is a server-side request
+forgery hole. The sender follows no redirects and reads no proxy settings from the
+environment. All deliveries share one pooled `httpx.AsyncClient`, made on first use and
+closed with the app (the router's lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+
+from errors import ProtocolError, RequestRefused
+from servers.generation import Generation
+from servers.request_parsing import check_limits, framing_named, read_body
+from servers.responses import json_response
+from servers.settings import WEBHOOK_SECRET_ENV, ServerSettings, normal_origin
+from servers.state import start_generation, state_of
+from wire.framing import Framing
+from wire.messages import loads
+from wire.webhook import (
+    ATTEMPT_HEADER,
+    CONTENT_TYPE,
+    DELIVERY_HEADER,
+    PATH,
+    SIGNATURE_HEADER,
+    DeliveryHead,
+    Subscription,
+    encode_delivery,
+    sign,
+)
+
+MAX_BACKOFF_S = 10.0
+RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_DELIVERIES = 1 << 40  # a bound for the loop: a stream has far fewer tokens
+NEVER = 1 << 62  # an index no generation reaches: wait for the end or the timeout
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        sender: WebhookSender | None = getattr(app.state, "webhook_sender", None)
+        if sender is not None:
+            await sender.aclose()
+
+
+router = APIRouter(tags=["webhook"], lifespan=lifespan)
+
+
+class DeliveryFailed(Exception):
+    """A delivery that will not be made: a final answer, or every attempt failed."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """An IP literal in 127.0.0.0/8 or ::1, or `localhost`. Other names are not looked up:
+    a name can resolve to anything (and differently at delivery time)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_callback(url: str, allow: tuple[str, ...]) -> str:
+    """`url` when callbacks may go there; RequestRefused (400 malformed, 403 not allowed)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise RequestRefused(400, f"callback_url {url[:200]!r} is not a URL") from None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in ("http", "https") or not host:
+        raise RequestRefused(400, f"callback_url must be an http(s) URL, got {url[:200]!r}")
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        raise RequestRefused(400, "callback_url must carry no user name, password or fragment")
+    if is_loopback_host(host):
+        return url
+    netloc = f"[{host}]" if ":" in host else host
+    origin = normal_origin(f"{scheme}://{netloc}" + ("" if port is None else f":{port}"))
+    if origin is not None and origin in allow:
+        return url
+    raise RequestRefused(
+        403,
+        f"callback_url {origin or url[:200]!r} is not on loopback and not on --webhook-allow: "
+        "this server POSTs only to loopback and to the origins it is told to trust",
+    )
+
+
+def backoff_s(settings: ServerSettings, attempt: int, retry_after: str | None) -> float:
+    """The wait before attempt `attempt + 1`: `webhook_retry_ms` doubled per retry, bounded;
+    a `Retry-After` in seconds asks for longer (never past the bound)."""
+    wait = settings.webhook_retry_ms / 1000 * 2 ** (attempt - 1)
+    if retry_after is not None and retry_after.strip().isdigit():
+        wait = max(wait, float(retry_after))
+    return min(wait, MAX_BACKOFF_S)
+
+
+@dataclass
+class Delivery:
+    """One subscription's deliveries, from the first token to the terminal POST."""
+
+    sender: WebhookSender
+    gen: Generation
+    framing: Framing
+    model: str
+    subscription: Subscription
+    secret: str
+    seq: int = 0
+
+    async def run(self) -> None:
+        try:
+            with self.gen.reading():  # a followed generation is never reaped as idle
+                await self.deliver_all()
+        except DeliveryFailed as exc:
+            self.gen.cancel(str(exc))
+
+    async def deliver_all(self) -> None:
+        gen, batch_s = self.gen, self.subscription.batch_ms / 1000
+        start = self.framing.encode_start(gen.id, self.model)
+        sent = 0
+        for _ in range(MAX_DELIVERIES):
+            await gen.wait_beyond(sent)
+            if len(gen.texts) > sent:
+                if batch_s > 0 and not gen.done:
+                    await gen.wait_beyond(NEVER, batch_s)  # the window: until it closes or ends
+                end = len(gen.texts) if batch_s > 0 else sent + 1
+                payloads = [
+                    self.framing.encode_token(gen.id, self.model, i, gen.texts[i])
+                    for i in range(sent, end)
+                ]
+                await self.post(sent, start + payloads)
+                start, sent = [], end
+            elif gen.done:
+                end_messages = self.framing.encode_end(gen.id, self.model, sent, gen.error)
+                await self.post(sent, start + end_messages)
+                return
+
+    async def post(self, first_index: int, payloads: list[str]) -> None:
+        head = DeliveryHead(self.gen.id, self.seq, first_index)
+        self.seq += 1
+        body = encode_delivery(head, payloads)
+        settings = self.sender.settings
+        reason = ""
+        for attempt in range(1, settings.webhook_attempts + 1):
+            headers = {
+                "Content-Type": CONTENT_TYPE,
+                SIGNATURE_HEADER: sign(self.secret, int(time.time()), body),
+                DELIVERY_HEADER: head.delivery_id(),
+                ATTEMPT_HEADER: str(attempt),
+            }
+            retry_after = None
+            try:
+                answer = await self.sender.http.post(
+                    self.subscription.callback_url, content=body, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+            else:
+                if 200 <= answer.status_code < 300:
+                    return
+                reason = f"the callback URL answered {answer.status_code}"
+                if answer.status_code not in RETRYABLE:
+                    raise DeliveryFailed(reason)
+                retry_after = answer.headers.get("retry-after")
+            if attempt < settings.webhook_attempts:
+                await asyncio.sleep(backoff_s(settings, attempt, retry_after))
+        raise DeliveryFailed(
+            f"webhook delivery {head.delivery_id()} failed {settings.webhook_attempts} "
+            f"times ({reason})"
+        )
+
+
+@dataclass
+class WebhookSender:
+    """The app's deliveries and the one pooled HTTP client they share."""
+
+    settings: ServerSettings
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            connections = self.settings.webhook_max_connections
+            self._http = httpx.AsyncClient(
+                limits=httpx.Limits(
+                    max_connections=connections, max_keepalive_connections=connections
+                ),
+                timeout=httpx.Timeout(self.settings.webhook_timeout_s),
+                follow_redirects=False,  # a redirect could lead anywhere
+                trust_env=False,  # no proxy from the environment
+            )
+        return self._http
+
+    def start(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(delivery.run(), name=f"webhook-{delivery.gen.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=5)
+        if self._http is not None:
+            await self._http.aclose()
+
+
+def sender_of(request: Request, settings: ServerSettings) -> WebhookSender:
+    sender: WebhookSender | None = getattr(request.app.state, "webhook_sender", None)
+    if sender is None:
+        sender = request.app.state.webhook_sender = WebhookSender(settings)
+    return sender
+
+
+@router.post(PATH, status_code=202)
+async def subscribe(request: Request, framing: str = Query("json")) -> Response:
+    state = state_of(request)
+    settings = state.settings
+    secret = settings.webhook_secret.value
+    if secret is None:
+        raise RequestRefused(
+            503,
+            "this server has no webhook secret to sign deliveries with: start it with "
+            f"--webhook-secret-file PATH or {WEBHOOK_SECRET_ENV}",
+        )
+    codec = framing_named(framing, settings.inject_pad_bytes)
+    body = await read_body(request)
+    try:
+        subscription = Subscription.from_json(loads(body) if body else None)
+    except ProtocolError as exc:
+        raise RequestRefused(400, str(exc)) from exc
+    check_limits(subscription.request, settings)
+    allowed_callback(subscription.callback_url, settings.webhook_allow)
+    gen = start_generation(state, subscription.request)
+    delivery = Delivery(sender_of(request, settings), gen, codec, state.source.model, subscription, secret)
+    delivery.sender.start(delivery)
+    answer = {"id": gen.id, "callback_url": subscription.callback_url}
+    return json_response({**answer, "batch_ms": subscription.batch_ms}, status=202)
