@@ -19,10 +19,11 @@ and pure (`RequestParser`, `encode_answer`): bodies need a `Content-Length` (a
 chunked request gets 501), heads are at most 16 KiB, bodies 16 MiB, keep-alive as HTTP/1.1
 says. No TLS: the receiver listens on 127.0.0.1 only.
 
-Wire bytes: an accepted connection's counters start from zero; each request is charged the growth since the previous one on its connection, read when its body
-is complete: the request itself (received) and what the peer has acknowledged of earlier
-answers (sent). An answer is acknowledged with the peer's next request, so it is charged to
-that request's stream; the last answer on each connection is not charged.
+Wire bytes: an accepted connection's counters start from zero; each request is charged
+the growth since the previous one on its connection, read when its body is complete: the
+request itself (received) and what the peer has acknowledged of earlier answers (sent). An
+answer is acknowledged with the peer's next request, so it is charged to that request's
+stream; the last answer on each connection is not charged.
 """
 
 from __future__ import annotations
@@ -199,9 +200,7 @@ class Counters:
         return sent, received
 
 
-def inbound_of(
-    request: ParsedRequest, counters: Counters, now_ns: int, wall_s: float
-) -> Inbound:
+def inbound_of(request: ParsedRequest, counters: Counters, now_ns: int, wall_s: float) -> Inbound:
     callback = Callback(
         request.method, request.target, request.headers, request.body, now_ns, wall_s
     )
@@ -392,10 +391,13 @@ class BlockingMailbox:
     url: str
     inbox: queue.Queue[tuple[Inbound, Answered]] = field(default_factory=queue.Queue)
     current: tuple[Inbound, Answered] | None = None
+    closed: bool = False
 
     def deliver(self, inbound: Inbound) -> bytes:
         answered = Answered()
         self.inbox.put((inbound, answered))
+        if self.closed:  # closed (by the stream's thread) since the receiver looked it up
+            self._answer_waiting()
         if answered.done.wait(ANSWER_WAIT_S):
             return answered.data
         return encode_answer(503, error_body("the stream did not answer"), False)[0]
@@ -417,6 +419,11 @@ class BlockingMailbox:
     def close(self) -> None:
         with self.receiver.lock:
             self.receiver.mailboxes.pop(self.key, None)
+        self.closed = True
+        self._answer_waiting()
+
+    def _answer_waiting(self) -> None:
+        """Requests still waiting (and later ones) get 410 Gone."""
         waiting = [self.current] if self.current is not None else []
         self.current = None
         with contextlib.suppress(queue.Empty):

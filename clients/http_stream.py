@@ -76,8 +76,8 @@ class BodyReader:
         expected = kind.media_type_of(framing).partition(";")[0]
         if content_type.partition(";")[0].strip().lower() != expected:
             raise ProtocolViolation(f"expected Content-Type {expected}, got {content_type!r}")
-        bare = not framing.boundaries and kind.undelimited is not None
-        self._decoder = kind.undelimited() if bare and kind.undelimited else kind.decoder()
+        undelimited = None if framing.boundaries else kind.undelimited
+        self._decoder = undelimited() if undelimited is not None else kind.decoder()
         self._framing = framing
         self._result = result
         if not framing.boundaries:

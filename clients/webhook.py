@@ -46,6 +46,7 @@ from wire.webhook import (
     verify,
 )
 
+TRANSPORT = "webhook"
 MAX_CALLBACKS = 1 << 62  # a bound for the loop, never reached: the stream timeout ends it first
 OK = b""
 
@@ -109,7 +110,7 @@ def check_signature(settings: ClientSettings, callback: Callback) -> str | None:
 def exchange(
     settings: ClientSettings, request: GenerationRequest, result: StreamResult
 ) -> Exchange:
-    framing = get_framing(settings.framing)
+    framing = get_framing(settings.framing).over(TRANSPORT)
     url: str = yield LISTEN
     call = subscribe_call(settings, framing, request, url)
     reply: Reply = yield Fetch(call)

@@ -5,7 +5,9 @@ generated from the field itself, so a new setting is one line here. A number is 
 flag's text; any other setting names a `Flag` that says how its text becomes the value and
 back (`--token-file PATH` holds the tokens; `--cors-origin URL`, repeated, the origins).
 Tokens are never written on a command line: `to_args` gives the file they came from, and
-tokens from `TOKENWIRE_SERVER_TOKEN` travel in the environment a subprocess inherits.
+tokens from `TOKENWIRE_SERVER_TOKEN` travel in the environment a subprocess inherits. The
+webhook signing secret travels the same way (`--webhook-secret-file PATH`, or
+`TOKENWIRE_WEBHOOK_SECRET`).
 """
 
 from __future__ import annotations
@@ -197,7 +199,9 @@ CORS_ORIGIN_FLAG = Flag("--cors-origin", "URL", load_origins, dump_origins, repe
 WEBHOOK_SECRET_FLAG = Flag(
     "--webhook-secret-file", "PATH", WebhookSecret.load, WebhookSecret.flag_texts
 )
-WEBHOOK_ALLOW_FLAG = Flag("--webhook-allow", "ORIGIN", load_webhook_allow, dump_origins, repeat=True)
+WEBHOOK_ALLOW_FLAG = Flag(
+    "--webhook-allow", "ORIGIN", load_webhook_allow, dump_origins, repeat=True
+)
 
 
 @dataclass(frozen=True, slots=True)

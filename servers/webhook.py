@@ -34,7 +34,6 @@ import ipaddress
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import httpx
 from fastapi import APIRouter, FastAPI, Query, Request, Response
@@ -59,7 +58,9 @@ from wire.webhook import (
     sign,
 )
 
+NAME = "webhook"  # as the registry names it: the framings say whether they travel over it
 MAX_BACKOFF_S = 10.0
+USER_AGENT = "tokenwire-webhook/1"
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_DELIVERIES = 1 << 40  # a bound for the loop: a stream has far fewer tokens
 NEVER = 1 << 62  # an index no generation reaches: wait for the end or the timeout
@@ -67,6 +68,12 @@ NEVER = 1 << 62  # an index no generation reaches: wait for the end or the timeo
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The sender's client is made at start-up: making one loads the TLS trust store
+    (~100-200 ms of CPU), which on first use would stall every stream the server runs."""
+    state = getattr(app.state, "tokenwire", None)
+    if state is not None and getattr(app.state, "webhook_sender", None) is None:
+        app.state.webhook_sender = WebhookSender(state.settings)
+        app.state.webhook_sender.open()
     try:
         yield
     finally:
@@ -93,24 +100,27 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def allowed_callback(url: str, allow: tuple[str, ...]) -> str:
-    """`url` when callbacks may go there; RequestRefused (400 malformed, 403 not allowed)."""
+def allowed_callback(url: str, allow: tuple[str, ...]) -> httpx.URL:
+    """`url`, parsed as the sender will use it, when callbacks may go there; RequestRefused
+    otherwise (400 malformed, 403 not allowed). One parser decides and sends: no gap between
+    what is checked and what is reached."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
         raise RequestRefused(400, f"callback_url {url[:200]!r} is not a URL") from None
-    scheme, host = parts.scheme.lower(), parts.hostname
+    scheme, host, port = parsed.scheme, parsed.host, parsed.port
     if scheme not in ("http", "https") or not host:
         raise RequestRefused(400, f"callback_url must be an http(s) URL, got {url[:200]!r}")
-    if parts.username is not None or parts.password is not None or parts.fragment:
+    if port is not None and not 0 < port < 65536:
+        raise RequestRefused(400, f"callback_url {url[:200]!r} is not a URL (port {port})")
+    if parsed.userinfo or parsed.fragment:
         raise RequestRefused(400, "callback_url must carry no user name, password or fragment")
     if is_loopback_host(host):
-        return url
+        return parsed
     netloc = f"[{host}]" if ":" in host else host
     origin = normal_origin(f"{scheme}://{netloc}" + ("" if port is None else f":{port}"))
     if origin is not None and origin in allow:
-        return url
+        return parsed
     raise RequestRefused(
         403,
         f"callback_url {origin or url[:200]!r} is not on loopback and not on --webhook-allow: "
@@ -137,6 +147,7 @@ class Delivery:
     model: str
     subscription: Subscription
     secret: str
+    url: httpx.URL  # the callback URL as `allowed_callback` parsed and checked it
     seq: int = 0
 
     async def run(self) -> None:
@@ -145,6 +156,8 @@ class Delivery:
                 await self.deliver_all()
         except DeliveryFailed as exc:
             self.gen.cancel(str(exc))
+        except Exception as exc:  # a bug: the stream ends, named, and the server goes on
+            self.gen.cancel(f"webhook delivery failed: {type(exc).__name__}: {exc}"[:300])
 
     async def deliver_all(self) -> None:
         gen, batch_s = self.gen, self.subscription.batch_ms / 1000
@@ -182,9 +195,7 @@ class Delivery:
             }
             retry_after = None
             try:
-                answer = await self.sender.http.post(
-                    self.subscription.callback_url, content=body, headers=headers
-                )
+                answer = await self.sender.http.post(self.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:200]
             else:
@@ -210,6 +221,10 @@ class WebhookSender:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _http: httpx.AsyncClient | None = None
 
+    def open(self) -> None:
+        """Make the pooled client now (else on first use)."""
+        _ = self.http
+
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -221,7 +236,10 @@ class WebhookSender:
                 timeout=httpx.Timeout(self.settings.webhook_timeout_s),
                 follow_redirects=False,  # a redirect could lead anywhere
                 trust_env=False,  # no proxy from the environment
+                headers={"User-Agent": USER_AGENT},
             )
+            for name in ("accept", "accept-encoding"):  # answers are read and dropped
+                del self._http.headers[name]
         return self._http
 
     def start(self, delivery: Delivery) -> None:
@@ -256,16 +274,17 @@ async def subscribe(request: Request, framing: str = Query("json")) -> Response:
             "this server has no webhook secret to sign deliveries with: start it with "
             f"--webhook-secret-file PATH or {WEBHOOK_SECRET_ENV}",
         )
-    codec = framing_named(framing, settings.inject_pad_bytes)
+    codec = framing_named(framing, settings.inject_pad_bytes, transport=NAME)
     body = await read_body(request)
     try:
-        subscription = Subscription.from_json(loads(body) if body else None)
+        subscription = Subscription.from_json(loads(body) if body else {})
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     check_limits(subscription.request, settings)
-    allowed_callback(subscription.callback_url, settings.webhook_allow)
+    url = allowed_callback(subscription.callback_url, settings.webhook_allow)
     gen = start_generation(state, subscription.request)
-    delivery = Delivery(sender_of(request, settings), gen, codec, state.source.model, subscription, secret)
+    sender = sender_of(request, settings)
+    delivery = Delivery(sender, gen, codec, state.source.model, subscription, secret, url)
     delivery.sender.start(delivery)
     answer = {"id": gen.id, "callback_url": subscription.callback_url}
     return json_response({**answer, "batch_ms": subscription.batch_ms}, status=202)

@@ -340,6 +340,15 @@ GENERATION_REQUEST_SCHEMA = {
     },
     "additionalProperties": False,
 }
+WEBHOOK_REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **GENERATION_REQUEST_SCHEMA["properties"],  # type: ignore[dict-item]
+        "callback_url": {"type": "string", "maxLength": 300},
+        "batch_ms": {"type": "number", "minimum": 0, "maximum": 1000},
+    },
+    "additionalProperties": False,
+}
 CHAT_REQUEST_SCHEMA = {
     "type": "object",
     "required": ["messages"],
@@ -401,6 +410,7 @@ REQUEST_BODIES = {
     ("post", "/v1/sse"): GENERATION_REQUEST_SCHEMA,
     ("post", "/v1/chunked"): GENERATION_REQUEST_SCHEMA,
     ("post", "/v1/chat/completions"): CHAT_REQUEST_SCHEMA,
+    ("post", "/v1/webhooks"): WEBHOOK_REQUEST_SCHEMA,
     ("post", "/v1/timelines"): TIMELINES_REQUEST_SCHEMA,
 }
 STREAM_ID_HEADER = {

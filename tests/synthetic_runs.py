@@ -13,6 +13,7 @@ from support import TRANSPORT_NAMES
 from harness.analyse.results import Point, RunResult
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.present.plots import CHARTS
+from transports import TRANSPORTS, Kind
 
 MS = 1_000_000
 TOKENS = 12
@@ -41,6 +42,9 @@ def synthetic_phase(
         elif name == "long_poll":
             recv = emit + rng.uniform(0.5, 3, TOKENS) * MS * load
             requests_made = TOKENS + 1
+        elif TRANSPORTS.get(name).kind is Kind.CALLBACK:  # a POST per token, and the terminal
+            recv = emit + rng.uniform(0.8, 2.5, TOKENS) * MS * load
+            requests_made = 1 + TOKENS + 1  # with the subscription
         else:
             recv = emit + rng.uniform(0.1, 0.6, TOKENS) * MS * load
             requests_made = 1

@@ -37,17 +37,19 @@ Timing figures: compared with tolerances, and confirmed by repetition.
     request per token: its median added delay is request turnaround, CPU-bound on both
     sides, and grows faster than message delivery as the machine gets busy (1.4-3.4 ms
     between quiet runs of scenarios/ci.toml, 38 ms at twice the concurrency beside a CPU
-    hog). Its median gets +200% or +3 ms and no ratio.
+    hog). Its median gets +200% or +3 ms and no ratio. So does the webhook (a `callback`
+    transport): a POST and its answer per token, the same turnaround.
   - Transports paced by polling (median added delay at least a quarter of the scenario's
     poll interval in the baseline: short polling) are judged by their *mean* added delay
     instead: it is ~interval/2 by construction, moves by well under a millisecond between
     quiet runs, and its ratio to a sub-millisecond reference would swing with the
     reference's noise. Tolerance +15% or +5 ms.
-  - For polling transports (more than one request per stream), requests per stream and so
-    wire bytes per token depend on timing: a long poll that finds two tokens waiting saves
-    a request, which contention makes common (68.8-72.8 requests per stream between runs
-    of scenarios/ci.toml; at most one per token plus one). +10% (or +0.5 requests, +2 B)
-    and repetition; a halved poll interval or empty long polls still double them.
+  - For polling and callback transports (more than one request per stream), requests per
+    stream and so wire bytes per token depend on timing (a webhook's batches and retries):
+    a long poll that finds two tokens waiting saves a request, which contention makes
+    common (68.8-72.8 requests per stream between runs of scenarios/ci.toml; at most one
+    per token plus one). +10% (or +0.5 requests, +2 B) and repetition; a halved poll
+    interval or empty long polls still double them.
   - TTFT p50 (+15% or +10 ms) and E2E p50 (+5% or +25 ms): dominated by the seeded mock,
     so they catch large first-token or end-of-stream regressions that the per-token added
     delay cannot see (a slow handshake delays the generation itself; a late terminal
@@ -196,7 +198,9 @@ def rules_for(
     the poll interval is paced."""
     if transport in TRANSPORTS:
         registered = TRANSPORTS.get(transport)
-        polled = registered.kind is TransportKind.POLL
+        # a callback transport makes a request per delivery, as polling makes one per poll:
+        # its request count and bytes follow timing (batching, retries), so polling's rules
+        polled = registered.kind in (TransportKind.POLL, TransportKind.CALLBACK)
         paced = registered.interval_paced
     else:
         requests = figures.get("requests_per_stream")

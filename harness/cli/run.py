@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="unmeasured warm-up streams per transport",
     )
     parser.add_argument(
-        "--framing", choices=list(FRAMINGS), help="message framing of push transports"
+        "--framing",
+        choices=list(FRAMINGS),
+        help="message framing of push transports: json and openai go over every transport, "
+        "vercel-ui over sse, vercel-data over chunked, langchain over sse, chunked and "
+        "websocket, raw over sse and chunked (another pair is an error)",
     )
     parser.add_argument(
         "--poll-interval-ms",

@@ -230,9 +230,20 @@ class Scenario:
         assert self.sweep is not None
         if self.sweep.axis == "preset":
             return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
-        return replace(self, **{self.sweep.axis: value})
+        return replace(self, **{self.sweep.axis: value}).runnable()
+
+    def runnable(self) -> Scenario:
+        """`all` transports read by the browser client: all that a browser can run (a page
+        cannot take a webhook's POSTs). A transport named on its own is refused instead."""
+        if self.client == "browser" and self.transports == TRANSPORTS.names():
+            usable = tuple(t.name for t in TRANSPORTS if t.capabilities.browser)
+            return replace(self, transports=usable)
+        return self
 
     def validate(self) -> Scenario:
+        """This scenario, checked (ScenarioError names what is wrong), and `runnable`."""
+        if self.runnable() is not self:
+            return self.runnable().validate()
         for name in ("requests", "concurrency"):
             if getattr(self, name) < 1:
                 raise ScenarioError(f"{name} must be a positive integer, got {getattr(self, name)}")

@@ -439,6 +439,8 @@ def _object_end(reading: Reading, obj: dict[str, Any]) -> None:
         )
     if obj.get("done") is True:
         _terminal(reading, '{"done": true}')
+        if isinstance(obj.get("choices"), list):  # `[DONE]` as a JSON line: tokenwire's
+            reading.done_marker = True  # openai framing over NDJSON ends so
     if isinstance(kind, str) and kind in TERMINAL_TYPES:
         _terminal(reading, f'type "{kind}"')
     name = obj.get("event")

@@ -104,6 +104,7 @@ OPERATIONS = [
     ("GET", "/v1/streams/{stream_id}/timeline"),
     ("POST", "/v1/timelines"),
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/webhooks"),
     ("GET", "/healthz"),
     ("GET", "/"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.analyse.results import RunResult
+from harness.present.plots.batch_sweep import batch_window
 from harness.present.plots.category_sweep import side_by_side
 from harness.present.plots.chart import Chart
 from harness.present.plots.concurrency_sweep import concurrency_latency, concurrency_throughput
@@ -40,6 +41,12 @@ CHARTS: dict[str, Chart] = {
             "Polling trade-off: added delay against requests per second",
             poll_interval,
             "poll_interval_ms",
+        ),
+        Chart(
+            "sweep_batch_ms",
+            "Webhook trade-off: added delay against requests per stream",
+            batch_window,
+            "batch_ms",
         ),
         Chart("sweep_path", "Transports across paths", side_by_side, "path"),
         Chart("sweep_framing", "Transports across framings", side_by_side, "framing"),

@@ -9,7 +9,7 @@ from typing import Any
 from harness.analyse.results import Point, RunResult
 from harness.present.plots.style import fmt_value
 from harness.present.plots.subjects import Subject, tag
-from transports import TRANSPORTS
+from transports import TRANSPORTS, Kind
 
 
 def _setting(scenario: dict[str, Any], axis: str | None, value: object, key: str) -> object:
@@ -50,6 +50,11 @@ def describe(run: RunResult, point: Point | None) -> str:
     if polled and not (axis == "poll_interval_ms" and point is None):
         interval = fmt_value(_setting(scenario, axis, value, "poll_interval_ms"))
         parts.append(f"short poll every {interval} ms")
+    batched = TRANSPORTS.of_kind(Kind.CALLBACK)
+    called = any(name in batched for name in scenario.get("transports", batched))
+    if called and not (axis == "batch_ms" and point is None):
+        window = fmt_value(_setting(scenario, axis, value, "batch_ms") or 0)
+        parts.append(f"webhook batch_ms {window}")
     path = scenario.get("path") or "loopback"
     if axis != "path" and path != "loopback":
         parts.append(f"path {path}")
