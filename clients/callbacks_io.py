@@ -35,8 +35,10 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import TypeVar
 
 import orjson
 
@@ -216,6 +218,44 @@ def refusal(request: ParsedRequest, known: bool) -> bytes | None:
     return None
 
 
+M = TypeVar("M")
+A = TypeVar("A")
+
+
+def answer_steps(
+    parser: RequestParser,
+    counters: Counters,
+    now_ns: int,
+    wall_s: float,
+    find: Callable[[str], M | None],
+) -> Iterator[tuple[bytes | None, M | None, Inbound | None, bool]]:
+    """Each complete request in `parser`, in order, as (the receiver's own answer, or None:
+    deliver the inbound to the mailbox; the mailbox; the inbound; whether the connection
+    stays open after it). A bad request ends the connection with its answer."""
+    while True:
+        try:
+            request = parser.next_request()
+        except BadRequest as exc:
+            yield encode_answer(exc.status, error_body(exc.message), False)[0], None, None, False
+            return
+        if request is None:
+            return
+        mailbox = find(mailbox_key(request.target) or "")
+        inbound = inbound_of(request, counters, now_ns, wall_s)
+        yield refusal(request, mailbox is not None), mailbox, inbound, request.keep_alive
+
+
+def answer_taken(
+    current: tuple[Inbound, A] | None, status: int, body: bytes
+) -> tuple[A, bytes, int]:
+    """The answer to the request a stream took last (`current`): where it goes, its bytes
+    and the size of its head."""
+    assert current is not None, "AnswerCallback before ReceiveCallback"
+    inbound, answered = current
+    data, head = encode_answer(status, body, inbound.keep_alive)
+    return answered, data, head
+
+
 def new_key() -> str:
     return secrets.token_urlsafe(16)
 
@@ -257,9 +297,8 @@ class AsyncMailbox:
 
     def answer(self, status: int, body: bytes) -> int:
         """Answer the request taken last; the size of the answer's head."""
-        assert self.current is not None, "AnswerCallback before ReceiveCallback"
-        (inbound, answered), self.current = self.current, None
-        data, head = encode_answer(status, body, inbound.keep_alive)
+        current, self.current = self.current, None
+        answered, data, head = answer_taken(current, status, body)
         if not answered.done():
             answered.set_result(data)
         return head
@@ -333,25 +372,16 @@ class AsyncReceiver:
         wall_s: float,
     ) -> bool:
         """Answer every complete request; False once the connection is to close."""
-        while True:
-            try:
-                request = parser.next_request()
-            except BadRequest as exc:
-                writer.write(encode_answer(exc.status, error_body(exc.message), False)[0])
-                await writer.drain()
-                return False
-            if request is None:
-                return True
-            mailbox = self.mailboxes.get(mailbox_key(request.target) or "")
-            inbound = inbound_of(request, counters, now_ns, wall_s)
-            answer = refusal(request, mailbox is not None)
+        steps = answer_steps(parser, counters, now_ns, wall_s, self.mailboxes.get)
+        for answer, mailbox, inbound, keep_alive in steps:
             if answer is None:
-                assert mailbox is not None
+                assert mailbox is not None and inbound is not None
                 answer = await mailbox.deliver(inbound)
             writer.write(answer)
             await writer.drain()
-            if not request.keep_alive:
+            if not keep_alive:
                 return False
+        return True
 
     async def aclose(self) -> None:
         for mailbox in list(self.mailboxes.values()):
@@ -410,9 +440,8 @@ class BlockingMailbox:
         return self.current[0]
 
     def answer(self, status: int, body: bytes) -> int:
-        assert self.current is not None, "AnswerCallback before ReceiveCallback"
-        (inbound, answered), self.current = self.current, None
-        data, head = encode_answer(status, body, inbound.keep_alive)
+        current, self.current = self.current, None
+        answered, data, head = answer_taken(current, status, body)
         answered.set(data)
         return head
 
@@ -500,24 +529,20 @@ class BlockingReceiver:
         now_ns: int,
         wall_s: float,
     ) -> bool:
-        while True:
-            try:
-                request = parser.next_request()
-            except BadRequest as exc:
-                conn.sendall(encode_answer(exc.status, error_body(exc.message), False)[0])
-                return False
-            if request is None:
-                return True
-            with self.lock:
-                mailbox = self.mailboxes.get(mailbox_key(request.target) or "")
-            inbound = inbound_of(request, counters, now_ns, wall_s)
-            answer = refusal(request, mailbox is not None)
+        for answer, mailbox, inbound, keep_alive in answer_steps(
+            parser, counters, now_ns, wall_s, self._mailbox
+        ):
             if answer is None:
-                assert mailbox is not None
+                assert mailbox is not None and inbound is not None
                 answer = mailbox.deliver(inbound)
             conn.sendall(answer)
-            if not request.keep_alive:
+            if not keep_alive:
                 return False
+        return True
+
+    def _mailbox(self, key: str) -> BlockingMailbox | None:
+        with self.lock:
+            return self.mailboxes.get(key)
 
     def close(self) -> None:
         with self.lock:

@@ -36,8 +36,13 @@ TOKEN_HINT = (
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def setting(default: float | int, help_text: str) -> Any:
-    return field(default=default, metadata={"help": help_text})
+def setting(default: Any, help_text: str, flag: Flag | None = None) -> Any:
+    """A field of ServerSettings: its default, its flag's help, and how a setting that is
+    not a number is given on the command line (`flag`)."""
+    metadata: dict[str, Any] = {"help": help_text}
+    if flag is not None:
+        metadata["flag"] = flag
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +129,23 @@ def normal_origin(text: str) -> str | None:
     return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}")
 
 
-def load_origins(given: list[str] | None) -> tuple[str, ...]:
+def origins_of(given: list[str] | None, flag: str, example: str) -> tuple[str, ...]:
+    """The normal origins given to a repeated `flag`, without repeats; ServerSettingsError
+    (showing `example`) for anything that is not an origin."""
     origins = []
     for text in given or ():
         origin = normal_origin(text)
         if origin is None:
             raise ServerSettingsError(
-                f"--cors-origin {text!r} is not an origin; give scheme://host[:port], "
-                "e.g. http://localhost:5173 (repeat the flag for several)"
+                f"{flag} {text!r} is not an origin; give scheme://host[:port], "
+                f"e.g. {example} (repeat the flag for several)"
             )
         origins.append(origin)
     return tuple(dict.fromkeys(origins))
+
+
+def load_origins(given: list[str] | None) -> tuple[str, ...]:
+    return origins_of(given, "--cors-origin", "http://localhost:5173")
 
 
 def dump_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
@@ -180,16 +191,7 @@ class WebhookSecret:
 
 
 def load_webhook_allow(given: list[str] | None) -> tuple[str, ...]:
-    origins = []
-    for text in given or ():
-        origin = normal_origin(text)
-        if origin is None:
-            raise ServerSettingsError(
-                f"--webhook-allow {text!r} is not an origin; give scheme://host[:port], "
-                "e.g. https://hooks.example.com (repeat the flag for several)"
-            )
-        origins.append(origin)
-    return tuple(dict.fromkeys(origins))
+    return origins_of(given, "--webhook-allow", "https://hooks.example.com")
 
 
 NO_TOKENS = Tokens()
@@ -236,42 +238,34 @@ class ServerSettings:
         "(nginx then buffers them)",
     )
     # who may call the server, and from which pages (servers/access.py)
-    tokens: Tokens = field(
-        default=NO_TOKENS,
-        metadata={
-            "help": "a file of bearer tokens, one per line, each a separate principal (without "
-            f"it: {SERVER_TOKEN_ENV}, when set). With tokens, every endpoint but /healthz needs "
-            "`Authorization: Bearer <token>` and a stream is visible to its creator only",
-            "flag": TOKEN_FILE_FLAG,
-        },
+    tokens: Tokens = setting(  # noqa: RUF009 (a frozen dataclass: immutable)
+        NO_TOKENS,
+        "a file of bearer tokens, one per line, each a separate principal (without "
+        f"it: {SERVER_TOKEN_ENV}, when set). With tokens, every endpoint but /healthz needs "
+        "`Authorization: Bearer <token>` and a stream is visible to its creator only",
+        TOKEN_FILE_FLAG,
     )
-    cors_origins: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "an origin (scheme://host[:port]) whose pages may call the server (CORS) "
-            "and open its WebSocket; repeat for several (default: the server's own origin only)",
-            "flag": CORS_ORIGIN_FLAG,
-        },
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        "an origin (scheme://host[:port]) whose pages may call the server (CORS) "
+        "and open its WebSocket; repeat for several (default: the server's own origin only)",
+        CORS_ORIGIN_FLAG,
     )
 
     # webhooks (servers/webhook.py): the signing secret, where callbacks may go, retries
-    webhook_secret: WebhookSecret = field(
-        default=NO_WEBHOOK_SECRET,
-        metadata={
-            "help": "a file whose first line is the secret every webhook delivery is signed "
-            f"with, HMAC-SHA256, shared with the receivers (without it: {WEBHOOK_SECRET_ENV}, "
-            "when set; with neither, webhook subscriptions are refused)",
-            "flag": WEBHOOK_SECRET_FLAG,
-        },
+    webhook_secret: WebhookSecret = setting(  # noqa: RUF009 (a frozen dataclass: immutable)
+        NO_WEBHOOK_SECRET,
+        "a file whose first line is the secret every webhook delivery is signed "
+        f"with, HMAC-SHA256, shared with the receivers (without it: {WEBHOOK_SECRET_ENV}, "
+        "when set; with neither, webhook subscriptions are refused)",
+        WEBHOOK_SECRET_FLAG,
     )
-    webhook_allow: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "an origin (scheme://host[:port]) webhook callbacks may be sent to besides "
-            "loopback; repeat for several (default: loopback only, anything else is refused "
-            "with 403: a sender that posts anywhere it is told is an SSRF hole)",
-            "flag": WEBHOOK_ALLOW_FLAG,
-        },
+    webhook_allow: tuple[str, ...] = setting(
+        (),
+        "an origin (scheme://host[:port]) webhook callbacks may be sent to besides "
+        "loopback; repeat for several (default: loopback only, anything else is refused "
+        "with 403: a sender that posts anywhere it is told is an SSRF hole)",
+        WEBHOOK_ALLOW_FLAG,
     )
     webhook_attempts: int = setting(
         5, "tries per webhook delivery (the first and its retries) before the stream is cancelled"

@@ -185,8 +185,9 @@ class Delivery:
         self.seq += 1
         body = encode_delivery(head, payloads)
         settings = self.sender.settings
+        attempts = max(1, settings.webhook_attempts)
         reason = ""
-        for attempt in range(1, settings.webhook_attempts + 1):
+        for attempt in range(1, attempts + 1):
             headers = {
                 "Content-Type": CONTENT_TYPE,
                 SIGNATURE_HEADER: sign(self.secret, int(time.time()), body),
@@ -205,11 +206,10 @@ class Delivery:
                 if answer.status_code not in RETRYABLE:
                     raise DeliveryFailed(reason)
                 retry_after = answer.headers.get("retry-after")
-            if attempt < settings.webhook_attempts:
+            if attempt < attempts:
                 await asyncio.sleep(backoff_s(settings, attempt, retry_after))
         raise DeliveryFailed(
-            f"webhook delivery {head.delivery_id()} failed {settings.webhook_attempts} "
-            f"times ({reason})"
+            f"webhook delivery {head.delivery_id()} failed {attempts} times ({reason})"
         )
 
 

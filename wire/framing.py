@@ -205,46 +205,51 @@ OPENAI = replace(_OPENAI, variants=(("chunked", replace(_OPENAI, encode_end=_ope
 
 # --- the framings people ship (codecs in wire/vercel.py, wire/langchain.py, wire/raw.py) ----
 
-VERCEL_UI = Framing(
-    "vercel-ui",
-    vercel.ui_start,
-    vercel.ui_token,
-    vercel.ui_end,
-    vercel.ui_decode,
-    carries_index=False,
-    transports=("sse",),
-    content_types=(("sse", vercel.UI_MEDIA_TYPE),),
-    headers=vercel.UI_HEADERS,
-    event_ids=False,
+Codec = tuple[
+    Callable[[str, str], list[str]],
+    Callable[[str, str, int, str], str],
+    Callable[[str, str, int, str | None], list[str]],
+    Callable[[str], Message],
+]
+
+
+def _shipped(name: str, codec: Codec, transports: tuple[str, ...], **options: Any) -> Framing:
+    """A framing people ship, from its codec (start, token, end, decode): no index travels,
+    and only `transports` carry it."""
+    return Framing(name, *codec, carries_index=False, transports=transports, **options)
+
+
+def _ai_sdk(
+    name: str,
+    codec: Codec,
+    transport: str,
+    media_type: str,
+    headers: tuple[tuple[str, str], ...],
+    **options: Any,
+) -> Framing:
+    """A Vercel AI SDK stream: one transport, the SDK's exact Content-Type over it, and its
+    marker header."""
+    content_types = ((transport, media_type),)
+    return _shipped(
+        name, codec, (transport,), content_types=content_types, headers=headers, **options
+    )
+
+
+VERCEL_UI = _ai_sdk(
+    "vercel-ui", vercel.UI_CODEC, "sse", vercel.UI_MEDIA_TYPE, vercel.UI_HEADERS, event_ids=False
 )
-VERCEL_DATA = Framing(
-    "vercel-data",
-    vercel.data_start,
-    vercel.data_token,
-    vercel.data_end,
-    vercel.data_decode,
-    carries_index=False,
-    transports=("chunked",),
-    content_types=(("chunked", vercel.DATA_MEDIA_TYPE),),
-    headers=vercel.DATA_HEADERS,
+VERCEL_DATA = _ai_sdk(
+    "vercel-data", vercel.DATA_CODEC, "chunked", vercel.DATA_MEDIA_TYPE, vercel.DATA_HEADERS
 )
-LANGCHAIN = Framing(
+LANGCHAIN = _shipped(
     "langchain",
-    langchain.start,
-    langchain.token,
-    langchain.end,
-    langchain.decode,
-    carries_index=False,
-    transports=("sse", "chunked", "websocket"),
+    (langchain.start, langchain.token, langchain.end, langchain.decode),
+    ("sse", "chunked", "websocket"),
 )
-RAW = Framing(
+RAW = _shipped(
     "raw",
-    raw.start,
-    raw.token,
-    raw.end,
-    raw.decode,
-    carries_index=False,
-    transports=("sse", "chunked"),
+    (raw.start, raw.token, raw.end, raw.decode),
+    ("sse", "chunked"),
     content_types=(("chunked", raw.MEDIA_TYPE),),
     event_ids=False,
     boundaries=False,

@@ -134,6 +134,9 @@ def ui_decode(payload: str) -> Message:
     raise ProtocolError(f"unknown UI message chunk type {kind!r}: {payload[:80]!r}")
 
 
+UI_CODEC = (ui_start, ui_token, ui_end, ui_decode)
+
+
 # --- vercel-data --------------------------------------------------------------------------
 
 DATA_CODES = frozenset("02389abcdefghijk")
@@ -181,6 +184,9 @@ def data_decode(payload: str) -> Message:
         tokens = usage.get("completionTokens") if isinstance(usage, dict) else None
         return EndMsg(tokens=tokens if _is_int(tokens) else None)
     return IgnoredMsg()
+
+
+DATA_CODEC = (data_start, data_token, data_end, data_decode)
 
 
 def _object(payload: str, what: str) -> dict[str, Any]:

@@ -44,6 +44,16 @@ def _now() -> int:
     return time.perf_counter_ns()
 
 
+def _failed(exchange: Exchange, ending: Ending, error: str) -> None:
+    """The exchange ends now, as `ending`, for `error`."""
+    exchange.ending, exchange.error, exchange.end_ns = ending, error, _now()
+
+
+def _timed_out(exchange: Exchange, request: ProbeRequest) -> None:
+    exchange.ending, exchange.end_ns = Ending.TIMEOUT, _now()
+    exchange.error = f"no end within --timeout {request.timeout_s:g} s"
+
+
 async def _connect(
     request: ProbeRequest, timeout_s: float
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -103,7 +113,7 @@ async def _open(
     try:
         return exchange, await _connect(request, request.timeout_s), deadline
     except (OSError, TimeoutError) as exc:
-        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, _error_text(exc), _now()
+        _failed(exchange, Ending.ERROR, _error_text(exc))
         return exchange, None, deadline
 
 
@@ -144,16 +154,10 @@ async def fetch_http(
                 exchange.ending = Ending.STOPPED
                 break
     except TimeoutError:
-        exchange.ending, exchange.end_ns = Ending.TIMEOUT, _now()
-        exchange.error = f"no end within --timeout {request.timeout_s:g} s"
-    except ProtocolError as exc:
-        exchange.ending, exchange.error, exchange.end_ns = Ending.ERROR, str(exc), _now()
-        if exchange.head is not None:
-            exchange.ending = Ending.EOF
-    except OSError as exc:
-        exchange.ending, exchange.error, exchange.end_ns = Ending.EOF, _error_text(exc), _now()
-        if exchange.head is None:
-            exchange.ending = Ending.ERROR
+        _timed_out(exchange, request)
+    except (ProtocolError, OSError) as exc:
+        error = str(exc) if isinstance(exc, ProtocolError) else _error_text(exc)
+        _failed(exchange, Ending.EOF if exchange.head is not None else Ending.ERROR, error)
     finally:
         await _close(writer)
     return exchange
@@ -219,10 +223,9 @@ async def fetch_websocket(request: ProbeRequest) -> Exchange:
             if exchange.close_code is not None:
                 break
     except TimeoutError:
-        exchange.ending, exchange.end_ns = Ending.TIMEOUT, _now()
-        exchange.error = f"no end within --timeout {request.timeout_s:g} s"
+        _timed_out(exchange, request)
     except OSError as exc:
-        exchange.ending, exchange.error, exchange.end_ns = Ending.EOF, _error_text(exc), _now()
+        _failed(exchange, Ending.EOF, _error_text(exc))
     finally:
         await _close(writer)
     return exchange

@@ -1,7 +1,7 @@
 """Shared cases for the sans-I/O wire tests.
 
-Values reach the test modules as fixtures (and, for per-token parametrisation, through
-`pytest_generate_tests`), so nothing imports this file by name.
+Values reach the test modules as fixtures (and, for per-token and per-stream parametrisation,
+through `pytest_generate_tests`), so nothing imports this file by name.
 """
 
 from __future__ import annotations
@@ -62,6 +62,16 @@ _LONG_UNIT = '日本語 👩‍💻 🇯🇵 \u2028\u2029\u0085 data: [DONE]\r\n
 LONG_TOKEN: str = (_LONG_UNIT * (5000 // len(_LONG_UNIT) + 1))[:5000]
 
 RANDOM_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+
+# (name, tokens, partition mode) of the streams the round trips cut: the tricky tokens at
+# every split, one long token between two short ones at a handful of splits.
+STREAM_CASES: list[tuple[str, list[str], str]] = [
+    *(("tricky", TRICKY_TOKENS, m) for m in ("whole", "bytewise", "every_split", "random")),
+    *(
+        ("long", ["before", LONG_TOKEN, "after"], m)
+        for m in ("whole", "bytewise", "some_splits", "random")
+    ),
+]
 
 
 def split_at(data: bytes, cuts: list[int]) -> Chunks:
@@ -128,6 +138,12 @@ def fixture_partitions() -> Partitioner:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stream_tokens" in metafunc.fixturenames:
+        metafunc.parametrize(
+            ("stream_tokens", "mode"),
+            [(list(tokens), mode) for _, tokens, mode in STREAM_CASES],
+            ids=[f"{name}-{mode}" for name, _, mode in STREAM_CASES],
+        )
     if "tricky_token" in metafunc.fixturenames:
         metafunc.parametrize(
             "tricky_token",

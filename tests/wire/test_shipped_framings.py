@@ -100,34 +100,24 @@ def check_stream(framing: Framing, transport: str, messages: list[Message], toke
         assert "".join(tokens_of(messages)) == "".join(form(t) for t in tokens)
 
 
-def stream_cases() -> list[tuple[str, str]]:
-    tricky = [("tricky", mode) for mode in ("whole", "bytewise", "every_split", "random")]
-    long = [("long", mode) for mode in ("whole", "bytewise", "some_splits", "random")]
-    return tricky + long
-
-
 @pytest.mark.parametrize("pair", BYTE_PAIRS, ids=lambda p: f"{p[0].name}-{p[1]}")
-@pytest.mark.parametrize(("stream", "mode"), stream_cases())
 def test_stream_round_trip_at_any_split(
     pair: tuple[Framing, str],
-    stream: str,
+    stream_tokens: list[str],
     mode: str,
-    tricky_tokens: list[str],
-    long_token: str,
     partitions: Partitioner,
 ) -> None:
     framing, transport = pair
-    tokens = tricky_tokens if stream == "tricky" else ["before", long_token, "after"]
-    data = encode(framing, transport, tokens)
+    data = encode(framing, transport, stream_tokens)
     whole = decode(framing, transport, [data])
-    check_stream(framing, transport, whole, tokens)
+    check_stream(framing, transport, whole, stream_tokens)
     for label, chunks in partitions(data, mode):
         assert b"".join(chunks) == data
         messages = decode(framing, transport, chunks)
         if framing.boundaries:
             assert messages == whole, label
         else:
-            check_stream(framing, transport, messages, tokens)
+            check_stream(framing, transport, messages, stream_tokens)
 
 
 @pytest.mark.parametrize("framing", [LANGCHAIN], ids=pair_id)
@@ -236,77 +226,65 @@ def test_raw_exact_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"),
+    ("framing", "payload", "message"),
     [
-        ('{"type":"start","messageId":"m"}', IgnoredMsg()),
-        ('{"type":"reasoning-delta","id":"r","delta":"hmm"}', IgnoredMsg()),
-        ('{"type":"data-weather","data":{"c":3}}', IgnoredMsg()),
-        ('{"type":"finish","finishReason":"stop"}', IgnoredMsg()),  # what ai 6 sends
-        ('{"type":"text-delta","id":"x","delta":""}', TokenMsg(i=None, text="")),
-        ('{"type":"abort"}', EndMsg(error="aborted: no reason given")),
-        ("[DONE]", EndMsg()),
+        # vercel-ui: what the SDK sends
+        (VERCEL_UI, '{"type":"start","messageId":"m"}', IgnoredMsg()),
+        (VERCEL_UI, '{"type":"reasoning-delta","id":"r","delta":"hmm"}', IgnoredMsg()),
+        (VERCEL_UI, '{"type":"data-weather","data":{"c":3}}', IgnoredMsg()),
+        (VERCEL_UI, '{"type":"finish","finishReason":"stop"}', IgnoredMsg()),  # what ai 6 sends
+        (VERCEL_UI, '{"type":"text-delta","id":"x","delta":""}', TokenMsg(i=None, text="")),
+        (VERCEL_UI, '{"type":"abort"}', EndMsg(error="aborted: no reason given")),
+        (VERCEL_UI, "[DONE]", EndMsg()),
+        # vercel-data: every part code
+        (VERCEL_DATA, '2:[{"x":1}]', IgnoredMsg()),
+        (VERCEL_DATA, '8:[{"note":1}]', IgnoredMsg()),
+        (VERCEL_DATA, 'g:"thinking"', IgnoredMsg()),
+        (VERCEL_DATA, 'e:{"finishReason":"length","isContinued":true}', IgnoredMsg()),
+        (VERCEL_DATA, 'd:{"finishReason":"stop"}', EndMsg()),
+        (VERCEL_DATA, '0:"a:b"', TokenMsg(i=None, text="a:b")),
+        # langchain
+        (LANGCHAIN, '{"sender":"you","message":"question?","type":"stream"}', IgnoredMsg()),
+        (
+            LANGCHAIN,
+            '{"sender":"bot","message":"Synthesizing question...","type":"info"}',
+            IgnoredMsg(),
+        ),
+        (LANGCHAIN, '{"sender":"bot","message":"","type":"end","extra":1}', EndMsg()),
     ],
+    ids=pair_id,
 )
-def test_vercel_ui_decoder_reads_what_the_sdk_sends(payload: str, message: Message) -> None:
-    assert VERCEL_UI.decode(payload) == message
+def test_decoder_reads(framing: Framing, payload: str, message: Message) -> None:
+    assert framing.decode(payload) == message
 
 
 @pytest.mark.parametrize(
-    "payload",
-    ["", "[1]", '{"type":"text-delta","id":"0"}', '{"type":"bogus"}', '{"type":"error"}'],
+    ("framing", "payload"),
+    [
+        *(
+            (VERCEL_UI, p)
+            for p in [
+                "",
+                "[1]",
+                '{"type":"text-delta","id":"0"}',
+                '{"type":"bogus"}',
+                '{"type":"error"}',
+            ]
+        ),
+        *(
+            (VERCEL_DATA, p)
+            for p in ["", '"text"', 'z:"x"', "0:5", "0:", '3:{"m":1}', 'd:{"usage":{}}', "0:'x'"]
+        ),
+        (LANGCHAIN, '{"sender":"robot","message":"x","type":"stream"}'),
+        (LANGCHAIN, '{"sender":"bot","message":1,"type":"stream"}'),
+        (LANGCHAIN, '{"sender":"bot","message":"x","type":"chunk"}'),
+        (LANGCHAIN, "[]"),
+    ],
+    ids=pair_id,
 )
-def test_vercel_ui_decoder_refuses(payload: str) -> None:
+def test_decoder_refuses(framing: Framing, payload: str) -> None:
     with pytest.raises(ProtocolError):
-        VERCEL_UI.decode(payload)
-
-
-@pytest.mark.parametrize(
-    ("payload", "message"),
-    [
-        ('2:[{"x":1}]', IgnoredMsg()),
-        ('8:[{"note":1}]', IgnoredMsg()),
-        ('g:"thinking"', IgnoredMsg()),
-        ('e:{"finishReason":"length","isContinued":true}', IgnoredMsg()),
-        ('d:{"finishReason":"stop"}', EndMsg()),
-        ('0:"a:b"', TokenMsg(i=None, text="a:b")),
-    ],
-)
-def test_vercel_data_decoder_reads_every_part_code(payload: str, message: Message) -> None:
-    assert VERCEL_DATA.decode(payload) == message
-
-
-@pytest.mark.parametrize(
-    "payload", ["", '"text"', 'z:"x"', "0:5", "0:", '3:{"m":1}', 'd:{"usage":{}}', "0:'x'"]
-)
-def test_vercel_data_decoder_refuses(payload: str) -> None:
-    with pytest.raises(ProtocolError):
-        VERCEL_DATA.decode(payload)
-
-
-@pytest.mark.parametrize(
-    ("payload", "message"),
-    [
-        ('{"sender":"you","message":"question?","type":"stream"}', IgnoredMsg()),
-        ('{"sender":"bot","message":"Synthesizing question...","type":"info"}', IgnoredMsg()),
-        ('{"sender":"bot","message":"","type":"end","extra":1}', EndMsg()),
-    ],
-)
-def test_langchain_decoder(payload: str, message: Message) -> None:
-    assert LANGCHAIN.decode(payload) == message
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        '{"sender":"robot","message":"x","type":"stream"}',
-        '{"sender":"bot","message":1,"type":"stream"}',
-        '{"sender":"bot","message":"x","type":"chunk"}',
-        "[]",
-    ],
-)
-def test_langchain_decoder_refuses(payload: str) -> None:
-    with pytest.raises(ProtocolError):
-        LANGCHAIN.decode(payload)
+        framing.decode(payload)
 
 
 def test_text_pieces_wait_for_whole_characters() -> None:

@@ -11,7 +11,8 @@ how to read the chart; reports show it as the caption.
 One module per job: `style` (look, colours, making and saving a figure), `subjects` (what
 a chart shows), `titles`, `chart` (what a chart is), one module per chart family
 (`latency_cdfs`, `delay_violins`, `race_timeline`, `cost_bars`, `concurrency_sweep`,
-`poll_sweep`, sharing `sweep_axes`), `catalog` (every chart) and `render` (to files).
+`poll_sweep`, `batch_sweep`, sharing `sweep_axes` and `tradeoff`), `catalog` (every chart)
+and `render` (to files).
 """
 
 from __future__ import annotations

@@ -12,15 +12,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from harness.analyse.results import RunResult
-from harness.present.plots.style import (
-    LINESTYLES,
-    LOG_FLOOR_MS,
-    MARKERS,
-    color,
-    fmt_value,
-    new_figure,
-)
-from harness.present.plots.subjects import Subject, run_label, transports_of
+from harness.present.plots.style import LOG_FLOOR_MS, fmt_value, new_figure
+from harness.present.plots.subjects import Subject
+from harness.present.plots.tradeoff import interval_tradeoff
 from transports import TRANSPORTS, Kind
 
 
@@ -64,69 +58,7 @@ def batch_window(subjects: Sequence[Subject], title: str) -> Figure:
     top = fig.add_subplot(grid[0, :])
     delay_ax, posts_ax = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     batched = TRANSPORTS.of_kind(Kind.CALLBACK)
-    references: list[tuple[float, float, str]] = []
-    all_windows: list[float] = []
-    for k, s in enumerate(subjects):
-        marker, style = MARKERS[k % 5], LINESTYLES[k % 4]
-        for name in transports_of([s]):
-            windows, requests, delays = _batch_series(s.run, name)
-            if windows.size == 0:
-                continue
-            if name not in batched:
-                x, y = float(np.median(requests)), float(np.median(delays))
-                top.plot(
-                    [x],
-                    [y],
-                    marker=marker,
-                    markersize=11,
-                    linestyle="none",
-                    color=color(name),
-                    label=run_label(subjects, k, f"{name} (reference)"),
-                )
-                references.append((y, x, name))
-                continue
-            all_windows.extend(windows)
-            label = run_label(subjects, k, name)
-            top.plot(
-                requests,
-                delays,
-                marker=marker,
-                linestyle=style,
-                linewidth=2,
-                markersize=8,
-                color=color(name),
-                label=label,
-            )
-            for x, y, window in zip(requests, delays, windows, strict=True):
-                top.annotate(
-                    f"{fmt_value(window)} ms",
-                    (x, y),
-                    textcoords="offset points",
-                    xytext=(6, 6),
-                    fontsize=9,
-                    color=color(name),
-                )
-            for ax, values in ((delay_ax, delays), (posts_ax, requests)):
-                ax.plot(
-                    windows,
-                    values,
-                    marker=marker,
-                    linestyle=style,
-                    linewidth=2,
-                    color=color(name),
-                    label=label,
-                )
-    for j, (y, x, name) in enumerate(sorted(references)):  # fanned out: they often cluster
-        top.annotate(
-            name,
-            (x, y),
-            textcoords="offset points",
-            xytext=(22, 16 * (j - (len(references) - 1) / 2)),
-            va="center",
-            fontsize=10,
-            color=color(name),
-            arrowprops={"arrowstyle": "-", "color": color(name), "linewidth": 0.8},
-        )
+    all_windows, _ = interval_tradeoff(subjects, top, (delay_ax, posts_ax), _batch_series, batched)
     top.set_xscale("log")
     top.set_yscale("log")
     top.set_xlabel("HTTP requests per stream (log scale)")

@@ -12,9 +12,10 @@ from matplotlib.figure import Figure
 from harness.analyse import metrics
 from harness.analyse.results import RunResult
 from harness.measure.records import PhaseRecord
-from harness.present.plots.style import LINESTYLES, MARKERS, color, fmt_value, new_figure
-from harness.present.plots.subjects import Subject, run_label, transports_of
+from harness.present.plots.style import new_figure
+from harness.present.plots.subjects import Subject
 from harness.present.plots.sweep_axes import log_axes
+from harness.present.plots.tradeoff import interval_tradeoff
 from transports import TRANSPORTS
 
 
@@ -55,69 +56,7 @@ def poll_interval(subjects: Sequence[Subject], title: str) -> Figure:
     top = fig.add_subplot(grid[0, :])
     delay_ax, rate_ax = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     paced = TRANSPORTS.interval_paced()
-    all_rates: list[float] = []
-    references: list[tuple[float, float, str]] = []
-    for k, s in enumerate(subjects):
-        marker, style = MARKERS[k % 5], LINESTYLES[k % 4]
-        for name in transports_of([s]):
-            intervals, rates, delays = _poll_series(s.run, name)
-            if intervals.size == 0:
-                continue
-            all_rates.extend(rates)
-            if name not in paced:
-                x, y = float(np.median(rates)), float(np.median(delays))
-                top.plot(
-                    [x],
-                    [y],
-                    marker=marker,
-                    markersize=11,
-                    linestyle="none",
-                    color=color(name),
-                    label=run_label(subjects, k, f"{name} (reference)"),
-                )
-                references.append((y, x, name))
-                continue
-            label = run_label(subjects, k, name)
-            top.plot(
-                rates,
-                delays,
-                marker=marker,
-                linestyle=style,
-                linewidth=2,
-                markersize=8,
-                color=color(name),
-                label=label,
-            )
-            for x, y, interval in zip(rates, delays, intervals, strict=True):
-                top.annotate(
-                    f"{fmt_value(interval)} ms",
-                    (x, y),
-                    textcoords="offset points",
-                    xytext=(6, 6),
-                    fontsize=9,
-                    color=color(name),
-                )
-            for ax, values in ((delay_ax, delays), (rate_ax, rates)):
-                ax.plot(
-                    intervals,
-                    values,
-                    marker=marker,
-                    linestyle=style,
-                    linewidth=2,
-                    color=color(name),
-                    label=label,
-                )
-    for j, (y, x, name) in enumerate(sorted(references)):  # fanned out: they often cluster
-        top.annotate(
-            name,
-            (x, y),
-            textcoords="offset points",
-            xytext=(22, 16 * (j - (len(references) - 1) / 2)),
-            va="center",
-            fontsize=10,
-            color=color(name),
-            arrowprops={"arrowstyle": "-", "color": color(name), "linewidth": 0.8},
-        )
+    _, all_rates = interval_tradeoff(subjects, top, (delay_ax, rate_ax), _poll_series, paced)
     intervals = np.asarray(sorted({float(p.value) for s in subjects for p in s.run.points}))  # type: ignore[arg-type]
     if all_rates:
         r = np.geomspace(min(all_rates) / 1.5, max(all_rates) * 1.5, 50)

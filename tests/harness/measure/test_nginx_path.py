@@ -120,6 +120,7 @@ def naive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 @needs_nginx
+@pytest.mark.slow
 async def test_every_transport_streams_whole_through_nginx(
     server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -144,6 +145,7 @@ async def test_every_transport_streams_whole_through_nginx(
 
 
 @needs_nginx
+@pytest.mark.slow
 async def test_nginx_h2_speaks_http2_to_the_http_transports(
     server: ServerProcess, tmp_path: Path
 ) -> None:

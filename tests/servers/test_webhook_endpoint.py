@@ -9,16 +9,17 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from support import serve
 
 from clients.callbacks_io import AsyncMailbox, AsyncReceiver, Inbound
-from errors import RequestRefused
+from errors import RequestRefused, ServerSettingsError
 from harness.measure.server_process import ServerProcess
 from servers.app import create_app
-from servers.settings import ServerSettings
+from servers.settings import ServerSettings, WebhookSecret
 from servers.sources.mock import MockSource, profile_for
 from servers.sources.spec import SourceSpec
 from servers.webhook import allowed_callback, backoff_s
@@ -329,3 +330,29 @@ async def test_redirects_are_not_followed(http: httpx.AsyncClient, receiver: Asy
     line = await timeline(http, "hook-redirected")
     assert line["error"] == "cancelled: the callback URL answered 307"
     assert await elsewhere.next(0.2) is None
+
+
+def test_the_secret_comes_from_a_file_or_the_environment_and_never_shows(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("\n  file-secret-0123456789  \nignored\n")
+    from_file = WebhookSecret.load(str(secret_file), environ={})
+    assert from_file.value == "file-secret-0123456789" and from_file.path == secret_file
+    from_env = WebhookSecret.load(None, environ={SECRET_ENV: "env-secret-0123456789"})
+    assert from_env.value == "env-secret-0123456789" and from_env.path is None
+    assert not WebhookSecret.load(None, environ={})
+    settings = ServerSettings(webhook_secret=from_file, webhook_allow=("https://h.example",))
+    args = settings.to_args()
+    assert args == [
+        "--webhook-secret-file",
+        str(secret_file),
+        "--webhook-allow",
+        "https://h.example",
+    ]
+    assert "file-secret" not in repr(settings) + " ".join(args)
+    assert ServerSettings(webhook_secret=from_env).to_args() == []  # it travels in the environment
+    for bad in ("short", ""):
+        secret_file.write_text(bad)
+        with pytest.raises(ServerSettingsError, match="not usable"):
+            WebhookSecret.load(str(secret_file), environ={})
+    with pytest.raises(ServerSettingsError, match="cannot read --webhook-secret-file"):
+        WebhookSecret.load(str(tmp_path / "missing"), environ={})
