@@ -44,7 +44,10 @@ class ClientSettings:
     webhook_secret: str | None = field(default_factory=webhook_secret_from_env, repr=False)
 
     def fault_due(self, result: StreamResult) -> Fault | None:
-        """The fault the plan calls for now that `result` holds its tokens, if any."""
+        """The fault the plan calls for now that `result` holds its tokens, if any (none once
+        the terminal message has arrived: a finished stream has nothing left to drop)."""
+        if result.end_ns is not None:
+            return None
         received = len(result.indices)
         if self.leave_at_token and received >= self.leave_at_token:
             return Fault.LEAVE

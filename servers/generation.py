@@ -80,12 +80,14 @@ class Generation:
             if isinstance(exc, UpstreamProblem):  # with the code `bench.py probe` names it by
                 self.problem = {"code": exc.code, "message": exc.detail}
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-            self.request = replace(self.request, prompt="")  # kept for minutes: not its prompt
-            self.ended_ns = time.perf_counter_ns()
-            self.done = True
-            self.finished_at = time.monotonic()
-            self._notify()
+            try:
+                await stream.aclose()  # type: ignore[attr-defined]
+            finally:  # ended, even if closing the source is cancelled again or fails
+                self.request = replace(self.request, prompt="")  # kept for minutes: no prompt
+                self.ended_ns = time.perf_counter_ns()
+                self.done = True
+                self.finished_at = time.monotonic()
+                self._notify()
 
     async def wait_beyond(self, offset: int, timeout: float | None = None) -> None:
         """Return once a token with index >= offset exists, the stream ended, or `timeout`

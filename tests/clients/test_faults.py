@@ -170,3 +170,14 @@ async def test_a_held_long_poll_is_not_reaped(slow_first_server: ServerProcess) 
         past = await http.get("/v1/streams/held-poll", params={"offset": answer["next"] + 5})
         assert past.status_code == 400
         assert "past the tokens produced so far" in past.json()["error"]
+
+
+def test_a_finished_stream_is_never_dropped() -> None:
+    """A drop (or leave) due at exactly the last token must not fire after the terminal
+    message: the resume of a finished SSE stream gets 204 and would be recorded as a failure."""
+    settings = ClientSettings(base_url="http://127.0.0.1:9", drop_at_token=3, leave_at_token=5)
+    result = StreamResult(transport="sse", stream_id="s", scheduled_ns=0)
+    result.indices = [0, 1, 2]
+    assert settings.fault_due(result) is not None
+    result.end_ns = 1
+    assert settings.fault_due(result) is None
