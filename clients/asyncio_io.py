@@ -18,7 +18,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from clients import callbacks_io, httpx_io, websockets_io
+from clients import callbacks_io, h1_io, httpx_io, websockets_io
 from clients import exchange as effects
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from wire.messages import GenerationRequest
@@ -33,6 +33,8 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
     ) -> None:
         super().__init__(transport, logic, settings, httpx.AsyncClient)
         self._receiver: callbacks_io.AsyncReceiver | None = None
+        # plain HTTP/1.1: the lean client (clients.h1_io); TLS and HTTP/2: httpx
+        self.h1 = h1_io.H1Pool(settings) if settings.lean_http and h1_io.usable(settings) else None
 
     async def callback_receiver(self) -> callbacks_io.AsyncReceiver:
         """This client's callback receiver, started on first use."""
@@ -49,6 +51,8 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
         return result
 
     async def aclose(self) -> None:
+        if self.h1 is not None:
+            self.h1.close()
         if self._pool is not None:
             await self._pool.aclose()
         if self._receiver is not None:
@@ -67,6 +71,7 @@ class AsyncIO:
         self.ws: ClientConnection | None = None
         self.probes: list[socket.socket] = []  # one per WebSocket connection
         self.mailbox: callbacks_io.AsyncMailbox | None = None  # this stream's callbacks
+        self.h1: h1_io.H1Connection | None = None  # the lean client's open streamed response
 
     async def __aenter__(self) -> AsyncIO:
         return self
@@ -78,15 +83,34 @@ class AsyncIO:
             await self.stack.aclose()
 
     async def run(self, exchange: effects.Exchange) -> None:
-        steps, reply = effects.Steps(exchange), None
+        steps = effects.Steps(exchange)
         try:
-            while (effect := steps.send(reply)) is not None:
+            effect = steps.send(None)
+            while effect is not None:
+                if self.h1 is not None and isinstance(effect, effects.ReadBody):
+                    # the lean client steps the exchange read by read itself
+                    effect = await self.h1.pump(steps, self._h1_body_ended)
+                    continue
                 reply = await getattr(self, effects.HANDLERS[type(effect)])(effect)
+                effect = steps.send(reply)
         finally:
             steps.close()
 
+    def _h1_body_ended(self) -> None:
+        assert self.h1 is not None and self.client.h1 is not None
+        h1_io.end_stream(self.client.h1, self.h1, self.result)
+        self.h1 = None
+
+    def _h1_exit(self, conn: h1_io.H1Connection) -> None:
+        if conn is self.h1:  # left mid-body (an error, a timeout): the connection goes
+            self.client.h1.charge(conn, self.result)  # type: ignore[union-attr]
+            conn.abort()
+            self.h1 = None
+
     async def fetch(self, effect: effects.Fetch) -> effects.Reply:
         call = effect.call
+        if self.client.h1 is not None:
+            return await h1_io.fetch(self.client.h1, self.result, call)
         with httpx_io.mapped_errors():
             response = await self.client.http.request(call.method, call.url, **call.kwargs())
         return httpx_io.complete_exchange(
@@ -95,6 +119,11 @@ class AsyncIO:
 
     async def open_stream(self, effect: effects.OpenStream) -> effects.Reply:
         call = effect.call
+        if self.client.h1 is not None:
+            conn, reply = await h1_io.open_stream(self.client.h1, self.result, call)
+            self.h1 = conn
+            self.stack.callback(self._h1_exit, conn)
+            return reply
         opening = self.client.http.stream(call.method, call.url, **call.kwargs())
         with httpx_io.mapped_errors():
             response = await self.stack.enter_async_context(opening)
@@ -146,6 +175,8 @@ class AsyncIO:
 
     async def drop(self, effect: effects.Drop) -> int:
         dropped_ns = time.perf_counter_ns()
+        if self.h1 is not None:
+            self._h1_exit(self.h1)
         if self.ws is not None:
             self.ws.transport.abort()  # no close frame: the peer sees the connection vanish
             self.ws = None

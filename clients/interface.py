@@ -40,6 +40,7 @@ class ClientSettings:
     drop_at_token: int = 0  # fault benchmark: drop the connection after this many tokens, resume
     leave_at_token: int = 0  # fault benchmark: drop the connection for good after this many
     batch_ms: float = 0.0  # webhook: the server batches tokens this long per POST (0: one each)
+    lean_http: bool = True  # asyncio driver: plain HTTP/1.1 through clients.h1_io, not httpx
     # webhook: the secret deliveries are signed with (the server's), to verify them
     webhook_secret: str | None = field(default_factory=webhook_secret_from_env, repr=False)
 
@@ -78,7 +79,10 @@ class StreamResult:
 
     transport: str
     stream_id: str
-    scheduled_ns: int
+    scheduled_ns: int  # when the stream was due: the start of its timers (TTFT, E2E)
+    # when it began: the driver sets it (harness.measure.driver.run_stream); later than
+    # `scheduled_ns` when an open-loop arrival waited for a free slot. None: not recorded
+    started_ns: int | None = None
     indices: list[int] = field(default_factory=list)
     recv_ns: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)

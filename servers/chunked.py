@@ -19,7 +19,7 @@ from servers.generation import Generation
 from servers.push_response import PushResponse
 from servers.request_parsing import framing_named, optional_body_generation_request
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_stream, response_headers
+from servers.streaming import framed_batches, response_headers
 from wire.framing import Framing
 from wire.messages import GenerationRequest
 from wire.ndjson import MEDIA_TYPE, encode_line
@@ -31,13 +31,15 @@ async def chunks(
     state: ServerState, gen: Generation, framing: Framing, start: int, resumed: bool
 ) -> AsyncGenerator[bytes, None]:
     grace = state.settings.resume_grace_s
-    stream = framed_stream(gen, framing, state.source.model, start, grace, resumed)
-    async with contextlib.aclosing(stream) as framed:
-        async for message in framed:
+    stream = framed_batches(gen, framing, state.source.model, start, grace, resumed)
+    async with contextlib.aclosing(stream) as batches:
+        async for batch in batches:
             if framing.boundaries:
-                yield encode_line(message.payload)
-            elif message.payload:  # raw: the text as it comes (an empty chunk ends a body)
-                yield message.payload.encode()
+                yield b"".join(encode_line(m.payload) for m in batch)
+            else:  # raw: the text as it comes (never an empty chunk: that ends a body)
+                text = "".join(m.payload for m in batch)
+                if text:
+                    yield text.encode()
 
 
 @router.post("/v1/chunked")

@@ -3,8 +3,11 @@
 Every transport reads tokens from a `Generation` (push transports as they appear, polling
 transports by offset), so all five share the same producer and differ only in delivery.
 The producer stamps each token with `time.perf_counter_ns()` the moment the source yields
-it: that is the emit time the transport-added delay is measured from. The timeline (emit
-times, and the texts for checks) is served out of band, never counted as transport bytes.
+it: that is the emit time the transport-added delay is measured from. A live source's
+generation runs as its own task; the planned sources' (mock, trace) all run on the
+server's one decode clock (`servers.decode_steps`), as a model server's batch does. The
+timeline (emit times, and the texts for checks) is served out of band, never counted as
+transport bytes.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from errors import UpstreamProblem
+from servers.decode_steps import DecodeClock, Scheduled
 from servers.sources.mock import PlannedSource, TokenSource, Usage
 from wire.messages import GenerationRequest
 
@@ -48,17 +52,46 @@ class Generation:
     ended_ns: int | None = None  # perf_counter_ns when the generation ended or was cancelled
     owner: str | None = None  # the creator's principal (a token's hash) when tokens are set
     problem: dict[str, str] | None = None  # why a live upstream failed: {code, message}
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)  # readers awaiting a change
+    _task: asyncio.Task[None] | None = None  # a live source's generation runs as a task
+    _scheduled: Scheduled | None = None  # a planned source's runs on the decode clock
+    _on_end: Callable[[], None] | None = None  # told once, when the generation ends
     _departures: int = 0  # readers that left before the end (a resume grace is per departure)
     resume_deadline: float = 0.0  # monotonic time until which a left push stream awaits a resume
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def changed(self) -> None:
+        """Return at the next change: a token, or the end (an `asyncio.Event` per generation
+        cost more per token, measured at 1,000 streams; this is one future per wait)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def emit(self, text: str, emitted_ns: int) -> None:
+        """One token, stamped `emitted_ns` (when the source yielded it), now readable."""
+        self.emit_ns.append(emitted_ns)
+        self.texts.append(text)
+        self._notify()
+
+    def finish(self) -> None:
+        """The generation ended (finished, failed or cancelled): readers are told once."""
+        if self.done:
+            return
+        self.request = replace(self.request, prompt="")  # kept for minutes: no prompt
+        self.ended_ns = time.perf_counter_ns()
+        self.done = True
+        self.finished_at = time.monotonic()
+        self._notify()
+        if self._on_end is not None:
+            self._on_end()
 
     async def run(self, source: TokenSource, hold_s: float = 0.0) -> None:
-        """Pull the source to its end. `hold_s` (a test aid) delays each token's release."""
+        """Pull a live source to its end. `hold_s` (a test aid) delays each token's release."""
         stream = source.stream(self.request)
         try:
             async for text in stream:
@@ -68,9 +101,7 @@ class Generation:
                 emitted = time.perf_counter_ns()
                 if hold_s:
                     await asyncio.sleep(hold_s)
-                self.emit_ns.append(emitted)
-                self.texts.append(text)
-                self._notify()
+                self.emit(text, emitted)
         except asyncio.CancelledError:
             self.cancelled = True
             self.error = f"cancelled: {self.cancel_reason or 'the server stopped it'}"
@@ -83,26 +114,21 @@ class Generation:
             try:
                 await stream.aclose()  # type: ignore[attr-defined]
             finally:  # ended, even if closing the source is cancelled again or fails
-                self.request = replace(self.request, prompt="")  # kept for minutes: no prompt
-                self.ended_ns = time.perf_counter_ns()
-                self.done = True
-                self.finished_at = time.monotonic()
-                self._notify()
+                self.finish()
 
     async def wait_beyond(self, offset: int, timeout: float | None = None) -> None:
         """Return once a token with index >= offset exists, the stream ended, or `timeout`
         ran out (changes that bring neither, such as an earlier token, keep it waiting)."""
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while len(self.texts) <= offset and not self.done:
-            changed = self._changed
             if deadline is None:
-                await changed.wait()
+                await self.changed()
                 continue
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
+                await asyncio.wait_for(self.changed(), left)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -132,6 +158,12 @@ class Generation:
         if self._task is not None and not self._task.done():
             self.cancel_reason = reason
             self._task.cancel()
+        elif self._scheduled is not None and not self.done:
+            self._scheduled.cancelled = True  # the clock skips it from now on
+            self.cancel_reason = reason
+            self.cancelled = True
+            self.error = f"cancelled: {reason}"
+            self.finish()
 
     def reader_left(self, grace_s: float) -> None:
         """A push reader went away before the end. With no grace the generation is cancelled
@@ -189,6 +221,7 @@ class Generations:
     max_active: int = 10_000
     by_id: dict[str, Generation] = field(default_factory=dict)
     active: int = 0  # generations still running
+    _clock: DecodeClock | None = None
 
     def create(self, request: GenerationRequest, owner: str | None = None) -> Generation:
         """Start generating; raise `StreamExists` when the client-chosen id is taken."""
@@ -197,18 +230,28 @@ class Generations:
             raise StreamExists(stream_id)
         if self.active >= self.max_active:
             raise TooManyStreams(self.max_active)
-        gen = Generation(id=stream_id, request=request, owner=owner)
-        if isinstance(self.source, PlannedSource):
-            gen.planned_delays_ns = self.source.plan(request).delays_ns
-        gen._task = asyncio.create_task(
-            gen.run(self.source, self.hold_s), name=f"generation-{gen.id}"
-        )
+        gen = Generation(id=stream_id, request=request, owner=owner, _on_end=self._ended)
         self.active += 1
-        gen._task.add_done_callback(self._ended)
         self.by_id[gen.id] = gen
+        if isinstance(self.source, PlannedSource):
+            plan = self.source.plan(request)
+            gen.planned_delays_ns = plan.delays_ns
+            gen._scheduled = self.clock.start(gen, plan)
+        else:
+            gen._task = asyncio.create_task(
+                gen.run(self.source, self.hold_s), name=f"generation-{gen.id}"
+            )
         return gen
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
+    @property
+    def clock(self) -> DecodeClock:
+        """The decode clock of the planned sources' generations (made on first use, inside
+        the server's event loop)."""
+        if self._clock is None:
+            self._clock = DecodeClock(hold_ns=round(self.hold_s * 1e9))
+        return self._clock
+
+    def _ended(self) -> None:
         self.active -= 1
 
     def find(self, stream_id: str, owner: str | None = None) -> Generation | None:
@@ -246,3 +289,5 @@ class Generations:
     def cancel_all(self) -> None:
         for gen in self.by_id.values():
             gen.cancel("the server is stopping")
+        if self._clock is not None:
+            self._clock.close()

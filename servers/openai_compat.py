@@ -26,7 +26,7 @@ from servers.request_parsing import parse_generation_request, read_body
 from servers.responses import json_response
 from servers.sources.live import STREAM_ID_HEADER
 from servers.state import ServerState, start_generation, state_of
-from servers.streaming import framed_stream
+from servers.streaming import framed_batches
 from wire.framing import OPENAI
 from wire.messages import STREAM_ID, loads
 from wire.sse import MEDIA_TYPE, encode_event
@@ -116,11 +116,15 @@ async def open_chat(request: Request) -> ChatCall:
 async def events(call: ChatCall) -> AsyncGenerator[bytes, None]:
     """The chunks as SSE events (`wire.sse.encode_event`); the usage chunk only when the
     request asked for it."""
-    async with contextlib.aclosing(framed_stream(call.gen, OPENAI, call.model)) as framed:
-        async for message in framed:
-            usage = message.index is None and '"usage"' in message.payload
-            if not usage or call.include_usage:
-                yield encode_event(message.payload)
+    async with contextlib.aclosing(framed_batches(call.gen, OPENAI, call.model)) as batches:
+        async for batch in batches:
+            events = b"".join(
+                encode_event(m.payload)
+                for m in batch
+                if call.include_usage or not (m.index is None and '"usage"' in m.payload)
+            )
+            if events:
+                yield events
 
 
 @router.post("/v1/chat/completions", response_model=None)

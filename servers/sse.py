@@ -29,7 +29,7 @@ from servers.request_parsing import (
     parse_generation_request,
 )
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_stream, response_headers
+from servers.streaming import framed_batches, response_headers
 from wire.framing import Framing
 from wire.messages import MAX_SEED, GenerationRequest
 from wire.sse import MEDIA_TYPE, encode_event
@@ -81,7 +81,7 @@ def open_stream(
 
 
 async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
-    stream = framed_stream(
+    stream = framed_batches(
         opened.gen,
         opened.framing,
         opened.state.source.model,
@@ -89,11 +89,13 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
         opened.state.settings.resume_grace_s,
         opened.resumed,
     )
-    async with contextlib.aclosing(stream) as framed:
-        async for message in framed:
-            numbered = message.index is not None and opened.framing.event_ids
-            event_id = str(message.index) if numbered else None
-            yield encode_event(message.payload, event_id)
+    numbered = opened.framing.event_ids
+    async with contextlib.aclosing(stream) as batches:
+        async for batch in batches:
+            yield b"".join(
+                encode_event(m.payload, str(m.index) if numbered and m.index is not None else None)
+                for m in batch
+            )
 
 
 def respond(opened: Opened | None) -> Response:

@@ -1,12 +1,15 @@
 """The one loop every push endpoint runs: the framing's start messages, each token as the
-generation yields it, the end messages; and, if the reader left before the end, the
-generation is abandoned (cancelled, or after a grace period when the transport can resume).
-Endpoints only wrap each framed payload in their own delimiting (an SSE event, an NDJSON
-line, a WebSocket message)."""
+generation yields it (in batches: what is ready when the reader runs), the end messages;
+and, if the reader left before the end, the generation is abandoned (cancelled, or after a
+grace period when the transport can resume). Endpoints only wrap each framed payload in
+their own delimiting (an SSE event, an NDJSON line, a WebSocket message).
+
+Measured at 1,000 streams x 50 tokens/s: one loop per response, awaiting the generation
+directly and yielding whole batches, cost the server about a third less CPU per token than
+the three async generators stacked per token before (docs/scale.md)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -38,29 +41,47 @@ class Framed:
     payload: str
 
 
-async def framed_stream(
+async def framed_batches(
     gen: Generation,
     framing: Framing,
     model: str,
     start: int = 0,
     resume_grace_s: float = 0.0,
     resumed: bool = False,
-) -> AsyncIterator[Framed]:
-    """Start messages (not on a resume), tokens from `start`, end messages. Close it
+) -> AsyncIterator[list[Framed]]:
+    """Start messages (not on a resume), tokens from `start`, end messages, in batches:
+    everything that is ready when the reader gets to run goes out in one batch, so that an
+    endpoint writes it with one send (one token per batch while the server keeps up; more
+    when it fell behind, instead of falling further behind). Close it
     (`contextlib.aclosing`): a reader that leaves early is counted out at once."""
     complete = False
     try:
-        if not resumed:
-            for payload in framing.encode_start(gen.id, model):
-                yield Framed(None, payload)
-        async with contextlib.aclosing(gen.follow(start)) as tokens:
-            async for i, text in tokens:
-                yield Framed(i, framing.encode_token(gen.id, model, i, text))
+        batch = [] if resumed else [Framed(None, p) for p in framing.encode_start(gen.id, model)]
+        i = start
+        texts = gen.texts
+        encode = framing.encode_token
+        with gen.reading():
+            while True:
+                ready = len(texts)
+                if i < ready:
+                    batch += [
+                        Framed(k, encode(gen.id, model, k, texts[k])) for k in range(i, ready)
+                    ]
+                    i = ready
+                if gen.done and i >= len(texts):
+                    break
+                if batch:
+                    yield batch
+                    batch = []
+                    continue  # more may have come while the batch was sent
+                await gen.changed()
         if gen.error is not None and not framing.boundaries:
+            if batch:
+                yield batch
             complete = True
             raise StreamAborted(gen.error)
-        for payload in framing.encode_end(gen.id, model, len(gen.texts), gen.error):
-            yield Framed(None, payload)
+        batch += [Framed(None, p) for p in framing.encode_end(gen.id, model, i, gen.error)]
+        yield batch
         complete = True
     finally:
         if not complete:

@@ -24,7 +24,7 @@ from errors import ProtocolError, RequestRefused
 from servers.generation import Generation
 from servers.request_parsing import framing_named, parse_generation_request
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_stream
+from servers.streaming import framed_batches
 from wire.framing import Framing
 from wire.messages import dumps, loads
 
@@ -74,12 +74,13 @@ def open_stream(state: ServerState, text: str | None) -> Opened:
 
 async def send_stream(websocket: WebSocket, state: ServerState, opened: Opened) -> None:
     grace = state.settings.resume_grace_s
-    stream = framed_stream(
+    stream = framed_batches(
         opened.gen, opened.framing, state.source.model, opened.start, grace, opened.resumed
     )
-    async with contextlib.aclosing(stream) as framed:
-        async for message in framed:
-            await websocket.send_text(message.payload)
+    async with contextlib.aclosing(stream) as batches:
+        async for batch in batches:
+            for message in batch:  # one WebSocket message each
+                await websocket.send_text(message.payload)
     await websocket.close()
 
 

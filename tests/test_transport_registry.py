@@ -47,7 +47,7 @@ from servers.request_parsing import body_generation_request
 from servers.run import uvicorn_config
 from servers.sources.mock import MockSource, profile_for
 from servers.state import start_generation, state_of
-from servers.streaming import framed_stream
+from servers.streaming import framed_batches
 from transports import FALLBACK_COLOUR, TRANSPORTS, Capabilities, Kind, Transport
 from wire.framing import JSON, get_framing
 from wire.messages import GenerationRequest
@@ -59,9 +59,9 @@ echo_router = APIRouter()
 
 
 async def echo_lines(gen: Generation, model: str) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(framed_stream(gen, JSON, model)) as framed:
-        async for message in framed:
-            yield encode_line(message.payload)
+    async with contextlib.aclosing(framed_batches(gen, JSON, model)) as batches:
+        async for batch in batches:
+            yield b"".join(encode_line(m.payload) for m in batch)
 
 
 @echo_router.post("/test/echo")

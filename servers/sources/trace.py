@@ -122,7 +122,9 @@ class TraceSource:
         plan = trace_plan(traced)
         if request.max_tokens is not None:
             plan = Plan(plan.texts[: request.max_tokens], plan.delays_ns[: request.max_tokens])
+        if self.speed != 1.0:  # the plan as it will run: what its timing is checked against
+            plan = Plan(plan.texts, tuple(round(d / self.speed) for d in plan.delays_ns))
         return plan
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
-        return replay_plan(self.plan(request), self.speed)
+        return replay_plan(self.plan(request))

@@ -48,7 +48,7 @@ def pair_id(pair: object) -> str:
 def payloads(
     framing: Framing, tokens: list[str], error: str | None = None
 ) -> list[tuple[int | None, str]]:
-    """(token index or None, payload) in the order `servers.streaming.framed_stream` sends."""
+    """(token index or None, payload) in the order `servers.streaming.framed_batches` sends."""
     out: list[tuple[int | None, str]] = [(None, p) for p in framing.encode_start(STREAM_ID, MODEL)]
     out += [(i, framing.encode_token(STREAM_ID, MODEL, i, t)) for i, t in enumerate(tokens)]
     if error is None or framing.boundaries:

@@ -1,0 +1,349 @@
+"""A lean HTTP/1.1 client for the benchmark's asyncio driver (`clients.asyncio_io`).
+
+One `asyncio.Protocol` per connection, httptools' C parser (the one uvicorn's server uses)
+for response heads and chunked bodies, and a streamed body handed to the exchange logic
+straight from the protocol's `data_received`: each network read steps the logic at once,
+with no task woken per read. The logic is the same generator both drivers run; only the
+I/O under it is leaner.
+
+Why not httpx on this path: at 1,000 streams x 50 tokens/s (scenarios/scale-1000.toml) the
+driver spent most of its CPU in httpcore's pool bookkeeping, h11 and anyio for every read
+(the profile and the figures are in docs/scale.md). Plain `http://` only: TLS and HTTP/2
+(the nginx-h2 path), the blocking driver (locust) and the browser keep their libraries.
+
+Accounting matches the httpx path: one request per exchange, the request head as written
+and the response head as received (`header_bytes`), wire bytes from the socket's TCP_INFO
+counters charged when each exchange ends, `HTTP/1.1` as the version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit
+
+import httptools
+import httpx
+
+from clients import exchange as effects
+from clients.interface import ClientSettings, StreamResult, bearer_headers
+from clients.wirebytes import ByteMeter
+from errors import ConnectFailed, StreamIncomplete
+from wire.messages import dumps
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def usable(settings: ClientSettings) -> bool:
+    """This client serves plain-HTTP/1.1 base URLs; anything else stays with httpx."""
+    return not settings.http2 and urlsplit(settings.base_url).scheme == "http"
+
+
+def request_bytes(call: effects.HTTPCall, host: str, base_headers: dict[str, str]) -> bytes:
+    """The request as it goes on the wire: request line, headers, JSON body if any."""
+    target = call.url
+    if call.params:
+        target += "?" + urlencode(call.params)
+    body = b"" if call.json is None else dumps(call.json).encode()
+    headers = {"host": host, **base_headers}
+    headers.update((k.lower(), v) for k, v in call.headers.items())
+    if call.json is not None:
+        headers["content-type"] = "application/json"
+    if call.json is not None or call.method in ("POST", "PUT", "PATCH"):
+        headers["content-length"] = str(len(body))
+    lines = [f"{call.method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@functools.cache
+def httpx_default_headers() -> tuple[tuple[str, str], ...]:
+    """The headers httpx sends on every request (user-agent, accept-encoding, ...)."""
+    with httpx.Client(trust_env=False) as client:
+        return tuple((k.lower(), v) for k, v in client.headers.items())
+
+
+class H1Connection(asyncio.Protocol):
+    """One keep-alive connection: one exchange at a time, its body either gathered whole
+    (`fetch`) or fed to an exchange, read by read (`pump`)."""
+
+    def __init__(self, pool: H1Pool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._lost: BaseException | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.reason = b""
+        self.headers: dict[str, str] = {}
+        self.head_size = 0
+        self.complete = False
+        self._parts: list[bytes] = []  # body bytes parsed from the current read
+        self._pending: list[effects.Arrival | None] = []  # reads no pump has taken yet
+        self._head: asyncio.Future[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._steps: effects.Steps | None = None
+        self._pumped: asyncio.Future[effects.Effect | None] | None = None
+        self._on_end: Callable[[], None] | None = None
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(StreamIncomplete(f"malformed HTTP response: {exc}"))
+            self.abort()
+            return
+        if self._head is not None and self._head.done() and self._done is None:
+            body = b"".join(self._parts)
+            self._parts.clear()
+            if body:
+                self._arrive(effects.Arrival(body, now))
+            if self.complete:
+                self._arrive(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        if not self.complete:
+            self._fail(StreamIncomplete("connection ended early: the server closed it"))
+
+    # --- httptools callbacks --------------------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        # "HTTP/1.1 200 OK\r\n" ... "\r\n": the status line and the blank line
+        self.head_size += len(f"HTTP/1.1 {self.status} ") + len(self.reason) + 2 + 2
+        if self._head is not None and not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._parts.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    # --- exchanges ------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        self._lost = exc
+        for future in (self._head, self._done, self._pumped):
+            if future is not None and not future.done():
+                future.set_exception(exc)
+                self._pumped = None if future is self._pumped else self._pumped
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+        self.closed = True
+
+    def send(self, request: bytes, whole: bool) -> asyncio.Future[None]:
+        """Write one request; the future is done when its head is in (`whole`: its body)."""
+        assert self.transport is not None
+        self._reset()
+        loop = asyncio.get_running_loop()
+        self._head = loop.create_future()
+        if whole:
+            self._done = loop.create_future()
+        self.transport.write(request)
+        return self._done if whole else self._head
+
+    def body(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+    def read_rest(self) -> asyncio.Future[None]:
+        """Gather the rest of the body (a response with an unexpected status, to explain)."""
+        self._parts[:0] = [a.data for a in self._pending if a is not None]  # type: ignore[misc]
+        self._pending.clear()
+        self._done = asyncio.get_running_loop().create_future()
+        if self.complete:
+            self._done.set_result(None)
+        return self._done
+
+    def pump(
+        self, steps: effects.Steps, on_end: Callable[[], None]
+    ) -> asyncio.Future[effects.Effect | None]:
+        """Feed each read of the body to the exchange as it arrives (`on_end` first runs
+        when the body has ended, before the exchange hears of it). Done with the exchange's
+        next effect other than a body read (None: the exchange finished)."""
+        self._steps, self._on_end = steps, on_end
+        pumped = self._pumped = asyncio.get_running_loop().create_future()
+        if self._lost is not None:
+            pumped.set_exception(self._lost)
+            return pumped
+        pending, self._pending = self._pending, []
+        for k, arrival in enumerate(pending):
+            if pumped.done():  # the exchange is done with reads: keep the rest for later
+                self._pending = pending[k:]
+                break
+            self._arrive(arrival)
+        return pumped
+
+    def _arrive(self, arrival: effects.Arrival | None) -> None:
+        pumped, steps = self._pumped, self._steps
+        if pumped is None or steps is None or pumped.done():
+            self._pending.append(arrival)
+            return
+        if arrival is None and self._on_end is not None:
+            self._on_end()
+        try:
+            effect = steps.send(arrival)
+        except BaseException as exc:  # the exchange failed: its driver raises it
+            self._pumped = None
+            pumped.set_exception(exc)
+            return
+        if not isinstance(effect, effects.ReadBody):
+            self._pumped = None
+            pumped.set_result(effect)
+        elif arrival is None:
+            self._pumped = None
+            pumped.set_exception(StreamIncomplete("read past the end of the body"))
+
+
+class H1Pool:
+    """Keep-alive connections to one server, reused one exchange at a time. The driver
+    sizes its shards so that no stream waits for a connection, so none is capped here."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        parts = urlsplit(settings.base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.authority = parts.netloc
+        self.base_path = parts.path.rstrip("/")
+        # httpx's own default headers (user-agent, accept-encoding, ...): the bytes on the
+        # wire are the same whichever driver runs, so their figures compare
+        self.headers = dict(httpx_default_headers())
+        self.headers.update((k.lower(), v) for k, v in bearer_headers(settings.token).items())
+        self.meter = ByteMeter()
+        self._idle: list[H1Connection] = []
+        self._open: set[H1Connection] = set()
+
+    async def acquire(self) -> H1Connection:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                transport, conn = await loop.create_connection(
+                    lambda: H1Connection(self), self.host, self.port
+                )
+        except (OSError, TimeoutError) as exc:
+            raise ConnectFailed(f"cannot connect to {self.authority}: {exc}") from exc
+        conn.transport = transport  # uvloop may tell connection_made only after this
+        self._open.add(conn)
+        return conn
+
+    def release(self, conn: H1Connection) -> None:
+        """Back to the pool after a complete exchange the server keeps alive; else closed."""
+        if conn.complete and not conn.closed and conn.parser.should_keep_alive():
+            self._idle.append(conn)
+        else:
+            conn.abort()
+
+    def forget(self, conn: H1Connection) -> None:
+        self._open.discard(conn)
+
+    def charge(self, conn: H1Connection, result: StreamResult) -> None:
+        """The bytes the connection moved since the meter last looked (none once closed)."""
+        sock = None if conn.transport is None else conn.transport.get_extra_info("socket")
+        if sock is not None and not conn.closed and sock.fileno() != -1:
+            result.add_bytes(self.meter.charge(sock))
+
+    def request(self, call: effects.HTTPCall) -> bytes:
+        return request_bytes(
+            effects.HTTPCall(
+                call.method,
+                self.base_path + call.url,
+                call.params,
+                call.json,
+                call.headers,
+                call.expected_status,
+            ),
+            self.authority,
+            self.headers,
+        )
+
+    def close(self) -> None:
+        for conn in list(self._open):
+            conn.abort()
+        self._idle.clear()
+        self._open.clear()
+
+
+def count_exchange(result: StreamResult, request: bytes, conn: H1Connection) -> None:
+    """One exchange, as soon as its response head is in: the request's head as written,
+    the response's as received."""
+    result.requests += 1
+    result.header_bytes += request.index(b"\r\n\r\n") + 4 + conn.head_size
+    result.http_version = "HTTP/1.1"
+
+
+def reply(conn: H1Connection, call: effects.HTTPCall, body: bytes, now_ns: int) -> effects.Reply:
+    return effects.Reply(conn.status, conn.headers, body, call.url, now_ns)
+
+
+async def fetch(pool: H1Pool, result: StreamResult, call: effects.HTTPCall) -> effects.Reply:
+    """One whole exchange."""
+    conn = await pool.acquire()
+    request = pool.request(call)
+    try:
+        await conn.send(request, whole=True)
+    except BaseException:
+        conn.abort()
+        raise
+    now = time.perf_counter_ns()
+    count_exchange(result, request, conn)
+    pool.charge(conn, result)
+    body = conn.body()
+    pool.release(conn)
+    return reply(conn, call, body, now)
+
+
+async def open_stream(
+    pool: H1Pool, result: StreamResult, call: effects.HTTPCall
+) -> tuple[H1Connection, effects.Reply]:
+    """Send the request and wait for the response head (a body with an unexpected status
+    is read whole, to explain). The caller pumps the body and then ends the exchange."""
+    conn = await pool.acquire()
+    request = pool.request(call)
+    try:
+        await conn.send(request, whole=False)
+        count_exchange(result, request, conn)
+        body = b""
+        if conn.status != call.expected_status:
+            await conn.read_rest()
+            body = conn.body()
+    except BaseException:
+        conn.abort()
+        raise
+    return conn, reply(conn, call, body, time.perf_counter_ns())
+
+
+def end_stream(pool: H1Pool, conn: H1Connection, result: StreamResult) -> None:
+    """The streamed exchange is over: charge its bytes, then reuse or close the connection."""
+    pool.charge(conn, result)
+    pool.release(conn)

@@ -1,0 +1,197 @@
+"""The floor the harness's own client is held to: a minimal raw asyncio socket client.
+
+It sends the same requests the benchmark's clients send, over the same kind of connections
+(HTTP/1.1 keep-alive for SSE and chunked, one WebSocket per stream), on the same event loop
+(uvloop), and does nothing else: it counts token messages (JSON-framed tokens start with
+`{"i":`) and finds each response's end, decodes nothing, stamps nothing and records no
+token. Run in the same benchmark against the same server (`raw_client = true` in a
+scenario), its CPU per token is the floor the harness's client is compared with: the
+harness also decodes every token, stamps it and keeps it for the metrics, and
+scenarios/scale-1000.toml holds that to within 1.3x of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from errors import ScenarioError
+from wire.messages import GenerationRequest, dumps
+
+TOKEN_MARK = b'{"i":'
+CHUNKED_END = b"0\r\n\r\n"  # the last chunk of a chunked body: the response is over
+TAIL = max(len(TOKEN_MARK), len(CHUNKED_END)) - 1
+RAW_TRANSPORTS = ("sse", "chunked", "websocket")
+PATHS = {"sse": "/v1/sse?framing=json", "chunked": "/v1/chunked?framing=json"}
+
+
+@dataclass(frozen=True, slots=True)
+class RawRun:
+    """What the raw client did: streams finished, token messages counted, the CPU its
+    event-loop thread spent and the wall time it took."""
+
+    streams: int
+    tokens: int
+    cpu_s: float
+    wall_s: float
+
+    @property
+    def cpu_us_per_token(self) -> float | None:
+        return None if not self.tokens else self.cpu_s / self.tokens * 1e6
+
+
+def http_request(host: str, path: str, request: GenerationRequest) -> bytes:
+    body = dumps(request.to_json()).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class Counting(asyncio.Protocol):
+    """Counts token marks in what arrives; `ended` resolves at each response's end."""
+
+    def __init__(self, end: bytes | None) -> None:
+        self.end = end
+        self.tokens = 0
+        self.tail = b""  # the last bytes of the previous read: a mark may straddle reads
+        self.ended: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def expect(self) -> asyncio.Future[None]:
+        self.ended = asyncio.get_running_loop().create_future()
+        self.tail = b""
+        return self.ended
+
+    def data_received(self, data: bytes) -> None:
+        seen = self.tail + data  # the tail is shorter than a mark: none is counted twice
+        self.tokens += seen.count(TOKEN_MARK)
+        self.tail = seen[-TAIL:]
+        # JSON lines and SSE events never start with CRLF, so a body's bytes can end in
+        # CHUNKED_END only where the last chunk ends the response
+        if self.end is not None and seen.endswith(self.end):
+            self._end()
+
+    def _end(self) -> None:
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_exception(ConnectionError("the server closed the connection"))
+
+
+class WebSocketCounting(Counting):
+    """A WebSocket's frames, told apart by their headers only: text frames that start with
+    the token mark are counted; a close frame ends the stream."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.buffer = b""
+        self.upgraded = False
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        if not self.upgraded:
+            head, sep, buffer = buffer.partition(b"\r\n\r\n")
+            if not sep:
+                self.buffer = head
+                return
+            self.upgraded = True
+            self._end()  # the upgrade is complete
+        at = 0
+        while len(buffer) - at >= 2:
+            opcode, length = buffer[at] & 0x0F, buffer[at + 1] & 0x7F
+            start = at + 2
+            if length == 126:
+                length, start = int.from_bytes(buffer[at + 2 : at + 4]), at + 4
+            elif length == 127:
+                length, start = int.from_bytes(buffer[at + 2 : at + 10]), at + 10
+            if len(buffer) < start + length:
+                break
+            if opcode == 0x1 and buffer.startswith(TOKEN_MARK, start):
+                self.tokens += 1
+            elif opcode == 0x8:
+                self._end()
+            at = start + length
+        self.buffer = buffer[at:]
+
+
+def masked_text_frame(text: str) -> bytes:
+    """A client's text frame, masked with a zero key (allowed: the payload stays as is)."""
+    payload = text.encode()
+    n = len(payload)
+    size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2)
+    return b"\x81" + size + b"\0\0\0\0" + payload
+
+
+async def _http_worker(
+    host: str, port: int, path: str, requests: Sequence[GenerationRequest], counts: list[int]
+) -> None:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_connection(lambda: Counting(CHUNKED_END), host, port)
+    try:
+        for request in requests:
+            ended = protocol.expect()
+            transport.write(http_request(f"{host}:{port}", path, request))
+            await ended
+    finally:
+        transport.close()
+    counts.append(protocol.tokens)
+
+
+async def _websocket_worker(
+    host: str, port: int, requests: Sequence[GenerationRequest], counts: list[int]
+) -> None:
+    loop = asyncio.get_running_loop()
+    for request in requests:
+        transport, protocol = await loop.create_connection(WebSocketCounting, host, port)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            upgraded = protocol.expect()
+            transport.write(
+                f"GET /v1/ws HTTP/1.1\r\nhost: {host}:{port}\r\nupgrade: websocket\r\n"
+                f"connection: Upgrade\r\nsec-websocket-key: {key}\r\n"
+                "sec-websocket-version: 13\r\n\r\n".encode()
+            )
+            await upgraded
+            ended = protocol.expect()
+            transport.write(masked_text_frame(dumps(request.to_json())))
+            await ended
+        finally:
+            transport.abort()
+        counts.append(protocol.tokens)
+
+
+async def run_raw(
+    transport: str, base_url: str, requests: Sequence[GenerationRequest], concurrency: int
+) -> RawRun:
+    """`requests` through `concurrency` workers (closed loop), counted only."""
+    if transport not in RAW_TRANSPORTS:
+        raise ScenarioError(
+            f"the raw client reads {', '.join(RAW_TRANSPORTS)}, not {transport}: leave "
+            "raw_client off for it"
+        )
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    workers = max(1, min(concurrency, len(requests)))
+    shares = [requests[w::workers] for w in range(workers)]
+    counts: list[int] = []
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for share in shares:
+            if transport == "websocket":
+                group.create_task(_websocket_worker(host, port, share, counts))
+            else:
+                group.create_task(_http_worker(host, port, PATHS[transport], share, counts))
+    cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    return RawRun(len(requests), sum(counts), cpu, wall)

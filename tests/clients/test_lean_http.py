@@ -1,0 +1,120 @@
+"""The lean HTTP/1.1 client (`clients.h1_io`) under the benchmark's own event loop (uvloop):
+the same tokens, requests, head bytes and wire bytes as the httpx path, for every HTTP
+transport; and its request serialisation, byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from support import serve
+
+from clients import h1_io
+from clients.asyncio_io import AsyncStreamClient
+from clients.exchange import HTTPCall
+from clients.interface import ClientSettings, StreamResult
+from harness.measure import event_loop
+from harness.measure.driver import fetch_timelines
+from harness.measure.server_process import ServerProcess
+from servers.sources.spec import SourceSpec
+from transports import TRANSPORTS
+from wire.messages import GenerationRequest
+
+HTTP_TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked")
+SPEC = SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=400, tokens_per_response=30)
+
+
+@pytest.fixture(scope="module")
+def lean_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from serve(tmp_path_factory, "lean", SPEC)
+
+
+def test_a_request_is_serialised_as_on_the_wire() -> None:
+    call = HTTPCall(
+        "POST", "/v1/sse", params={"framing": "json"}, json={"seed": 1}, headers={"X-A": "b"}
+    )
+    data = h1_io.request_bytes(call, "127.0.0.1:8000", {"authorization": "Bearer t"})
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /v1/sse?framing=json HTTP/1.1"
+    assert set(lines[1:]) == {
+        "host: 127.0.0.1:8000",
+        "authorization: Bearer t",
+        "x-a: b",
+        "content-type: application/json",
+        "content-length: 10",
+    }
+    assert body == b'{"seed":1}'
+    get = h1_io.request_bytes(HTTPCall("GET", "/v1/streams/x"), "h", {})
+    assert get == b"GET /v1/streams/x HTTP/1.1\r\nhost: h\r\n\r\n"
+
+
+def test_only_plain_http_1_1_takes_the_lean_client() -> None:
+    assert h1_io.usable(ClientSettings("http://127.0.0.1:1"))
+    assert not h1_io.usable(ClientSettings("https://127.0.0.1:1"))
+    assert not h1_io.usable(ClientSettings("http://127.0.0.1:1", http2=True))
+
+
+def run_both(base_url: str, transport: str) -> tuple[StreamResult, StreamResult]:
+    """One stream through the lean client and one through httpx, on uvloop."""
+    settings = ClientSettings(base_url, poll_interval_s=0.02, max_connections=2)
+
+    async def one(lean: bool, stream_id: str) -> StreamResult:
+        logic = TRANSPORTS.get(transport).exchange
+        client = AsyncStreamClient(transport, logic, replace(settings, lean_http=lean))
+        assert (client.h1 is not None) is lean
+        try:
+            request = GenerationRequest(seed=7, stream_id=stream_id)
+            return await asyncio.wait_for(client.stream(request, time.perf_counter_ns()), 20)
+        finally:
+            await client.aclose()
+
+    async def both() -> tuple[StreamResult, StreamResult]:
+        lean = await one(True, f"lean-{transport}-{time.time_ns()}")
+        plain = await one(False, f"htpx-{transport}-{time.time_ns()}")  # same length
+        return lean, plain
+
+    return event_loop.run(both())
+
+
+@pytest.mark.parametrize("transport", HTTP_TRANSPORTS)
+def test_the_lean_client_counts_what_httpx_counts(
+    lean_server: ServerProcess, transport: str
+) -> None:
+    lean, plain = run_both(lean_server.base_url, transport)
+    assert lean.error is None and plain.error is None, (lean.error, plain.error)
+    timelines = event_loop.run(fetch_timelines(lean_server.base_url, [lean.stream_id]))
+    assert lean.texts == timelines[lean.stream_id].texts == plain.texts
+    assert lean.indices == list(range(len(lean.texts))) and lean.end_ns is not None
+    assert lean.http_version == plain.http_version == "HTTP/1.1"
+    if transport in ("sse", "chunked"):  # one request each: the same bytes exactly
+        for name in ("requests", "header_bytes", "bytes_sent", "bytes_received"):
+            assert getattr(lean, name) == getattr(plain, name), name
+    else:  # polls: as many as the timing needs; each the same size
+        assert lean.bytes_sent / lean.requests == pytest.approx(
+            plain.bytes_sent / plain.requests, rel=0.02
+        )
+        assert lean.header_bytes / lean.requests == pytest.approx(
+            plain.header_bytes / plain.requests, rel=0.02
+        )
+
+
+def test_a_dropped_and_resumed_stream_loses_nothing_on_the_lean_client(
+    lean_server: ServerProcess,
+) -> None:
+    settings = ClientSettings(lean_server.base_url, max_connections=2, drop_at_token=5)
+
+    async def run() -> StreamResult:
+        client = AsyncStreamClient("sse", TRANSPORTS.get("sse").exchange, settings)
+        try:
+            request = GenerationRequest(seed=9, stream_id=f"lean-drop-{time.time_ns()}")
+            return await asyncio.wait_for(client.stream(request, time.perf_counter_ns()), 20)
+        finally:
+            await client.aclose()
+
+    result = event_loop.run(run())
+    assert result.error is None and len(result.drops_ns) == 1 and result.requests == 2
+    assert result.indices == list(range(len(result.indices))) and result.end_ns is not None
