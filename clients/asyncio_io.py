@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 
 import httpx
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedOK
 
-from clients import callbacks_io, h1_io, httpx_io, websockets_io
+from clients import callbacks_io, h1_io, httpx_io, websockets_io, ws_io
 from clients import exchange as effects
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from wire.messages import GenerationRequest
@@ -33,8 +33,10 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
     ) -> None:
         super().__init__(transport, logic, settings, httpx.AsyncClient)
         self._receiver: callbacks_io.AsyncReceiver | None = None
-        # plain HTTP/1.1: the lean client (clients.h1_io); TLS and HTTP/2: httpx
+        # plain HTTP/1.1: the lean clients (clients.h1_io, clients.ws_io); TLS and HTTP/2:
+        # httpx and the websockets library
         self.h1 = h1_io.H1Pool(settings) if settings.lean_http and h1_io.usable(settings) else None
+        self.lean_ws = settings.lean_http and ws_io.usable(settings)
 
     async def callback_receiver(self) -> callbacks_io.AsyncReceiver:
         """This client's callback receiver, started on first use."""
@@ -72,6 +74,7 @@ class AsyncIO:
         self.probes: list[socket.socket] = []  # one per WebSocket connection
         self.mailbox: callbacks_io.AsyncMailbox | None = None  # this stream's callbacks
         self.h1: h1_io.H1Connection | None = None  # the lean client's open streamed response
+        self.wsc: ws_io.WSConnection | None = None  # the lean client's open WebSocket
 
     async def __aenter__(self) -> AsyncIO:
         return self
@@ -88,8 +91,11 @@ class AsyncIO:
             effect = steps.send(None)
             while effect is not None:
                 if self.h1 is not None and isinstance(effect, effects.ReadBody):
-                    # the lean client steps the exchange read by read itself
+                    # the lean clients step the exchange read by read themselves
                     effect = await self.h1.pump(steps, self._h1_body_ended)
+                    continue
+                if self.wsc is not None and isinstance(effect, effects.ReceiveMessage):
+                    effect = await self.wsc.pump(steps)
                     continue
                 reply = await getattr(self, effects.HANDLERS[type(effect)])(effect)
                 effect = steps.send(reply)
@@ -152,6 +158,10 @@ class AsyncIO:
         await asyncio.sleep(effect.seconds)
 
     async def open_websocket(self, effect: effects.OpenWebSocket) -> None:
+        if self.client.lean_ws:
+            self.wsc = await ws_io.open_websocket(self.client.settings, effect.path, self.result)
+            self.stack.push_async_callback(ws_io.close_and_charge, self.wsc, self.result)
+            return
         if not self.probes:  # charged after every close handshake (the stack unwinds last-in first)
             self.stack.callback(websockets_io.charge_probes, self.result, self.probes)
         url = websockets_io.ws_url(self.client.settings.base_url, effect.path)
@@ -163,13 +173,16 @@ class AsyncIO:
         self.probes.append(websockets_io.count_upgrade(self.result, self.ws, sock))
 
     async def send_text(self, effect: effects.SendText) -> None:
+        if self.wsc is not None:
+            self.wsc.send_text(effect.text)
+            return
         assert self.ws is not None, "SendText before OpenWebSocket"
         with websockets_io.mapped_ws_errors():
             await self.ws.send(effect.text)
 
     async def receive(self, effect: effects.ReceiveMessage) -> effects.Arrival | None:
         assert self.ws is not None, "ReceiveMessage before OpenWebSocket"
-        with websockets_io.mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
+        with websockets_io.mapped_ws_errors(), contextlib.suppress(ConnectionClosedOK):
             return effects.Arrival(await self.ws.recv(), time.perf_counter_ns())
         return None
 
@@ -177,6 +190,9 @@ class AsyncIO:
         dropped_ns = time.perf_counter_ns()
         if self.h1 is not None:
             self._h1_exit(self.h1)
+        if self.wsc is not None:
+            self.wsc.abort()  # no close frame; its bytes are charged once it has closed
+            self.wsc = None
         if self.ws is not None:
             self.ws.transport.abort()  # no close frame: the peer sees the connection vanish
             self.ws = None

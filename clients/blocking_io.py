@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import httpx
-import websockets
+from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import ClientConnection, connect
 
 from clients import callbacks_io, httpx_io, websockets_io
@@ -154,7 +154,7 @@ class BlockingIO(contextlib.ExitStack):
 
     def receive(self, effect: effects.ReceiveMessage) -> effects.Arrival | None:
         assert self.ws is not None, "ReceiveMessage before OpenWebSocket"
-        with websockets_io.mapped_ws_errors(), contextlib.suppress(websockets.ConnectionClosedOK):
+        with websockets_io.mapped_ws_errors(), contextlib.suppress(ConnectionClosedOK):
             return effects.Arrival(self.ws.recv(), time.perf_counter_ns())
         return None
 

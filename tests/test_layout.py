@@ -49,9 +49,17 @@ def test_scenarios_hold_data_and_thin_shims(path: Path) -> None:
     assert lines <= 30, f"{path.relative_to(ROOT)} has {lines} lines; code belongs in harness/"
 
 
-# Only the drivers and their shared I/O helpers touch httpx or websockets (`direct`, the live
-# upstream read straight, is an exchange logic like every transport's).
-CLIENT_IO = {"asyncio_io.py", "blocking_io.py", "httpx_io.py", "websockets_io.py"}
+# Only the drivers and their I/O helpers touch httpx or websockets (`direct`, the live
+# upstream read straight, is an exchange logic like every transport's; the asyncio driver's
+# lean clients borrow httpx's default headers and websockets' User-Agent only).
+CLIENT_IO = {
+    "asyncio_io.py",
+    "blocking_io.py",
+    "httpx_io.py",
+    "websockets_io.py",
+    "h1_io.py",
+    "ws_io.py",
+}
 
 
 @pytest.mark.parametrize(

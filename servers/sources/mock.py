@@ -99,6 +99,8 @@ class LatencyProfile:
 #   24 ms, no stalls), answers mostly at the 64-token cap.
 # - reasoning: a model that thinks before answering: a first token after ~4 s, then a
 #   chat-like rhythm and longer answers.
+# - steady: no jitter at all (a first token after 100 ms, then exactly 50 tokens/s, exactly
+#   100 tokens): every stream demands the same, so a scale run's demand is known exactly.
 PRESETS: dict[str, LatencyProfile] = {
     # LatencyProfile(ttft_ms, ttft_sigma, tokens_per_s, gap_sigma, stall_probability, stall_ms,
     #                tokens_per_response, length_sigma, min_tokens = 1, max_tokens = 4096)
@@ -106,6 +108,7 @@ PRESETS: dict[str, LatencyProfile] = {
     "chat": LatencyProfile(350, 0.3, 80, 0.35, 0.01, 150, 100, 0.4, 20, 400),
     "local": LatencyProfile(111, 0.27, 61, 0.16, 0, 0, 64, 0.2, 14, 64),
     "reasoning": LatencyProfile(4000, 0.4, 60, 0.35, 0.01, 200, 250, 0.4, 40, 800),
+    "steady": LatencyProfile(100, 0, 50, 0, 0, 0, 100, 0),
 }
 
 
@@ -178,8 +181,8 @@ def _cached_plan(profile: LatencyProfile, run_seed: int, seed: int, max_tokens: 
         gaps = _lognormal(rng, 1000.0 / profile.tokens_per_s, profile.gap_sigma, n - 1)
         stalls = rng.random(n - 1) < profile.stall_probability
         gaps = gaps + stalls * _lognormal(rng, profile.stall_ms, 0.3, n - 1)
-    delays_ms = np.concatenate([ttft, gaps])
-    return Plan(texts=texts, delays_ns=tuple(int(d * 1_000_000) for d in delays_ms))
+    delays_ns = (np.concatenate([ttft, gaps]) * 1_000_000).astype(np.int64)  # truncated
+    return Plan(texts=texts, delays_ns=tuple(delays_ns.tolist()))
 
 
 async def replay_plan(plan: Plan, speed: float = 1.0) -> AsyncIterator[SourceItem]:

@@ -1,6 +1,6 @@
-"""The lean HTTP/1.1 client (`clients.h1_io`) under the benchmark's own event loop (uvloop):
-the same tokens, requests, head bytes and wire bytes as the httpx path, for every HTTP
-transport; and its request serialisation, byte for byte."""
+"""The lean clients (`clients.h1_io`, `clients.ws_io`) under the benchmark's own event loop
+(uvloop): the same tokens, requests, head bytes and wire bytes as httpx and the websockets
+library, for every transport they serve; and the request serialisation, byte for byte."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from servers.sources.spec import SourceSpec
 from transports import TRANSPORTS
 from wire.messages import GenerationRequest
 
-HTTP_TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked")
+LEAN_TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked", "websocket")
 SPEC = SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=400, tokens_per_response=30)
 
 
@@ -80,7 +80,7 @@ def run_both(base_url: str, transport: str) -> tuple[StreamResult, StreamResult]
     return event_loop.run(both())
 
 
-@pytest.mark.parametrize("transport", HTTP_TRANSPORTS)
+@pytest.mark.parametrize("transport", LEAN_TRANSPORTS)
 def test_the_lean_client_counts_what_httpx_counts(
     lean_server: ServerProcess, transport: str
 ) -> None:
@@ -89,8 +89,8 @@ def test_the_lean_client_counts_what_httpx_counts(
     timelines = event_loop.run(fetch_timelines(lean_server.base_url, [lean.stream_id]))
     assert lean.texts == timelines[lean.stream_id].texts == plain.texts
     assert lean.indices == list(range(len(lean.texts))) and lean.end_ns is not None
-    assert lean.http_version == plain.http_version == "HTTP/1.1"
-    if transport in ("sse", "chunked"):  # one request each: the same bytes exactly
+    assert lean.http_version == plain.http_version  # HTTP/1.1; none on a WebSocket
+    if transport in ("sse", "chunked", "websocket"):  # one request each: the same bytes
         for name in ("requests", "header_bytes", "bytes_sent", "bytes_received"):
             assert getattr(lean, name) == getattr(plain, name), name
     else:  # polls: as many as the timing needs; each the same size
@@ -102,15 +102,16 @@ def test_the_lean_client_counts_what_httpx_counts(
         )
 
 
+@pytest.mark.parametrize("transport", ("sse", "chunked", "websocket"))
 def test_a_dropped_and_resumed_stream_loses_nothing_on_the_lean_client(
-    lean_server: ServerProcess,
+    lean_server: ServerProcess, transport: str
 ) -> None:
     settings = ClientSettings(lean_server.base_url, max_connections=2, drop_at_token=5)
 
     async def run() -> StreamResult:
-        client = AsyncStreamClient("sse", TRANSPORTS.get("sse").exchange, settings)
+        client = AsyncStreamClient(transport, TRANSPORTS.get(transport).exchange, settings)
         try:
-            request = GenerationRequest(seed=9, stream_id=f"lean-drop-{time.time_ns()}")
+            request = GenerationRequest(seed=9, stream_id=f"drop-{transport}-{time.time_ns()}")
             return await asyncio.wait_for(client.stream(request, time.perf_counter_ns()), 20)
         finally:
             await client.aclose()

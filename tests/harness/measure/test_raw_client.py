@@ -78,6 +78,7 @@ def test_websocket_frames_are_counted_fed_byte_by_byte() -> None:
     for k in range(len(data)):
         counting.data_received(data[k : k + 1])
     assert counting.tokens == 4 and ends == [True, True]  # the upgrade, then the close
+    assert counting.messages == 5  # the four tokens and the terminal message
 
 
 def test_a_client_frame_is_masked_with_a_zero_key() -> None:
