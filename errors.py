@@ -16,6 +16,7 @@
     │   └── UpstreamUnavailable   (also a UserError) a live upstream refused or failed
     │       └── UpstreamProblem   its answer is not a usable stream; `code` names why
     ├── ProtocolError             bytes that do not follow the wire protocol (pure codecs)
+    ├── ClientProcessError        one of the driver's client processes failed or died
     ├── TransportError            one stream could not be completed: recorded per stream,
     │   │                         its `kind` (an `ErrorKind`) names the failure in results
     │   ├── ConnectFailed         no connection
@@ -98,6 +99,11 @@ class UpstreamProblem(UpstreamUnavailable):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+class ClientProcessError(TokenwireError, RuntimeError):
+    """One of the driver's client processes (`client_processes` > 1) failed or died; the
+    message carries its traceback or exit status."""
 
 
 # --- protocol -----------------------------------------------------------------------------

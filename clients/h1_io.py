@@ -29,6 +29,7 @@ import httpx
 
 from clients import exchange as effects
 from clients.interface import ClientSettings, StreamResult, bearer_headers
+from clients.pump import Pump
 from clients.wirebytes import ByteMeter
 from errors import ConnectFailed, StreamIncomplete
 from wire.messages import dumps
@@ -83,12 +84,11 @@ class H1Connection(asyncio.Protocol):
         self.head_size = 0
         self.complete = False
         self._parts: list[bytes] = []  # body bytes parsed from the current read
-        self._pending: list[effects.Arrival | None] = []  # reads no pump has taken yet
         self._head: asyncio.Future[None] | None = None
         self._done: asyncio.Future[None] | None = None
-        self._steps: effects.Steps | None = None
-        self._pumped: asyncio.Future[effects.Effect | None] | None = None
-        self._on_end: Callable[[], None] | None = None
+        self.reads = Pump(effects.ReadBody)
+        if self._lost is not None:
+            self.reads.fail(self._lost)
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -107,9 +107,9 @@ class H1Connection(asyncio.Protocol):
             body = b"".join(self._parts)
             self._parts.clear()
             if body:
-                self._arrive(effects.Arrival(body, now))
+                self.reads.arrive(effects.Arrival(body, now))
             if self.complete:
-                self._arrive(None)
+                self.reads.arrive(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -147,10 +147,10 @@ class H1Connection(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         self._lost = exc
-        for future in (self._head, self._done, self._pumped):
+        for future in (self._head, self._done):
             if future is not None and not future.done():
                 future.set_exception(exc)
-                self._pumped = None if future is self._pumped else self._pumped
+        self.reads.fail(exc)
 
     def abort(self) -> None:
         if self.transport is not None and not self.closed:
@@ -175,8 +175,7 @@ class H1Connection(asyncio.Protocol):
 
     def read_rest(self) -> asyncio.Future[None]:
         """Gather the rest of the body (a response with an unexpected status, to explain)."""
-        self._parts[:0] = [a.data for a in self._pending if a is not None]  # type: ignore[misc]
-        self._pending.clear()
+        self._parts[:0] = [a.data for a in self.reads.take_pending() if a is not None]  # type: ignore[misc]
         self._done = asyncio.get_running_loop().create_future()
         if self.complete:
             self._done.set_result(None)
@@ -185,41 +184,9 @@ class H1Connection(asyncio.Protocol):
     def pump(
         self, steps: effects.Steps, on_end: Callable[[], None]
     ) -> asyncio.Future[effects.Effect | None]:
-        """Feed each read of the body to the exchange as it arrives (`on_end` first runs
-        when the body has ended, before the exchange hears of it). Done with the exchange's
-        next effect other than a body read (None: the exchange finished)."""
-        self._steps, self._on_end = steps, on_end
-        pumped = self._pumped = asyncio.get_running_loop().create_future()
-        if self._lost is not None:
-            pumped.set_exception(self._lost)
-            return pumped
-        pending, self._pending = self._pending, []
-        for k, arrival in enumerate(pending):
-            if pumped.done():  # the exchange is done with reads: keep the rest for later
-                self._pending = pending[k:]
-                break
-            self._arrive(arrival)
-        return pumped
-
-    def _arrive(self, arrival: effects.Arrival | None) -> None:
-        pumped, steps = self._pumped, self._steps
-        if pumped is None or steps is None or pumped.done():
-            self._pending.append(arrival)
-            return
-        if arrival is None and self._on_end is not None:
-            self._on_end()
-        try:
-            effect = steps.send(arrival)
-        except BaseException as exc:  # the exchange failed: its driver raises it
-            self._pumped = None
-            pumped.set_exception(exc)
-            return
-        if not isinstance(effect, effects.ReadBody):
-            self._pumped = None
-            pumped.set_result(effect)
-        elif arrival is None:
-            self._pumped = None
-            pumped.set_exception(StreamIncomplete("read past the end of the body"))
+        """Feed each read of the body to the exchange as it arrives (`clients.pump`);
+        `on_end` runs when the body has ended, before the exchange hears of it."""
+        return self.reads.start(steps, on_end)
 
 
 class H1Pool:

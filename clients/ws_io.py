@@ -28,6 +28,7 @@ from websockets.http11 import USER_AGENT
 
 from clients import exchange as effects
 from clients.interface import ClientSettings, StreamResult, bearer_headers
+from clients.pump import Pump
 from clients.wirebytes import connection_bytes
 from errors import (
     ConnectFailed,
@@ -88,14 +89,12 @@ class WSConnection(asyncio.Protocol):
         self.reason = b""
         self.headers: dict[str, str] = {}
         self.head_size = 0
+        self.refusal = b""  # the body of an answer that refused the upgrade
         self.decoder = MessageDecoder()
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_received = False
-        self._pending: list[effects.Arrival | None] = []
-        self._steps: effects.Steps | None = None
-        self._pumped: asyncio.Future[effects.Effect | None] | None = None
-        self._failure: BaseException | None = None
+        self.messages = Pump(effects.ReceiveMessage)
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -121,21 +120,21 @@ class WSConnection(asyncio.Protocol):
             for message in messages:
                 self._message(message, now)
         except ProtocolError as exc:
-            self._arrive_failure(ProtocolViolation(str(exc)))
+            self.messages.fail(ProtocolViolation(str(exc)))
             self.abort()
 
     def _message(self, message: Message, now: int) -> None:
         if message.opcode == TEXT:
-            self._arrive(effects.Arrival(message.text, now))
+            self.messages.arrive(effects.Arrival(message.text, now))
         elif message.opcode == BINARY:
-            self._arrive(effects.Arrival(message.payload, now))
+            self.messages.arrive(effects.Arrival(message.payload, now))
         elif message.opcode == PING:
             self._write(client_frame(PONG, message.payload, os.urandom(4)))
         elif message.opcode == CLOSE:
             self.close_received = True
             # echo the close frame as it came, as the library does (RFC 6455, 5.5.1)
             self._write(client_frame(CLOSE, message.payload, os.urandom(4)))
-            self._arrive(None)
+            self.messages.arrive(None)
 
     def eof_received(self) -> None:
         """The server closed the TCP connection: close our side too (a FIN, as the library
@@ -149,9 +148,7 @@ class WSConnection(asyncio.Protocol):
         if not self.upgraded.done():
             self._fail(ConnectFailed("cannot open WebSocket: the server closed the connection"))
         elif not self.close_received:
-            self._arrive_failure(
-                StreamIncomplete("WebSocket closed before the end: no close frame")
-            )
+            self.messages.fail(StreamIncomplete("WebSocket closed before the end: no close frame"))
 
     # --- httptools callbacks (the 101 answer) ---------------------------------------------
 
@@ -166,6 +163,16 @@ class WSConnection(asyncio.Protocol):
         assert self.parser is not None
         self.status = self.parser.get_status_code()
         self.head_size += len(f"HTTP/1.1 {self.status} ") + len(self.reason) + 4
+
+    def on_body(self, body: bytes) -> None:
+        self.refusal += body
+
+    def on_message_complete(self) -> None:
+        """A whole answer that is no upgrade: the server refused the WebSocket."""
+        if self.status == 101:
+            return  # the upgrade: httptools raises HttpParserUpgrade next
+        text = self.refusal[:300].decode(errors="replace")
+        self._fail(HTTPStatusFailed(f"WebSocket upgrade refused: HTTP {self.status}: {text}"))
 
     # --- the handshake and the pump -------------------------------------------------------
 
@@ -196,44 +203,9 @@ class WSConnection(asyncio.Protocol):
             self.transport.abort()
 
     def pump(self, steps: effects.Steps) -> asyncio.Future[effects.Effect | None]:
-        """Feed each message to the exchange as it arrives (None once the server closed
-        cleanly). Done with the exchange's next effect other than a receive."""
-        self._steps = steps
-        pumped = self._pumped = asyncio.get_running_loop().create_future()
-        if self._failure is not None:
-            pumped.set_exception(self._failure)
-            return pumped
-        pending, self._pending = self._pending, []
-        for k, arrival in enumerate(pending):
-            if pumped.done():
-                self._pending = pending[k:]
-                break
-            self._arrive(arrival)
-        return pumped
-
-    def _arrive_failure(self, exc: BaseException) -> None:
-        self._failure = exc
-        pumped, self._pumped = self._pumped, None
-        if pumped is not None and not pumped.done():
-            pumped.set_exception(exc)
-
-    def _arrive(self, arrival: effects.Arrival | None) -> None:
-        pumped, steps = self._pumped, self._steps
-        if pumped is None or steps is None or pumped.done():
-            self._pending.append(arrival)
-            return
-        try:
-            effect = steps.send(arrival)
-        except BaseException as exc:
-            self._pumped = None
-            pumped.set_exception(exc)
-            return
-        if not isinstance(effect, effects.ReceiveMessage):
-            self._pumped = None
-            pumped.set_result(effect)
-        elif arrival is None:
-            self._pumped = None
-            pumped.set_exception(StreamIncomplete("read past the WebSocket's close"))
+        """Feed each message to the exchange as it arrives (`clients.pump`); None once the
+        server closed cleanly."""
+        return self.messages.start(steps)
 
 
 async def open_websocket(settings: ClientSettings, path: str, result: StreamResult) -> WSConnection:

@@ -2,12 +2,12 @@
 
 A sweep runs every value of its axis in turn, in one run folder; the server is restarted
 only when the swept axis is one the server process holds (`SERVER_AXES`: the source preset,
-the push responses' streaming headers).
+the push responses' streaming headers). With `server_processes` > 1 there are N servers,
+one `ServerGroup` (logs `server-<i>.log`), on loopback only: a path fronts one server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
@@ -17,11 +17,12 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.analyse.results import Point, RunResult, environment, save_run
+from harness.measure import event_loop, processes
 from harness.measure.driver import run_benchmark
 from harness.measure.paths import LOOPBACK, Endpoint, parse_path
 from harness.measure.records import SweepValue
 from harness.measure.scenario import SERVER_AXES, Scenario
-from harness.measure.server_process import ServerProcess, running_server
+from harness.measure.server_process import ServerGroup, running_servers
 from harness.present.console import RichProgress, faults_table, problems_text, summary_table
 from harness.present.report import has_faults, write_report
 
@@ -33,12 +34,17 @@ def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]
 
 
 @contextlib.contextmanager
-def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[ServerProcess]:
-    with running_server(
-        scenario.source, run_dir / "server.log", extra_args=scenario.server_args()
-    ) as server:
-        console.print(f"server pid {server.pid} on {server.base_url}", highlight=False)
-        yield server
+def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[ServerGroup]:
+    with running_servers(
+        scenario.source,
+        run_dir,
+        processes.resolve(scenario.server_processes),
+        extra_args=scenario.server_args(),
+    ) as group:
+        for server in group.servers:
+            pid = getattr(server, "pid", "?")
+            console.print(f"server pid {pid} on {server.base_url}", highlight=False)
+        yield group
 
 
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
@@ -49,22 +55,34 @@ def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
         shared = None if restart else stack.enter_context(_server(scenario, run_dir, console))
         for value, point_scenario in sweep_points(scenario):
             with contextlib.ExitStack() as point_stack:
-                server = shared or point_stack.enter_context(
-                    _server(point_scenario, run_dir, console)
+                server = (
+                    shared
+                    if shared is not None
+                    else point_stack.enter_context(_server(point_scenario, run_dir, console))
                 )
                 path = parse_path(point_scenario.path)
-                endpoint = point_stack.enter_context(
-                    path.open(Endpoint(server.base_url), run_dir / "paths")
-                )
-                if path.layers and path.text != LOOPBACK:
-                    console.print(f"path {path.text}: clients use {endpoint.base_url}")
-                phases = asyncio.run(
+                endpoint = None  # several servers: on loopback (validated), each its own
+                if len(server) == 1:
+                    endpoint = point_stack.enter_context(
+                        path.open(Endpoint(server.base_url), run_dir / "paths")
+                    )
+                    if path.layers and path.text != LOOPBACK:
+                        console.print(f"path {path.text}: clients use {endpoint.base_url}")
+                phases = event_loop.run(
                     run_benchmark(point_scenario, server, progress, value, endpoint=endpoint)
                 )
                 for phase in phases:
                     phase.extra["path_parameters"] = path.parameters()
             points.append(Point(value, {phase.transport: phase for phase in phases}))
     return points
+
+
+def _processes_text(scenario: Scenario) -> str:
+    server = processes.resolve(scenario.server_processes)
+    client = processes.resolve(scenario.client_processes)
+    if server == client == 1:
+        return ""
+    return f"{server} server processes, {client} client processes; "
 
 
 def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list[str]) -> RunResult:
@@ -78,12 +96,18 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         f"[bold]tokenwire[/] scenario [cyan]{scenario.name}[/]: "
         f"{', '.join(scenario.transports)}; {scenario.requests} streams each at concurrency "
         f"{scenario.concurrency}; source preset {scenario.source.preset}{sweep}; "
-        f"results in {run_dir}",
+        f"{_processes_text(scenario)}results in {run_dir}",
         highlight=False,
     )
     points = measure(scenario, run_dir, console)
+    metadata = environment(started, dt.datetime.now(dt.UTC), argv)
+    metadata["processes"] = {  # as run (0, auto, resolved: harness.measure.processes)
+        "server": processes.resolve(scenario.server_processes),
+        "client": processes.resolve(scenario.client_processes),
+        "auto": f"max(1, cpu_count // 2) = {processes.auto_processes()}",
+    }
     run = RunResult(
-        metadata=environment(started, dt.datetime.now(dt.UTC), argv),
+        metadata=metadata,
         scenario=scenario.to_json(),
         points=points,
         sweep_axis=None if scenario.sweep is None else scenario.sweep.axis,

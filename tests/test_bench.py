@@ -49,6 +49,14 @@ BAD_INPUTS = [
     (["run", "--framing", "xml"], "invalid choice: 'xml'"),
     (["run", "--scenario", "nope.toml"], "scenario file nope.toml does not exist"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["run", "--server-processes", "-1"], "must be 0 or more, got -1"),
+    (["run", "--client-processes", "65"], "at most 64 processes, got 65"),
+    (["run", "--client-processes", "lots"], "allowed: auto, 0 for auto, 1 to 64"),
+    (
+        ["run", "--client", "browser", "--transports", "sse", "--client-processes", "2"],
+        'use client_processes = 1 with client = "browser"',
+    ),
+    (["run", "--path", "nginx", "--server-processes", "2"], "needs path = loopback"),
     (["serve", "--port", "70000"], "port must be 0..65535, got 70000"),
     (["serve", "--port", "http"], "expected a port number, got 'http'"),
     (["serve", "--host", "10.0.0.1"], "not a loopback address"),
@@ -135,7 +143,7 @@ def test_a_small_run_writes_complete_results(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     for name in ("results.json", "summary.csv", "ttft_cdf.png", "added_delay.png"):
         assert (out / name).stat().st_size > 0
-    assert (out / "server.log").exists()
+    assert (out / "server.log").exists() or (out / "server-0.log").exists()  # auto: per core
     results = orjson.loads((out / "results.json").read_bytes())
     assert results["schema_version"] == SCHEMA_VERSION
     assert results["metadata"]["cpu_count"] >= 1
@@ -157,3 +165,36 @@ def test_a_small_run_writes_complete_results(tmp_path: Path) -> None:
     header = (out / "summary.csv").read_text().splitlines()[0]
     assert header.startswith("transport,ttft_ms_p50")
     assert "scenario default" in done.stdout and "lost / dup" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_run_over_two_servers_and_two_client_processes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = bench(
+        "run",
+        "--transports", "sse,long_poll",
+        "--requests", "20",
+        "--concurrency", "6",
+        "--warmup", "1",
+        "--preset", "chat",
+        "--ttft-ms", "20",
+        "--tokens-per-s", "500",
+        "--tokens-per-response", "20",
+        "--long-poll-wait-s", "2",
+        "--server-processes", "2",
+        "--client-processes", "2",
+        "--out", str(out),
+        timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "server-0.log").exists() and (out / "server-1.log").exists()
+    results = orjson.loads((out / "results.json").read_bytes())
+    assert results["metadata"]["processes"]["server"] == results["scenario"]["server_processes"]
+    assert results["scenario"]["client_processes"] == 2
+    for entry in results["transports"].values():
+        summary, extra = entry["summary"], entry["phase"]["extra"]
+        assert summary["tokens_received"] == summary["tokens_emitted"] > 0
+        assert summary["errors"] == summary["tokens_lost"] == 0
+        assert (extra["server_processes"], extra["client_processes"]) == (2, 2)
+        assert min(extra["streams_per_server"]) > 0
+        assert sorted(r["index"] for r in entry["phase"]["requests"]) == list(range(20))

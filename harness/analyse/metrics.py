@@ -6,6 +6,11 @@
   pooled over all streams. Tokens completed by the same network read have a gap of 0.
 - TPOT (time per output token), per stream: (last arrival - first arrival) / (tokens - 1).
 - E2E: scheduled send -> terminal message received.
+- Queue wait, per stream: scheduled send -> the stream beginning (getting one of the
+  driver's `concurrency` slots). 0 in a closed loop, where a stream is scheduled when a
+  slot frees; in an open loop (a scenario `rate`) a stream is due at its arrival time, and
+  waits when every slot is busy: that wait is part of its TTFT and E2E (so nothing is hidden
+  by coordinated omission). Streams that did not record their beginning have none.
 - Added delay, per token: client arrival - server emit (same CLOCK_MONOTONIC): the delay the
   transport adds on top of the model. For polling this includes waiting for the next poll.
 - tokens_per_s: per stream, tokens received / E2E seconds; the median over streams.
@@ -18,7 +23,18 @@
 - server/client CPU ms per 1,000 tokens: CPU time (user + system) the server process / the
   driver's event-loop thread spent during the phase, per 1,000 tokens received.
 - source_gap_error_ms: for planned sources (the mock, a replayed trace), how far each
-  actual emit gap was from the planned one: the source's own timing fidelity.
+  actual emit gap was from the planned one: the source's own timing fidelity. Part of every
+  summary: a server too busy to emit on time shows here, not hidden inside added delay.
+- Steady window (planned sources): the span during which the streams in flight stayed at
+  90% or more of their peak (the ramp-up and ramp-down left out). demanded_tokens_per_s:
+  the tokens the plans called for in that window, each stream's plan laid from its
+  scheduled send (so a stream that waited for a slot, or a server that started it late,
+  delivers less than was demanded); delivered_tokens_per_s: tokens that arrived in it;
+  delivered_ratio: delivered / demanded (1.0: the whole path kept up with the source).
+- raw_client_cpu_us_per_token and client_vs_raw_cpu (when the scenario sets raw_client):
+  the CPU per token of a minimal raw socket client that only counts token messages
+  (harness.measure.raw_client), run in the same benchmark against the same server, and
+  the harness client's CPU per token divided by it (1.0: no dearer than the floor).
 - ttft_minus_direct_ms (live runs): per request, TTFT minus the TTFT of `direct` (the same
   prompt straight from the upstream): the relay's own cost in time to first token.
 - token_count_basis: `source` (the mock or trace knows its tokens), `usage` (a live model's
@@ -82,6 +98,7 @@ class TransportSummary:
     itl_ms: Distribution
     tpot_ms: Distribution
     e2e_ms: Distribution
+    queue_wait_ms: Distribution
     added_delay_ms: Distribution
     tokens_per_chunk: Distribution
     tokens_per_s: float | None
@@ -106,6 +123,12 @@ class TransportSummary:
     text_mismatches: int
     errors: int
     ttft_minus_direct_ms: Distribution | None = None
+    steady_window_s: float | None = None
+    demanded_tokens_per_s: float | None = None
+    delivered_tokens_per_s: float | None = None
+    delivered_ratio: float | None = None
+    raw_client_cpu_us_per_token: float | None = None
+    client_vs_raw_cpu: float | None = None
     drops: int = 0
     recovery_ms: Distribution | None = None
     left: int = 0
@@ -141,6 +164,13 @@ def tpot_ms(record: RequestRecord) -> float | None:
 
 def e2e_ms(record: RequestRecord) -> float | None:
     return None if record.end_ns is None else (record.end_ns - record.scheduled_ns) / NS_PER_MS
+
+
+def queue_wait_ms(record: RequestRecord) -> float | None:
+    """Scheduled send -> the stream beginning (None when it was not recorded)."""
+    if record.started_ns is None:
+        return None
+    return (record.started_ns - record.scheduled_ns) / NS_PER_MS
 
 
 def added_delay_ms(record: RequestRecord) -> list[float]:
@@ -249,6 +279,7 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         itl_ms=Distribution.of(g for r in records for g in itl_ms(r)),
         tpot_ms=Distribution.of(_present(tpot_ms(r) for r in records)),
         e2e_ms=Distribution.of(_present(e2e_ms(r) for r in records)),
+        queue_wait_ms=Distribution.of(_present(queue_wait_ms(r) for r in records)),
         added_delay_ms=Distribution.of(d for r in records for d in added_delay_ms(r)),
         tokens_per_chunk=Distribution.of(c for r in records for c in r.chunk_sizes),
         tokens_per_s=float(np.median(per_stream_rate)) if per_stream_rate else None,
@@ -278,8 +309,68 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         tokens_duplicated=arrivals - received,
         text_mismatches=sum(r.text_mismatches for r in records),
         errors=sum(1 for r in records if r.error_kind is not None),
+        **steady_figures(records),
+        **raw_client_figures(phase, _per_1k(phase.client_cpu_s, received)),
         **fault_figures(phase),
     )
+
+
+STEADY_SHARE = 0.9  # the steady window: streams in flight at 90% or more of their peak
+
+
+def steady_window_ns(records: Sequence[RequestRecord]) -> tuple[int, int] | None:
+    """From the first to the last moment the streams in flight (scheduled send -> last
+    arrival or end) were at `STEADY_SHARE` of their peak or more."""
+    events: list[tuple[int, int]] = []
+    for r in records:
+        ends = [t for t in (r.end_ns, r.recv_ns[-1] if r.recv_ns else None) if t is not None]
+        if ends:
+            events += [(r.scheduled_ns, 1), (max(ends), -1)]
+    if not events:
+        return None
+    events.sort(key=lambda e: (e[0], -e[1]))
+    counts = np.cumsum([e[1] for e in events])
+    floor = STEADY_SHARE * counts.max()
+    steady = np.flatnonzero(counts >= floor)
+    start, end = events[steady[0]][0], events[min(steady[-1] + 1, len(events) - 1)][0]
+    return (start, end) if end > start else None
+
+
+def planned_arrivals_ns(record: RequestRecord) -> np.ndarray:
+    """When each planned token was due, laid from the stream's scheduled send."""
+    delays = np.asarray(record.planned_delays_ns or [], dtype=np.int64)
+    return record.scheduled_ns + np.cumsum(delays)
+
+
+def steady_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
+    """Demanded and delivered tokens per second over the steady window (planned sources)."""
+    window = steady_window_ns(records) if any(r.planned_delays_ns for r in records) else None
+    if window is None:
+        return {}
+    start, end = window
+    seconds = (end - start) / 1e9
+    demanded = delivered = 0
+    for r in records:
+        due = planned_arrivals_ns(r)
+        demanded += int(np.count_nonzero((due >= start) & (due < end)))
+        recv = np.asarray(r.recv_ns, dtype=np.int64)
+        delivered += int(np.count_nonzero((recv >= start) & (recv < end)))
+    return {
+        "steady_window_s": seconds,
+        "demanded_tokens_per_s": demanded / seconds,
+        "delivered_tokens_per_s": delivered / seconds,
+        "delivered_ratio": delivered / demanded if demanded else None,
+    }
+
+
+def raw_client_figures(phase: PhaseRecord, client_us_per_token: float | None) -> dict[str, Any]:
+    """The raw client's CPU per token from the same run, and the harness client's ratio."""
+    raw = phase.extra.get("raw_client")
+    if not isinstance(raw, dict) or not raw.get("tokens"):
+        return {}
+    floor = float(raw["cpu_s"]) / int(raw["tokens"]) * 1e6
+    ratio = None if client_us_per_token is None or floor <= 0 else client_us_per_token / floor
+    return {"raw_client_cpu_us_per_token": floor, "client_vs_raw_cpu": ratio}
 
 
 def fault_figures(phase: PhaseRecord) -> dict[str, Any]:

@@ -17,6 +17,11 @@ Versions:
    transport registry, so that analysis need not guess it from request counts. Version 1
    files get it from the registry when it knows the transport, else from their records:
    more than one request per stream is `poll`.
+
+Optional fields that a reader treats as absent in older files need no new version: the
+scenario's `server_processes` and `client_processes` (the counts a run used; absent: one
+of each), `metadata.processes`, and a phase's `extra` entries (`server_processes`,
+`client_processes`, `streams_per_server`, `client_cpu_s_per_process`).
 """
 
 from __future__ import annotations

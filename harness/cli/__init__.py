@@ -8,6 +8,7 @@ from types import ModuleType
 
 from harness.cli import (
     baseline,
+    capacity,
     check,
     compare,
     llm_server,
@@ -30,4 +31,5 @@ COMMANDS: tuple[ModuleType, ...] = (
     check,
     baseline,
     probe,
+    capacity,
 )

@@ -169,7 +169,8 @@ def add_source_flags(parser: argparse.ArgumentParser) -> None:
         choices=list(PRESETS),
         help="latency preset: instant (no delay: pure transport overhead), "
         "chat (hosted chat model), local (SmolLM2 on llama.cpp here, from a recorded "
-        "trace), reasoning (long first-token wait)",
+        "trace), reasoning (long first-token wait), steady (no jitter: exactly 50 tokens/s "
+        "after 100 ms, 100 tokens; for scale runs)",
     )
     group.add_argument("--ttft-ms", type=float, metavar="MS", help="median time to first token")
     group.add_argument(

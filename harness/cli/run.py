@@ -11,13 +11,16 @@ from harness.cli.common import (
     add_scenario,
     add_source_flags,
     add_transports,
+    count_up_to,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     source_overrides,
 )
+from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS
+from harness.measure.processes import AUTO, MAX_PROCESSES
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
 from wire.framing import FRAMINGS
 
@@ -30,6 +33,20 @@ DESCRIPTION = (
 )
 
 
+_count = count_up_to(MAX_PROCESSES, "at most {maximum} processes, got {value}")
+
+
+def process_count(text: str) -> int:
+    """`--server-processes` / `--client-processes`: 1 to the maximum, or auto (or 0)."""
+    if text.strip().lower() == "auto":
+        return AUTO
+    try:
+        return _count(text)
+    except argparse.ArgumentTypeError as exc:
+        allowed = f"allowed: auto, 0 for auto, 1 to {MAX_PROCESSES}"
+        raise argparse.ArgumentTypeError(f"{exc} ({allowed})") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scenario(parser, "scenario TOML (default: scenarios/default.toml)")
     add_transports(parser, "measure")
@@ -37,7 +54,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--requests", type=positive_int, metavar="N", help="measured streams per transport"
     )
     parser.add_argument(
-        "--concurrency", type=positive_int, metavar="C", help="streams in flight at once"
+        "--concurrency",
+        type=positive_int,
+        metavar="C",
+        help="streams in flight at once (with --rate: at most)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=non_negative_float,
+        metavar="R",
+        help="open loop: R requests per second per transport arrive on a schedule whatever "
+        "the server does, and a stream that finds --concurrency streams in flight waits for "
+        "one to end, that wait counting in its TTFT and E2E (set --concurrency high: it caps "
+        "streams in flight). 0 (default): closed loop, each of --concurrency workers starting "
+        "its next stream when its last one ends, which slows the load down when the server "
+        "slows and so hides queueing (coordinated omission)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=list(ARRIVALS),
+        help="with --rate: poisson (random gaps, as independent users; seeded, so every run "
+        "gets the same schedule; default) or constant (exactly 1/R apart)",
     )
     parser.add_argument(
         "--warmup",
@@ -45,6 +82,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="unmeasured warm-up streams per transport",
     )
+    add_transport_settings(parser)
+    parser.add_argument(
+        "--sweep",
+        metavar="AXIS=V1,V2,...",
+        help="run every value of one axis in one run folder; axes: concurrency, rate, "
+        "poll_interval_ms, long_poll_wait_s, batch_ms, framing, preset, path, "
+        "streaming_headers (e.g. concurrency=1,10,100 or batch_ms=0,20,100)",
+    )
+    parser.add_argument(
+        "--path",
+        metavar="PATH[,PATH...]",
+        help="what stands between clients and server: loopback (default), nginx, nginx-h2, "
+        "net:PROFILE (lan, wifi, 4g, 3g, intercontinental) or net:rtt=80ms,bw=10mbit,... ; "
+        "layers join with + (server side first: nginx+net:4g); a comma list compares paths "
+        "in one run",
+    )
+    parser.add_argument(
+        "--client",
+        choices=list(CLIENTS),
+        help="who reads the streams: python (the project's clients, default) or browser "
+        "(headless Chromium pages running EventSource, fetch, WebSocket; needs the [browser] "
+        "extra and /usr/bin/chromium)",
+    )
+    parser.add_argument(
+        "--server-processes",
+        type=process_count,
+        metavar="N|auto",
+        help="servers under test: N processes on N loopback ports, each client shard sticking "
+        "to one (loopback path and python client only); auto (or 0, the default): "
+        "max(1, cores // 2)",
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=process_count,
+        metavar="M|auto",
+        help="processes the clients run in: stream k in process k %% M, concurrency split "
+        "evenly, results and CPU merged (python client only); auto (or 0, the default): "
+        "max(1, cores // 2)",
+    )
+    parser.add_argument(
+        "--raw-client",
+        action="store_true",
+        default=None,
+        help="after each transport, run the same streams through a minimal raw socket client "
+        "that only counts tokens: the floor the client's CPU per token is compared with "
+        "(sse, chunked, websocket; json framing)",
+    )
+    add_out(parser, "run folder (default: results/<UTC time>-<scenario>/)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no progress and no table (errors still do)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summaries as JSON on stdout and nothing else there "
+        "(progress and table go to stderr unless --quiet)",
+    )
+    add_source_flags(parser)
+
+
+def add_transport_settings(parser: argparse.ArgumentParser) -> None:
+    """The transports' own settings (framing, poll interval, long-poll wait, webhook batch
+    window): flags of `run`, and of `capacity`, which searches at these settings."""
     parser.add_argument(
         "--framing",
         choices=list(FRAMINGS),
@@ -70,39 +170,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="webhook: how long the server gathers tokens per POST (0: one POST per token)",
     )
-    parser.add_argument(
-        "--sweep",
-        metavar="AXIS=V1,V2,...",
-        help="run every value of one axis in one run folder; axes: concurrency, "
-        "poll_interval_ms, long_poll_wait_s, batch_ms, framing, preset, path, "
-        "streaming_headers (e.g. concurrency=1,10,100 or batch_ms=0,20,100)",
-    )
-    parser.add_argument(
-        "--path",
-        metavar="PATH[,PATH...]",
-        help="what stands between clients and server: loopback (default), nginx, nginx-h2, "
-        "net:PROFILE (lan, wifi, 4g, 3g, intercontinental) or net:rtt=80ms,bw=10mbit,... ; "
-        "layers join with + (server side first: nginx+net:4g); a comma list compares paths "
-        "in one run",
-    )
-    parser.add_argument(
-        "--client",
-        choices=list(CLIENTS),
-        help="who reads the streams: python (the project's clients, default) or browser "
-        "(headless Chromium pages running EventSource, fetch, WebSocket; needs the [browser] "
-        "extra and /usr/bin/chromium)",
-    )
-    add_out(parser, "run folder (default: results/<UTC time>-<scenario>/)")
-    parser.add_argument(
-        "--quiet", action="store_true", help="print no progress and no table (errors still do)"
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the summaries as JSON on stdout and nothing else there "
-        "(progress and table go to stderr unless --quiet)",
-    )
-    add_source_flags(parser)
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
@@ -112,6 +179,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         transports=args.transports,
         requests=args.requests,
         concurrency=args.concurrency,
+        rate=args.rate,
+        arrivals=args.arrivals,
         warmup=args.warmup,
         framing=args.framing,
         poll_interval_ms=args.poll_interval_ms,
@@ -120,6 +189,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         sweep=args.sweep,
         path=args.path,
         client=args.client,
+        server_processes=args.server_processes,
+        client_processes=args.client_processes,
+        raw_client=getattr(args, "raw_client", None),
         **source_overrides(args),
     )
 

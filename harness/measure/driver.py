@@ -2,17 +2,30 @@
 
 Measuring only: no statistics here (see `harness.analyse.metrics`). Per transport: open the clients
 (one pooled client per shard of at most `SHARD_SIZE` streams), run a few unmeasured warm-up
-streams, then run `requests` streams with `concurrency` in flight (closed loop: a worker
-schedules its next stream the moment its previous one ends, and that scheduled time starts
-the stream's timers), read both sides' CPU around the measured window, and finally fetch the
-server's emit timelines out of band and join them to what the clients saw. Request k uses
-source seed k (and prompt k) on every transport.
+streams, then run `requests` streams with `concurrency` in flight, read both sides' CPU around
+the measured window, and finally fetch the server's emit timelines out of band and join them
+to what the clients saw. Request k uses source seed k (and prompt k) on every transport.
+
+The load is a closed loop by default: a worker schedules its next stream the moment its
+previous one ends, and that scheduled time starts the stream's timers. A scenario `rate`
+makes it an open loop: request k is due at the k-th time of a seeded arrival schedule
+(`harness.measure.arrivals`) from the window's start, whatever the server does; it starts
+then if fewer than `concurrency` streams are in flight, else it waits for one to end, and
+its timers still start at the time it was due, so the wait counts in its TTFT and E2E (a
+closed loop, which waits for the server before it schedules, hides that wait: coordinated
+omission). Each stream records when it began (`started_ns`).
 
 Sequential order runs the transports one after another, so each has its own window and its
 own CPU figures. Interleaved order (the default for live sources, whose timing varies far
 more between requests than transports differ) alternates transports request by request in
 one shared window; CPU can then not be split between transports and is left out. Against a
 live source the run also measures `direct`: the same prompts straight from the upstream.
+
+Several servers (a `ServerGroup`, `server_processes`): shard i speaks to server i % N only
+(`PinnedClient`), so every request of a stream stays on one server, and its timeline is
+fetched from that server; CPU and RSS are the servers' sums. Several client processes
+(`client_processes`): `harness.measure.client_processes` runs the phase's jobs in them and
+merges their results, CPU and progress; with one, everything runs here.
 """
 
 from __future__ import annotations
@@ -23,8 +36,8 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,15 +53,18 @@ from clients.interface import (
     bearer_headers,
 )
 from errors import ErrorKind, ScenarioError
+from harness.measure.arrivals import arrival_offsets
 from harness.measure.browser.client import (
     browser_phase_extra,
     open_browser_shards,
     start_browser_clients,
 )
 from harness.measure.paths import Endpoint
+from harness.measure.processes import effective_client_processes
+from harness.measure.raw_client import run_raw
 from harness.measure.records import PhaseRecord, RequestRecord, SweepValue
 from harness.measure.scenario import Scenario
-from harness.measure.server_process import PROJECT_ROOT
+from harness.measure.server_process import PROJECT_ROOT, ServerGroup
 from servers.settings import SERVER_TOKEN_ENV
 from transports import DIRECT, TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest, loads
@@ -62,7 +78,8 @@ DEFAULT_PROMPTS = PROJECT_ROOT / "scenarios" / "prompts.txt"
 
 
 class Server(Protocol):
-    """The server under test, as the driver uses it (`ServerProcess`, or one in-process)."""
+    """The server under test, as the driver uses it (`ServerProcess`, or one in-process), or
+    several (`ServerGroup`: CPU and RSS summed, a base URL each; see `server_urls`)."""
 
     base_url: str
 
@@ -130,23 +147,83 @@ def measured_transports(scenario: Scenario) -> tuple[str, ...]:
     return scenario.transports + ((DIRECT,) if scenario.source.live else ())
 
 
+def server_urls(server: Server) -> list[str]:
+    """Every server's base URL, in order: a `ServerGroup`'s, or the one server's."""
+    return server.base_urls if isinstance(server, ServerGroup) else [server.base_url]
+
+
+def shard_count(concurrency: int, servers: int = 1) -> int:
+    """Shards for `concurrency` streams: at most `SHARD_SIZE` streams each; with several
+    servers a multiple of their number, so that each server gets as many (never more
+    shards than streams)."""
+    count = -(-concurrency // SHARD_SIZE)
+    if servers > 1:
+        count = min(concurrency, -(-count // servers) * servers)
+    return count
+
+
+class PinnedClient:
+    """A shard's client pinned to one server (`server`, its index among the run's servers),
+    noting each stream it ran, so that the stream's timeline is fetched from that server."""
+
+    def __init__(self, client: StreamClient, server: int) -> None:
+        self.client = client
+        self.transport = client.transport
+        self.server = server
+        self.stream_ids: list[str] = []
+
+    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+        self.stream_ids.append(request.stream_id or "")
+        return await self.client.stream(request, scheduled_ns)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def stream_servers(shards: Mapping[str, Sequence[StreamClient]]) -> dict[str, int]:
+    """The server (index) each stream of pinned shards went to. Streams of unpinned shards
+    (one server, or `direct`) are not listed: they went to the first server, if any."""
+    return {
+        stream_id: client.server
+        for pool in shards.values()
+        for client in pool
+        if isinstance(client, PinnedClient)
+        for stream_id in client.stream_ids
+    }
+
+
 def open_shards(
     transport: str,
     scenario: Scenario,
-    endpoint: Endpoint | str,
+    endpoint: Endpoint | str | Sequence[Endpoint],
     transports: TransportRegistry = TRANSPORTS,
+    concurrency: int | None = None,
+    server_offset: int = 0,
 ) -> list[StreamClient]:
-    shard_count = -(-scenario.concurrency // SHARD_SIZE)
-    size = -(-scenario.concurrency // shard_count)
-    settings = client_settings(scenario, endpoint, size)
+    """One pooled client per shard of `concurrency` streams (default: the scenario's). Given
+    one endpoint per server (several), shard i speaks to server (i + `server_offset`) % N
+    only, as a `PinnedClient`, so that every request of a stream, polls included, goes to
+    the server that holds it (client process c passes c: the shards that carry one stream
+    more than others then fall on different servers)."""
+    endpoints = [endpoint] if isinstance(endpoint, Endpoint | str) else list(endpoint)
+    concurrency = scenario.concurrency if concurrency is None else concurrency
+    count = shard_count(concurrency, len(endpoints))
+    size = -(-concurrency // count)
+    settings = client_settings(scenario, endpoints[0], size)
     if transport == DIRECT:  # the upstream itself, through the same asyncio driver
         upstream = direct_settings(settings, scenario.source)
         logic = direct_exchange(scenario.source)
-        return [AsyncStreamClient(DIRECT, logic, upstream) for _ in range(shard_count)]
+        return [AsyncStreamClient(DIRECT, logic, upstream) for _ in range(count)]
     if scenario.client == "browser":  # pages of one Chromium (harness.measure.browser)
+        if len(endpoints) > 1:
+            raise ScenarioError("the browser client reads from one server: server_processes = 1")
         return open_browser_shards(transport, scenario, settings, transports)
     logic = transports.get(transport).exchange
-    return [AsyncStreamClient(transport, logic, settings) for _ in range(shard_count)]
+    if len(endpoints) == 1:
+        return [AsyncStreamClient(transport, logic, settings) for _ in range(count)]
+    pinned = [client_settings(scenario, e, size) for e in endpoints]
+    servers = [(server_offset + k) % len(endpoints) for k in range(count)]
+    return [PinnedClient(AsyncStreamClient(transport, logic, pinned[s]), s) for s in servers]
 
 
 def load_prompts(scenario: Scenario) -> list[str]:
@@ -195,24 +272,46 @@ def warmup_requests(
 
 
 async def run_stream(
-    client: StreamClient, request: GenerationRequest, scheduled_ns: int, timeout_s: float
+    client: StreamClient,
+    request: GenerationRequest,
+    scheduled_ns: int,
+    timeout_s: float,
+    started_ns: int | None = None,
 ) -> StreamResult:
-    """One stream, bounded in time whatever the transport does."""
+    """One stream, bounded in time whatever the transport does. It was due at
+    `scheduled_ns` and begins at `started_ns` (default: then; later when an open-loop
+    arrival waited for a free slot). The client times the stream from its beginning; the
+    result is then timed from when it was due, so the wait counts in its TTFT and E2E, and
+    `started_ns` keeps the beginning as the client stamped it (the browser client's is when
+    its page started the stream: the relay to the page is the harness's, not a wait)."""
+    started = scheduled_ns if started_ns is None else started_ns
     try:
         async with asyncio.timeout(timeout_s):
-            return await client.stream(request, scheduled_ns)
+            result = await client.stream(request, started)
     except TimeoutError:
-        result = StreamResult(client.transport, request.stream_id or "", scheduled_ns)
+        result = StreamResult(client.transport, request.stream_id or "", started)
         result.error = StreamError(
             ErrorKind.TIMEOUT, f"the stream did not finish within {timeout_s:g} s"
         )
-        return result
+    result.started_ns = result.scheduled_ns
+    result.scheduled_ns -= started - scheduled_ns
+    return result
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
     transport: str
     request: GenerationRequest
+    at_s: float | None = None  # open loop: due this long after the window's start (None: closed)
+
+
+def with_arrivals(jobs: Sequence[Job], rate: float, arrivals: str, seed: int) -> list[Job]:
+    """The jobs, in order, due on an open-loop schedule of `rate` per second (`arrivals`:
+    poisson or constant, seeded by `seed`); rate 0: the jobs as they are (closed loop)."""
+    if rate <= 0:
+        return list(jobs)
+    offsets = arrival_offsets(len(jobs), rate, arrivals, seed)
+    return [replace(job, at_s=at_s) for job, at_s in zip(jobs, offsets, strict=True)]
 
 
 async def run_jobs(
@@ -221,8 +320,27 @@ async def run_jobs(
     concurrency: int,
     timeout_s: float,
     on_done: Callable[[Job, StreamResult], None] | None = None,
+    *,
+    start_ns: int | None = None,
 ) -> list[StreamResult]:
-    """Run jobs in order with `concurrency` workers; worker w always uses shard w // size."""
+    """Run jobs with at most `concurrency` streams in flight; results in job order.
+
+    A stream holds one of `concurrency` slots while it runs, and slot s always uses shard
+    s * len(pool) // concurrency of its transport's pool, so no shard carries more streams
+    than its share of the slots (its connection pool's size).
+
+    Closed loop (no job has `at_s`): one worker per slot takes the jobs in order, starting
+    its next stream the moment its previous one ends; that moment is the stream's scheduled
+    time. Open loop (every job has `at_s`): job k is due at `start_ns + at_s` (`start_ns`:
+    the measured window's start, perf_counter_ns; default now; processes that share a
+    schedule share it), whatever happens after: see `open_loop`.
+    """
+    timed = sum(job.at_s is not None for job in jobs)
+    if timed:
+        if timed != len(jobs):
+            raise ValueError("either every job has an arrival time (at_s) or none has")
+        start = time.perf_counter_ns() if start_ns is None else start_ns
+        return await open_loop(shards, jobs, concurrency, timeout_s, on_done, start)
     results: list[StreamResult | None] = [None] * len(jobs)  # in job order
     queue = iter(range(len(jobs)))
 
@@ -240,6 +358,52 @@ async def run_jobs(
     async with asyncio.TaskGroup() as group:
         for w in range(min(concurrency, len(jobs))):
             group.create_task(worker(w))
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+async def open_loop(
+    shards: dict[str, list[StreamClient]],
+    jobs: Sequence[Job],
+    concurrency: int,
+    timeout_s: float,
+    on_done: Callable[[Job, StreamResult], None] | None,
+    start_ns: int,
+) -> list[StreamResult]:
+    """Jobs released at their arrival times: one dispatcher takes them in order of `at_s`,
+    sleeps until each is due, waits for a free slot if all `concurrency` are taken (the
+    arrivals behind it wait too, in order), and starts the stream in a task of its own,
+    which gives the slot back when the stream ends. A stream's scheduled time is when it was
+    due, whatever it waited, so the wait counts in its TTFT and E2E; its `started_ns` is when
+    it got its slot (the dispatcher's own lateness, a millisecond or so on a busy event loop,
+    counts as waiting too). Cost: one sleeping timer, and one task per stream in flight."""
+    results: list[StreamResult | None] = [None] * len(jobs)  # in job order
+    free: asyncio.LifoQueue[int] = asyncio.LifoQueue()  # last freed first: its connections are warm
+    for slot in reversed(range(concurrency)):
+        free.put_nowait(slot)
+
+    async def stream(k: int, slot: int, scheduled: int) -> None:
+        try:
+            job = jobs[k]
+            pool = shards[job.transport]
+            client = pool[slot * len(pool) // concurrency]
+            result = await run_stream(
+                client, job.request, scheduled, timeout_s, time.perf_counter_ns()
+            )
+            results[k] = result
+            if on_done is not None:
+                on_done(job, result)
+        finally:
+            free.put_nowait(slot)
+
+    async with asyncio.TaskGroup() as group:
+        for k in sorted(range(len(jobs)), key=lambda k: jobs[k].at_s or 0.0):
+            scheduled = start_ns + round((jobs[k].at_s or 0.0) * 1e9)
+            # a timer may fire a little early (the loop's clock resolution): sleep again
+            while (wait_ns := scheduled - time.perf_counter_ns()) > 0:
+                await asyncio.sleep(wait_ns / 1e9)
+            slot = await free.get()
+            group.create_task(stream(k, slot, scheduled))
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
@@ -386,6 +550,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         stream_id=result.stream_id,
         scheduled_ns=result.scheduled_ns,
         end_ns=result.end_ns,
+        started_ns=result.started_ns,
         token_index=list(got.indices),
         recv_ns=list(got.recv_ns),
         emit_ns=emit,
@@ -441,10 +606,22 @@ async def records_for(
     results: Sequence[StreamResult],
     sweep_value: SweepValue | None,
     left_stream_patience_s: float = 0.0,
+    routes: Mapping[str, int] | None = None,
 ) -> list[RequestRecord]:
-    relayed = [r.stream_id for job, r in zip(jobs, results, strict=True) if job.transport != DIRECT]
+    """The records of a phase's streams, each joined with its timeline, fetched from the
+    server the stream went to (`routes`: stream id -> index in `server_urls(server)`; a
+    stream not in it went to the first)."""
+    urls = server_urls(server)
+    relayed: dict[int, list[str]] = {}
+    for job, r in zip(jobs, results, strict=True):
+        if job.transport != DIRECT:
+            relayed.setdefault((routes or {}).get(r.stream_id, 0), []).append(r.stream_id)
     patience_s = 0.0 if not any(r.left_ns for r in results) else left_stream_patience_s
-    timelines = await fetch_ended_timelines(server.base_url, relayed, patience_s)
+    timelines: dict[str, Timeline] = {}
+    for found in await asyncio.gather(
+        *(fetch_ended_timelines(urls[k], ids, patience_s) for k, ids in relayed.items())
+    ):
+        timelines |= found
     records = []
     for job, result in zip(jobs, results, strict=True):
         timeline = own_timeline(result) if job.transport == DIRECT else None
@@ -477,13 +654,21 @@ def diagonal(jobs: Sequence[Sequence[Job]], seed: int) -> list[Job]:
     return order
 
 
+def load_extra(scenario: Scenario) -> dict[str, Any]:
+    """How the phase was loaded, for its `PhaseRecord.extra`: `load` open (with the `rate`
+    per transport and the `arrivals`) or closed."""
+    if scenario.rate > 0:
+        return {"load": "open", "rate": scenario.rate, "arrivals": scenario.arrivals}
+    return {"load": "closed"}
+
+
 def _label(transport: str, sweep_value: SweepValue | None) -> str:
     return transport if sweep_value is None else f"{transport} @ {sweep_value}"
 
 
 @dataclass
 class Benchmark:
-    """One run of a scenario (one sweep point) against one server."""
+    """One run of a scenario (one sweep point) against one server (or a `ServerGroup`)."""
 
     scenario: Scenario
     server: Server
@@ -495,12 +680,25 @@ class Benchmark:
 
     def __post_init__(self) -> None:
         self.prompts = load_prompts(self.scenario)
+        urls = server_urls(self.server)
+        if self.endpoint is not None and len(urls) > 1:
+            raise ScenarioError(
+                f"a path's endpoint fronts one server, not {len(urls)}: use "
+                "server_processes = 1 with a path"
+            )
         if self.endpoint is None:
             self.endpoint = Endpoint(self.server.base_url)
+        # one per server, in order: where shard i of the run connects (server i % N)
+        self.endpoints = [self.endpoint] if len(urls) == 1 else [Endpoint(u) for u in urls]
+        self.routes: dict[str, int] = {}  # stream id -> server index, of the last phase
+        self.extra: dict[str, Any] = {}  # what the last phase's client processes add
 
     def jobs(self, transport: str) -> list[Job]:
+        """Request k of `transport`; with a rate, due at the k-th time of the scenario's
+        arrival schedule (the same on every transport)."""
         requests = make_requests(self.scenario, transport, self.run_tag, self.prompts)
-        return [Job(transport, r) for r in requests]
+        s = self.scenario
+        return with_arrivals([Job(transport, r) for r in requests], s.rate, s.arrivals, s.seed)
 
     async def warm_up(self, shards: dict[str, list[StreamClient]]) -> None:
         for transport in shards:
@@ -523,30 +721,72 @@ class Benchmark:
             self.scenario.concurrency,
             self.scenario.stream_timeout_s,
             self.on_done,
+            start_ns=window.start_ns,  # an open loop's arrival times count from here
         )
         window.close()
         for transport in shards:
             self.progress.phase_finished(_label(transport, self.sweep_value))
         return window
 
+    async def measure_in_processes(
+        self, transports: Sequence[str], jobs: list[Job], processes: int
+    ) -> Window:
+        """`measure`, its jobs spread over `processes` client processes, each with its own
+        clients and warm-up (`harness.measure.client_processes`); sets `results`, `routes`
+        and `extra`."""
+        from harness.measure.client_processes import run_in_processes  # it imports this module
+
+        labels = {t: _label(t, self.sweep_value) for t in transports}
+        for transport in transports:
+            total = sum(1 for job in jobs if job.transport == transport)
+            self.progress.phase_started(labels[transport], total)
+        run = await asyncio.to_thread(run_in_processes, self, transports, jobs, processes, labels)
+        for transport in transports:
+            self.progress.phase_finished(labels[transport])
+        self.results, self.routes = run.results, run.routes
+        self.extra = {"client_cpu_s_per_process": run.cpu_s_per_process}
+        return run.window
+
     async def phase(self, transports: Sequence[str], jobs: list[Job]) -> list[PhaseRecord]:
-        shards = {
-            t: open_shards(t, self.scenario, self.endpoint, self.transports) for t in transports
-        }
-        try:
-            await start_browser_clients(shards)  # Chromium and its clock check: before any window
-            if self.scenario.warmup:
-                await self.warm_up(shards)
-            window = await self.measure(shards, jobs)
-        finally:
-            for pool in shards.values():
-                for client in pool:
-                    await client.aclose()
+        s = self.scenario
+        processes = effective_client_processes(
+            s.client_processes, s.concurrency, len(jobs), s.client
+        )
+        shards: dict[str, list[StreamClient]] = {}
+        self.extra = {}
+        if processes > 1:
+            window = await self.measure_in_processes(transports, jobs, processes)
+        else:
+            shards = {
+                t: open_shards(t, self.scenario, self.endpoints, self.transports)
+                for t in transports
+            }
+            try:
+                await start_browser_clients(shards)  # Chromium, its clock check: before any window
+                if self.scenario.warmup:
+                    await self.warm_up(shards)
+                window = await self.measure(shards, jobs)
+            finally:
+                for pool in shards.values():
+                    for client in pool:
+                        await client.aclose()
+            self.routes = stream_servers(shards)
         patience_s = self.scenario.faults.resume_grace_s + LEFT_STREAM_SLACK_S
-        records = await records_for(self.server, jobs, self.results, self.sweep_value, patience_s)
+        records = await records_for(
+            self.server, jobs, self.results, self.sweep_value, patience_s, self.routes
+        )
         shared = len(transports) > 1
         extra: dict[str, Any] = {"order": "interleaved" if shared else "sequential"}
         extra["path"] = self.scenario.path
+        extra["server_processes"] = len(self.endpoints)
+        extra["client_processes"] = processes
+        extra.update(self.extra)
+        if len(self.endpoints) > 1:  # measured streams each server served
+            served = [self.routes.get(r.stream_id, 0) for r in records if r.transport != DIRECT]
+            extra["streams_per_server"] = [served.count(k) for k in range(len(self.endpoints))]
+        extra.update(load_extra(self.scenario))
+        if self.scenario.raw_client and not shared:
+            extra["raw_client"] = await self.raw_floor(transports[0], jobs)
         extra.update(browser_phase_extra(shards, window))  # {} for Python clients
         faults = self.scenario.faults
         if faults.drop_at_token or faults.leave_at_token:
@@ -570,6 +810,19 @@ class Benchmark:
             for transport in transports
         ]
 
+    async def raw_floor(self, transport: str, jobs: Sequence[Job]) -> dict[str, Any]:
+        """The same streams (same seeds, ids of their own) through the raw client, right
+        after the phase, against the same servers: the floor for the client's CPU."""
+        requests = [replace(job.request, stream_id=f"{job.request.stream_id}-raw") for job in jobs]
+        urls = [endpoint.base_url for endpoint in self.endpoints]
+        run = await run_raw(transport, urls, requests, self.scenario.concurrency)
+        return {
+            "streams": run.streams,
+            "tokens": run.tokens,
+            "cpu_s": run.cpu_s,
+            "wall_s": run.wall_s,
+        }
+
     async def run(self) -> list[PhaseRecord]:
         transports = measured_transports(self.scenario)
         if not self.scenario.interleaved:
@@ -578,8 +831,14 @@ class Benchmark:
                 for transport in transports
                 for phase in await self.phase([transport], self.jobs(transport))
             ]
-        jobs = [self.jobs(t) for t in transports]
-        return await self.phase(list(transports), diagonal(jobs, self.scenario.seed))
+        return await self.phase(list(transports), self.interleaved_jobs(transports))
+
+    def interleaved_jobs(self, transports: Sequence[str]) -> list[Job]:
+        """Every transport's jobs in `diagonal` order; with a rate, that order arrives on one
+        schedule at `rate` times the transports per second (each transport's share: `rate`)."""
+        s = self.scenario
+        order = diagonal([self.jobs(t) for t in transports], s.seed)
+        return with_arrivals(order, s.rate * len(transports), s.arrivals, s.seed)
 
 
 async def run_benchmark(

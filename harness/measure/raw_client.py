@@ -176,22 +176,29 @@ async def _websocket_worker(
 
 
 async def run_raw(
-    transport: str, base_url: str, requests: Sequence[GenerationRequest], concurrency: int
+    transport: str,
+    base_urls: str | Sequence[str],
+    requests: Sequence[GenerationRequest],
+    concurrency: int,
 ) -> RawRun:
-    """`requests` through `concurrency` workers (closed loop), counted only."""
+    """`requests` through `concurrency` workers (closed loop), counted only; worker w talks
+    to server w % N of `base_urls`, as the driver's shards do."""
     if transport not in RAW_TRANSPORTS:
         raise ScenarioError(
             f"the raw client reads {', '.join(RAW_TRANSPORTS)}, not {transport}: leave "
             "raw_client off for it"
         )
-    parts = urlsplit(base_url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    servers = []
+    for url in [base_urls] if isinstance(base_urls, str) else base_urls:
+        parts = urlsplit(url)
+        servers.append((parts.hostname or "127.0.0.1", parts.port or 80))
     workers = max(1, min(concurrency, len(requests)))
     shares = [requests[w::workers] for w in range(workers)]
     counts: list[int] = []
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     async with asyncio.TaskGroup() as group:
-        for share in shares:
+        for w, share in enumerate(shares):
+            host, port = servers[w % len(servers)]
             if transport == "websocket":
                 group.create_task(_websocket_worker(host, port, share, counts))
             else:

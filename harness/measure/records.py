@@ -21,6 +21,10 @@ class RequestRecord:
     stream_id: str
     scheduled_ns: int  # when the request was due to be sent: the start of every timer
     end_ns: int | None  # terminal message received (None if it never came)
+    # when the stream began, having got one of the driver's slots: the scheduled time in a
+    # closed loop, later in an open loop (`rate`) when it had to wait; None: not recorded
+    # (results from before open-loop load, locust runs)
+    started_ns: int | None = None
     token_index: list[int] = field(default_factory=list)  # index of each received token
     recv_ns: list[int] = field(default_factory=list)  # client arrival stamp per token
     emit_ns: list[int | None] = field(default_factory=list)  # server emit stamp per token

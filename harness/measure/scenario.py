@@ -5,7 +5,12 @@ name = "default"
 description = "..."
 transports = "all"            # or ["sse", "websocket"]
 requests = 50                 # measured streams per transport
-concurrency = 8               # streams in flight at once
+concurrency = 8               # streams in flight at once (with a rate: at most)
+rate = 0                      # open loop: requests per second per transport, arriving on a
+                              # schedule whatever the server does; a stream that finds all
+                              # `concurrency` slots busy waits, and the wait counts in its
+                              # TTFT and E2E. 0: closed loop (a stream starts when one ends)
+arrivals = "poisson"          # with a rate: poisson (random gaps, seeded by `seed`) | constant
 warmup = 2                    # unmeasured streams per transport first
 seed = 1                      # the mock's text and timing; request k uses seed k
 framing = "json"              # json | openai | vercel-ui | vercel-data | langchain | raw:
@@ -19,10 +24,24 @@ batch_ms = 0                  # webhook: the server batches tokens this long per
                               # (0: one POST per token; at most 60000)
 stream_timeout_s = 120        # one stream must finish within this
 client = "python"             # python | browser (Chromium pages: harness.measure.browser)
+raw_client = false            # after each transport, the same streams through a minimal raw
+                              # socket client that only counts tokens: the floor for the
+                              # client's CPU per token (harness.measure.raw_client; sse,
+                              # chunked and websocket, json framing, python client)
+server_processes = "auto"     # servers under test: N processes on N loopback ports; each
+                              # client shard sticks to one (shard i -> server i % N), so
+                              # every request of a stream goes to the server that has it
+client_processes = "auto"     # processes the driver's streams run in: job k in process
+                              # k % M, concurrency split evenly, results merged as if one
+                              # process had run them. Both: 1 to 64, or "auto" (or 0):
+                              # max(1, c // 2) on c cores (os.cpu_count(); 2 cores: 1 and 1).
+                              # More than 1 server needs path = "loopback", more than 1 of
+                              # either needs client = "python" (auto is then 1);
+                              # `bench.py load` runs one server (locust: --workers)
 
 [source]
 kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
-preset = "chat"               # mock: instant | chat | local | reasoning
+preset = "chat"               # mock: instant | chat | local | reasoning | steady
 ttft_ms = 350                 # mock: optional overrides of the preset
 tokens_per_s = 80
 tokens_per_response = 100
@@ -42,9 +61,10 @@ streaming_headers = true      # push responses ask proxies not to buffer them (C
                               # no-cache, X-Accel-Buffering: no); false: a naive server
 
 [sweep]                       # optional: run every value of one axis in one run folder
-axis = "concurrency"          # concurrency | poll_interval_ms | long_poll_wait_s | batch_ms |
-                              # framing | preset | path | streaming_headers (a preset or
-                              # streaming_headers sweep restarts the server at each point)
+axis = "concurrency"          # concurrency | rate | poll_interval_ms | long_poll_wait_s |
+                              # batch_ms | framing | preset | path | streaming_headers (a
+                              # preset or streaming_headers sweep restarts the server at
+                              # each point)
 values = [1, 10, 50]
 
 [inject]                      # test aid: a deliberate server-side regression
@@ -71,22 +91,25 @@ think_time_s = 0              # a user's pause between streams (0: closed loop)
 stop_timeout_s = 10           # at the end, streams in flight get this long to finish
 ```
 
-In a load test `requests`, `concurrency` and `warmup` do not apply: locust users stream in a
-closed loop for `run_time_s`. `order` decides whether the transports run one after another
-(sequential: a locust run each, with its own CPU figures) or together (interleaved: one
-locust run, users spread evenly over the transports).
+In a load test `requests`, `concurrency`, `rate`, `arrivals` and `warmup` do not apply:
+locust users stream in a closed loop for `run_time_s`. `order` decides whether the
+transports run one after another (sequential: a locust run each, with its own CPU figures)
+or together (interleaved: one locust run, users spread evenly over the transports).
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from errors import ScenarioError, SourceError
+from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS, PAGE_FRAMINGS, refuse_for_browser
 from harness.measure.paths import LOOPBACK, parse_path, split_paths
+from harness.measure.processes import AUTO, PROCESS_FIELDS, auto_processes, check_count, parse_count
 from harness.measure.records import SweepValue
 from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
@@ -97,6 +120,7 @@ from wire.webhook import MAX_BATCH_MS
 ORDERS = ("auto", "sequential", "interleaved")
 SWEEP_AXES = (
     "concurrency",
+    "rate",
     "poll_interval_ms",
     "long_poll_wait_s",
     "batch_ms",
@@ -200,7 +224,9 @@ class Scenario:
     description: str = ""
     transports: tuple[str, ...] = TRANSPORTS.names()
     requests: int = 50
-    concurrency: int = 8
+    concurrency: int = 8  # streams in flight at once; with a rate, the cap on them
+    rate: float = 0.0  # open loop: requests per second per transport (0: closed loop)
+    arrivals: str = "poisson"  # with a rate: poisson | constant (harness.measure.arrivals)
     warmup: int = 2
     seed: int = 1
     framing: str = "json"
@@ -218,6 +244,9 @@ class Scenario:
     path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
     client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
     streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
+    raw_client: bool = False  # the raw client's floor after each transport (raw_client.py)
+    server_processes: int = AUTO  # servers under test (harness.measure.processes); 0: auto
+    client_processes: int = AUTO  # processes the driver's clients run in; 0: auto
 
     @property
     def interleaved(self) -> bool:
@@ -244,6 +273,8 @@ class Scenario:
         """This scenario, checked (ScenarioError names what is wrong), and `runnable`."""
         if self.runnable() is not self:
             return self.runnable().validate()
+        if self.with_processes() is not self:
+            return self.with_processes().validate()
         for name in ("requests", "concurrency"):
             if getattr(self, name) < 1:
                 raise ScenarioError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -254,6 +285,7 @@ class Scenario:
         for name in ("poll_interval_ms", "long_poll_wait_s", "stream_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ScenarioError(f"{name} must be a positive number, got {getattr(self, name)}")
+        self.check_rate()
         if not 0 <= self.batch_ms <= MAX_BATCH_MS:
             raise ScenarioError(f"batch_ms must be from 0 to {MAX_BATCH_MS:g}, got {self.batch_ms}")
         if not self.transports:
@@ -276,11 +308,85 @@ class Scenario:
         if self.client == "browser":
             faults = self.faults.drop_at_token or self.faults.leave_at_token
             refuse_for_browser(self.transports, bool(faults), concurrency=self.concurrency)
+        self.check_processes()
+        self.check_raw_client()
         self.load.validate()
         if self.sweep is not None:
             for value in self.sweep.values:
                 replace(self.at(value), sweep=None).validate()
         return self
+
+    def with_processes(self) -> Scenario:
+        """This scenario with `server_processes` and `client_processes` of 0 (auto) resolved
+        by the rule of `harness.measure.processes` (1 where more would be refused: a path
+        other than loopback, the browser client, at any point of the sweep)."""
+        if AUTO not in (self.server_processes, self.client_processes):
+            return self
+        paths, clients = {self.path}, {self.client}
+        if self.sweep is not None and self.sweep.axis == "path":
+            paths |= {str(v) for v in self.sweep.values}
+        if self.sweep is not None and self.sweep.axis == "client":
+            clients |= {str(v) for v in self.sweep.values}
+        browser = clients != {"python"}
+        one_server = browser or any(p.strip() != LOOPBACK for p in paths)
+        auto = auto_processes()
+        return replace(
+            self,
+            server_processes=self.server_processes or (1 if one_server else auto),
+            client_processes=self.client_processes or (1 if browser else auto),
+        )
+
+    def check_processes(self) -> None:
+        """Process counts from 1 to the maximum (0, auto, is resolved before); more than one
+        server only on loopback, more than one process of either only with Python clients."""
+        for name in PROCESS_FIELDS:
+            check_count(name, getattr(self, name))
+        if self.server_processes > 1 and self.path.strip() != LOOPBACK:
+            raise ScenarioError(
+                f"server_processes = {self.server_processes} needs path = loopback: a path's "
+                f"layers ({self.path}) front one server; use server_processes = 1 (or auto) "
+                "with a path"
+            )
+        if self.client == "browser":
+            many = [n for n in PROCESS_FIELDS if getattr(self, n) > 1]
+            if many:
+                raise ScenarioError(
+                    f"the browser client runs in one process against one server (one "
+                    f"Chromium, same-origin pages): use {' and '.join(f'{n} = 1' for n in many)} "
+                    'with client = "browser" (auto is 1 there)'
+                )
+
+    def check_raw_client(self) -> None:
+        """The raw client reads JSON-framed push streams, one transport at a time."""
+        if not self.raw_client:
+            return
+        from harness.measure.raw_client import RAW_TRANSPORTS
+
+        others = [t for t in self.transports if t not in RAW_TRANSPORTS]
+        if others:
+            raise ScenarioError(
+                f"raw_client reads {', '.join(RAW_TRANSPORTS)}, not {', '.join(others)}: "
+                "pick those transports or set raw_client = false"
+            )
+        if self.framing != "json" or self.client != "python" or self.interleaved:
+            raise ScenarioError(
+                'raw_client needs framing = "json", client = "python" and transports run '
+                'one after another (order = "sequential", or "auto" with the mock)'
+            )
+
+    def check_rate(self) -> None:
+        """An open-loop rate is a finite number of requests per second, 0 for closed loop;
+        its arrivals are a kind `harness.measure.arrivals` knows."""
+        if not (0 <= self.rate < math.inf):
+            raise ScenarioError(
+                f"rate must be 0 (closed loop) or a positive number of requests per second "
+                f"per transport, got {self.rate}"
+            )
+        if self.arrivals not in ARRIVALS:
+            raise ScenarioError(
+                f"unknown arrivals {self.arrivals!r}; allowed: {', '.join(ARRIVALS)} "
+                "(they apply with a rate above 0)"
+            )
 
     def check_framing(self) -> None:
         """Every transport must be able to carry the framing (`Framing.transports`); `raw`
@@ -413,6 +519,8 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             values[key] = Inject(**_table(where, key, value, _INJECT_TYPES))
         elif key == "faults":
             values[key] = Faults(**_table(where, key, value, _FAULTS_TYPES))
+        elif key in PROCESS_FIELDS:
+            values[key] = parse_count(where, key, value)
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
     scenario = Scenario(**values)

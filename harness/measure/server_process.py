@@ -2,6 +2,8 @@
 
 The driver binds the loopback listening socket itself and hands the descriptor to uvicorn
 (`--fd`), so there is no window in which another process can take the port.
+`running_servers` starts N of them at once on N ports (a scenario's `server_processes`), as
+one `ServerGroup`: the driver pins each client shard to one of them.
 `ChildProcess` and `stop_process` serve every process the harness starts (nginx, the relay,
 locust) the same way.
 """
@@ -18,9 +20,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psutil
@@ -180,3 +183,72 @@ def running_server(spec: SourceSpec, log_path: Path, **kwargs: object) -> Iterat
         yield server
     finally:
         stop_server(server)
+
+
+class MeasuredServer(Protocol):
+    """A server under test as the driver measures it (`ServerProcess`, or one in-process)."""
+
+    base_url: str
+
+    def cpu_seconds(self) -> float: ...
+    def rss_bytes(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ServerGroup:
+    """N servers under test as one: `base_urls` in order (the driver pins client shard i to
+    server i % N, so every request of a stream, polls included, goes to one server), CPU
+    and RSS summed over all. `base_url` is the first server's."""
+
+    servers: tuple[MeasuredServer, ...]
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            raise ValueError("a server group needs at least one server")
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+    @property
+    def base_url(self) -> str:
+        return self.servers[0].base_url
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [server.base_url for server in self.servers]
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.servers)
+
+    def rss_bytes(self) -> int:
+        return sum(server.rss_bytes() for server in self.servers)
+
+
+def server_log_paths(log_dir: Path, count: int) -> list[Path]:
+    """One server's log is `server.log`; N servers' are `server-0.log` ... `server-<N-1>.log`."""
+    if count == 1:
+        return [log_dir / "server.log"]
+    return [log_dir / f"server-{k}.log" for k in range(count)]
+
+
+@contextlib.contextmanager
+def running_servers(
+    spec: SourceSpec, log_dir: Path, count: int, **kwargs: object
+) -> Iterator[ServerGroup]:
+    """`count` servers started at once (each as `start_server` starts one, on its own
+    loopback port, logging to `server_log_paths`), stopped by PID when the context exits;
+    if one fails to start, those that did are stopped and its error is raised."""
+    shared_webhook_secret()  # once, before the threads: every server must get the same
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            futures = [
+                pool.submit(start_server, spec, log, **kwargs)  # type: ignore[arg-type]
+                for log in server_log_paths(log_dir, count)
+            ]
+        servers = []
+        for future in futures:  # all have finished: stop each one started, whatever failed
+            if future.exception() is None:
+                stack.callback(stop_server, future.result())
+        for future in futures:
+            servers.append(future.result())  # the first failure, if any, raises here
+        yield ServerGroup(tuple(servers))

@@ -103,6 +103,19 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _share(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def _cpu(s: TransportSummary) -> str:
+    """Server / client CPU per token (ms per 1,000 tokens is µs per token); with the raw
+    client's floor from the same run, the client's multiple of it."""
+    text = f"{_num(s.server_cpu_ms_per_1k_tokens, 0)} / {_num(s.client_cpu_ms_per_1k_tokens, 0)}"
+    if s.client_vs_raw_cpu is not None:
+        text += f" ({s.client_vs_raw_cpu:.2f}x raw)"
+    return text
+
+
 def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in (
@@ -114,10 +127,12 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
         "E2E ms\np50",
         "tok/s\nstream",
         "tok/s\nall",
+        "steady\n% demand",
+        "src gap ms\np99",
         "bytes\n/token",
         "requests\n/stream",
         "empty\npolls",
-        "CPU ms/1k tok\nserver / client",
+        "CPU µs/token\nserver / client",
         "tokens\nemit / recv",
         "lost / dup\n/ errors",
     ):
@@ -133,10 +148,12 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
             _ms(s.e2e_ms.p50),
             _num(s.tokens_per_s),
             _num(s.aggregate_tokens_per_s),
+            _share(s.delivered_ratio),
+            _ms(s.source_gap_error_ms.p99),
             _num(s.wire_bytes_per_token),
             _num(s.requests_per_stream),
             str(s.empty_polls),
-            f"{_num(s.server_cpu_ms_per_1k_tokens, 0)} / {_num(s.client_cpu_ms_per_1k_tokens, 0)}",
+            _cpu(s),
             f"{s.tokens_emitted} / {s.tokens_received}",
             f"[{'red' if bad else 'green'}]{s.tokens_lost} / {s.tokens_duplicated} / {s.errors}",
         )

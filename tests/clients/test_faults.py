@@ -145,7 +145,8 @@ async def test_a_websocket_that_vanishes_before_its_first_token_is_noticed(
     client the resume grace, not the seconds until its next send."""
     url = faulty_server.base_url.replace("http://", "ws://") + "/v1/ws"
     ws = await connect(url, proxy=None)
-    await ws.send('{"seed": 2, "stream_id": "ws-vanisher", "max_tokens": 90}')  # ~1 s: past the grace
+    # about 1 s of tokens: the resume grace (0.5 s) runs out first
+    await ws.send('{"seed": 2, "stream_id": "ws-vanisher", "max_tokens": 90}')
     ws.transport.abort()
     left_ns = time.perf_counter_ns()
     with pytest.raises(websockets.ConnectionClosed):

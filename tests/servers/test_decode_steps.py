@@ -129,3 +129,20 @@ async def test_mock_generations_run_on_the_clock_and_count_as_active_until_they_
         assert gens[k].texts == list(plan.texts) and gens[k].error is None
         assert gens[k].planned_delays_ns == plan.delays_ns
     generations.cancel_all()
+
+
+async def test_a_change_right_after_a_long_poll_starts_waiting_is_never_missed() -> None:
+    """A long poll's wait runs as a task; a token emitted before that task first runs must
+    still end the wait at once (it used to wait out the whole long-poll timeout)."""
+    from servers.generation import Generation
+
+    gen = Generation(id="g", request=GenerationRequest())
+    waiter = gen.changed()
+    gen.emit("a", 1)
+    assert waiter.done()
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.ensure_future(gen.wait_beyond(1, timeout=5.0))
+    loop.call_soon(gen.emit, "b", 2)  # before the wait's task has run
+    started = loop.time()
+    await waiting
+    assert loop.time() - started < 1.0 and gen.texts == ["a", "b"]

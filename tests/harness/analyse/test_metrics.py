@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from harness.analyse import metrics
@@ -102,3 +104,70 @@ def test_summary_over_a_phase() -> None:
     assert s.client_cpu_ms_per_1k_tokens == pytest.approx(20 / 5 * 1000)
     assert s.tokens_per_chunk.mean == pytest.approx(6 / 5)  # chunks 1, 1, 1 and 2, 1
     assert s.payload_bytes_per_token == pytest.approx(20 / 6)
+
+
+# --- the steady window: demanded and delivered tokens per second ------------------------
+
+
+def steady_record(k: int, scheduled_ns: int, late_ns: int = 0, keep: int = 10) -> RequestRecord:
+    """Ten tokens planned 10 ms apart after 5 ms; the first `keep` arrive `late_ns` late."""
+    MS_ = 1_000_000
+    planned = [5 * MS_] + [10 * MS_] * 9
+    due = list(itertools.accumulate(planned, initial=scheduled_ns))[1:]
+    recv = [d + late_ns for d in due[:keep]]
+    return RequestRecord(
+        transport="sse",
+        index=k,
+        seed=k,
+        stream_id=f"s{k}",
+        scheduled_ns=scheduled_ns,
+        end_ns=due[-1] + late_ns + MS_,
+        token_index=list(range(keep)),
+        recv_ns=recv,
+        emit_ns=list(due[:keep]),
+        token_bytes=[3] * keep,
+        chunk_sizes=[1] * keep,
+        source_tokens=10,
+        planned_delays_ns=planned,
+    )
+
+
+def closed_loop(late_ns: int = 0, keep: int = 10) -> list[RequestRecord]:
+    """Four slots, each running three streams back to back (a stream lasts 96 ms)."""
+    records = []
+    for slot in range(4):
+        for wave in range(3):
+            k = slot * 3 + wave
+            records.append(steady_record(k, wave * 96_000_000 + slot * 1000, late_ns, keep))
+    return records
+
+
+def test_a_path_that_keeps_up_delivers_what_was_demanded() -> None:
+    figures = metrics.steady_figures(closed_loop())
+    assert figures["delivered_ratio"] == pytest.approx(1.0, abs=0.02)
+    # four streams in flight, each at 10 ms a token: 400 tokens/s demanded
+    assert figures["demanded_tokens_per_s"] == pytest.approx(400, rel=0.05)
+
+
+def test_tokens_that_never_came_show_as_delivered_below_demand() -> None:
+    figures = metrics.steady_figures(closed_loop(keep=5))
+    assert figures["delivered_ratio"] == pytest.approx(0.5, abs=0.06)
+
+
+def test_the_steady_window_leaves_out_the_ramps() -> None:
+    """Streams in flight: 1, then 4, then 1 again: the window is where all four ran."""
+    ms = 1_000_000
+    records = [steady_record(0, 0)] + [steady_record(k, 200 * ms) for k in (1, 2, 3)]
+    records.append(steady_record(4, 400 * ms))
+    window = metrics.steady_window_ns(records)
+    assert window is not None
+    assert window[0] == 200 * ms and window[1] <= 200 * ms + 97 * ms
+
+
+def test_the_raw_clients_floor_and_the_ratio_come_from_the_phase() -> None:
+    phase = PhaseRecord("sse", 0, 1_000_000_000, 0.5, 0.3, requests=closed_loop())
+    phase.extra["raw_client"] = {"cpu_s": 0.06, "tokens": 120, "streams": 12}
+    summary = metrics.summarize(phase)
+    assert summary.raw_client_cpu_us_per_token == pytest.approx(500.0)
+    assert summary.client_vs_raw_cpu == pytest.approx((0.3 / 120 * 1e6) / 500.0)
+    assert summary.source_gap_error_ms.n > 0  # planned sources: always part of the summary

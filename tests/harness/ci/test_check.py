@@ -242,7 +242,8 @@ def test_the_baseline_records_median_and_range(tmp_path: Path) -> None:
 
 
 def test_a_saved_scenario_is_rebuilt_exactly() -> None:
-    injected = replace(CI_SCENARIO, inject=Inject(token_delay_ms=5.0, pad_bytes=8))
+    # as a run saves it: validated, so its process counts are the ones it ran with
+    injected = replace(CI_SCENARIO, inject=Inject(token_delay_ms=5.0, pad_bytes=8)).validate()
     assert rerun_scenario(injected.to_json()) == injected
 
 

@@ -55,7 +55,7 @@ def test_transport_lists() -> None:
         ('transports = "tcp"', "unknown transport(s) tcp"),
         (
             '[source]\npreset = "turbo"',
-            "unknown preset 'turbo'; allowed: instant, chat, local, reasoning",
+            "unknown preset 'turbo'; allowed: instant, chat, local, reasoning, steady",
         ),
         ("[source]\nvelocity = 3", "unknown [source] field(s) velocity"),
         ("[source]\ntokens_per_s = 0", "tokens_per_s must be > 0"),

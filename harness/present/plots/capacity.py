@@ -1,0 +1,138 @@
+"""The chart of `bench.py capacity`: streams per server core per transport (capacity
+annotated), and how near each probe came to the SLO. Drawn from a `CapacityRun` (what
+`capacity.json` holds), as PNG and SVG, in the look and colours of every other chart."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from harness.analyse.capacity import CapacityRun, Probe, TransportCapacity
+from harness.present.plots.chart import DrawnChart
+from harness.present.plots.style import STYLE, color, fmt_value, new_figure, save
+
+STEM = "capacity"
+TITLE = "Capacity: concurrent streams per server core within the SLO"
+RATIO_FLOOR, RATIO_CEILING = 1e-2, 1e2  # the right panel's y range
+
+
+def slo_ratio(probe: Probe) -> float:
+    """The probe's figure nearest to (or furthest beyond) its limit, as value / limit;
+    clipped to the panel's range (a lost token over a limit of 0 is drawn at the top)."""
+    ratios = [c.severity for c in probe.verdict.checks]
+    worst = max(ratios, default=0.0)
+    return float(
+        np.clip(worst if math.isfinite(worst) else RATIO_CEILING, RATIO_FLOOR, RATIO_CEILING)
+    )
+
+
+def bar_label(result: TransportCapacity) -> str:
+    """`400 streams, 0.62 cores` (`≥` when no probe failed), or why there is no number."""
+    if not result.capacity:
+        return "0 streams:\nfails unloaded" if result.stopped == "unloaded" else "0 streams"
+    bound = "≥ " if result.limiting_concurrency is None else ""
+    cores = result.server_cores_busy
+    return f"{bound}{result.capacity:,} streams" + ("" if cores is None else f"\n{cores:.2f} cores")
+
+
+def capacity_chart(run: CapacityRun, title: str) -> Figure:
+    """Left: concurrent streams one server core holds within the SLO (the capacity divided
+    by the server cores busy at it), per transport; each bar is labelled with the capacity
+    and the cores it kept busy. A transport with no bar failed the SLO even unloaded, or
+    used no measurable CPU. Right: every probe of the search, concurrency against how near
+    it came to the SLO (its figure nearest its limit, value / limit; above 1 fails); dots
+    passed, crosses failed, pale marks failed on timing alone and were re-run."""
+    fig = new_figure(title, width=12, height=6)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.2])
+    names = list(run.transports)
+    heights = [run.transports[n].streams_per_core or 0.0 for n in names]
+    left.bar(range(len(names)), heights, color=[color(n) for n in names], width=0.6)
+    for pos, name in enumerate(names):
+        left.annotate(
+            bar_label(run.transports[name]),
+            (pos, heights[pos]),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    left.set_xticks(range(len(names)), names, rotation=20)
+    left.set_xlabel("transport")
+    left.set_ylabel("concurrent streams per server core")
+    left.margins(y=0.25)
+    left.grid(True, axis="y", alpha=0.3)
+
+    for name in names:
+        probes = sorted(run.transports[name].probes, key=lambda p: p.concurrency)
+        final = [p for p in probes if not p.superseded]
+        right.plot(
+            [p.concurrency for p in final],
+            [slo_ratio(p) for p in final],
+            color=color(name),
+            linewidth=1.5,
+            label=name,
+        )
+        for p in probes:
+            right.scatter(
+                p.concurrency,
+                slo_ratio(p),
+                marker="o" if p.passed else "x",
+                s=36,
+                color=color(name),
+                alpha=0.35 if p.superseded else 1.0,
+                zorder=3,
+            )
+    right.axhline(1.0, color="#444444", linestyle="--", linewidth=1)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_ylim(RATIO_FLOOR * 0.8, RATIO_CEILING * 1.25)
+    right.set_xlabel("concurrent streams (log scale)")
+    right.set_ylabel("nearest SLO figure / its limit (log scale; > 1 fails)")
+    right.grid(True, which="both", alpha=0.3)
+    marks = [
+        Line2D([], [], marker="o", linestyle="", color="#555555", label="passed"),
+        Line2D([], [], marker="x", linestyle="", color="#555555", label="failed"),
+    ]
+    handles, _ = right.get_legend_handles_labels()
+    right.legend(handles=handles + marks, loc="upper left", fontsize=9)
+    return fig
+
+
+def source_text(scenario: dict[str, Any]) -> str:
+    """`source mock chat (first token 100 ms, 50 tok/s, 40 tokens)` from a saved scenario."""
+    source = scenario.get("source", {})
+    kind = source.get("kind", "mock")
+    what = source.get("trace") if kind == "trace" else source.get("preset")
+    overrides = [
+        f"{label}{fmt_value(source[key])}{unit}"
+        for key, label, unit in (
+            ("ttft_ms", "first token ", " ms"),
+            ("tokens_per_s", "", " tok/s"),
+            ("tokens_per_response", "", " tokens"),
+        )
+        if source.get(key) is not None
+    ]
+    return f"source {kind} {what}" + (f" ({', '.join(overrides)})" if overrides else "")
+
+
+def context(run: CapacityRun) -> str:
+    """The chart's second title line: scenario, source and SLO."""
+    name = run.scenario.get("name", "run")
+    return f"scenario {name} · {source_text(run.scenario)}\nSLO: {run.slo.text()}"
+
+
+def draw_capacity(run: CapacityRun, out_dir: Path) -> DrawnChart:
+    """`capacity.png` and `capacity.svg` in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context(STYLE):
+        png, svg = save(capacity_chart(run, f"{TITLE}\n{context(run)}"), out_dir, STEM)
+    caption = " ".join((inspect.getdoc(capacity_chart) or "").split())
+    return DrawnChart(STEM, TITLE, caption, png, svg)

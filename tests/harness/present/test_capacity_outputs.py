@@ -1,0 +1,142 @@
+"""What `bench.py capacity` shows, drawn from a synthetic capacity run: the chart (real
+images), the self-contained page and the terminal table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from synthetic_runs import assert_valid_images
+
+from harness.analyse.capacity import (
+    SEARCH,
+    UNLOADED,
+    CapacityRun,
+    Check,
+    DesignDelay,
+    Probe,
+    SearchLimits,
+    Slo,
+    Verdict,
+    conclude,
+)
+from harness.present.capacity import capacity_table, probe_line, write_capacity_report
+from harness.present.plots.capacity import slo_ratio, source_text
+
+LIMITS = SearchLimits(start=50, maximum=400, max_probes=4)
+
+
+def probe(transport: str, concurrency: int, added_ms: float, **kwargs: object) -> Probe:
+    values: dict[str, object] = {
+        "transport": transport,
+        "concurrency": concurrency,
+        "streams": 2 * concurrency,
+        "steady_streams": concurrency,
+        "role": SEARCH,
+        "verdict": Verdict((Check("added_delay_p99_ms", added_ms, 50.0),)),
+        "window_s": 5.0,
+        "server_cpu_s": 0.004 * concurrency,
+        "client_cpu_s": 0.008 * concurrency,
+        "server_peak_rss_bytes": 80 * 2**20 + 20 * 1024 * concurrency,
+        "tokens_per_s": 40.0 * concurrency,
+        "server_cpu_ms_per_1k_tokens": 100.0,
+        "duration_s": 6.0,
+    }
+    values.update(kwargs)
+    return Probe(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def capacity_run() -> CapacityRun:
+    sse = conclude(
+        "sse",
+        [
+            probe("sse", 1, 1.0, role=UNLOADED, streams=10, steady_streams=9),
+            *(probe("sse", c, 2.0) for c in (50, 100, 200, 400)),
+        ],
+        LIMITS,
+        stopped="max",
+    )
+    websocket = conclude(
+        "websocket",
+        [
+            probe("websocket", 1, 1.0, role=UNLOADED),
+            probe("websocket", 50, 3.0),
+            probe("websocket", 100, 70.0, superseded=True),
+            probe("websocket", 100, 80.0, rerun=True),
+            probe("websocket", 75, 10.0),
+        ],
+        LIMITS,
+        stopped="probes",
+    )
+    short_poll = conclude(
+        "short_poll",
+        [probe("short_poll", 1, 99.0, role=UNLOADED)],
+        LIMITS,
+        stopped="unloaded",
+        design=DesignDelay(100, "poll interval"),
+        strict=True,
+    )
+    scenario = {"name": "synthetic", "source": {"kind": "mock", "preset": "chat", "ttft_ms": 100}}
+    return CapacityRun(
+        {"started_utc": "2025-01-01T00:00:00+00:00", "cpu_count": 2, "argv": ["capacity"]},
+        scenario,
+        Slo(strict=True),
+        LIMITS,
+        {"streams_per_probe": 2.0},
+        {"sse": sse, "websocket": websocket, "short_poll": short_poll},
+    )
+
+
+def test_the_chart_and_the_page_are_written(capacity_run: CapacityRun, tmp_path: Path) -> None:
+    page_path = write_capacity_report(capacity_run, tmp_path)
+    images = [tmp_path / "capacity.png", tmp_path / "capacity.svg"]
+    assert_valid_images(images, ("sse", "websocket", "short_poll"))
+    page = page_path.read_text(encoding="utf-8")
+    assert page_path.name == "capacity.html"
+    assert "data:image/png;base64," in page
+    assert not re.search(r"(src|href)=\"https?:", page)  # self-contained: nothing fetched
+    for text in (
+        "<h2>Capacity</h2>",
+        "≥ 400",  # never failed: a lower bound
+        "at 100: added delay p99 80 ms &gt; 50 ms",
+        "by design: short_poll waits up to its poll interval, 100 ms",
+        "(re-run below)",
+        "<dt>streams per core</dt>",  # the definitions, from the module docstring
+        "source mock chat (first token 100 ms)",
+    ):
+        assert text in page, text
+
+
+def test_the_table_names_capacity_limit_and_figures(capacity_run: CapacityRun) -> None:
+    console = Console(record=True, width=240)
+    console.print(capacity_table(capacity_run, "capacity"))
+    text = console.export_text()
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    assert "≥ 400" in rows["sse"] and "1,250" in rows["sse"]  # 400 / (1.6 s / 5 s)
+    assert "75" in rows["websocket"] and "at 100: added delay p99 80 ms" in rows["websocket"]
+    assert "fails even unloaded" in rows["short_poll"]
+    assert "20.0 ± 0.0" in rows["sse"]  # KiB per stream: the synthetic slope
+
+
+def test_streams_per_core_in_the_table_is_capacity_over_cores(capacity_run: CapacityRun) -> None:
+    sse = capacity_run.transports["sse"]
+    assert sse.server_cores_busy == pytest.approx(0.004 * 400 / 5)
+    assert sse.streams_per_core == pytest.approx(400 / (0.004 * 400 / 5))  # 1,250
+
+
+def test_a_probe_line_says_pass_or_what_failed(capacity_run: CapacityRun) -> None:
+    failed = capacity_run.transports["websocket"].probes[3]
+    line = probe_line(failed, 4)
+    assert "100 in flight, 200 streams" in line and "FAIL" in line
+    assert "added delay p99 80 ms > 50 ms" in line
+    assert "pass" in probe_line(capacity_run.transports["sse"].probes[0], 1)
+    assert slo_ratio(failed) == pytest.approx(80 / 50)
+
+
+def test_the_source_line_names_preset_and_overrides() -> None:
+    scenario = {"source": {"kind": "mock", "preset": "chat", "tokens_per_s": 50.0}}
+    assert source_text(scenario) == "source mock chat (50 tok/s)"
+    assert source_text({"source": {"kind": "trace", "trace": "t.jsonl"}}) == "source trace t.jsonl"
