@@ -94,6 +94,7 @@ class WSConnection(asyncio.Protocol):
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_received = False
+        self.close_sent = False
         self.messages = Pump(effects.ReceiveMessage)
 
     # --- asyncio.Protocol ---------------------------------------------------------------
@@ -132,8 +133,9 @@ class WSConnection(asyncio.Protocol):
             self._write(client_frame(PONG, message.payload, os.urandom(4)))
         elif message.opcode == CLOSE:
             self.close_received = True
-            # echo the close frame as it came, as the library does (RFC 6455, 5.5.1)
-            self._write(client_frame(CLOSE, message.payload, os.urandom(4)))
+            if not self.close_sent:  # echo it as it came, as the library does (RFC 6455, 5.5.1)
+                self.close_sent = True
+                self._write(client_frame(CLOSE, message.payload, os.urandom(4)))
             self.messages.arrive(None)
 
     def eof_received(self) -> None:
@@ -198,6 +200,13 @@ class WSConnection(asyncio.Protocol):
     def send_text(self, text: str) -> None:
         self._write(client_frame(TEXT, text.encode(), os.urandom(4)))
 
+    def close(self) -> None:
+        """Begin the closing handshake (code 1000), as the library does when a client is
+        done before the server has closed; the server answers and closes the connection."""
+        if not self.close_sent:
+            self.close_sent = True
+            self._write(client_frame(CLOSE, (1000).to_bytes(2, "big"), os.urandom(4)))
+
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
@@ -233,10 +242,11 @@ async def open_websocket(settings: ClientSettings, path: str, result: StreamResu
 
 
 async def close_and_charge(conn: WSConnection, result: StreamResult) -> None:
-    """The connection's whole-life bytes, once it has closed (after the close handshake
-    the server closes first; a connection left without one is aborted at once)."""
-    if not conn.close_received:
-        conn.abort()
+    """The connection's whole-life bytes, once it has closed: the closing handshake is
+    completed (the exchange may end at the terminal message, before the server's close
+    frame), then the server closes first; one that does not within `CLOSED_WAIT_S`, and a
+    connection dropped on purpose, is aborted."""
+    conn.close()
     try:
         async with asyncio.timeout(CLOSED_WAIT_S):
             await asyncio.shield(conn.closed)

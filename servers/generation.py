@@ -60,6 +60,8 @@ class Generation:
     resume_deadline: float = 0.0  # monotonic time until which a left push stream awaits a resume
 
     def _notify(self) -> None:
+        if not self._waiters:
+            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

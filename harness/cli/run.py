@@ -122,6 +122,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "max(1, cores // 2)",
     )
     parser.add_argument(
+        "--ramp-s",
+        type=non_negative_float,
+        metavar="S",
+        help="closed loop: start the --concurrency workers evenly over S seconds instead of "
+        "all at once (streams of equal length otherwise arrive in waves)",
+    )
+    parser.add_argument(
         "--raw-client",
         action="store_true",
         default=None,
@@ -192,6 +199,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         server_processes=args.server_processes,
         client_processes=args.client_processes,
         raw_client=getattr(args, "raw_client", None),
+        ramp_s=getattr(args, "ramp_s", None),
         **source_overrides(args),
     )
 

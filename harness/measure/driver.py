@@ -322,6 +322,7 @@ async def run_jobs(
     on_done: Callable[[Job, StreamResult], None] | None = None,
     *,
     start_ns: int | None = None,
+    ramp_s: float = 0.0,
 ) -> list[StreamResult]:
     """Run jobs with at most `concurrency` streams in flight; results in job order.
 
@@ -334,6 +335,11 @@ async def run_jobs(
     time. Open loop (every job has `at_s`): job k is due at `start_ns + at_s` (`start_ns`:
     the measured window's start, perf_counter_ns; default now; processes that share a
     schedule share it), whatever happens after: see `open_loop`.
+
+    `ramp_s` (closed loop): worker w starts at `start_ns + w * ramp_s / workers` instead of
+    all at `start_ns`, as users arrive over time rather than in one instant. With streams of
+    equal length (the steady preset) the workers otherwise stay in lockstep: every stream
+    ends, and the next one is requested, in the same few milliseconds, wave after wave.
     """
     timed = sum(job.at_s is not None for job in jobs)
     if timed:
@@ -343,8 +349,14 @@ async def run_jobs(
         return await open_loop(shards, jobs, concurrency, timeout_s, on_done, start)
     results: list[StreamResult | None] = [None] * len(jobs)  # in job order
     queue = iter(range(len(jobs)))
+    workers = min(concurrency, len(jobs))
+    start = time.perf_counter_ns() if start_ns is None else start_ns
 
     async def worker(w: int) -> None:
+        if ramp_s > 0:
+            begin = start + round(w * ramp_s * 1e9 / workers)
+            while (wait_ns := begin - time.perf_counter_ns()) > 0:
+                await asyncio.sleep(wait_ns / 1e9)
         for k in queue:
             job = jobs[k]
             pool = shards[job.transport]
@@ -356,7 +368,7 @@ async def run_jobs(
                 on_done(job, result)
 
     async with asyncio.TaskGroup() as group:
-        for w in range(min(concurrency, len(jobs))):
+        for w in range(workers):
             group.create_task(worker(w))
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
@@ -722,6 +734,7 @@ class Benchmark:
             self.scenario.stream_timeout_s,
             self.on_done,
             start_ns=window.start_ns,  # an open loop's arrival times count from here
+            ramp_s=self.scenario.ramp_s,
         )
         window.close()
         for transport in shards:
@@ -815,7 +828,8 @@ class Benchmark:
         after the phase, against the same servers: the floor for the client's CPU."""
         requests = [replace(job.request, stream_id=f"{job.request.stream_id}-raw") for job in jobs]
         urls = [endpoint.base_url for endpoint in self.endpoints]
-        run = await run_raw(transport, urls, requests, self.scenario.concurrency)
+        s = self.scenario
+        run = await run_raw(transport, urls, requests, s.concurrency, s.ramp_s)
         return {
             "streams": run.streams,
             "tokens": run.tokens,

@@ -138,8 +138,14 @@ def masked_text_frame(text: str) -> bytes:
 
 
 async def _http_worker(
-    host: str, port: int, path: str, requests: Sequence[GenerationRequest], counts: list[int]
+    host: str,
+    port: int,
+    path: str,
+    requests: Sequence[GenerationRequest],
+    counts: list[int],
+    delay_s: float,
 ) -> None:
+    await asyncio.sleep(delay_s)
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_connection(lambda: Counting(CHUNKED_END), host, port)
     try:
@@ -153,8 +159,9 @@ async def _http_worker(
 
 
 async def _websocket_worker(
-    host: str, port: int, requests: Sequence[GenerationRequest], counts: list[int]
+    host: str, port: int, requests: Sequence[GenerationRequest], counts: list[int], delay_s: float
 ) -> None:
+    await asyncio.sleep(delay_s)
     loop = asyncio.get_running_loop()
     for request in requests:
         transport, protocol = await loop.create_connection(WebSocketCounting, host, port)
@@ -180,9 +187,11 @@ async def run_raw(
     base_urls: str | Sequence[str],
     requests: Sequence[GenerationRequest],
     concurrency: int,
+    ramp_s: float = 0.0,
 ) -> RawRun:
     """`requests` through `concurrency` workers (closed loop), counted only; worker w talks
-    to server w % N of `base_urls`, as the driver's shards do."""
+    to server w % N of `base_urls`, as the driver's shards do, and starts `w * ramp_s /
+    workers` seconds in, as the driver's workers do (`run_jobs`)."""
     if transport not in RAW_TRANSPORTS:
         raise ScenarioError(
             f"the raw client reads {', '.join(RAW_TRANSPORTS)}, not {transport}: leave "
@@ -199,9 +208,11 @@ async def run_raw(
     async with asyncio.TaskGroup() as group:
         for w, share in enumerate(shares):
             host, port = servers[w % len(servers)]
+            delay = w * ramp_s / workers
             if transport == "websocket":
-                group.create_task(_websocket_worker(host, port, share, counts))
+                group.create_task(_websocket_worker(host, port, share, counts, delay))
             else:
-                group.create_task(_http_worker(host, port, PATHS[transport], share, counts))
+                path = PATHS[transport]
+                group.create_task(_http_worker(host, port, path, share, counts, delay))
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     return RawRun(len(requests), sum(counts), cpu, wall)

@@ -24,6 +24,9 @@ batch_ms = 0                  # webhook: the server batches tokens this long per
                               # (0: one POST per token; at most 60000)
 stream_timeout_s = 120        # one stream must finish within this
 client = "python"             # python | browser (Chromium pages: harness.measure.browser)
+ramp_s = 0                    # closed loop: start the concurrency workers evenly over this
+                              # many seconds, not all at once (0); streams of equal length
+                              # otherwise stay in lockstep, requested in waves
 raw_client = false            # after each transport, the same streams through a minimal raw
                               # socket client that only counts tokens: the floor for the
                               # client's CPU per token (harness.measure.raw_client; sse,
@@ -244,6 +247,7 @@ class Scenario:
     path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
     client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
     streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
+    ramp_s: float = 0.0  # closed loop: workers start evenly over this many seconds
     raw_client: bool = False  # the raw client's floor after each transport (raw_client.py)
     server_processes: int = AUTO  # servers under test (harness.measure.processes); 0: auto
     client_processes: int = AUTO  # processes the driver's clients run in; 0: auto
@@ -286,6 +290,8 @@ class Scenario:
             if not getattr(self, name) > 0:
                 raise ScenarioError(f"{name} must be a positive number, got {getattr(self, name)}")
         self.check_rate()
+        if not 0 <= self.ramp_s <= 3600:
+            raise ScenarioError(f"ramp_s must be from 0 to 3600 seconds, got {self.ramp_s}")
         if not 0 <= self.batch_ms <= MAX_BATCH_MS:
             raise ScenarioError(f"batch_ms must be from 0 to {MAX_BATCH_MS:g}, got {self.batch_ms}")
         if not self.transports:

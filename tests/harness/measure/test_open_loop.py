@@ -217,3 +217,19 @@ async def test_closed_loop_streams_never_queue(slow_server: ServerProcess) -> No
     assert [r.started_ns for r in records] == [r.scheduled_ns for r in records]
     assert [queue_wait_ms(r) for r in records] == [0.0] * 2
     assert summarize(phase).queue_wait_ms.max == 0.0
+
+
+async def test_a_ramp_starts_the_closed_loops_workers_evenly_over_it() -> None:
+    """Known answer: with a 0.4 s ramp, worker w of 4 starts its first stream no earlier
+    than 0.1 s * w after the start; without one, all start at once."""
+    shards, _ = sleepy_shards(1, duration_s=0.5)
+    jobs = [Job("sse", GenerationRequest(seed=k, stream_id=f"r{k}")) for k in range(4)]
+    start = time.perf_counter_ns()
+    results = await run_jobs(shards, jobs, concurrency=4, timeout_s=10, start_ns=start, ramp_s=0.4)
+    firsts = sorted((r.scheduled_ns - start) / NS for r in results)
+    for w, first in enumerate(firsts):
+        assert first >= 0.1 * w - 0.001
+    assert firsts[-1] < 0.5  # every worker began within the ramp (plus scheduling slack)
+    start = time.perf_counter_ns()
+    results = await run_jobs(shards, jobs, concurrency=4, timeout_s=10, start_ns=start)
+    assert max(r.scheduled_ns - start for r in results) / NS < 0.05
