@@ -192,3 +192,21 @@ def test_a_limit_missed_unloaded_is_raised_for_the_search_unless_strict(
     result = TransportSearch(SCENARIO, "sse", strict, tmp_path, console, 1e12, {}).run()
     assert result.capacity == 0 and result.stopped == "unloaded"
     assert result.raised_limits == {}
+
+
+def test_probes_start_their_streams_over_one_streams_length() -> None:
+    """Known answer: the steady preset's stream is 100 ms + 99 gaps of 20 ms = 2.08 s; a
+    scenario's own ramp wins; a live source's length is unknown (no ramp)."""
+    from dataclasses import replace as _replace
+
+    from harness.capacity_search import probe_scenario
+    from harness.measure.scenario import Scenario
+    from servers.sources.spec import SourceSpec
+
+    steady = Scenario(source=SourceSpec(preset="steady"))
+    probe = probe_scenario(steady, "sse", 100, 200)
+    assert probe.ramp_s == pytest.approx(2.08)
+    assert (probe.transports, probe.concurrency, probe.requests) == (("sse",), 100, 200)
+    assert probe_scenario(_replace(steady, ramp_s=0.5), "sse", 100, 200).ramp_s == 0.5
+    live = Scenario(source=SourceSpec(kind="openai", base_url="http://127.0.0.1:1/v1", model="m"))
+    assert probe_scenario(live, "sse", 10, 20).ramp_s == 0.0
