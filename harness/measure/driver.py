@@ -53,6 +53,7 @@ from clients.interface import (
     bearer_headers,
 )
 from errors import ErrorKind, ScenarioError
+from harness.measure import event_loop
 from harness.measure.arrivals import arrival_offsets
 from harness.measure.browser.client import (
     browser_phase_extra,
@@ -726,8 +727,18 @@ class Benchmark:
         for transport in shards:
             total = sum(1 for job in jobs if job.transport == transport)
             self.progress.phase_started(_label(transport, self.sweep_value), total)
-        window.open()
-        self.results = await run_jobs(
+        with event_loop.no_gc_pauses():
+            window.open()
+            self.results = await self._run_measured(shards, jobs, window)
+            window.close()
+        for transport in shards:
+            self.progress.phase_finished(_label(transport, self.sweep_value))
+        return window
+
+    async def _run_measured(
+        self, shards: dict[str, list[StreamClient]], jobs: list[Job], window: Window
+    ) -> list[StreamResult]:
+        return await run_jobs(
             shards,
             jobs,
             self.scenario.concurrency,
@@ -736,10 +747,6 @@ class Benchmark:
             start_ns=window.start_ns,  # an open loop's arrival times count from here
             ramp_s=self.scenario.ramp_s,
         )
-        window.close()
-        for transport in shards:
-            self.progress.phase_finished(_label(transport, self.sweep_value))
-        return window
 
     async def measure_in_processes(
         self, transports: Sequence[str], jobs: list[Job], processes: int
