@@ -186,6 +186,12 @@ class Generation:
 
     def _cancel_if_abandoned(self, departure: int, reason: str) -> None:
         if self.readers == 0 and departure == self._departures:
+            early_s = self.resume_deadline - time.monotonic()
+            if early_s > 0:  # uvloop's timers run on a millisecond clock read at the start of
+                # each loop turn, and can fire a little early: the grace is never cut short
+                loop = asyncio.get_running_loop()
+                loop.call_later(early_s, self._cancel_if_abandoned, departure, reason)
+                return
             self.cancel(reason)
 
     def timeline(self, texts: bool) -> dict[str, Any]:
