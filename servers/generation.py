@@ -182,15 +182,16 @@ class Generation:
         reason = f"the client left and did not resume within {grace_s:g} s"
         self.resume_deadline = time.monotonic() + grace_s  # the idle reaper waits for it too
         loop = asyncio.get_running_loop()
-        loop.call_later(grace_s, self._cancel_if_abandoned, self._departures, reason)
+        deadline = self.resume_deadline
+        loop.call_later(grace_s, self._cancel_if_abandoned, self._departures, reason, deadline)
 
-    def _cancel_if_abandoned(self, departure: int, reason: str) -> None:
+    def _cancel_if_abandoned(self, departure: int, reason: str, not_before: float = 0.0) -> None:
         if self.readers == 0 and departure == self._departures:
-            early_s = self.resume_deadline - time.monotonic()
+            early_s = not_before - time.monotonic()
             if early_s > 0:  # uvloop's timers run on a millisecond clock read at the start of
                 # each loop turn, and can fire a little early: the grace is never cut short
                 loop = asyncio.get_running_loop()
-                loop.call_later(early_s, self._cancel_if_abandoned, departure, reason)
+                loop.call_later(early_s, self._cancel_if_abandoned, departure, reason, not_before)
                 return
             self.cancel(reason)
 
