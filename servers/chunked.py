@@ -34,12 +34,11 @@ async def chunks(
     stream = framed_batches(gen, framing, state.source.model, start, grace, resumed)
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
-            if framing.boundaries:
-                yield b"".join(encode_line(m.payload) for m in batch)
-            else:  # raw: the text as it comes (never an empty chunk: that ends a body)
-                text = "".join(m.payload for m in batch)
-                if text:
-                    yield text.encode()
+            for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
+                if framing.boundaries:
+                    yield encode_line(m.payload)
+                elif m.payload:  # raw: the text as it comes (an empty chunk ends a body)
+                    yield m.payload.encode()
 
 
 @router.post("/v1/chunked")
