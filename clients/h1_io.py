@@ -19,6 +19,7 @@ counters charged when each exchange ends, `HTTP/1.1` as the version.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -241,18 +242,8 @@ class H1Pool:
             result.add_bytes(self.meter.charge(sock))
 
     def request(self, call: effects.HTTPCall) -> bytes:
-        return request_bytes(
-            effects.HTTPCall(
-                call.method,
-                self.base_path + call.url,
-                call.params,
-                call.json,
-                call.headers,
-                call.expected_status,
-            ),
-            self.authority,
-            self.headers,
-        )
+        located = dataclasses.replace(call, url=self.base_path + call.url)
+        return request_bytes(located, self.authority, self.headers)
 
     def close(self) -> None:
         for conn in list(self._open):
