@@ -18,16 +18,36 @@
   preflights (a preflight carries no token, so it must come before the guard) and adds the
   CORS headers to every answer to a listed origin, the guard's 401 included.
 
-Cross-site request forgery: a page can POST to the server without a preflight only with a
-"simple" content type. Endpoints accept a body only as `application/json` (415 otherwise,
-`servers.request_parsing.read_body`), so such a POST cannot start a generation.
+Before either, for every request, WebSocket upgrades and `/healthz` included:
+
+- `Host` must name the server by a loopback name or address (`127.0.0.0/8`, `[::1]`,
+  `localhost`, any port) or by an entry of `ServerSettings.allowed_hosts` (a name, an
+  address or a network), else 421 `{"error": ...}`. A page of `http://evil.example` that
+  makes its own name resolve to 127.0.0.1 (DNS rebinding) is same-origin for the browser,
+  so only the Host it sends gives it away. An HTTP/1.1 request needs exactly one `Host`
+  (400 otherwise, as RFC 9112 asks); an HTTP/1.0 one without it (not a browser) is not
+  checked.
+- A request with an `Origin` header that is neither the server's own origin (the scheme and
+  the request's `Host`) nor on `ServerSettings.cors_origins` is refused with 403, on every
+  endpoint and for every method: a cross-site page cannot start a generation, not even with
+  a GET (`EventSource`) or a form POST. Requests without `Origin` (not a browser, or a
+  same-origin GET) pass.
+- `Transfer-Encoding` other than `chunked` alone is refused with 501 and the connection
+  closed: the body's length cannot be known, and reading it as chunked would split the
+  connection differently from a proxy in front.
+
+Cross-site request forgery: besides the Origin check, a POST that starts a generation must
+declare `Content-Type: application/json`, empty body or not (415 otherwise,
+`servers.request_parsing`), which a cross-site page cannot send without a preflight.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
@@ -45,6 +65,8 @@ PRINCIPAL_KEY = "tokenwire.principal"  # in the ASGI scope: the caller's princip
 OPEN_PATHS = frozenset({"/healthz"})
 HTTP_RESPONSE_EXTENSION = "websocket.http.response"
 
+LOOPBACK_NAMES = frozenset({"localhost"})
+MISDIRECTED = 421
 CORS_METHODS = ("GET", "POST")
 CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "x-tokenwire-stream-id")
 CORS_EXPOSED_HEADERS = ("Retry-After", "WWW-Authenticate")
@@ -100,13 +122,86 @@ def own_origin(scope: Scope, headers: Headers) -> str | None:
     return None if host is None else normal_origin(f"{scheme}://{host}")
 
 
+def host_name(host: str) -> str | None:
+    """The name or address of a `Host` header, lower case, without port or brackets; None
+    when it is not a host (a user part, a bad port, nothing)."""
+    try:
+        parts = urlsplit(f"//{host}")
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return None
+    if parts.username is not None or parts.path or parts.query or parts.fragment:
+        return None
+    return parts.hostname or None
+
+
+class HostRule:
+    """Which `Host` values the server answers to: loopback, and the allowed names,
+    addresses and networks (`ServerSettings.allowed_hosts`)."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self.names: set[str] = set(LOOPBACK_NAMES)
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in allowed:
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.names.add(entry)
+
+    def allows(self, host: str) -> bool:
+        name = host_name(host)
+        if name is None:
+            return False
+        if name in self.names:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return address.is_loopback or any(address in network for network in self.networks)
+
+
+def transfer_codings(values: Iterable[str]) -> list[str]:
+    """The codings of the `Transfer-Encoding` headers' values, in order, lower case."""
+    return [c.strip().lower() for value in values for c in value.split(",") if c.strip()]
+
+
+def unsupported_codings(codings: list[str]) -> bool:
+    """Any coding but `chunked` alone: a body the server cannot delimit (501)."""
+    return bool(codings) and codings != ["chunked"]
+
+
 class AccessGuard:
-    """Tokens on every endpoint but /healthz, origins on the WebSocket (module docstring)."""
+    """Host and Origin on every request, tokens on every endpoint but /healthz (module
+    docstring)."""
 
     def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
         self.app = app
         self.keyring = Keyring(settings.tokens.values)
         self.origins = frozenset(settings.cors_origins)
+        self.hosts = HostRule(settings.allowed_hosts)
+
+    def misdirected_or_foreign(self, scope: Scope, headers: Headers) -> RequestRefused | None:
+        """The refusal of a request whose Host the server does not answer to (421), or whose
+        page comes from an origin that may not call it (403); None when neither."""
+        hosts = headers.getlist("host")
+        if len(hosts) > 1 or (not hosts and scope.get("http_version") == "1.1"):
+            return RequestRefused(400, "an HTTP/1.1 request needs exactly one Host header")
+        host = hosts[0] if hosts else None
+        if host is not None and not self.hosts.allows(host):
+            return RequestRefused(
+                MISDIRECTED,
+                f"this server does not answer to Host {host[:100]!r}: it answers to loopback "
+                "names and addresses, and to those given with --allowed-host",
+            )
+        origin = headers.get("origin")
+        if origin is not None and not self.origin_allowed(origin, scope, headers):
+            return RequestRefused(
+                403,
+                f"origin {origin[:100]!r} may not call this server: only its own origin and "
+                "those given with --cors-origin may",
+            )
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -129,8 +224,20 @@ class AccessGuard:
         return None
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        refused = self.misdirected_or_foreign(scope, headers)
+        codings = transfer_codings(headers.getlist("transfer-encoding"))
+        if refused is None and unsupported_codings(codings):
+            named = ", ".join(codings)[:100]
+            refused = RequestRefused(
+                501, f"Transfer-Encoding {named!r} is not supported: only chunked"
+            )
+        if refused is not None:
+            close = {"Connection": "close"}  # the body, if any, is not read
+            await refusal(scope["path"], refused, close)(scope, receive, send)
+            return
         if self.keyring and scope["path"] not in OPEN_PATHS:
-            presented = bearer_token(Headers(scope=scope).get("authorization"))
+            presented = bearer_token(headers.get("authorization"))
             refused = self.authenticate(scope, presented)
             if refused is not None:
                 await refusal(scope["path"], refused, challenge(presented))(scope, receive, send)
@@ -140,9 +247,8 @@ class AccessGuard:
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         offered = offered_subprotocols(scope)
-        origin = headers.get("origin")
-        if origin is not None and not self.origin_allowed(origin, scope, headers):
-            refused = RequestRefused(403, f"origin {origin[:100]!r} may not open a WebSocket here")
+        refused = self.misdirected_or_foreign(scope, headers)
+        if refused is not None:
             await deny_upgrade(scope, receive, send, refused, {})
             return
         presented = bearer_token(headers.get("authorization"))

@@ -65,6 +65,7 @@ def create_app(
             idle_timeout_s=settings.idle_timeout_s,
             retention_s=settings.retention_s,
             max_active=settings.max_active_streams,
+            max_retained_bytes=settings.max_retained_bytes,
         ),
     )
 
@@ -87,7 +88,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.tokenwire = state
-    access.install(app, settings)  # tokens, principals, CORS, WebSocket origins
+    access.install(app, settings)  # Host, Origin, tokens, principals, CORS
     app.add_exception_handler(RequestRefused, refused_request_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -106,6 +107,8 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> Response:
         return json_response({"ok": True, "pid": os.getpid(), "source": source.name})
+
+    app.head("/healthz", include_in_schema=False)(healthz)  # load balancers probe with HEAD
 
     @app.get("/")
     async def index() -> Response:

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from errors import RequestRefused
 from servers.generation import Generation
 from servers.push_response import PushResponse
-from servers.request_parsing import framing_named, optional_body_generation_request
+from servers.request_parsing import (
+    decoded_body,
+    framing_named,
+    parse_generation_request,
+    read_body,
+)
 from servers.state import ServerState, find_generation, start_generation, state_of
 from servers.streaming import framed_batches, response_headers
 from wire.framing import Framing
-from wire.messages import GenerationRequest
 from wire.ndjson import MEDIA_TYPE, encode_line
 
 router = APIRouter(tags=["chunked"])
@@ -44,19 +47,18 @@ async def chunks(
 @router.post("/v1/chunked")
 async def chunked(
     request: Request,
-    generation_request: Annotated[
-        GenerationRequest | None, Depends(optional_body_generation_request)
-    ],
     framing: str = Query("json"),
     stream: str | None = Query(None, description="resume this stream (with `from`)"),
     start: int | None = Query(None, alias="from", ge=0, description="resume at this token"),
 ) -> Response:
     state = state_of(request)
+    starts = stream is None and start is None  # a resume starts no work: it needs no body
+    body = decoded_body(await read_body(request, starts_work=starts))
     codec = framing_named(framing, state.settings.inject_pad_bytes, transport="chunked")
     streaming = bool(state.settings.streaming_headers)
     headers = response_headers(codec, "chunked")
-    if stream is None and start is None:
-        gen = start_generation(state, generation_request or GenerationRequest())
+    if starts:
+        gen = start_generation(state, parse_generation_request(body, state.settings))
         return PushResponse(
             chunks(state, gen, codec, 0, False),
             media_type=MEDIA_TYPE,

@@ -97,7 +97,7 @@ async def open_chat(request: Request) -> ChatCall:
             f"({state.settings.max_model_name_chars}) characters",
         )
     fields = {
-        "seed": abs(seed),
+        "seed": seed,  # validated with the other fields: 0 to MAX_SEED, 400 otherwise
         "max_tokens": _positive_int(body, "max_completion_tokens", "max_tokens"),
         "prompt": prompt,
         "stream_id": stream_id,

@@ -30,14 +30,15 @@ def refuse_unless_json(request: Request) -> None:
         )
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request, *, starts_work: bool = True) -> bytes:
     """The whole body, refused past `max_body_bytes` (413, before reading it when the
     Content-Length says so), when it does not arrive within `request_timeout_s` (408), or
-    when it is not empty and not declared `application/json` (415)."""
+    when it is not declared `application/json` (415): always when the request can start a
+    generation (`starts_work`), empty body or not; otherwise when it is not empty."""
     settings = state_of(request).settings
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length", "")
-    if declared not in ("", "0"):
+    if starts_work or declared not in ("", "0"):
         refuse_unless_json(request)
     if declared.isdigit() and int(declared) > limit:
         raise RequestRefused(
@@ -79,25 +80,35 @@ def check_limits(request: GenerationRequest, settings: ServerSettings) -> Genera
     return request
 
 
-def parse_generation_request(
-    body: bytes | str | dict[str, Any] | None, settings: ServerSettings
-) -> GenerationRequest:
+def decoded_body(body: bytes) -> Any:
+    """A request body's JSON value; None for an empty body (the default request). Anything
+    but an object is refused (400), `[]`, `null`, `0`, `false` and `""` included."""
+    if not body:
+        return None
     try:
-        decoded = loads(body) if isinstance(body, bytes | str) and body else body
-        return check_limits(GenerationRequest.from_json(decoded or None), settings)
+        decoded = loads(body)
+    except ProtocolError as exc:
+        raise RequestRefused(400, str(exc)) from exc
+    if not isinstance(decoded, dict):
+        raise RequestRefused(400, f"a request body must be a JSON object, got {body[:40]!r}")
+    return decoded
+
+
+def parse_generation_request(
+    body: dict[str, Any] | None, settings: ServerSettings
+) -> GenerationRequest:
+    """A request's fields (a JSON object; None: the default request), validated."""
+    try:
+        return check_limits(GenerationRequest.from_json(body), settings)
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
 
 
 async def body_generation_request(request: Request) -> GenerationRequest:
-    """FastAPI dependency: the JSON body as a validated `GenerationRequest`."""
-    return parse_generation_request(await read_body(request), state_of(request).settings)
-
-
-async def optional_body_generation_request(request: Request) -> GenerationRequest | None:
-    """The same, but None for an empty body (a resume needs none)."""
-    body = await read_body(request)
-    return parse_generation_request(body, state_of(request).settings) if body else None
+    """FastAPI dependency: the JSON body as a validated `GenerationRequest` (an empty body
+    is the default request, but still needs the JSON Content-Type: it starts work)."""
+    body = decoded_body(await read_body(request))
+    return parse_generation_request(body, state_of(request).settings)
 
 
 def framing_named(name: str, pad_bytes: int = 0, transport: str | None = None) -> Framing:

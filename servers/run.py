@@ -11,12 +11,13 @@ import gc
 import ipaddress
 import socket
 import sys
+from dataclasses import replace
 
 import uvicorn
 
 from errors import ServerSettingsError, SourceError, UserError
 from servers.app import create_app
-from servers.connection_guard import guarded_protocol
+from servers.connection_guard import guarded_protocol, guarded_ws_protocol
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
@@ -29,7 +30,8 @@ def uvicorn_config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
-        http=guarded_protocol(settings.request_timeout_s),
+        http=guarded_protocol(settings),
+        ws=guarded_ws_protocol(settings),
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
@@ -55,7 +57,22 @@ def exposure_warning(host: str, settings: ServerSettings) -> str | None:
             f"host {host} is reachable from the network and the server has no token: set one "
             f"(--token-file PATH or {SERVER_TOKEN_ENV}) or serve on 127.0.0.1"
         )
-    return f"serving on {host}, reachable from the network; requests need the bearer token"
+    return (
+        f"serving on {host}, reachable from the network; requests need the bearer token, and "
+        "a Host header other than loopback or this address needs --allowed-host"
+    )
+
+
+def answering_to_bound_address(settings: ServerSettings, host: str) -> ServerSettings:
+    """The settings, with the address the server is bound to among the hosts it answers to
+    (a client that calls it by that address sends it as Host); not a wildcard address."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return settings
+    if address.is_loopback or address.is_unspecified:
+        return settings
+    return replace(settings, allowed_hosts=(*settings.allowed_hosts, str(address)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ServerSettings.from_args(args)
         warning = exposure_warning(host, settings)
+        settings = answering_to_bound_address(settings, host)
         source = build_source(spec_from_args(args))
     except (SourceError, UserError) as exc:
         print(f"servers.run: error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ webhook signing secret travels the same way (`--webhook-secret-file PATH`, or
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -194,6 +195,37 @@ def load_webhook_allow(given: list[str] | None) -> tuple[str, ...]:
     return origins_of(given, "--webhook-allow", "https://hooks.example.com")
 
 
+HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*")
+
+
+def normal_allowed_host(text: str) -> str | None:
+    """An `--allowed-host` entry as it is compared: a host name (lower case, no port), an IP
+    address, or an IP network in CIDR notation (`10.213.0.0/16`); None for anything else
+    (a port, a scheme, a wildcard)."""
+    text = text.strip().lower()
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        pass
+    return text if HOST_NAME.fullmatch(text) else None
+
+
+def load_allowed_hosts(given: list[str] | None) -> tuple[str, ...]:
+    hosts = []
+    for text in given or ():
+        host = normal_allowed_host(text)
+        if host is None:
+            raise ServerSettingsError(
+                f"--allowed-host {text!r} is not a host name, an IP address or an IP network; "
+                "give e.g. bench.example.com, 192.0.2.7 or 10.213.0.0/16, without a port "
+                "(repeat the flag for several)"
+            )
+        hosts.append(host)
+    return tuple(dict.fromkeys(hosts))
+
+
 NO_TOKENS = Tokens()
 NO_WEBHOOK_SECRET = WebhookSecret()
 TOKEN_FILE_FLAG = Flag("--token-file", "PATH", Tokens.load, Tokens.flag_texts)
@@ -204,6 +236,7 @@ WEBHOOK_SECRET_FLAG = Flag(
 WEBHOOK_ALLOW_FLAG = Flag(
     "--webhook-allow", "ORIGIN", load_webhook_allow, dump_origins, repeat=True
 )
+ALLOWED_HOST_FLAG = Flag("--allowed-host", "HOST", load_allowed_hosts, dump_origins, repeat=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +258,32 @@ class ServerSettings:
     )
     request_timeout_s: float = setting(
         10.0, "a request head or body that has not arrived whole by then is dropped"
+    )
+    max_head_bytes: int = setting(
+        32 * 1024,
+        "the largest request head (request line and headers) accepted; beyond it the answer "
+        "is 431 and the connection is closed, before the rest is read",
+    )
+    write_timeout_s: float = setting(
+        30.0,
+        "a connection whose client accepts no bytes for this long while a response or "
+        "WebSocket message waits to be written is dropped (a push stream then waits "
+        "resume_grace_s for a resume, as after any drop)",
+    )
+    ws_max_queue_bytes: int = setting(
+        1 << 20,
+        "bytes a WebSocket connection may have queued for a client that does not read them "
+        "(answers to its pings included); beyond it the connection is closed with 1008",
+    )
+    ws_max_control_frames_per_s: int = setting(
+        50,
+        "pings and pongs a WebSocket client may send per second; more close the connection "
+        "with 1008",
+    )
+    max_retained_bytes: int = setting(
+        256 << 20,
+        "bytes the finished streams kept for their timelines may hold (texts and stamps); "
+        "beyond it the oldest are forgotten first, as beyond 100,000 streams",
     )
     max_model_name_chars: int = setting(256, "the longest `model` name a chat request may give")
     # test aids for the regression check: a deliberate slowdown and deliberate bloat
@@ -248,8 +307,17 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = setting(
         (),
         "an origin (scheme://host[:port]) whose pages may call the server (CORS) "
-        "and open its WebSocket; repeat for several (default: the server's own origin only)",
+        "and open its WebSocket; repeat for several (default: the server's own origin only; "
+        "a request from any other origin is refused with 403)",
         CORS_ORIGIN_FLAG,
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        "a name, IP address or IP network (CIDR) the server answers to in the `Host` header, "
+        "besides loopback (127.0.0.0/8, ::1, localhost, any port); repeat for several. Any "
+        "other Host is refused with 421: a page that rebinds its own name to 127.0.0.1 "
+        "cannot reach the server",
+        ALLOWED_HOST_FLAG,
     )
 
     # webhooks (servers/webhook.py): the signing secret, where callbacks may go, retries

@@ -1,14 +1,28 @@
 """Server-Sent Events: `POST /v1/sse` takes the request as JSON; `GET /v1/sse?seed=..` serves
 browsers' EventSource. Events are encoded by `wire.sse`.
 
-Every token event carries `id: i`. The stream ends with the framing's explicit terminal
-event (`{"done":true,..}` or `[DONE]`), so a client never needs to reconnect. A reconnect
-with `Last-Event-ID: i` and the stream's id (`?stream=ID`, or `stream_id` in a POST body)
-resumes after token i while the generation exists (a dropped reader's generation waits
-`resume_grace_s` for it). A reconnect that has nothing left to send gets `204 No Content`,
-which per the SSE specification makes EventSource stop reconnecting: a stream that has
-delivered everything, and a reconnect that names no stream (without `?stream=` the server
-cannot know which generation it continues, and must never start a second one).
+Under a framing with `event_ids`, every event a client can see first carries an id: token
+events `id: i`, the framing's start messages (the `openai` role chunk) `id: -1`, "no token
+yet"; terminal events none. So an EventSource that drops after any event reconnects with a
+`Last-Event-ID`. The stream ends with the framing's explicit terminal event
+(`{"done":true,..}` or `[DONE]`), so a client never needs to reconnect to learn it is over.
+
+Reconnects name the stream (`?stream=ID`, or `stream_id` in a POST body):
+
+- with `Last-Event-ID: i`, the stream resumes after token i (`-1`: at token 0, without the
+  start messages again) while the generation exists (a dropped reader's generation waits
+  `resume_grace_s` for it);
+- without it (the client saw no id: it dropped before its first event), the stream is
+  sent again from the start, if it is the caller's, was made for the same request (seed,
+  max_tokens, prompt) and no reader has got it to its end yet; otherwise its id is taken
+  (409), as for any new request that names a stream in use.
+
+A reconnect that has nothing left to send gets `204 No Content`, which per the SSE
+specification makes EventSource stop reconnecting: a stream that has delivered everything,
+and a reconnect with `Last-Event-ID` that names no stream (without `?stream=` the server
+cannot know which generation it continues, and must never start a second one). Framings
+without `event_ids` (`vercel-ui`, `raw`) send no ids: an EventSource reconnect on them
+replays the stream from the start.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from errors import RequestRefused
-from servers.generation import Generation
+from servers.generation import Generation, prompt_digest
 from servers.push_response import PushResponse
 from servers.request_parsing import (
     body_generation_request,
@@ -37,6 +51,7 @@ from wire.sse import MEDIA_TYPE, encode_event
 router = APIRouter(tags=["sse"])
 
 NOTHING_LEFT = 204
+NO_TOKEN_YET = "-1"  # the event id of the start messages, and a Last-Event-ID resuming at 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +64,46 @@ class Opened:
 
 
 def resume_index(last_event_id: str) -> int:
-    """The index after `Last-Event-ID`; only a token index (0 or more) is one."""
+    """The index after `Last-Event-ID`: a token index (0 or more), or -1 (no token yet)."""
+    if last_event_id == NO_TOKEN_YET:
+        return 0
     if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 18):
         raise RequestRefused(
-            400, f"Last-Event-ID must be a token index (0 or more), got {last_event_id[:40]!r}"
+            400,
+            "Last-Event-ID must be a token index (0 or more) or -1 (no token yet), "
+            f"got {last_event_id[:40]!r}",
         )
     return int(last_event_id) + 1
+
+
+def asked_by(gen: Generation, request: GenerationRequest) -> bool:
+    """`request` asks for what `gen` makes (seed, max_tokens and prompt; the stream id
+    aside): a reconnect repeats the request it reconnects. An ended generation keeps only
+    its prompt's digest."""
+    made_for = gen.request
+    if request.seed != made_for.seed or request.max_tokens != made_for.max_tokens:
+        return False
+    if not gen.done:
+        return request.prompt == made_for.prompt
+    return (prompt_digest(request.prompt) if request.prompt else b"") == gen.prompt_hash
+
+
+def rejoined(state: ServerState, request: GenerationRequest) -> Generation | None:
+    """The generation a request without `Last-Event-ID` reconnects to from its start: the
+    caller's stream it names, made for the same request, that no reader has got to its end.
+    None: there is none (a new stream, or an id in use: `start_generation` tells which)."""
+    if request.stream_id is None:
+        return None
+    gen = state.generations.get(request.stream_id, state.principal)
+    if gen is None or gen.delivered:
+        return None
+    if not asked_by(gen, request):
+        raise RequestRefused(
+            409,
+            f"stream {request.stream_id!r} already exists, made for another request "
+            "(a reconnect repeats its seed, max_tokens and prompt)",
+        )
+    return gen
 
 
 def open_stream(
@@ -63,10 +112,11 @@ def open_stream(
     framing_name: str,
     last_event_id: str | None,
 ) -> Opened | None:
-    """The generation to stream (new, or resumed); None when nothing is left to send."""
+    """The generation to stream (new, rejoined or resumed); None when nothing is left to send."""
     framing = framing_named(framing_name, state.settings.inject_pad_bytes, transport="sse")
     if last_event_id is None:
-        return Opened(state, start_generation(state, generation_request), framing, 0, False)
+        gen = rejoined(state, generation_request) or start_generation(state, generation_request)
+        return Opened(state, gen, framing, 0, False)
     start = resume_index(last_event_id)
     if generation_request.stream_id is None:
         return None
@@ -90,8 +140,15 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
         opened.resumed,
     )
     numbered = opened.framing.event_ids
+    starts = 0  # the start messages, at the head of the first batch, carry NO_TOKEN_YET
+    if numbered and not opened.resumed:
+        starts = len(opened.framing.encode_start(opened.gen.id, opened.state.source.model))
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
+            if starts:
+                for m in batch[:starts]:
+                    yield encode_event(m.payload, NO_TOKEN_YET)
+                batch, starts = batch[starts:], 0
             for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
                 yield encode_event(
                     m.payload, str(m.index) if numbered and m.index is not None else None

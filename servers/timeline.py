@@ -27,7 +27,7 @@ async def timelines(request: Request) -> Response:
     """Body `{"ids": [...], "texts": bool, "drop": bool}`: many timelines in one request;
     `drop` forgets the finished ones afterwards."""
     try:
-        body = loads(await read_body(request))
+        body = loads(await read_body(request, starts_work=False))
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     ids = body.get("ids") if isinstance(body, dict) else None
@@ -42,5 +42,5 @@ async def timelines(request: Request) -> Response:
             continue
         found.append(gen.timeline(bool(body.get("texts"))))
         if body.get("drop") and gen.done:
-            del state.generations.by_id[stream_id]
+            state.generations.forget(gen)
     return json_response({"timelines": found, "missing": missing})

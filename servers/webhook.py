@@ -40,12 +40,11 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from errors import ProtocolError, RequestRefused
 from servers.generation import Generation
-from servers.request_parsing import check_limits, framing_named, read_body
+from servers.request_parsing import check_limits, decoded_body, framing_named, read_body
 from servers.responses import json_response
 from servers.settings import WEBHOOK_SECRET_ENV, ServerSettings, normal_origin
 from servers.state import start_generation, state_of
 from wire.framing import Framing
-from wire.messages import loads
 from wire.webhook import (
     ATTEMPT_HEADER,
     CONTENT_TYPE,
@@ -275,9 +274,9 @@ async def subscribe(request: Request, framing: str = Query("json")) -> Response:
             f"--webhook-secret-file PATH or {WEBHOOK_SECRET_ENV}",
         )
     codec = framing_named(framing, settings.inject_pad_bytes, transport=NAME)
-    body = await read_body(request)
+    body = decoded_body(await read_body(request))
     try:
-        subscription = Subscription.from_json(loads(body) if body else {})
+        subscription = Subscription.from_json(body or {})
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     check_limits(subscription.request, settings)

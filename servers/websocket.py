@@ -32,6 +32,7 @@ router = APIRouter(tags=["websocket"])
 
 POLICY_VIOLATION = 1008
 CLOSED_BY_CLIENT = (1000, 1001)  # normal closure, going away: the client left on purpose
+RESUME_FIELDS = ("resume", "from")  # and "framing", which every first message may carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,11 @@ def open_stream(state: ServerState, text: str | None) -> Opened:
             framing,
             0,
             False,
+        )
+    unknown = sorted(set(body) - set(RESUME_FIELDS))
+    if unknown:
+        raise ProtocolError(
+            f"a resume message takes only {', '.join(RESUME_FIELDS)} and framing; got {unknown}"
         )
     stream_id, start = body.get("resume"), body.get("from")
     if (

@@ -1,6 +1,7 @@
 """Helpers for the server fuzz suite (`tests/servers/test_fuzz.py`): the fuzz server's settings,
 the request budget, the ledger that counts every request and checks every answer, JSON of every
-shape, the request bodies the published OpenAPI schema leaves out, and small raw HTTP and
+shape, the request bodies the published OpenAPI schema leaves out, the values the guards in front
+of every endpoint look at (Host, Origin, Transfer-Encoding, Content-Type), and small raw HTTP and
 WebSocket clients.
 
 Known server bugs are kept out of the fuzzing here, each next to the strict xfail test in
@@ -109,6 +110,7 @@ WS_HANDSHAKE_4XX = "websocket handshake refusal (text/plain)"
 
 # Prompts stay short for speed (generation_bodies adds a few long ones).
 MAX_FUZZ_PROMPT_CHARS = 64
+JSON_MEDIA_TYPE = "application/json"
 
 
 def known_non_json_4xx(status: int, body: bytes) -> str | None:
@@ -117,6 +119,153 @@ def known_non_json_4xx(status: int, body: bytes) -> str | None:
     if 400 <= status < 500 and body.startswith(b"Failed to open a WebSocket connection"):
         return WS_HANDSHAKE_4XX
     return None
+
+
+# --- the guards in front of every endpoint ---------------------------------------------------
+# servers/access.py and servers/request_parsing.py: a Host the server does not answer to is 421,
+# an Origin that is not the server's own is 403, a Transfer-Encoding other than chunked alone is
+# 501 (RFC 9112: the one 5xx that is right), a POST that can start a generation without
+# `Content-Type: application/json` is 415, a JSON body that is not an object is 400. The values
+# below carry what the server must make of them, so that the fuzz tests can check its answers.
+
+LOOPBACK_HOST = b"Host: 127.0.0.1"  # what raw requests send unless a test draws another Host
+MAX_HEAD_BYTES = 32 * 1024  # the server's default max_head_bytes: a longer head gets 431
+UNKNOWN_CODING_501 = "501 to a Transfer-Encoding other than chunked"
+GUARD_STATUSES = (421, 403, 415, 431, 501)
+FALSY_JSON_BODIES = (b"[]", b"null", b"0", b"false", b'""')  # JSON, but not an object: 400
+
+
+def host_samples(port: int) -> tuple[tuple[bytes, bool], ...]:
+    """`Host` values, each with whether the server (no --allowed-host) answers to it: the
+    loopback names and addresses with any port; foreign names; values that are not a host
+    (empty, a user part, a bad port, a path); IP literals that are not loopback."""
+    p = str(port).encode()
+    return (
+        (b"127.0.0.1", True),
+        (b"127.0.0.1:" + p, True),
+        (b"localhost", True),
+        (b"localhost:1", True),
+        (b"LOCALHOST:" + p, True),
+        (b"[::1]", True),
+        (b"[::1]:" + p, True),
+        (b"127.9.9.9:0", True),
+        (b"evil.example", False),
+        (b"evil.example:" + p, False),
+        (b"localhost.evil.example", False),
+        (b"127.0.0.1.evil.example:" + p, False),
+        (b"", False),
+        (b"user@127.0.0.1", False),
+        (b"user:pw@localhost:" + p, False),
+        (b"127.0.0.1:99999", False),
+        (b"127.0.0.1:x", False),
+        (b"localhost:-1", False),
+        (b"[::1", False),
+        (b"127.0.0.1/x", False),
+        (b"127.0.0.1?x", False),
+        (b"10.0.0.1", False),
+        (b"192.168.1.1:" + p, False),
+        (b"0.0.0.0", False),
+        (b"169.254.0.1", False),
+        (b"[::2]:" + p, False),
+        (b"[2001:db8::1]", False),
+    )
+
+
+def origin_samples(host: bytes | None, port: int) -> tuple[tuple[bytes, bool], ...]:
+    """`Origin` values, each with whether it is the server's own origin for a request with
+    this `Host` (scheme http, the Host as written, in a browser's spelling or not; only for a
+    Host of `host_samples` the server answers to); the others are foreign whatever the Host:
+    other names, ports and schemes, `null`, malformed."""
+    p = str(port).encode()
+    own: tuple[bytes, ...] = ()
+    if host is not None and dict(host_samples(port)).get(host):
+        own = (b"http://" + host, b"HTTP://" + host, b"http://" + host + b"/")
+    foreign = (
+        b"http://evil.example",
+        b"http://evil.example:" + p,
+        b"https://127.0.0.1:" + p,
+        b"http://127.0.0.1:1",
+        b"http://127.0.0.2:" + p,
+        b"null",
+        b"",
+        b"*",
+        b"http://",
+        b"http://127.0.0.1:" + p + b"/path",
+        b"http://user@127.0.0.1:" + p,
+        b"file://",
+        b"not an origin",
+    )
+    return tuple((o, True) for o in own) + tuple((o, False) for o in foreign)
+
+
+# `Transfer-Encoding` header lines (one request each): exactly chunked, in any case, passes;
+# anything else is 501, or a plain 400 when uvicorn's parser refuses it first.
+TRANSFER_ENCODINGS = (
+    (b"chunked",),
+    (b"Chunked",),
+    (b"gzip",),
+    (b"gzip, chunked",),
+    (b"identity, chunked",),
+    (b"chunked; identity",),
+    (b"chunked, chunked",),
+    (b"identity",),
+    (b"gzip", b"chunked"),
+)
+
+
+def transfer_codings(values: Iterable[bytes]) -> list[bytes]:
+    """The codings of `Transfer-Encoding` header values, in order, lower case."""
+    return [c.strip().lower() for v in values for c in v.split(b",") if c.strip()]
+
+
+def unknown_coding(values: Iterable[bytes]) -> bool:
+    """A Transfer-Encoding is given, and it is not exactly `chunked`: 501 (or the parser's
+    400)."""
+    codings = transfer_codings(values)
+    return bool(codings) and codings != [b"chunked"]
+
+
+def json_declared(content_type: bytes | str | None) -> bool:
+    """The Content-Type declares JSON (parameters and case aside)."""
+    if content_type is None:
+        return False
+    text = content_type.decode("latin-1") if isinstance(content_type, bytes) else content_type
+    return text.partition(";")[0].strip().lower() == JSON_MEDIA_TYPE
+
+
+def json_but_not_an_object(body: bytes) -> bool:
+    """The body is JSON (as Python reads it), but not an object: `[]`, `null`, `0`, `false`,
+    `""` and the like, which the endpoints refuse (400)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return not isinstance(value, dict)
+
+
+def negative_seed(body: bytes) -> bool:
+    """The body is a JSON object whose `seed` is a negative integer (400 on every endpoint)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    seed = value.get("seed") if isinstance(value, dict) else None
+    return isinstance(seed, int) and not isinstance(seed, bool) and seed < 0
+
+
+def head_fields(data: bytes) -> dict[bytes, list[bytes]]:
+    """The header fields of the first request head in `data`, by lower-case name, values
+    stripped and in order (the complete lines only, when the head does not end)."""
+    fields: dict[bytes, list[bytes]] = defaultdict(list)
+    lines = data.split(b"\n")
+    for line in lines[1:-1]:
+        line = line.removesuffix(b"\r")
+        if not line:
+            break
+        name, colon, value = line.partition(b":")
+        if colon:
+            fields[name.strip().lower()].append(value.strip())
+    return fields
 
 
 # --- the ledger ---------------------------------------------------------------------------
@@ -135,6 +284,7 @@ class Ledger:
     statuses: defaultdict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     tolerated: Counter[str] = field(default_factory=Counter)
     server_errors: int = 0
+    not_implemented: int = 0  # 501 to a Transfer-Encoding other than chunked: the one 5xx allowed
     hangs: int = 0
 
     def send(self, endpoint: str, n: int = 1) -> None:
@@ -155,12 +305,16 @@ class Ledger:
         tolerate: Iterable[str] = (),
         has_body: bool = True,
     ) -> None:
-        """Check one answer; `has_body` is False for an answer to HEAD (headers only)."""
+        """Check one answer; `has_body` is False for an answer to HEAD (headers only). A 501
+        passes only when `tolerate` holds UNKNOWN_CODING_501 (the caller saw a Transfer-Encoding
+        other than chunked in the request), and is then counted apart, and checked as a 4xx."""
         self.statuses[endpoint][status] += 1
-        if status >= 500:
+        if status == 501 and UNKNOWN_CODING_501 in tolerate:
+            self.not_implemented += 1
+        elif status >= 500:
             self.server_errors += 1
             raise AssertionError(f"{endpoint} answered {status}: {body[:500]!r}")
-        if not 400 <= status < 500 or not has_body:
+        if not (400 <= status < 500 or status == 501) or not has_body:
             return
         label = known_non_json_4xx(status, body)
         if label is not None and label in tolerate:
@@ -183,6 +337,13 @@ class Ledger:
             lines.append(f"{endpoint:<34} {n:>8}  {statuses}")
         lines.append(f"{'total':<34} {self.total():>8}")
         lines.append(f"5xx answers: {self.server_errors}; hangs: {self.hangs}")
+        lines.append(
+            "501 answers to a Transfer-Encoding other than chunked (the one 5xx tolerated): "
+            f"{self.not_implemented}"
+        )
+        totals: Counter[int] = sum(self.statuses.values(), Counter())
+        guards = ", ".join(f"{s}: {totals[s]}" for s in GUARD_STATUSES)
+        lines.append(f"guard answers, all endpoints: {guards}")
         for label, n in sorted(self.tolerated.items()):
             lines.append(f"tolerated (known, see xfail tests): {label}: {n}")
         return "\n".join(lines)
@@ -269,9 +430,6 @@ def json_values(max_leaves: int = 8) -> st.SearchStrategy[Any]:
     )
 
 
-JSON_MEDIA_TYPE = "application/json"
-
-
 @functools.cache
 def content_types() -> st.SearchStrategy[str | None]:
     """Mostly JSON (the endpoints take no other body: 415), sometimes anything."""
@@ -286,6 +444,7 @@ def content_types() -> st.SearchStrategy[str | None]:
                 "APPLICATION/JSON",
                 "text/plain",
                 "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
                 "application/jsonx",
                 "",
             ]
@@ -386,7 +545,7 @@ CHAT_REQUEST_SCHEMA = {
             },
         },
         "model": {"type": "string", "maxLength": 256},
-        "seed": {"type": "integer", "minimum": -(2**63) + 1, "maximum": 2**63 - 1},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},  # negative: 400
         "stream": {"type": "boolean"},
         "stream_options": {
             "type": "object",

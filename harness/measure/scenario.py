@@ -328,9 +328,7 @@ class Scenario:
         other than loopback, the browser client, at any point of the sweep)."""
         if AUTO not in (self.server_processes, self.client_processes):
             return self
-        paths, clients = {self.path}, {self.client}
-        if self.sweep is not None and self.sweep.axis == "path":
-            paths |= {str(v) for v in self.sweep.values}
+        paths, clients = set(self.paths()), {self.client}
         if self.sweep is not None and self.sweep.axis == "client":
             clients |= {str(v) for v in self.sweep.values}
         browser = clients != {"python"}
@@ -417,11 +415,19 @@ class Scenario:
                 f'{self.framing}; use client = "python"'
             )
 
+    def paths(self) -> tuple[str, ...]:
+        """The path, or every path of a sweep over paths."""
+        if self.sweep is not None and self.sweep.axis == "path":
+            return tuple(dict.fromkeys([self.path, *(str(v) for v in self.sweep.values)]))
+        return (self.path,)
+
     def server_args(self) -> tuple[str, ...]:
         """The server process's flags this scenario sets (test aids, resume grace, the push
-        responses' streaming headers)."""
+        responses' streaming headers, the Host names its paths' clients use)."""
         streaming = ("--streaming-headers", "1" if self.streaming_headers else "0")
-        return self.inject.server_args() + self.faults.server_args() + streaming
+        hosts = dict.fromkeys(h for p in self.paths() for h in parse_path(p).server_hosts())
+        allowed = tuple(arg for host in hosts for arg in ("--allowed-host", host))
+        return self.inject.server_args() + self.faults.server_args() + streaming + allowed
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -339,7 +339,8 @@ async def test_an_allowed_origin_gets_cors_headers_and_a_foreign_one_none(
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == ALLOWED
     foreign = await http.post(path, json=body, headers={**bearer(ALICE), "origin": FOREIGN})
-    assert foreign.status_code == 200  # CORS is the browser's to enforce: it just cannot read
+    assert foreign.status_code == 403  # refused: a cross-site page must not start work
+    assert "may not call this server" in foreign.json()["error"]
     assert "access-control-allow-origin" not in foreign.headers
 
     refused = await http.post(path, json=body, headers={"origin": ALLOWED})
@@ -373,7 +374,8 @@ async def test_no_origin_is_allowed_by_default(server: ServerProcess) -> None:
         preflight = await http.options(
             "/v1/sse", headers={"origin": ALLOWED, "access-control-request-method": "POST"}
         )
-    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+    assert answer.status_code == 403 and "access-control-allow-origin" not in answer.headers
+    assert preflight.status_code == 403
     assert "access-control-allow-origin" not in preflight.headers
 
 

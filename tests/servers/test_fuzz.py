@@ -38,16 +38,21 @@ import requests
 import schemathesis
 from fuzz_support import (
     ENDINGS,
+    FALSY_JSON_BODIES,
     FUZZ_SERVER_ARGS,
     FUZZ_SPEC,
     HTTP_TIMEOUT_S,
     JSON_MEDIA_TYPE,
+    LOOPBACK_HOST,
+    MAX_HEAD_BYTES,
     MAX_LONG_POLL_WAIT_S,
     REQUEST_TIMEOUT_S,
     RSS_TOLERANCE_BYTES,
     SETTLE_S,
     SLOW_CLOSE_MARGIN_S,
     STREAM_DEADLINE_S,
+    TRANSFER_ENCODINGS,
+    UNKNOWN_CODING_501,
     UVICORN_PARSER_400,
     WS_HANDSHAKE_4XX,
     Ledger,
@@ -57,18 +62,26 @@ from fuzz_support import (
     examples_for,
     fuzz_requests,
     fuzz_settings,
+    head_fields,
     host_port,
+    host_samples,
     integers_of_every_size,
     is_terminal,
+    json_but_not_an_object,
+    json_declared,
     json_scalars,
     json_text,
     json_values,
+    known_non_json_4xx,
     malformed_json,
     ndjson_payloads,
+    negative_seed,
+    origin_samples,
     raw_exchange,
     read_answer,
     short_text,
     sse_payloads,
+    unknown_coding,
     with_request_bodies,
 )
 from hypothesis import given, reject
@@ -93,6 +106,7 @@ TIMELINES = "POST /v1/timelines"
 SCHEMA = "GET /openapi.json"
 RAW = "raw HTTP (malformed)"
 SLOW = "raw HTTP (slow clients)"
+GUARDS = "raw HTTP (Host, Origin, TE, type)"
 
 # Every operation FastAPI publishes, as (method, path); the schema test checks the list.
 OPERATIONS = [
@@ -108,7 +122,7 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/"),
 ]
-FUZZED_ENDPOINTS = [f"{m} {p}" for m, p in OPERATIONS] + [WEBSOCKET, SCHEMA, RAW, SLOW]
+FUZZED_ENDPOINTS = [f"{m} {p}" for m, p in OPERATIONS] + [WEBSOCKET, SCHEMA, RAW, SLOW, GUARDS]
 BODY_ENDPOINTS = ["/v1/streams", "/v1/sse", "/v1/chunked", "/v1/chat/completions", "/v1/timelines"]
 READS = ("all", "some", "none")  # read a streaming answer to its end, a little, or not at all
 ALL_KNOWN_4XX = (UVICORN_PARSER_400, WS_HANDSHAKE_4XX)
@@ -399,6 +413,7 @@ def generation_bodies() -> st.SearchStrategy[bytes]:
     )
     return st.one_of(
         st.just(b""),
+        st.sampled_from(FALSY_JSON_BODIES),  # JSON, not an object: 400
         malformed_json(),
         json_values().map(lambda v: json_text(v).encode()),
         generation_objects().map(lambda v: json_text(v).encode()),
@@ -478,7 +493,10 @@ def test_schemathesis_fuzzes_every_published_operation(
 def test_fuzz_generation_request_bodies(fuzz_target: FuzzTarget) -> None:
     """POST /v1/streams, /v1/sse and /v1/chunked with bodies of every shape: empty, broken
     JSON, JSON that is not an object, objects with fields of every type and size, unknown
-    fields, oversized bodies and prompts; push answers read to the end, a little, or not."""
+    fields, oversized bodies and prompts; push answers read to the end, a little, or not.
+    Each can start a generation, so each needs `Content-Type: application/json`, even with
+    an empty body (415 first, before any limit); JSON that is not an object is 400; an empty
+    JSON body is the default request."""
     paths = {"/v1/streams": CREATE, "/v1/sse": SSE_POST, "/v1/chunked": CHUNKED}
 
     @fuzz_settings(examples_for(0.16))
@@ -504,6 +522,14 @@ def test_fuzz_generation_request_bodies(fuzz_target: FuzzTarget) -> None:
             params=params,
         )
         check_stream_end(answer)
+        if not json_declared(content_type):
+            assert answer.status == 415, (path, content_type, body[:100], answer)
+            return
+        assert answer.status != 415, (path, content_type, answer)
+        if json_but_not_an_object(body):
+            assert answer.status == 400, (path, body[:100], answer)
+        elif body == b"" and framing is None:
+            assert answer.status in (200, 201), (path, answer)
 
     with sends(fuzz_target, CREATE), sends(fuzz_target, SSE_POST), sends(fuzz_target, CHUNKED):
         run()
@@ -612,7 +638,8 @@ def test_fuzz_sse_and_its_resume(fuzz_target: FuzzTarget) -> None:
 @pytest.mark.timeout(FUZZ_TIMEOUT_S)
 def test_fuzz_chunked_resume(fuzz_target: FuzzTarget) -> None:
     """POST /v1/chunked?stream=&from= with every kind of stream and index, with and without
-    a body, in any framing."""
+    a body, in any framing. Without `stream` and `from` it starts a generation: JSON
+    Content-Type needed, empty body or not (415); a resume needs it only with a body."""
 
     @fuzz_settings(examples_for(0.06, 1.4))
     @given(
@@ -647,6 +674,16 @@ def test_fuzz_chunked_resume(fuzz_target: FuzzTarget) -> None:
             content_type=content_type,
         )
         check_stream_end(answer)
+        declared = json_declared(content_type)
+        starts = stream_id is None and start is None
+        # `from` as FastAPI reads it before the endpoint runs (anything else: its 422 first)
+        plain_from = start is None or (start.isascii() and start.isdigit() and len(start) < 19)
+        if answer.status == 415:
+            assert not declared and (starts or body), (params, content_type, body[:100])
+        if not declared and plain_from and (starts or body):
+            assert answer.status == 415, (params, content_type, body[:100], answer)
+        if declared and plain_from and json_but_not_an_object(body):
+            assert answer.status == 400, (params, body[:100], answer)
 
     with sends(fuzz_target, CHUNKED):
         run()
@@ -669,6 +706,17 @@ class WsCase:
 
 WS_FRAMINGS = st.one_of(st.sampled_from(["json", "openai"]), json_values(max_leaves=2))
 WS_RESUME_FROM = st.one_of(integers_of_every_size(), json_values(max_leaves=2))
+RESUME_KEYS = ("resume", "from", "framing")  # all a resume message may hold
+# fields a resume does not take (a resume with any of them is refused: 1008)
+WS_RESUME_EXTRAS = st.dictionaries(
+    st.one_of(
+        st.sampled_from(["seed", "max_tokens", "prompt", "stream_id", "From", "resume_from", ""]),
+        short_text(),
+    ).filter(lambda k: k not in RESUME_KEYS),
+    json_scalars(),
+    min_size=1,
+    max_size=2,
+)
 WS_FUZZED_FIRST = st.one_of(
     st.tuples(st.just("text"), st.text(max_size=40)),
     st.tuples(st.just("text"), malformed_json().map(lambda b: b.decode(errors="replace"))),
@@ -687,6 +735,15 @@ WS_FUZZED_FIRST = st.one_of(
         ).map(json_text),
     ),
     st.tuples(st.just("resume"), st.fixed_dictionaries({"from": WS_RESUME_FROM})),
+    st.tuples(  # a resume of a real stream, valid but for a field it does not take
+        st.just("resume"),
+        st.tuples(
+            st.fixed_dictionaries(
+                {"from": st.just(0)}, optional={"framing": st.sampled_from(["json", "openai"])}
+            ),
+            WS_RESUME_EXTRAS,
+        ).map(lambda fe: {**fe[1], **fe[0]}),
+    ),
     st.tuples(st.just("binary"), st.binary(max_size=64)),
 )
 WS_VALID_FIRST = st.one_of(
@@ -708,6 +765,17 @@ def ws_cases(draw: st.DrawFn) -> WsCase:
     valid = draw(st.booleans())
     kind, payload = draw(WS_VALID_FIRST if valid else WS_FUZZED_FIRST)
     return WsCase(kind, payload, valid, "read" if kind == "none" else draw(WS_ENDINGS))
+
+
+def resume_with_extras(first: str | bytes | None) -> bool:
+    """The first message is a resume (an object with `resume`) with a field it does not take."""
+    if not isinstance(first, str):
+        return False
+    try:
+        body = json.loads(first)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(body, dict) and "resume" in body and bool(set(body) - set(RESUME_KEYS))
 
 
 def drop_connection(ws: ClientConnection) -> None:
@@ -733,9 +801,11 @@ def read_until_closed(ws: ClientConnection, deadline: float) -> list[str | bytes
 def test_fuzz_websocket_first_messages(fuzz_target: FuzzTarget) -> None:
     """/v1/ws with first messages of every kind (text that is not JSON, JSON that is not an
     object, fields of wrong types and huge numbers, any framing value, binary frames,
-    resumes with bad ids and indices) and clients that read to the end, read a little,
-    close at once or drop the connection. A refused message gets one `{"error"}` message and
-    close code 1008; an accepted one ends with its terminal message and close code 1000."""
+    resumes with bad ids and indices or fields a resume does not take) and clients that read
+    to the end, read a little, close at once or drop the connection. A refused message gets
+    one `{"error"}` message and close code 1008; an accepted one ends with its terminal
+    message and close code 1000. A resume with any field but resume, from and framing is
+    refused."""
     ledger = fuzz_target.ledger
 
     @fuzz_settings(examples_for(0.14, 1.25))
@@ -774,6 +844,8 @@ def test_fuzz_websocket_first_messages(fuzz_target: FuzzTarget) -> None:
         last = messages[-1]
         assert isinstance(last, str)
         refusal = json.loads(last) if code == 1008 else None
+        if resume_with_extras(first):
+            assert refusal is not None, f"a resume with extra fields was taken: {first!r:.200}"
         if refusal is not None:
             assert len(messages) == 1 and isinstance(refusal.get("error"), str), messages
             assert not case.valid, f"a valid first message was refused: {refusal}"
@@ -859,7 +931,7 @@ def chat_bodies() -> st.SearchStrategy[bytes]:
             "stream": st.booleans(),
         },
         optional={
-            "seed": integers_of_every_size(),
+            "seed": st.one_of(integers_of_every_size(), st.integers(-(2**63), -1)),
             "max_tokens": st.integers(1, 40),
             "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
             "model": st.text(max_size=20),
@@ -868,6 +940,7 @@ def chat_bodies() -> st.SearchStrategy[bytes]:
     return st.one_of(
         everything.map(lambda v: json_text(v).encode()),
         plausible.map(lambda v: json_text(v).encode()),
+        st.sampled_from(FALSY_JSON_BODIES),
         malformed_json(),
         json_values().map(lambda v: json_text(v).encode()),
     )
@@ -878,7 +951,8 @@ def chat_bodies() -> st.SearchStrategy[bytes]:
 def test_fuzz_chat_completions(fuzz_target: FuzzTarget) -> None:
     """POST /v1/chat/completions with messages and content parts of every JSON type, stream
     flags, stream_options, model names and seeds of every JSON type and size, and stream id
-    headers; streamed answers read to the end, a little, or not at all."""
+    headers; streamed answers read to the end, a little, or not at all. Without a JSON
+    Content-Type: 415; a body that is JSON but not an object, or a negative seed: 400."""
 
     @fuzz_settings(examples_for(0.14))
     @given(
@@ -911,6 +985,12 @@ def test_fuzz_chat_completions(fuzz_target: FuzzTarget) -> None:
             completion = json.loads(answer.body)
             assert completion["object"] == "chat.completion", completion
         check_stream_end(answer)
+        if known_non_json_4xx(answer.status, answer.body) == UVICORN_PARSER_400:
+            return  # the stream id header's bytes: refused before the app
+        declared = json_declared(content_type)
+        assert (answer.status == 415) == (not declared), (content_type, answer)
+        if declared and (json_but_not_an_object(body) or negative_seed(body)):
+            assert answer.status == 400, (body[:200], answer)
 
     with sends(fuzz_target, CHAT):
         run()
@@ -924,7 +1004,8 @@ def test_fuzz_chat_completions(fuzz_target: FuzzTarget) -> None:
 def test_fuzz_timelines(fuzz_target: FuzzTarget) -> None:
     """GET /v1/streams/{id}/timeline on every kind of id with any `texts`, and POST
     /v1/timelines with bodies of every shape, mixing real ids, unknown ones and non-strings,
-    with `texts` and `drop` of every type."""
+    with `texts` and `drop` of every type. It starts nothing: a body needs a JSON
+    Content-Type only when it is not empty (415)."""
 
     @fuzz_settings(examples_for(0.06, 1.5))
     @given(
@@ -971,6 +1052,10 @@ def test_fuzz_timelines(fuzz_target: FuzzTarget) -> None:
         )
         if answer.status == 200:
             assert set(json.loads(answer.body)) == {"timelines", "missing"}
+        declared = json_declared(content_type)
+        assert (answer.status == 415) == (bool(body) and not declared), (content_type, answer)
+        if declared and json_but_not_an_object(body):
+            assert answer.status == 400, (body[:100], answer)
 
     with sends(fuzz_target, TIMELINE), sends(fuzz_target, TIMELINES):
         run()
@@ -996,13 +1081,13 @@ RAW_TARGETS = [
     b"/" + b"a" * 9000,
     b"/v1/sse?seed=" + b"9" * 5000,
 ]
+# (Host and Origin come first, drawn by raw_requests.)
 GOOD_HEADERS = [
-    b"Host: h",
     b"Accept: */*",
     b"Content-Type: application/json",
     b"Content-Type: application/json",
     b"Content-Type: text/plain",
-    b"Origin: http://elsewhere.example",
+    b"Content-Type: multipart/form-data; boundary=x",
     b"Connection: close",
     b"Connection: keep-alive",
     b"Expect: 100-continue",
@@ -1014,6 +1099,9 @@ GOOD_HEADERS = [
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
     b"Transfer-Encoding: gzip, chunked",
     b"Transfer-Encoding: identity",
+    b"Transfer-Encoding: gzip",
+    b"Transfer-Encoding: chunked; identity",
+    b"Transfer-Encoding: chunked, chunked",
     b"Content-Length: 0",
     b"Content-Length: -1",
     b"Content-Length: 1e3",
@@ -1028,7 +1116,8 @@ BAD_HEADERS = [
     b"X-High: \xff\xfe",
     b"X-Fold: a\r\n folded",
     b"X-Long: " + b"v" * 20_000,
-    b"Host: h\r\nHost: h2",
+    b"X-Huge: " + b"v" * (MAX_HEAD_BYTES + 100),  # past max_head_bytes: 431
+    b"Host: evil.example\r\nHost: 127.0.0.1",  # a second and a third Host
 ]
 
 
@@ -1058,10 +1147,24 @@ RAW_EOLS = st.sampled_from([b"\r\n", b"\n"])
 
 
 @st.composite
-def raw_requests(draw: st.DrawFn) -> tuple[bytes, bool]:
-    """A request, maybe malformed, and whether it is complete (so an answer is due)."""
+def raw_requests(draw: st.DrawFn, port: int) -> tuple[bytes, bool]:
+    """A request, maybe malformed, and whether it is complete (so an answer is due). Its
+    first header is mostly `Host: 127.0.0.1`, else any Host of `host_samples` or none; an
+    Origin of `origin_samples` (own or foreign) follows now and then."""
     method, target, version = draw(RAW_METHODS), draw(RAW_TARGET), draw(RAW_VERSIONS)
-    headers, content, framing = draw(RAW_HEADERS), draw(RAW_CONTENT), draw(RAW_FRAMINGS)
+    host = draw(
+        st.one_of(
+            st.just(LOOPBACK_HOST),
+            st.just(LOOPBACK_HOST),
+            st.sampled_from([b"Host: " + h for h, _ in host_samples(port)]),
+            st.none(),
+        )
+    )
+    origins = origin_samples(None if host is None else host.removeprefix(b"Host: "), port)
+    origin = draw(st.one_of(st.none(), st.none(), st.sampled_from([o for o, _ in origins])))
+    headers = [h for h in (host, None if origin is None else b"Origin: " + origin) if h]
+    headers += draw(RAW_HEADERS)
+    content, framing = draw(RAW_CONTENT), draw(RAW_FRAMINGS)
     if framing == "length":
         headers.append(b"Content-Length: %d" % len(content))
     elif framing == "length_short":  # the body promised is longer than the body sent
@@ -1086,14 +1189,19 @@ def raw_requests(draw: st.DrawFn) -> tuple[bytes, bool]:
 @pytest.mark.timeout(FUZZ_TIMEOUT_S)
 def test_fuzz_raw_http(fuzz_target: FuzzTarget) -> None:
     """Malformed HTTP over a plain socket: odd methods, targets and versions, invalid header
-    bytes, folded and huge headers, bodies longer or shorter than their Content-Length,
-    chunked bodies cut off or with bad sizes, requests cut at any byte; the client reads the
-    answer, half-closes, closes or resets. The server answers (4xx, never 5xx) or closes
-    within the request timeout."""
+    bytes, folded and huge headers (past max_head_bytes too), bodies longer or shorter than
+    their Content-Length, chunked bodies cut off or with bad sizes, any Host (loopback,
+    foreign, garbage, none), own and foreign Origins, Transfer-Encodings other than chunked,
+    requests cut at any byte; the client reads the answer, half-closes, closes or resets. The
+    server answers (4xx, never 5xx but a 501 to a Transfer-Encoding other than chunked) or
+    closes within the request timeout. A 421 only for a Host it does not answer to, a 403
+    (from the app) only for a foreign Origin, a 415 only for a POST not declared JSON, a 431
+    only past max_head_bytes."""
     ledger = fuzz_target.ledger
+    port = fuzz_target.address[1]
 
     @fuzz_settings(examples_for(0.06))
-    @given(request=raw_requests(), ending=st.sampled_from(ENDINGS))
+    @given(request=raw_requests(port), ending=st.sampled_from(ENDINGS))
     def run(request: tuple[bytes, bool], ending: str) -> None:
         data, complete = request
         if ending == "answer" and not complete:
@@ -1107,15 +1215,269 @@ def test_fuzz_raw_http(fuzz_target: FuzzTarget) -> None:
             raise ledger.hang(RAW, f"{ending} after {data[:200]!r}") from exc
         if answer is not None:
             head = data.startswith(b"HEAD ")
-            ledger.check(RAW, answer.status, answer.body, ALL_KNOWN_4XX, has_body=not head)
+            fields = head_fields(data)
+            odd_coding = unknown_coding(fields.get(b"transfer-encoding", ()))
+            tolerate = ALL_KNOWN_4XX + ((UNKNOWN_CODING_501,) if odd_coding else ())
+            ledger.check(RAW, answer.status, answer.body, tolerate, has_body=not head)
+            check_guard_answer(answer, fields, data, port)
 
     with sends(fuzz_target, RAW):
         run()
 
 
+def check_guard_answer(
+    answer: RawAnswer, fields: dict[bytes, list[bytes]], data: bytes, port: int
+) -> None:
+    """What a guard's answer implies about the request (`fields`: its head's)."""
+    status, why = answer.status, (data[:300], answer.status, answer.body[:200])
+    if status == 421:
+        allowed = dict(host_samples(port))
+        hosts = fields.get(b"host", [])
+        assert hosts and not all(allowed.get(h) for h in hosts), why
+    if status == 403 and known_non_json_4xx(status, answer.body) is None:
+        own = {
+            o for h in fields.get(b"host", []) for o, is_own in origin_samples(h, port) if is_own
+        }
+        origins = fields.get(b"origin", [])
+        assert origins and not all(o in own for o in origins), why
+    if status == 415:
+        types = fields.get(b"content-type", [])
+        assert data.startswith(b"POST ") and not all(json_declared(t) for t in types), why
+    if status == 431:
+        assert len(data) > MAX_HEAD_BYTES, why
+
+
+# --- the guards: Host, Origin, Transfer-Encoding, Content-Type, bodies that are no object ---
+
+CHAT_HI = b'{"messages": [{"role": "user", "content": "hi"}], '
+WS_UPGRADE = (
+    b"Upgrade: websocket",
+    b"Connection: Upgrade",
+    b"Sec-WebSocket-Version: 13",
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+)
+BODY_KINDS = ("empty", "object", "falsy", "negative_seed")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardForm:
+    """A request the guards stand in front of, and its status once they all let it pass, by
+    body kind (BODY_KINDS; "none" for a request without a body). `kind`: "get" (no body),
+    "upgrade" (a WebSocket handshake), "start" (a POST that can start a generation: JSON
+    Content-Type needed, empty body or not), "post" (JSON Content-Type needed for a body)."""
+
+    method: bytes
+    target: bytes
+    kind: str
+    passes: dict[str, int]
+    body_object: bytes = b'{"max_tokens": 2}'
+    body_negative_seed: bytes = b'{"seed": -5, "max_tokens": 2}'
+
+
+def by_body(empty: int, valid: int, falsy: int, negative_seed: int) -> dict[str, int]:
+    """A POST form's statuses past the guards, by BODY_KINDS."""
+    return dict(zip(BODY_KINDS, (empty, valid, falsy, negative_seed), strict=True))
+
+
+GET_FORM = {"none": 200}
+GUARD_FORMS = {
+    "GET /healthz": GuardForm(b"GET", b"/healthz", "get", GET_FORM),
+    "HEAD /healthz": GuardForm(b"HEAD", b"/healthz", "get", GET_FORM),
+    "GET /v1/sse": GuardForm(b"GET", b"/v1/sse?seed=1&max_tokens=2", "get", GET_FORM),
+    "GET /v1/streams/{id}": GuardForm(b"GET", b"/v1/streams/no-such", "get", {"none": 404}),
+    "WS /v1/ws": GuardForm(b"GET", b"/v1/ws", "upgrade", {"none": 101}),
+    "POST /v1/streams": GuardForm(b"POST", b"/v1/streams", "start", by_body(201, 201, 400, 400)),
+    "POST /v1/sse": GuardForm(b"POST", b"/v1/sse", "start", by_body(200, 200, 400, 400)),
+    "POST /v1/chunked": GuardForm(b"POST", b"/v1/chunked", "start", by_body(200, 200, 400, 400)),
+    "POST /v1/chat/completions": GuardForm(
+        b"POST",
+        b"/v1/chat/completions",
+        "start",
+        by_body(400, 200, 400, 400),  # an empty body is no chat request
+        CHAT_HI + b'"max_tokens": 2}',
+        CHAT_HI + b'"seed": -5}',
+    ),
+    "POST /v1/webhooks": GuardForm(  # no callback_url in these bodies: 400 once past guards
+        b"POST", b"/v1/webhooks", "start", by_body(400, 400, 400, 400)
+    ),
+    "POST /v1/chunked (resume)": GuardForm(  # a resume reads no field of its body
+        b"POST",
+        b"/v1/chunked?stream=no-such&from=0",
+        "post",
+        by_body(404, 404, 400, 404),
+    ),
+    "POST /v1/timelines": GuardForm(
+        b"POST",
+        b"/v1/timelines",
+        "post",
+        by_body(400, 200, 400, 400),
+        b'{"ids": ["no-such"]}',
+    ),
+}
+GUARD_CONTENT_TYPES = (
+    b"application/json",
+    b"application/json; charset=utf-8",
+    b"APPLICATION/JSON",
+    None,
+    b"",
+    b"text/plain",
+    b"application/x-www-form-urlencoded",
+    b"multipart/form-data; boundary=x",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardCase:
+    form: str  # a key of GUARD_FORMS
+    host: bytes | None = b"127.0.0.1"
+    origin: bytes | None = None
+    transfer_encoding: tuple[bytes, ...] = ()  # header lines (none: Content-Length)
+    content_type: bytes | None = None
+    body_kind: str = "none"
+    body: bytes = b""
+
+    def request(self) -> bytes:
+        form = GUARD_FORMS[self.form]
+        lines = [form.method + b" " + form.target + b" HTTP/1.1"]
+        lines += [] if self.host is None else [b"Host: " + self.host]
+        lines += [] if self.origin is None else [b"Origin: " + self.origin]
+        lines += WS_UPGRADE if form.kind == "upgrade" else ()
+        lines += [] if self.content_type is None else [b"Content-Type: " + self.content_type]
+        body = b""
+        if form.kind in ("start", "post") and self.transfer_encoding:
+            lines += [b"Transfer-Encoding: " + value for value in self.transfer_encoding]
+            body = (
+                b"%x\r\n%s\r\n" % (len(self.body), self.body) if self.body else b""
+            ) + b"0\r\n\r\n"
+        elif form.kind in ("start", "post"):
+            lines.append(b"Content-Length: %d" % len(self.body))
+            body = self.body
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+    def expected(self, port: int) -> int:
+        """The status due: the guards in their order (Host, Origin, Transfer-Encoding, then
+        the endpoint's Content-Type), else the form's own."""
+        form = GUARD_FORMS[self.form]
+        if self.host is None:
+            return 400  # an HTTP/1.1 request needs one Host (RFC 9112, 3.2)
+        if not dict(host_samples(port))[self.host]:
+            return 421
+        if self.origin is not None and not dict(origin_samples(self.host, port))[self.origin]:
+            return 403
+        if unknown_coding(self.transfer_encoding):
+            return 501
+        if not json_declared(self.content_type) and (
+            form.kind == "start" or (form.kind == "post" and self.body)
+        ):
+            return 415
+        return form.passes[self.body_kind]
+
+
+@st.composite
+def guard_cases(draw: st.DrawFn, port: int) -> GuardCase:
+    name = draw(st.sampled_from(sorted(GUARD_FORMS)))
+    form = GUARD_FORMS[name]
+    hosts = [h for h, _ in host_samples(port)]
+    host = draw(st.one_of(st.just(b"127.0.0.1:%d" % port), st.sampled_from(hosts), st.none()))
+    origins = [o for o, _ in origin_samples(host, port)]
+    origin = draw(st.one_of(st.none(), st.sampled_from(origins)))
+    if form.kind in ("get", "upgrade"):
+        return GuardCase(name, host, origin)
+    codings = draw(st.one_of(st.just(()), st.sampled_from(TRANSFER_ENCODINGS)))
+    content_type = draw(st.sampled_from(GUARD_CONTENT_TYPES))
+    body_kind = draw(st.sampled_from(BODY_KINDS))
+    body = {
+        "empty": b"",
+        "object": form.body_object,
+        "falsy": draw(st.sampled_from(FALSY_JSON_BODIES)),
+        "negative_seed": form.body_negative_seed,
+    }[body_kind]
+    return GuardCase(name, host, origin, codings, content_type, body_kind, body)
+
+
+def guard_examples(port: int) -> list[GuardCase]:
+    """One case for each guard, always tried."""
+    json_type = b"application/json"
+    return [
+        GuardCase("GET /healthz", b"evil.example"),
+        GuardCase("WS /v1/ws", b"evil.example:%d" % port),
+        GuardCase("WS /v1/ws", b"[::1]:%d" % port, b"http://[::1]:%d" % port),
+        GuardCase("GET /v1/sse", b"127.0.0.1:%d" % port, b"http://evil.example"),
+        GuardCase("GET /healthz", b"localhost:1", b"http://localhost:1"),
+        GuardCase(
+            "POST /v1/streams",
+            transfer_encoding=(b"gzip, chunked",),
+            content_type=json_type,
+            body_kind="object",
+            body=b'{"max_tokens": 2}',
+        ),
+        GuardCase("POST /v1/sse", body_kind="empty"),
+        GuardCase("POST /v1/chunked", content_type=b"text/plain", body_kind="empty"),
+        GuardCase(
+            "POST /v1/chat/completions",
+            content_type=json_type,
+            body_kind="negative_seed",
+            body=CHAT_HI + b'"seed": -5}',
+        ),
+        GuardCase("POST /v1/streams", content_type=json_type, body_kind="falsy", body=b"[]"),
+        GuardCase("HEAD /healthz", None),
+    ]
+
+
+@fuzz
+@pytest.mark.timeout(FUZZ_TIMEOUT_S)
+def test_fuzz_the_guards(fuzz_target: FuzzTarget) -> None:
+    """Well-formed requests to every kind of endpoint (GET, HEAD, a WebSocket handshake,
+    POSTs that start generations, a resume, timelines) with a Host among loopback forms,
+    foreign names, garbage and other addresses (or none), an Origin own or foreign (or none),
+    a Transfer-Encoding chunked or not, any Content-Type and bodies empty, valid, JSON but
+    not an object, or with a negative seed. The answer is exactly the one due: 421 for a
+    Host the server does not answer to, else 403 for a foreign Origin, else 501 for a
+    Transfer-Encoding other than chunked, else 415 for a starting POST (or a body) not
+    declared JSON, else the endpoint's own answer (400 for a body that is no object, or a
+    negative seed). A coding uvicorn's parser refuses (`gzip`, `chunked, chunked`) is
+    refused before the app sees Host or Origin: 501 then (or the parser's plain 400),
+    whatever they are. The refusals of the first three close the connection."""
+    ledger = fuzz_target.ledger
+    port = fuzz_target.address[1]
+    seen: set[int] = set()
+
+    def check(case: GuardCase) -> None:
+        data, due = case.request(), case.expected(port)
+        odd_coding = unknown_coding(case.transfer_encoding)
+        ledger.send(GUARDS)
+        try:
+            answer = raw_exchange(fuzz_target.address, data, "answer", STREAM_DEADLINE_S)
+        except TimeoutError as exc:
+            raise ledger.hang(GUARDS, f"{data[:300]!r}") from exc
+        assert answer is not None, f"no answer to {data[:300]!r}"
+        head = data.startswith(b"HEAD ")
+        tolerate = (UVICORN_PARSER_400, UNKNOWN_CODING_501) if odd_coding else ()
+        ledger.check(GUARDS, answer.status, answer.body, tolerate, has_body=not head)
+        parser_refused = known_non_json_4xx(answer.status, answer.body) == UVICORN_PARSER_400
+        refused_coding = odd_coding and (answer.status == 501 or parser_refused)
+        assert answer.status == due or refused_coding, (
+            f"{data[:300]!r}: {due} due, got {answer.status} {answer.body[:200]!r}"
+        )
+        if answer.status in (421, 403, 501):
+            assert answer.headers.get(b"connection") == b"close", answer.headers
+        seen.add(answer.status)
+
+    @fuzz_settings(examples_for(0.06))
+    @given(case=guard_cases(port))
+    def run(case: GuardCase) -> None:
+        check(case)
+
+    with sends(fuzz_target, GUARDS):
+        for case in guard_examples(port):
+            check(case)
+        assert seen >= {421, 403, 501, 415, 400, 101, 200}, seen
+        run()
+
+
 # --- slow clients -------------------------------------------------------------------------
 
-SLOW_HEAD = b"POST /v1/streams HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nX-Slow: "
+SLOW_HEAD = b"POST /v1/streams HTTP/1.1\r\n%s\r\nContent-Length: 2\r\nX-Slow: " % LOOPBACK_HOST
 JSON_HEADER = b"Content-Type: application/json\r\n"
 
 
@@ -1159,14 +1521,16 @@ def slow_client(
             return "open", time.monotonic() - start, None
         # a whole head, then a body cut off: the client waits for the answer
         if kind == "short_length":
-            head = b"POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n%s\r\n" % (
+            head = b"POST %s HTTP/1.1\r\n%s\r\nContent-Length: 100\r\n%s\r\n" % (
                 path.encode(),
+                LOOPBACK_HOST,
                 JSON_HEADER,
             )
             sock.sendall(head + b'{"seed": 1')
         else:
-            head = b"POST %s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n%s\r\n" % (
+            head = b"POST %s HTTP/1.1\r\n%s\r\nTransfer-Encoding: chunked\r\n%s\r\n" % (
                 path.encode(),
+                LOOPBACK_HOST,
                 JSON_HEADER,
             )
             sock.sendall(head + b"40\r\n{")
@@ -1230,6 +1594,7 @@ def test_the_server_survived_the_fuzzing(fuzz_target: FuzzTarget) -> None:
     rss_after = fuzz_target.server.rss_bytes()
     problems = log_problems(fuzz_target.server.log_path)
     print(ledger.table())
+    print(f"server log: {len(problems)} traceback or ERROR lines")
     print(
         f"server RSS after warm-up {fuzz_target.rss_warm / 2**20:.1f} MiB, "
         f"after the run and {SETTLE_S:g} s {rss_after / 2**20:.1f} MiB"
@@ -1366,12 +1731,12 @@ def dribbled_connection_stays(address: tuple[str, int], request: bytes) -> tuple
 
 DRIBBLED = [
     pytest.param(
-        b"POST /v1/streams HTTP/1.1\r\nHost: h\r\n"
+        b"POST /v1/streams HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{",
         id="a body the endpoint reads (408)",
     ),
     pytest.param(
-        b"GET /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n",
         id="a body nobody reads (200)",
     ),
 ]
@@ -1410,17 +1775,19 @@ def test_long_prompts_are_not_kept_after_their_streams_are_dropped(
 
 
 NON_JSON_4XX = [
-    pytest.param(b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n", id="unknown path (404)"),
-    pytest.param(b"DELETE /v1/streams HTTP/1.1\r\nHost: h\r\n\r\n", id="wrong method (405)"),
+    pytest.param(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id="unknown path (404)"),
+    pytest.param(
+        b"DELETE /v1/streams HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id="wrong method (405)"
+    ),
 ]
 # Answered by uvicorn before the app sees the request: the app cannot shape these.
 BELOW_THE_APP = [
     pytest.param(
-        b"GET /healthz HTTP/1.1\r\nHost: h\r\nX: \x01\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX: \x01\r\n\r\n",
         id="malformed head (uvicorn 400)",
     ),
     pytest.param(
-        b"GET /v1/ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Version: 13\r\n\r\n",
         id="WebSocket handshake without a key (400)",
     ),
@@ -1463,3 +1830,133 @@ def test_a_websocket_to_a_path_that_has_none_is_refused_with_a_json_error(
         assert "error" in json.loads(exc.response.body or b"null")
         return
     assert code == 1008 and len(messages) == 1 and "error" in json.loads(messages[0])
+
+
+# --- the guards (servers/access.py, servers/connection_guard.py, servers/request_parsing.py):
+# the cases the fuzzing samples, each pinned once.
+
+
+def probe_address(probe_server: ProbeServer) -> tuple[str, int]:
+    return host_port(probe_server.server.base_url)
+
+
+def test_an_oversize_request_head_gets_a_431_json_answer_and_the_connection_closes(
+    probe_server: ProbeServer,
+) -> None:
+    """A 100 KB header (max_head_bytes is 32 KiB): the protocol writes 431 with a JSON error
+    and `Connection: close`, then closes the connection, whatever the client still sends."""
+    offset = probe_server.log_size()
+    request = b"GET /healthz HTTP/1.1\r\n%s\r\nX-Big: %s\r\n\r\n" % (
+        LOOPBACK_HOST,
+        b"v" * 100_000,
+    )
+    with socket.create_connection(probe_address(probe_server), timeout=5) as sock:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            sock.sendall(request)
+        reader = Reader(sock, time.monotonic() + 5)
+        answer = read_answer(reader)
+        assert answer is not None and answer.status == 431, answer
+        assert answer.headers.get(b"connection") == b"close", answer.headers
+        assert "max_head_bytes" in json.loads(answer.body)["error"]
+        while reader.fill():  # TimeoutError if the server kept the connection open
+            pass
+    log = probe_server.log_since(offset)
+    assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
+
+
+def test_a_transfer_encoding_other_than_chunked_gets_501(probe_server: ProbeServer) -> None:
+    """RFC 9112: a transfer coding the server does not know is 501 (with a JSON error, and
+    the connection closed: the body's length cannot be known)."""
+    request = (
+        b"POST /v1/streams HTTP/1.1\r\n%s\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" % LOOPBACK_HOST
+    )
+    answer = raw_exchange(probe_address(probe_server), request, "answer", 5)
+    assert answer is not None and answer.status == 501, answer
+    assert answer.headers.get(b"connection") == b"close"
+    assert "Transfer-Encoding" in json.loads(answer.body)["error"]
+
+
+def test_head_healthz_is_200(probe_server: ProbeServer) -> None:
+    response = probe_server.http.head("/healthz")
+    assert response.status_code == 200 and response.content == b""
+
+
+HANDSHAKE = b"\r\n".join(WS_UPGRADE)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n", id="GET /healthz"),
+        pytest.param(
+            b"GET /v1/ws HTTP/1.1\r\nHost: evil.example\r\n%s\r\n\r\n" % HANDSHAKE,
+            id="WebSocket upgrade",
+        ),
+    ],
+)
+def test_a_foreign_host_gets_421(probe_server: ProbeServer, request_bytes: bytes) -> None:
+    """DNS rebinding: a page of evil.example whose name resolves to 127.0.0.1 sends
+    `Host: evil.example`; the server answers to loopback names only."""
+    answer = raw_exchange(probe_address(probe_server), request_bytes, "answer", 5)
+    assert answer is not None and answer.status == 421, answer
+    assert answer.headers.get(b"connection") == b"close"
+    assert "evil.example" in json.loads(answer.body)["error"]
+
+
+def test_a_foreign_origin_gets_403_even_on_a_get(probe_server: ProbeServer) -> None:
+    """An EventSource of a cross-site page cannot start a generation."""
+    headers = {"origin": "http://evil.example"}
+    response = probe_server.http.get("/v1/sse", params={"seed": 1}, headers=headers)
+    assert response.status_code == 403, response.text
+    assert "evil.example" in response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+@pytest.mark.parametrize("path", ["/v1/sse", "/v1/streams", "/v1/chunked"])
+def test_a_starting_post_not_declared_json_gets_415_even_when_empty(
+    probe_server: ProbeServer, path: str, content_type: str | None
+) -> None:
+    """A form or a text/plain POST from a cross-site page needs no preflight: it must not
+    start a generation, body or not."""
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = probe_server.http.post(path, content=b"", headers=headers)
+    assert response.status_code == 415, response.text
+    assert "Content-Type" in response.json()["error"]
+
+
+@pytest.mark.parametrize("body", FALSY_JSON_BODIES)
+@pytest.mark.parametrize(
+    "path", ["/v1/streams", "/v1/sse", "/v1/chunked", "/v1/chat/completions", "/v1/timelines"]
+)
+def test_a_json_body_that_is_not_an_object_gets_400(
+    probe_server: ProbeServer, path: str, body: bytes
+) -> None:
+    """(Was: a falsy body read as the default request, a stream started.)"""
+    headers = {"content-type": JSON_MEDIA_TYPE}
+    response = probe_server.http.post(path, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert "error" in response.json()
+
+
+def test_a_negative_seed_gets_400_on_chat_completions(probe_server: ProbeServer) -> None:
+    """(Was: its absolute value was taken.)"""
+    body = {"messages": [{"role": "user", "content": "hi"}], "seed": -5}
+    response = probe_server.http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert "seed" in response.json()["error"]["message"]
+
+
+def test_a_websocket_resume_with_a_field_it_does_not_take_is_refused(
+    probe_server: ProbeServer,
+) -> None:
+    """A resume takes resume, from and framing only: anything else is an error message and
+    close code 1008."""
+    created = probe_server.http.post("/v1/streams", json={"max_tokens": 40})
+    assert created.status_code == 201, created.text
+    url = probe_server.server.base_url.replace("http://", "ws://") + "/v1/ws"
+    with ws_connect(url) as ws:
+        ws.send(json.dumps({"resume": created.json()["id"], "from": 0, "bogus": 1}))
+        messages = read_until_closed(ws, time.monotonic() + HTTP_TIMEOUT_S)
+    assert ws.close_code == 1008, (ws.close_code, messages)
+    assert len(messages) == 1 and "bogus" in json.loads(messages[0])["error"], messages

@@ -129,7 +129,7 @@ def test_a_connection_that_never_completes_its_request_head_is_closed(
     `request_timeout_s` (0.5 s here)."""
     host, port = strict_server.base_url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line, ever
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no blank line, ever
         started = time.monotonic()
         assert sock.recv(1024) == b""  # closed by the server
         assert time.monotonic() - started < 3
@@ -139,7 +139,7 @@ async def test_a_body_that_never_arrives_gets_408(strict_server: ServerProcess) 
     host, port = strict_server.base_url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
-        b"POST /v1/streams HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /v1/streams HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100\r\n\r\n{"
     )
     await writer.drain()

@@ -188,7 +188,7 @@ def test_retries_back_off_exponentially_within_a_bound() -> None:
 async def test_a_server_without_a_secret_refuses_subscriptions() -> None:
     app = create_app(MockSource(profile_for("instant")), ServerSettings())
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         answer = await client.post("/v1/webhooks", json={"callback_url": "http://127.0.0.1:9/"})
     assert answer.status_code == 503
     assert "no webhook secret" in answer.json()["error"] and SECRET_ENV in answer.json()["error"]

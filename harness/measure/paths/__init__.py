@@ -47,6 +47,11 @@ class PathLayer(Protocol):
         """What the results record of this layer (resolved profile figures, versions)."""
         ...
 
+    def server_hosts(self) -> tuple[str, ...]:
+        """The `Host` values (names, addresses, networks) clients may send through this
+        layer besides loopback: the server is started with `--allowed-host` for each."""
+        ...
+
     def open(
         self, upstream: Endpoint, work_dir: Path
     ) -> contextlib.AbstractContextManager[Endpoint]:
@@ -63,6 +68,9 @@ class Loopback:
 
     def parameters(self) -> dict[str, Any]:
         return {}
+
+    def server_hosts(self) -> tuple[str, ...]:
+        return ()
 
     @contextlib.contextmanager
     def open(self, upstream: Endpoint, work_dir: Path) -> Iterator[Endpoint]:
@@ -102,6 +110,10 @@ class PathSpec:
 
     def parameters(self) -> dict[str, Any]:
         return {layer.name: layer.parameters() for layer in self.layers}
+
+    def server_hosts(self) -> tuple[str, ...]:
+        """Every layer's `server_hosts`, without repeats."""
+        return tuple(dict.fromkeys(h for layer in self.layers for h in layer.server_hosts()))
 
     @contextlib.contextmanager
     def open(self, server: Endpoint, work_dir: Path) -> Iterator[Endpoint]:

@@ -620,6 +620,12 @@ class NetworkLayer:
             figures["relay_stats"] = self.relay_stats
         return figures
 
+    def server_hosts(self) -> tuple[str, ...]:
+        """The namespaces' addresses when tbf may shape: the relay listens inside one, and
+        the clients name that address in Host; otherwise it listens on loopback."""
+        may_use_namespace = self.spec.shaped and self.spec.shaper != "relay"
+        return (str(NS_SUBNET),) if may_use_namespace else ()
+
     def _choose_shaper(self, scheme: str) -> str:
         spec = self.spec
         if not spec.shaped:

@@ -435,6 +435,10 @@ class Nginx:
             **({"http2_max_concurrent_streams": HTTP2_MAX_STREAMS} if self.tls else {}),
         }
 
+    def server_hosts(self) -> tuple[str, ...]:
+        """None: nginx passes on the clients' Host, the loopback address it listens on."""
+        return ()
+
     @contextlib.contextmanager
     def open(self, upstream: Endpoint, work_dir: Path) -> Iterator[Endpoint]:
         binary = find_nginx()
