@@ -13,20 +13,16 @@ Adding a transport is one `Transport(...)` line here plus its two modules (and a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+if TYPE_CHECKING:  # for annotations only: the registry imports neither side until asked
+    from fastapi import APIRouter
 
-from clients import chunked as chunked_client
-from clients import long_poll as long_poll_client
-from clients import short_poll as short_poll_client
-from clients import sse as sse_client
-from clients import webhook as webhook_client
-from clients import websocket as websocket_client
-from clients.exchange import ExchangeLogic
-from servers import chunked, polling, sse, webhook, websocket
+    from clients.exchange import ExchangeLogic
 
 DIRECT = "direct"  # not a transport: a live upstream read straight, as the reference
 DIRECT_COLOUR = "#7f7f7f"
@@ -52,11 +48,29 @@ class Transport:
     kind: Kind
     title: str  # CamelCase, for generated names (locust's `<title>User`)
     endpoint: str  # how to call it, for `bench.py serve` and the server's index
-    router: APIRouter  # the server side (transports may share one router)
-    exchange: ExchangeLogic  # the client side
+    server: APIRouter | str  # the server side: a router, or "module:attribute" naming one
+    client: ExchangeLogic | str  # the client side: the exchange logic, or "module:attribute"
     colour: str  # in every chart
     capabilities: Capabilities
     interval_paced: bool = False  # tokens wait for the client's poll interval (short polling)
+
+    @property
+    def router(self) -> APIRouter:
+        """The server's router, imported on first use (analysis never needs FastAPI)."""
+        return resolve(self.server)  # type: ignore[no-any-return]
+
+    @property
+    def exchange(self) -> ExchangeLogic:
+        """The client's exchange logic, imported on first use."""
+        return resolve(self.client)  # type: ignore[no-any-return]
+
+
+def resolve(binding: object) -> Any:
+    """`binding` itself, or the attribute a "package.module:attribute" string names."""
+    if not isinstance(binding, str):
+        return binding
+    module, _, attribute = binding.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +138,8 @@ TRANSPORTS = TransportRegistry(
             kind=Kind.POLL,
             title="ShortPoll",
             endpoint="POST /v1/streams, then GET /v1/streams/{id}?offset=K",
-            router=polling.router,
-            exchange=short_poll_client.exchange,
+            server="servers.polling:router",
+            client="clients.short_poll:exchange",
             colour="#d62728",
             capabilities=POLLED,
             interval_paced=True,
@@ -135,8 +149,8 @@ TRANSPORTS = TransportRegistry(
             kind=Kind.POLL,
             title="LongPoll",
             endpoint="POST /v1/streams, then GET /v1/streams/{id}?offset=K&wait=SECONDS",
-            router=polling.router,
-            exchange=long_poll_client.exchange,
+            server="servers.polling:router",
+            client="clients.long_poll:exchange",
             colour="#ff7f0e",
             capabilities=POLLED,
         ),
@@ -145,8 +159,8 @@ TRANSPORTS = TransportRegistry(
             kind=Kind.PUSH,
             title="SSE",
             endpoint="POST /v1/sse (JSON body) or GET /v1/sse?seed=N (EventSource)",
-            router=sse.router,
-            exchange=sse_client.exchange,
+            server="servers.sse:router",
+            client="clients.sse:exchange",
             colour="#1f77b4",
             capabilities=RESUMABLE_PUSH,
         ),
@@ -155,8 +169,8 @@ TRANSPORTS = TransportRegistry(
             kind=Kind.PUSH,
             title="Chunked",
             endpoint="POST /v1/chunked (NDJSON, one chunk per token)",
-            router=chunked.router,
-            exchange=chunked_client.exchange,
+            server="servers.chunked:router",
+            client="clients.chunked:exchange",
             colour="#2ca02c",
             capabilities=PUSH,
         ),
@@ -165,8 +179,8 @@ TRANSPORTS = TransportRegistry(
             kind=Kind.PUSH,
             title="WebSocket",
             endpoint="WS /v1/ws (send the request as JSON)",
-            router=websocket.router,
-            exchange=websocket_client.exchange,
+            server="servers.websocket:router",
+            client="clients.websocket:exchange",
             colour="#9467bd",
             capabilities=PUSH,
         ),
@@ -175,8 +189,8 @@ TRANSPORTS = TransportRegistry(
             kind=Kind.CALLBACK,
             title="Webhook",
             endpoint="POST /v1/webhooks (JSON body with callback_url; signed POSTs back to it)",
-            router=webhook.router,
-            exchange=webhook_client.exchange,
+            server="servers.webhook:router",
+            client="clients.webhook:exchange",
             colour="#8c564b",
             capabilities=CALLBACK,
         ),

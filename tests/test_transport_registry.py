@@ -94,8 +94,8 @@ ECHO = Transport(
     kind=Kind.PUSH,
     title="Echo",
     endpoint="POST /test/echo",
-    router=echo_router,
-    exchange=echo_exchange,
+    server=echo_router,
+    client=echo_exchange,
     colour="#000000",
     capabilities=Capabilities(resume=False, cancel_on_disconnect=True, browser=False),
 )

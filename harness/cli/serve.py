@@ -8,8 +8,6 @@ from harness.cli.common import add_address, add_source_flags, source_overrides
 from harness.measure.scenario import Scenario, with_overrides
 from harness.measure.server_process import bind_listener
 from harness.present.console import make_console
-from servers.app import create_app
-from servers.run import serve_on_socket
 from servers.settings import ServerSettings
 from servers.sources.spec import build_source
 from transports import TRANSPORTS
@@ -63,5 +61,10 @@ def serve(args: argparse.Namespace) -> None:
         soft_wrap=True,
     )
     settings = ServerSettings.from_args(args)
+    # the server's own modules (FastAPI, uvicorn), imported only to serve: the other
+    # commands, report and compare included, run without them
+    from servers.app import create_app
+    from servers.run import serve_on_socket
+
     with sock:
         serve_on_socket(create_app(source, settings), sock, settings)
