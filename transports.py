@@ -123,7 +123,10 @@ class TransportRegistry:
         return TransportRegistry((*self.transports, transport))
 
 
-# Polling resumes by nature (the next poll names its offset); SSE resumes with Last-Event-ID.
+# Polling resumes by nature (the next poll names its offset); SSE resumes with Last-Event-ID,
+# chunked with ?stream=&from=, WebSocket with a {"resume"} first message. Code reads these:
+# the scenario refuses a planned drop on a transport that cannot resume, and the fault tests
+# (tests/clients/test_faults.py) drop, resume and leave every transport that says it can.
 POLLED = Capabilities(resume=True, cancel_on_disconnect=False, browser=True)
 RESUMABLE_PUSH = Capabilities(resume=True, cancel_on_disconnect=True, browser=True)
 PUSH = Capabilities(resume=False, cancel_on_disconnect=True, browser=True)
@@ -172,7 +175,7 @@ TRANSPORTS = TransportRegistry(
             server="servers.chunked:router",
             client="clients.chunked:exchange",
             colour="#2ca02c",
-            capabilities=PUSH,
+            capabilities=RESUMABLE_PUSH,
         ),
         Transport(
             name="websocket",
@@ -182,7 +185,7 @@ TRANSPORTS = TransportRegistry(
             server="servers.websocket:router",
             client="clients.websocket:exchange",
             colour="#9467bd",
-            capabilities=PUSH,
+            capabilities=RESUMABLE_PUSH,
         ),
         Transport(
             name="webhook",

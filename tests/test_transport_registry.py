@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 import httpx
@@ -34,7 +34,7 @@ from clients.asyncio_io import AsyncStreamClient
 from clients.blocking_io import BlockingClient
 from clients.exchange import READ_BODY, Exchange, HTTPCall, OpenStream, Reply, require_status
 from clients.interface import ClientSettings, StreamResult
-from errors import StreamIncomplete
+from errors import ScenarioError, StreamIncomplete
 from harness.analyse.metrics import summarize
 from harness.ci.baseline import FigureStats
 from harness.ci.check import rules_for
@@ -250,3 +250,17 @@ def test_colours_are_distinct() -> None:
 def test_the_server_index_lists_every_endpoint(echo_server: InProcessServer) -> None:
     index = httpx.get(echo_server.base_url + "/", trust_env=False).json()
     assert index["transports"] == {t.name: t.endpoint for t in WITH_ECHO}
+
+
+def test_a_planned_drop_needs_transports_that_resume(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Capabilities.resume` is read: a scenario refuses to drop a transport that says it
+    cannot resume (the fault tests hold every transport that says it can to it)."""
+    from harness.measure import scenario as scenario_module
+
+    no_resume = Capabilities(resume=False, cancel_on_disconnect=True, browser=False)
+    registry = TRANSPORTS.with_transport(replace(ECHO, name="stubborn", capabilities=no_resume))
+    monkeypatch.setattr(scenario_module, "TRANSPORTS", registry)
+    faults = scenario_module.Faults(drop_at_token=3)
+    with pytest.raises(ScenarioError, match="stubborn cannot resume"):
+        scenario_module.Scenario(transports=("sse", "stubborn"), faults=faults).validate()
+    scenario_module.Scenario(transports=("sse",), faults=faults).validate()

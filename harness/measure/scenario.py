@@ -309,6 +309,7 @@ class Scenario:
         if self.inject.token_delay_ms < 0 or self.inject.pad_bytes < 0:
             raise ScenarioError("inject.token_delay_ms and inject.pad_bytes must be 0 or more")
         self.faults.validate()
+        self.check_resume()
         if self.client not in CLIENTS:
             raise ScenarioError(f"unknown client {self.client!r}; allowed: {', '.join(CLIENTS)}")
         if self.client == "browser":
@@ -390,6 +391,17 @@ class Scenario:
             raise ScenarioError(
                 f"unknown arrivals {self.arrivals!r}; allowed: {', '.join(ARRIVALS)} "
                 "(they apply with a rate above 0)"
+            )
+
+    def check_resume(self) -> None:
+        """A planned drop needs transports that can resume (`Capabilities.resume`)."""
+        if not self.faults.drop_at_token:
+            return
+        cannot = [t for t in self.transports if not TRANSPORTS.get(t).capabilities.resume]
+        if cannot:
+            raise ScenarioError(
+                f"faults.drop_at_token drops and resumes streams, and {', '.join(cannot)} "
+                "cannot resume: drop them from the transports, or use faults.leave_at_token"
             )
 
     def check_framing(self) -> None:

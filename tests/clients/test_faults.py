@@ -18,9 +18,16 @@ from websockets.asyncio.client import connect
 from clients.interface import ClientSettings, StreamResult
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
+from transports import TRANSPORTS, Kind
 from wire.messages import GenerationRequest
 
 GRACE_S = 0.5
+# what the registry says each transport can do is what these tests hold it to
+RESUMING = [t.name for t in TRANSPORTS if t.capabilities.resume]
+PUSH_RESUMING = [t.name for t in TRANSPORTS if t.capabilities.resume and t.kind is Kind.PUSH]
+PUSH_CANCELLING = [
+    t.name for t in TRANSPORTS if t.capabilities.cancel_on_disconnect and t.kind is Kind.PUSH
+]
 TOKENS = 150  # about 1.5 s at 100 tokens/s: longer than the reaper's 1 s cycle + 0.3 s
 
 
@@ -77,7 +84,7 @@ async def test_a_stream_longer_than_the_idle_timeout_completes_while_read(
     assert result.end_tokens and result.indices == list(range(result.end_tokens))
 
 
-@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+@pytest.mark.parametrize("transport", RESUMING)
 async def test_a_dropped_connection_resumes_with_nothing_lost_or_repeated(
     faulty_server: ServerProcess, transport: str
 ) -> None:
@@ -87,12 +94,13 @@ async def test_a_dropped_connection_resumes_with_nothing_lost_or_repeated(
     assert result.end_tokens and result.indices == list(range(result.end_tokens))
     after_drop = [t for t in result.recv_ns if t > result.drops_ns[0]]
     assert after_drop, "no token arrived after the drop"
-    if transport in ("sse", "chunked", "websocket"):
+    if transport in PUSH_RESUMING:
         assert result.requests == 2  # the first connection and the resume
 
 
 def test_the_blocking_client_resumes_too(faulty_server: ServerProcess) -> None:
-    for transport in ("sse", "chunked", "websocket"):
+    assert PUSH_RESUMING  # the registry's push transports resume
+    for transport in PUSH_RESUMING:
         config = ClientSettings(base_url=faulty_server.base_url, drop_at_token=5)
         client = blocking_client(transport, config)
         try:
@@ -105,7 +113,7 @@ def test_the_blocking_client_resumes_too(faulty_server: ServerProcess) -> None:
         assert len(result.drops_ns) == 1
 
 
-@pytest.mark.parametrize("transport", ["sse", "chunked", "websocket"])
+@pytest.mark.parametrize("transport", PUSH_CANCELLING)
 async def test_a_stream_left_for_good_is_cancelled_one_grace_later(
     faulty_server: ServerProcess, transport: str
 ) -> None:
