@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from errors import ProtocolError
+from wire import carriages
+from wire.framing import Framing, get_framing
+
 if TYPE_CHECKING:  # for annotations only: the registry imports neither side until asked
     from fastapi import APIRouter
 
@@ -53,6 +57,7 @@ class Transport:
     colour: str  # in every chart
     capabilities: Capabilities
     interval_paced: bool = False  # tokens wait for the client's poll interval (short polling)
+    carriage: str = carriages.LINES  # how its messages are delimited (`wire.carriages`)
 
     @property
     def router(self) -> APIRouter:
@@ -117,6 +122,21 @@ class TransportRegistry:
             return DIRECT_COLOUR
         return next((t.colour for t in self.transports if t.name == name), FALLBACK_COLOUR)
 
+    def carrying(self, framing: Framing) -> tuple[str, ...]:
+        """The transports a framing travels over (those whose carriage it travels on)."""
+        return tuple(t.name for t in self.transports if framing.can_travel(t.carriage))
+
+    def framing_over(self, framing_name: str, transport: str) -> Framing:
+        """The framing called `framing_name` as it travels over `transport`; ProtocolError,
+        in transports' names, when it cannot."""
+        framing = get_framing(framing_name)
+        if not framing.can_travel(self.get(transport).carriage):
+            raise ProtocolError(
+                f"framing {framing.name} cannot travel over {transport}; "
+                f"it travels over {', '.join(self.carrying(framing))}"
+            )
+        return framing.over(self.get(transport).carriage)
+
     def with_transport(self, transport: Transport) -> TransportRegistry:
         if transport.name in self or transport.name == DIRECT:
             raise ValueError(f"transport {transport.name!r} is already registered")
@@ -146,6 +166,7 @@ TRANSPORTS = TransportRegistry(
             colour="#d62728",
             capabilities=POLLED,
             interval_paced=True,
+            carriage=carriages.ENVELOPE,
         ),
         Transport(
             name="long_poll",
@@ -156,6 +177,7 @@ TRANSPORTS = TransportRegistry(
             client="clients.long_poll:exchange",
             colour="#ff7f0e",
             capabilities=POLLED,
+            carriage=carriages.ENVELOPE,
         ),
         Transport(
             name="sse",
@@ -166,6 +188,7 @@ TRANSPORTS = TransportRegistry(
             client="clients.sse:exchange",
             colour="#1f77b4",
             capabilities=RESUMABLE_PUSH,
+            carriage=carriages.EVENTS,
         ),
         Transport(
             name="chunked",
@@ -176,6 +199,7 @@ TRANSPORTS = TransportRegistry(
             client="clients.chunked:exchange",
             colour="#2ca02c",
             capabilities=RESUMABLE_PUSH,
+            carriage=carriages.LINES,
         ),
         Transport(
             name="websocket",
@@ -186,6 +210,7 @@ TRANSPORTS = TransportRegistry(
             client="clients.websocket:exchange",
             colour="#9467bd",
             capabilities=RESUMABLE_PUSH,
+            carriage=carriages.MESSAGES,
         ),
         Transport(
             name="webhook",
@@ -196,6 +221,7 @@ TRANSPORTS = TransportRegistry(
             client="clients.webhook:exchange",
             colour="#8c564b",
             capabilities=CALLBACK,
+            carriage=carriages.DELIVERIES,
         ),
     )
 )

@@ -20,6 +20,7 @@ from clients.exchange import (
 )
 from clients.interface import ClientSettings, Fault, StreamResult
 from errors import ProtocolViolation, StreamIncomplete
+from wire.carriages import LINES
 from wire.framing import Framing, get_framing
 from wire.messages import EndMsg, GenerationRequest
 
@@ -45,6 +46,7 @@ class HTTPStream:
     headers: tuple[tuple[str, str], ...] = ()
     undelimited: Callable[[], PayloadDecoder] | None = None
     pieces: str = "text"
+    carriage: str = LINES  # how its framing travels (`wire.carriages`)
 
     def call(self, framing: Framing, request: GenerationRequest) -> HTTPCall:
         return HTTPCall(
@@ -56,7 +58,7 @@ class HTTPStream:
         )
 
     def media_type_of(self, framing: Framing) -> str:
-        return framing.media_type(self.transport, self.media_type)
+        return framing.media_type(self.carriage, self.media_type)
 
 
 def require_end(result: StreamResult) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from clients.exchange import HTTPCall
 from clients.http_stream import HTTPStream, http_stream_exchange
 from clients.interface import StreamResult
+from wire.carriages import EVENTS
 from wire.framing import Framing
 from wire.messages import GenerationRequest
 from wire.sse import MEDIA_TYPE, SSEStreamDecoder
@@ -47,5 +48,6 @@ SSE_STREAM = HTTPStream(
     resume=resume_call,
     headers=(("cache-control", "no-store"),),
     pieces="sse",  # raw text as SSE data: CR and CRLF arrive as LF
+    carriage=EVENTS,
 )
 exchange = http_stream_exchange(SSE_STREAM)

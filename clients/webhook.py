@@ -34,6 +34,7 @@ from clients.exchange import (
 )
 from clients.interface import ClientSettings, Fault, StreamResult
 from errors import ProtocolViolation, StreamIncomplete, StreamTimedOut
+from wire.carriages import DELIVERIES
 from wire.framing import Framing, get_framing
 from wire.messages import GenerationRequest, Message, TokenMsg, dumps, loads
 from wire.webhook import (
@@ -46,7 +47,6 @@ from wire.webhook import (
     verify,
 )
 
-TRANSPORT = "webhook"
 MAX_CALLBACKS = 1 << 62  # a bound for the loop, never reached: the stream timeout ends it first
 OK = b""
 
@@ -110,7 +110,7 @@ def check_signature(settings: ClientSettings, callback: Callback) -> str | None:
 def exchange(
     settings: ClientSettings, request: GenerationRequest, result: StreamResult
 ) -> Exchange:
-    framing = get_framing(settings.framing).over(TRANSPORT)
+    framing = get_framing(settings.framing).over(DELIVERIES)
     url: str = yield LISTEN
     call = subscribe_call(settings, framing, request, url)
     reply: Reply = yield Fetch(call)

@@ -59,6 +59,7 @@ def create_app(
     state = ServerState(
         source=source,
         settings=settings,
+        transports=transports,
         generations=Generations(
             source=source,
             hold_s=settings.inject_delay_ms / 1000,

@@ -24,10 +24,12 @@ from servers.request_parsing import (
 )
 from servers.state import ServerState, find_generation, start_generation, state_of
 from servers.streaming import framed_batches, response_headers
+from wire.carriages import LINES
 from wire.framing import Framing
 from wire.ndjson import MEDIA_TYPE, encode_line
 
-router = APIRouter(tags=["chunked"])
+NAME = "chunked"  # as the registry names this transport
+router = APIRouter(tags=[NAME])
 
 
 async def chunks(
@@ -54,9 +56,9 @@ async def chunked(
     state = state_of(request)
     starts = stream is None and start is None  # a resume starts no work: it needs no body
     body = decoded_body(await read_body(request, starts_work=starts))
-    codec = framing_named(framing, state.settings.inject_pad_bytes, transport="chunked")
+    codec = framing_named(state, framing, NAME)
     streaming = bool(state.settings.streaming_headers)
-    headers = response_headers(codec, "chunked")
+    headers = response_headers(codec, LINES)
     if starts:
         gen = start_generation(state, parse_generation_request(body, state.settings))
         return PushResponse(

@@ -11,8 +11,8 @@ from starlette.requests import ClientDisconnect
 
 from errors import ProtocolError, RequestRefused
 from servers.settings import ServerSettings
-from servers.state import state_of
-from wire.framing import Framing, get_framing, padded
+from servers.state import ServerState, state_of
+from wire.framing import Framing, padded
 from wire.messages import GenerationRequest, loads
 
 JSON_MEDIA_TYPE = "application/json"
@@ -111,10 +111,11 @@ async def body_generation_request(request: Request) -> GenerationRequest:
     return parse_generation_request(body, state_of(request).settings)
 
 
-def framing_named(name: str, pad_bytes: int = 0, transport: str | None = None) -> Framing:
-    """The framing called `name`, as it travels over `transport` (400 when it cannot)."""
+def framing_named(state: ServerState, name: str, transport: str) -> Framing:
+    """The framing called `name`, as it travels over `transport` (400 when it cannot),
+    padded as the server's test aid asks."""
     try:
-        framing = get_framing(name)
-        return padded(framing if transport is None else framing.over(transport), pad_bytes)
+        framing = state.transports.framing_over(name, transport)
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
+    return padded(framing, state.settings.inject_pad_bytes)

@@ -44,11 +44,13 @@ from servers.request_parsing import (
 )
 from servers.state import ServerState, find_generation, start_generation, state_of
 from servers.streaming import framed_batches, response_headers
+from wire.carriages import EVENTS
 from wire.framing import Framing
 from wire.messages import MAX_SEED, GenerationRequest
 from wire.sse import MEDIA_TYPE, encode_event
 
-router = APIRouter(tags=["sse"])
+NAME = "sse"  # as the registry names this transport
+router = APIRouter(tags=[NAME])
 
 NOTHING_LEFT = 204
 NO_TOKEN_YET = "-1"  # the event id of the start messages, and a Last-Event-ID resuming at 0
@@ -113,7 +115,7 @@ def open_stream(
     last_event_id: str | None,
 ) -> Opened | None:
     """The generation to stream (new, rejoined or resumed); None when nothing is left to send."""
-    framing = framing_named(framing_name, state.settings.inject_pad_bytes, transport="sse")
+    framing = framing_named(state, framing_name, NAME)
     if last_event_id is None:
         gen = rejoined(state, generation_request) or start_generation(state, generation_request)
         return Opened(state, gen, framing, 0, False)
@@ -159,7 +161,7 @@ def respond(opened: Opened | None) -> Response:
     if opened is None:
         return Response(status_code=NOTHING_LEFT)
     streaming = bool(opened.state.settings.streaming_headers)
-    headers = response_headers(opened.framing, "sse")
+    headers = response_headers(opened.framing, EVENTS)
     return PushResponse(
         events(opened), media_type=MEDIA_TYPE, headers=headers, streaming_headers=streaming
     )

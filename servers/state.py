@@ -16,6 +16,7 @@ from servers.access import principal_of
 from servers.generation import Generation, Generations, StreamExists, TooManyStreams
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
+from transports import TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest
 
 
@@ -24,6 +25,7 @@ class ServerState:
     source: TokenSource
     settings: ServerSettings
     generations: Generations
+    transports: TransportRegistry = TRANSPORTS  # what the app serves (`create_app`)
     principal: str | None = None  # the caller (a token's hash) when the server has tokens
 
 

@@ -22,11 +22,11 @@ class StreamAborted(Exception):
     `raw` has no way to say that the generation failed."""
 
 
-def response_headers(framing: Framing, transport: str) -> dict[str, str]:
-    """What a framing adds to the head of a push response over `transport`: its exact
+def response_headers(framing: Framing, carriage: str) -> dict[str, str]:
+    """What a framing adds to the head of a push response on `carriage`: its exact
     Content-Type (where it has one) and its vendor headers."""
     headers = dict(framing.headers)
-    exact = framing.media_type(transport, "")
+    exact = framing.media_type(carriage, "")
     if exact:
         headers["content-type"] = exact
     return headers

@@ -273,7 +273,7 @@ async def subscribe(request: Request, framing: str = Query("json")) -> Response:
             "this server has no webhook secret to sign deliveries with: start it with "
             f"--webhook-secret-file PATH or {WEBHOOK_SECRET_ENV}",
         )
-    codec = framing_named(framing, settings.inject_pad_bytes, transport=NAME)
+    codec = framing_named(state, framing, NAME)
     body = decoded_body(await read_body(request))
     try:
         subscription = Subscription.from_json(body or {})

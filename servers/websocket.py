@@ -28,7 +28,8 @@ from servers.streaming import framed_batches
 from wire.framing import Framing
 from wire.messages import dumps, loads
 
-router = APIRouter(tags=["websocket"])
+NAME = "websocket"  # as the registry names this transport
+router = APIRouter(tags=[NAME])
 
 POLICY_VIOLATION = 1008
 CLOSED_BY_CLIENT = (1000, 1001)  # normal closure, going away: the client left on purpose
@@ -51,7 +52,7 @@ def open_stream(state: ServerState, text: str | None) -> Opened:
     if not isinstance(body, dict):
         raise ProtocolError("the first message must be a JSON object")
     name = str(body.pop("framing", "json"))
-    framing = framing_named(name, state.settings.inject_pad_bytes, transport="websocket")
+    framing = framing_named(state, name, NAME)
     if "resume" not in body:
         return Opened(
             start_generation(state, parse_generation_request(body, state.settings)),

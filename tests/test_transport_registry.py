@@ -34,7 +34,7 @@ from clients.asyncio_io import AsyncStreamClient
 from clients.blocking_io import BlockingClient
 from clients.exchange import READ_BODY, Exchange, HTTPCall, OpenStream, Reply, require_status
 from clients.interface import ClientSettings, StreamResult
-from errors import ScenarioError, StreamIncomplete
+from errors import ProtocolError, ScenarioError, StreamIncomplete
 from harness.analyse.metrics import summarize
 from harness.ci.baseline import FigureStats
 from harness.ci.check import rules_for
@@ -264,3 +264,29 @@ def test_a_planned_drop_needs_transports_that_resume(monkeypatch: pytest.MonkeyP
     with pytest.raises(ScenarioError, match="stubborn cannot resume"):
         scenario_module.Scenario(transports=("sse", "stubborn"), faults=faults).validate()
     scenario_module.Scenario(transports=("sse",), faults=faults).validate()
+
+
+@pytest.mark.parametrize(
+    ("framing", "transport", "message"),
+    [
+        (
+            "vercel-ui",
+            "chunked",
+            "framing vercel-ui cannot travel over chunked; it travels over sse",
+        ),
+        ("vercel-data", "websocket", "cannot travel over websocket; it travels over chunked"),
+        ("raw", "websocket", "raw cannot travel over websocket; it travels over sse, chunked"),
+        ("langchain", "short_poll", "it travels over sse, chunked, websocket"),
+        ("raw", "webhook", "raw cannot travel over webhook; it travels over sse, chunked"),
+    ],
+)
+def test_which_transports_carry_a_framing_comes_from_their_carriages(
+    framing: str, transport: str, message: str
+) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        TRANSPORTS.framing_over(framing, transport)
+    json_everywhere = TRANSPORTS.carrying(get_framing("json"))
+    assert json_everywhere == TRANSPORTS.names()
+    assert (
+        TRANSPORTS.framing_over("openai", "chunked").encode_end("s", "m", 0, None)[-1] != "[DONE]"
+    )

@@ -11,9 +11,11 @@
 - `langchain`: LangChain's WebSocket callback messages (`wire.langchain`).
 - `raw`: plain text, no token boundaries and no terminal message (`wire.raw`).
 
-Each framing names the transports that can carry it (`transports`; `over` refuses the
+Each framing names the carriages it can travel on (`carriages`, from `wire.carriages`:
+SSE events, streamed lines, WebSocket messages, ...; `over` refuses the
 others), and what its responses carry besides the payloads: an exact Content-Type per
-transport, vendor headers, whether SSE token events carry `id:`.
+carriage, vendor headers, whether SSE token events carry `id:`. A transport names its
+carriage in the registry (`transports.py`), which says which transports carry a framing.
 
 Every framing but `raw` produces single-line text (JSON escapes `\\n` and `\\r`, and
 `dumps_line` escapes U+0085, U+2028 and U+2029 too, which clients that split on every
@@ -30,6 +32,7 @@ from typing import Any
 
 from errors import ProtocolError
 from wire import langchain, raw, vercel
+from wire.carriages import EVENTS, LINES, MESSAGES
 from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, dumps_line, loads
 
 OPENAI_DONE = "[DONE]"
@@ -39,13 +42,13 @@ OPENAI_DONE = "[DONE]"
 class Framing:
     """A message codec. Encoders return lists because one event may need several messages.
 
-    `transports`: the transports that can carry it (None: every one; polling keeps its own
-    envelope whatever the framing). `content_types`: (transport, exact Content-Type) where
-    the transport's own does not apply. `headers`: response headers it adds (a vendor's
+    `carriages`: the carriages it can travel on (`wire.carriages`; None: every one, polling's
+    envelope included). `content_types`: (carriage, exact Content-Type) where the
+    transport's own does not apply. `headers`: response headers it adds (a vendor's
     marker). `event_ids`: SSE token events carry `id: <index>`. `boundaries`: each token is
     one message and a terminal message ends the stream; False (`raw`): text arrives in
     pieces that need not be tokens, written bare over chunked HTTP, and the end of the body
-    is the end. `variants`: (transport, the framing as it travels over that transport)."""
+    is the end. `variants`: (carriage, the framing as it travels on that carriage)."""
 
     name: str
     encode_start: Callable[[str, str], list[str]]
@@ -53,29 +56,30 @@ class Framing:
     encode_end: Callable[[str, str, int, str | None], list[str]]
     decode: Callable[[str], Message]
     carries_index: bool
-    transports: tuple[str, ...] | None = None
+    carriages: tuple[str, ...] | None = None
     content_types: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     event_ids: bool = True
     boundaries: bool = True
     variants: tuple[tuple[str, Framing], ...] = ()
 
-    def can_travel(self, transport: str) -> bool:
-        return self.transports is None or transport in self.transports
+    def can_travel(self, carriage: str) -> bool:
+        return self.carriages is None or carriage in self.carriages
 
-    def over(self, transport: str) -> Framing:
-        """The framing as it travels over `transport`; ProtocolError if it cannot."""
-        if not self.can_travel(transport):
-            assert self.transports is not None
+    def over(self, carriage: str) -> Framing:
+        """The framing as it travels on `carriage`; ProtocolError if it cannot (the
+        registry's `TransportRegistry.framing_over` says it in transports' names)."""
+        if not self.can_travel(carriage):
+            assert self.carriages is not None
             raise ProtocolError(
-                f"framing {self.name} cannot travel over {transport}; "
-                f"it travels over {', '.join(self.transports)}"
+                f"framing {self.name} cannot travel as {carriage}; "
+                f"it travels as {', '.join(self.carriages)}"
             )
-        return dict(self.variants).get(transport, self)
+        return dict(self.variants).get(carriage, self)
 
-    def media_type(self, transport: str, default: str) -> str:
-        """The Content-Type of this framing's responses over `transport`."""
-        return dict(self.content_types).get(transport, default)
+    def media_type(self, carriage: str, default: str) -> str:
+        """The Content-Type of this framing's responses on `carriage`."""
+        return dict(self.content_types).get(carriage, default)
 
 
 # --- json ---------------------------------------------------------------------------------
@@ -200,7 +204,7 @@ def _openai_lines_end(stream_id: str, model: str, n: int, error: str | None) -> 
 _OPENAI = Framing(
     "openai", _openai_start, _openai_token, _openai_end, _openai_decode, carries_index=False
 )
-OPENAI = replace(_OPENAI, variants=(("chunked", replace(_OPENAI, encode_end=_openai_lines_end)),))
+OPENAI = replace(_OPENAI, variants=((LINES, replace(_OPENAI, encode_end=_openai_lines_end)),))
 
 
 # --- the framings people ship (codecs in wire/vercel.py, wire/langchain.py, wire/raw.py) ----
@@ -213,44 +217,44 @@ Codec = tuple[
 ]
 
 
-def _shipped(name: str, codec: Codec, transports: tuple[str, ...], **options: Any) -> Framing:
+def _shipped(name: str, codec: Codec, carriages: tuple[str, ...], **options: Any) -> Framing:
     """A framing people ship, from its codec (start, token, end, decode): no index travels,
-    and only `transports` carry it."""
-    return Framing(name, *codec, carries_index=False, transports=transports, **options)
+    and it travels only on `carriages`."""
+    return Framing(name, *codec, carries_index=False, carriages=carriages, **options)
 
 
 def _ai_sdk(
     name: str,
     codec: Codec,
-    transport: str,
+    carriage: str,
     media_type: str,
     headers: tuple[tuple[str, str], ...],
     **options: Any,
 ) -> Framing:
-    """A Vercel AI SDK stream: one transport, the SDK's exact Content-Type over it, and its
+    """A Vercel AI SDK stream: one carriage, the SDK's exact Content-Type on it, and its
     marker header."""
-    content_types = ((transport, media_type),)
+    content_types = ((carriage, media_type),)
     return _shipped(
-        name, codec, (transport,), content_types=content_types, headers=headers, **options
+        name, codec, (carriage,), content_types=content_types, headers=headers, **options
     )
 
 
 VERCEL_UI = _ai_sdk(
-    "vercel-ui", vercel.UI_CODEC, "sse", vercel.UI_MEDIA_TYPE, vercel.UI_HEADERS, event_ids=False
+    "vercel-ui", vercel.UI_CODEC, EVENTS, vercel.UI_MEDIA_TYPE, vercel.UI_HEADERS, event_ids=False
 )
 VERCEL_DATA = _ai_sdk(
-    "vercel-data", vercel.DATA_CODEC, "chunked", vercel.DATA_MEDIA_TYPE, vercel.DATA_HEADERS
+    "vercel-data", vercel.DATA_CODEC, LINES, vercel.DATA_MEDIA_TYPE, vercel.DATA_HEADERS
 )
 LANGCHAIN = _shipped(
     "langchain",
     (langchain.start, langchain.token, langchain.end, langchain.decode),
-    ("sse", "chunked", "websocket"),
+    (EVENTS, LINES, MESSAGES),
 )
 RAW = _shipped(
     "raw",
     (raw.start, raw.token, raw.end, raw.decode),
-    ("sse", "chunked"),
-    content_types=(("chunked", raw.MEDIA_TYPE),),
+    (EVENTS, LINES),
+    content_types=((LINES, raw.MEDIA_TYPE),),
     event_ids=False,
     boundaries=False,
 )

@@ -405,12 +405,15 @@ class Scenario:
             )
 
     def check_framing(self) -> None:
-        """Every transport must be able to carry the framing (`Framing.transports`); `raw`
-        has no token index to resume from, and the browser client reads json and openai."""
+        """Every transport must be able to carry the framing (its carriage among the
+        framing's); `raw` has no token index to resume from, and the browser client reads
+        json and openai."""
         framing = FRAMINGS[self.framing]
-        cannot = [t for t in self.transports if not framing.can_travel(t)]
+        cannot = [
+            t for t in self.transports if not framing.can_travel(TRANSPORTS.get(t).carriage)
+        ]
         if cannot:
-            carriers = ", ".join(framing.transports or ())
+            carriers = ", ".join(TRANSPORTS.carrying(framing))
             raise ScenarioError(
                 f"framing {self.framing} cannot travel over {', '.join(cannot)}; it travels "
                 f"over {carriers} (pick them with --transports, or another framing)"

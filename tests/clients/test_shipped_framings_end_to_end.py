@@ -22,12 +22,13 @@ from harness.measure.driver import fetch_timelines, join
 from harness.measure.server_process import ServerProcess
 from servers.sources.mock import MockSource
 from servers.sources.spec import SourceSpec, build_source
+from transports import TRANSPORTS
 from wire.framing import FRAMINGS, Framing
 from wire.messages import GenerationRequest
 from wire.raw import sse_form
 
 SHIPPED = ("vercel-ui", "vercel-data", "langchain", "raw")
-PAIRS = [(name, t) for name in SHIPPED for t in FRAMINGS[name].transports or ()]
+PAIRS = [(name, t) for name in SHIPPED for t in TRANSPORTS.carrying(FRAMINGS[name])]
 SEED = 3
 
 
@@ -202,6 +203,6 @@ async def test_httpx_iter_lines_reads_every_token(
 def test_shipped_framings_decode_with_their_own_variant() -> None:
     """Clients decode with the base framing: a transport's variant changes encoding only."""
     for framing in FRAMINGS.values():
-        for transport in framing.transports or ("sse", "chunked", "websocket"):
-            variant: Framing = framing.over(transport)
+        for transport in TRANSPORTS.carrying(framing):
+            variant: Framing = TRANSPORTS.framing_over(framing.name, transport)
             assert variant.decode is framing.decode

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from errors import ProtocolError
+from wire.carriages import ENVELOPE, EVENTS, LINES, MESSAGES
 from wire.framing import (
     FRAMINGS,
     JSON,
@@ -32,8 +33,8 @@ from wire.sse import SSEStreamDecoder, encode_event
 STREAM_ID = "s-42"
 MODEL = "mock-model"
 SHIPPED = [VERCEL_UI, VERCEL_DATA, LANGCHAIN, RAW]
-PAIRS = [(f, t) for f in SHIPPED for t in f.transports or ()]
-BYTE_PAIRS = [(f, t) for f, t in PAIRS if t != "websocket"]
+PAIRS = [(f, c) for f in SHIPPED for c in f.carriages or ()]
+BYTE_PAIRS = [(f, c) for f, c in PAIRS if c != MESSAGES]
 
 Partitioner = Callable[[bytes, str], Iterator[tuple[str, list[bytes]]]]
 
@@ -61,7 +62,7 @@ def encode(framing: Framing, transport: str, tokens: list[str], error: str | Non
     framing = framing.over(transport)
     body = []
     for index, payload in payloads(framing, tokens, error):
-        if transport == "sse":
+        if transport == EVENTS:
             numbered = index is not None and framing.event_ids
             body.append(encode_event(payload, str(index) if numbered else None))
         elif framing.boundaries:
@@ -74,7 +75,7 @@ def encode(framing: Framing, transport: str, tokens: list[str], error: str | Non
 def decode(framing: Framing, transport: str, chunks: list[bytes]) -> list[Message]:
     """What a client's decoders make of the body, read by read, as `clients/http_stream.py`
     does (a framing without boundaries ends at the end of the body)."""
-    if transport == "sse":
+    if transport == EVENTS:
         sse = SSEStreamDecoder()
         events = [e for chunk in chunks for e in sse.feed(chunk)] + sse.close()
         texts = [e.data for e in events]
@@ -96,7 +97,7 @@ def check_stream(framing: Framing, transport: str, messages: list[Message], toke
         assert tokens_of(messages) == tokens
         assert all(m.i is None for m in messages if isinstance(m, TokenMsg))
     else:  # pieces: only their concatenation is the answer
-        form = sse_form if transport == "sse" else str
+        form = sse_form if transport == EVENTS else str
         assert "".join(tokens_of(messages)) == "".join(form(t) for t in tokens)
 
 
@@ -123,8 +124,8 @@ def test_stream_round_trip_at_any_split(
 @pytest.mark.parametrize("framing", [LANGCHAIN], ids=pair_id)
 def test_websocket_messages_round_trip(framing: Framing, tricky_tokens: list[str]) -> None:
     """One WebSocket text message per payload: nothing to split."""
-    messages = [framing.decode(p) for _, p in payloads(framing.over("websocket"), tricky_tokens)]
-    check_stream(framing, "websocket", messages, tricky_tokens)
+    messages = [framing.decode(p) for _, p in payloads(framing.over(MESSAGES), tricky_tokens)]
+    check_stream(framing, MESSAGES, messages, tricky_tokens)
 
 
 @pytest.mark.parametrize("framing", [VERCEL_UI, VERCEL_DATA, LANGCHAIN], ids=pair_id)
@@ -142,7 +143,7 @@ def test_raw_token_is_the_text_itself(tricky_token: str) -> None:
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0].name}-{p[1]}")
 def test_empty_stream(pair: tuple[Framing, str]) -> None:
     framing, transport = pair
-    if transport == "websocket":
+    if transport == MESSAGES:
         messages = [framing.decode(p) for _, p in payloads(framing, [])]
     else:
         messages = decode(framing, transport, [encode(framing, transport, [])])
@@ -151,7 +152,7 @@ def test_empty_stream(pair: tuple[Framing, str]) -> None:
 
 @pytest.mark.parametrize("framing", [VERCEL_UI, VERCEL_DATA, LANGCHAIN], ids=pair_id)
 def test_a_failed_generation_ends_with_its_error(framing: Framing) -> None:
-    transport = (framing.transports or ("sse",))[0]
+    transport = (framing.carriages or (EVENTS,))[0]
     messages = decode(framing, transport, [encode(framing, transport, ["a", "b"], "it broke")])
     assert tokens_of(messages) == ["a", "b"]
     ends = [m for m in messages if isinstance(m, EndMsg)]
@@ -168,7 +169,7 @@ def test_a_failed_generation_ends_with_its_error(framing: Framing) -> None:
 def test_vercel_ui_exact_bytes_and_headers() -> None:
     """`streamText(...).toUIMessageStreamResponse()` as the AI SDK's own tests show it
     (packages/ai/src/generate-text/stream-text.test.ts: its text id is "1", ours "0")."""
-    data = encode(VERCEL_UI, "sse", ["Hello", ", ", "world!"])
+    data = encode(VERCEL_UI, EVENTS, ["Hello", ", ", "world!"])
     assert data == (
         b'data: {"type":"start"}\n\n'
         b'data: {"type":"start-step"}\n\n'
@@ -181,15 +182,15 @@ def test_vercel_ui_exact_bytes_and_headers() -> None:
         b'data: {"type":"finish"}\n\n'
         b"data: [DONE]\n\n"
     )
-    assert VERCEL_UI.media_type("sse", "x") == "text/event-stream"
+    assert VERCEL_UI.media_type(EVENTS, "x") == "text/event-stream"
     assert dict(VERCEL_UI.headers) == {"x-vercel-ai-ui-message-stream": "v1"}
     assert not VERCEL_UI.event_ids
-    error = encode(VERCEL_UI, "sse", [], "boom")
+    error = encode(VERCEL_UI, EVENTS, [], "boom")
     assert error.endswith(b'data: {"type":"error","errorText":"boom"}\n\ndata: [DONE]\n\n')
 
 
 def test_vercel_data_exact_bytes_and_headers() -> None:
-    data = encode(VERCEL_DATA, "chunked", ["Hello", ", \u2028"])
+    data = encode(VERCEL_DATA, LINES, ["Hello", ", \u2028"])
     assert data.decode() == (
         'f:{"messageId":"msg-s-42"}\n'
         '0:"Hello"\n'
@@ -198,14 +199,14 @@ def test_vercel_data_exact_bytes_and_headers() -> None:
         '"isContinued":false}\n'
         'd:{"finishReason":"stop","usage":{"promptTokens":0,"completionTokens":2}}\n'
     )
-    assert encode(VERCEL_DATA, "chunked", ["a"], "boom").endswith(b'0:"a"\n3:"boom"\n')
-    assert VERCEL_DATA.media_type("chunked", "x") == "text/plain; charset=utf-8"
+    assert encode(VERCEL_DATA, LINES, ["a"], "boom").endswith(b'0:"a"\n3:"boom"\n')
+    assert VERCEL_DATA.media_type(LINES, "x") == "text/plain; charset=utf-8"
     assert dict(VERCEL_DATA.headers) == {"x-vercel-ai-data-stream": "v1"}
     assert VERCEL_DATA.decode(data.decode().splitlines()[-1]) == EndMsg(tokens=2)
 
 
 def test_langchain_exact_bytes() -> None:
-    lines = encode(LANGCHAIN, "chunked", ["Hi"]).decode().splitlines()
+    lines = encode(LANGCHAIN, LINES, ["Hi"]).decode().splitlines()
     assert lines == [
         '{"sender":"bot","message":"","type":"start"}',
         '{"sender":"bot","message":"Hi","type":"stream"}',
@@ -216,10 +217,10 @@ def test_langchain_exact_bytes() -> None:
 
 
 def test_raw_exact_bytes() -> None:
-    assert encode(RAW, "chunked", ["a", "", "b\r\nc"]) == b"ab\r\nc"
-    assert encode(RAW, "sse", ["a", "b\r\nc"]) == b"data: a\n\ndata: b\ndata: c\n\n"
-    assert RAW.media_type("chunked", "x") == "text/plain; charset=utf-8"
-    assert RAW.media_type("sse", "text/event-stream") == "text/event-stream"
+    assert encode(RAW, LINES, ["a", "", "b\r\nc"]) == b"ab\r\nc"
+    assert encode(RAW, EVENTS, ["a", "b\r\nc"]) == b"data: a\n\ndata: b\ndata: c\n\n"
+    assert RAW.media_type(LINES, "x") == "text/plain; charset=utf-8"
+    assert RAW.media_type(EVENTS, "text/event-stream") == "text/event-stream"
 
 
 # --- decoders: what they accept and refuse ------------------------------------------------
@@ -309,29 +310,29 @@ def test_text_pieces_wait_for_whole_characters() -> None:
 # --- carriers -----------------------------------------------------------------------------
 
 
-def test_each_framing_names_its_transports() -> None:
-    assert {name: f.transports for name, f in FRAMINGS.items()} == {
+def test_each_framing_names_its_carriages() -> None:
+    assert {name: f.carriages for name, f in FRAMINGS.items()} == {
         "json": None,
         "openai": None,
-        "vercel-ui": ("sse",),
-        "vercel-data": ("chunked",),
-        "langchain": ("sse", "chunked", "websocket"),
-        "raw": ("sse", "chunked"),
+        "vercel-ui": (EVENTS,),
+        "vercel-data": (LINES,),
+        "langchain": (EVENTS, LINES, MESSAGES),
+        "raw": (EVENTS, LINES),
     }
 
 
 @pytest.mark.parametrize(
-    ("framing", "transport", "message"),
+    ("framing", "carriage", "message"),
     [
-        (VERCEL_UI, "chunked", "framing vercel-ui cannot travel over chunked; it travels over sse"),
-        (VERCEL_DATA, "websocket", "cannot travel over websocket; it travels over chunked"),
-        (RAW, "websocket", "raw cannot travel over websocket; it travels over sse, chunked"),
-        (LANGCHAIN, "short_poll", "it travels over sse, chunked, websocket"),
+        (VERCEL_UI, LINES, "framing vercel-ui cannot travel as lines; it travels as events"),
+        (VERCEL_DATA, MESSAGES, "cannot travel as messages; it travels as lines"),
+        (RAW, MESSAGES, "raw cannot travel as messages; it travels as events, lines"),
+        (LANGCHAIN, ENVELOPE, "it travels as events, lines, messages"),
     ],
 )
-def test_an_impossible_pair_is_refused(framing: Framing, transport: str, message: str) -> None:
+def test_an_impossible_pair_is_refused(framing: Framing, carriage: str, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
-        framing.over(transport)
+        framing.over(carriage)
 
 
 # --- JSON lines that survive clients splitting on every Unicode line break ----------------
@@ -367,7 +368,7 @@ def test_httpx_iter_lines_keeps_every_token_of_every_line_framing(
     framing: Framing, mode: str, partitions: Partitioner
 ) -> None:
     tokens = ["a\u2028b", "\u2029", "c\u0085", "x" + "".join(LINE_BREAKS) * 3, "\r\n"]
-    data = encode(framing, "chunked", tokens)
+    data = encode(framing, LINES, tokens)
     for label, chunks in partitions(data, mode):
         lines = httpx_lines(chunks)
         for line in lines:
@@ -384,10 +385,10 @@ def test_httpx_iter_lines_cut_raw_u2028_lines_before() -> None:
 
 def test_openai_over_chunked_ends_with_a_json_line() -> None:
     """A bare `[DONE]` line breaks `json.loads` per line: over chunked the end is JSON."""
-    lines = encode(OPENAI, "chunked", ["a"]).decode().splitlines()
+    lines = encode(OPENAI, LINES, ["a"]).decode().splitlines()
     assert lines[-1] == OPENAI_LINES_DONE == '{"choices":[],"done":true}'
     assert [json.loads(line) for line in lines][-1] == {"choices": [], "done": True}
     assert OPENAI.decode(OPENAI_LINES_DONE) == EndMsg()
-    assert encode(OPENAI, "sse", ["a"]).endswith(b"data: [DONE]\n\n")  # SSE: as OpenAI sends
-    errored = encode(OPENAI, "chunked", ["a"], "boom").decode().splitlines()
+    assert encode(OPENAI, EVENTS, ["a"]).endswith(b"data: [DONE]\n\n")  # SSE: as OpenAI sends
+    errored = encode(OPENAI, LINES, ["a"], "boom").decode().splitlines()
     assert json.loads(errored[-1]) == {"error": {"message": "boom", "type": "upstream_error"}}
