@@ -409,9 +409,7 @@ class Scenario:
         framing's); `raw` has no token index to resume from, and the browser client reads
         json and openai."""
         framing = FRAMINGS[self.framing]
-        cannot = [
-            t for t in self.transports if not framing.can_travel(TRANSPORTS.get(t).carriage)
-        ]
+        cannot = [t for t in self.transports if not framing.can_travel(TRANSPORTS.get(t).carriage)]
         if cannot:
             carriers = ", ".join(TRANSPORTS.carrying(framing))
             raise ScenarioError(
