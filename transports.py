@@ -14,12 +14,13 @@ Adding a transport is one `Transport(...)` line here plus its two modules (and a
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from errors import ProtocolError
+from errors import ProtocolError, UsageError
 from wire import carriages
 from wire.framing import Framing, get_framing
 
@@ -154,7 +155,7 @@ PUSH = Capabilities(resume=False, cancel_on_disconnect=True, browser=True)
 # or every retry failed) cancels the generation; a browser page cannot receive a POST.
 CALLBACK = Capabilities(resume=True, cancel_on_disconnect=True, browser=False)
 
-TRANSPORTS = TransportRegistry(
+BUILTIN = TransportRegistry(
     (
         Transport(
             name="short_poll",
@@ -225,3 +226,33 @@ TRANSPORTS = TransportRegistry(
         ),
     )
 )
+
+
+PLUGINS_ENV = "TOKENWIRE_TRANSPORTS"
+
+
+def with_plugins(registry: TransportRegistry, spec: str | None) -> TransportRegistry:
+    """`registry` extended (`with_transport`) by the transports that `spec` names, each
+    "package.module:ATTRIBUTE" where ATTRIBUTE is a `Transport`, comma-separated."""
+    for entry in (e.strip() for e in (spec or "").split(",")):
+        if not entry:
+            continue
+        try:
+            transport = resolve(entry) if ":" in entry else None
+        except (ImportError, AttributeError) as exc:
+            raise UsageError(f"{PLUGINS_ENV}: cannot load {entry!r}: {exc}") from None
+        if not isinstance(transport, Transport):
+            raise UsageError(
+                f"{PLUGINS_ENV}: {entry!r} is not a Transport; name one as package.module:NAME"
+            )
+        try:
+            registry = registry.with_transport(transport)
+        except ValueError as exc:
+            raise UsageError(f"{PLUGINS_ENV}: {exc}") from None
+    return registry
+
+
+# The transports every part of tokenwire reads: the built-in ones, and those a user brings
+# without editing the project (`TOKENWIRE_TRANSPORTS=mypackage.transport:MINE`). Server and
+# client processes the harness starts inherit the variable, so they serve and run the same.
+TRANSPORTS = with_plugins(BUILTIN, os.environ.get(PLUGINS_ENV))

@@ -17,24 +17,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Annotated
 
 import httpx
 import psutil
 import pytest
 import uvicorn
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from plugins.echo_transport import ECHO
 from support import ROOT
 
 from bench import build_parser
 from clients.asyncio_io import AsyncStreamClient
 from clients.blocking_io import BlockingClient
-from clients.exchange import READ_BODY, Exchange, HTTPCall, OpenStream, Reply, require_status
-from clients.interface import ClientSettings, StreamResult
-from errors import ProtocolError, ScenarioError, StreamIncomplete
+from clients.interface import ClientSettings
+from errors import ProtocolError, ScenarioError
 from harness.analyse.metrics import summarize
 from harness.ci.baseline import FigureStats
 from harness.ci.check import rules_for
@@ -42,63 +39,14 @@ from harness.measure.driver import open_shards, run_benchmark
 from harness.measure.scenario import Scenario, parse_transports
 from harness.measure.server_process import bind_listener
 from servers.app import create_app
-from servers.generation import Generation
-from servers.request_parsing import body_generation_request
 from servers.run import uvicorn_config
 from servers.sources.mock import MockSource, profile_for
-from servers.state import start_generation, state_of
-from servers.streaming import framed_batches
-from transports import FALLBACK_COLOUR, TRANSPORTS, Capabilities, Kind, Transport
-from wire.framing import JSON, get_framing
+from transports import FALLBACK_COLOUR, TRANSPORTS, Capabilities, Transport
+from wire.framing import get_framing
 from wire.messages import GenerationRequest
-from wire.ndjson import LineDecoder, encode_line
 
-# --- a throwaway push transport, known to this module only ------------------------------
+# --- a throwaway push transport (tests/plugins/echo_transport.py), on a copy of the registry
 
-echo_router = APIRouter()
-
-
-async def echo_lines(gen: Generation, model: str) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(framed_batches(gen, JSON, model)) as batches:
-        async for batch in batches:
-            yield b"".join(encode_line(m.payload) for m in batch)
-
-
-@echo_router.post("/test/echo")
-async def echo(
-    request: Request,
-    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
-    framing: str = Query("json"),
-) -> StreamingResponse:
-    state = state_of(request)
-    gen = start_generation(state, generation_request)
-    return StreamingResponse(echo_lines(gen, state.source.model), media_type="text/x-echo")
-
-
-def echo_exchange(
-    settings: ClientSettings, request: GenerationRequest, result: StreamResult
-) -> Exchange:
-    call = HTTPCall("POST", "/test/echo", json=request.to_json())
-    reply: Reply = yield OpenStream(call)
-    require_status(reply, call)
-    lines, framing = LineDecoder(), get_framing(settings.framing)
-    while (arrival := (yield READ_BODY)) is not None:
-        payloads = lines.feed(arrival.data)
-        if payloads and result.take([framing.decode(p) for p in payloads], arrival.now_ns):
-            return
-    raise StreamIncomplete("the echo stream ended without its terminal line")
-
-
-ECHO = Transport(
-    name="echo",
-    kind=Kind.PUSH,
-    title="Echo",
-    endpoint="POST /test/echo",
-    server=echo_router,
-    client=echo_exchange,
-    colour="#000000",
-    capabilities=Capabilities(resume=False, cancel_on_disconnect=True, browser=False),
-)
 WITH_ECHO = TRANSPORTS.with_transport(ECHO)
 
 
