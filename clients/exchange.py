@@ -14,7 +14,11 @@ perform the effects with their own libraries; neither knows which transport it r
 Accounting that belongs to the I/O (requests, HTTP head bytes, wire bytes from the
 socket's TCP_INFO counters) is done by the drivers as they perform each effect, into the
 same `StreamResult` the logic records tokens in. Clock reads happen in the drivers, at the
-I/O boundary: every `Reply` and `Arrival` carries the `perf_counter_ns()` of its arrival.
+I/O boundary: every `Reply`, `Arrival` and `Callback` carries the `perf_counter_ns()` of
+its arrival, and a `Drop`'s reply is its stamp. Exchange logic never reads the clock (h11's
+rule: the driver hands it the time with each event), so the scripted driver
+(`clients.scripted_io`) can run it from canned replies, time included. The fault plan's
+drop, leave and resume is written once, in `clients.resume`.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class ReadBody:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
+    """Wait `seconds` (computed by the logic from the stamps it was given). Reply: None."""
+
     seconds: float
 
 

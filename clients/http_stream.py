@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from clients.exchange import (
-    DROP,
     READ_BODY,
     Exchange,
     ExchangeLogic,
@@ -18,7 +17,8 @@ from clients.exchange import (
     Reply,
     require_status,
 )
-from clients.interface import ClientSettings, Fault, StreamResult
+from clients.interface import ClientSettings, StreamResult
+from clients.resume import Connection, drop_connection, resumable
 from errors import ProtocolViolation, StreamIncomplete
 from wire.carriages import LINES
 from wire.framing import Framing, get_framing
@@ -107,24 +107,24 @@ def http_stream_exchange(kind: HTTPStream) -> ExchangeLogic:
         settings: ClientSettings, request: GenerationRequest, result: StreamResult
     ) -> Exchange:
         framing = get_framing(settings.framing)
-        call = kind.call(framing, request)
-        while True:
+
+        def connect(resuming: bool) -> Connection:
+            call = (
+                kind.resume(framing, request, result) if resuming else kind.call(framing, request)
+            )
             reply: Reply = yield OpenStream(call)
             require_status(reply, call)
             body = BodyReader(kind, framing, result, reply.headers.get("content-type", ""))
-            last_ns, fault = reply.now_ns, None
-            while fault is None and (arrival := (yield READ_BODY)) is not None:
+            last_ns = reply.now_ns
+            while (arrival := (yield READ_BODY)) is not None:
                 body.feed(arrival.data, arrival.now_ns)
-                last_ns, fault = arrival.now_ns, settings.fault_due(result)
-            if fault is None:
-                body.close(last_ns)
-                require_end(result)
-                return
-            dropped_ns: int = yield DROP
-            if fault is Fault.LEAVE:
-                result.left_ns = dropped_ns
-                return
-            result.drops_ns.append(dropped_ns)
-            call = kind.resume(framing, request, result)
+                last_ns = arrival.now_ns
+                if (fault := settings.fault_due(result)) is not None:
+                    return (yield from drop_connection(fault))
+            body.close(last_ns)
+            require_end(result)
+            return None
+
+        yield from resumable(result, connect)
 
     return exchange

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -122,9 +121,9 @@ class StreamResult:
         self.bytes_sent += sent_received[0]
         self.bytes_received += sent_received[1]
 
-    def take(self, messages: list[Message], now_ns: int | None = None) -> bool:
-        """Record the messages one network read completed; True once the stream has ended."""
-        now = time.perf_counter_ns() if now_ns is None else now_ns
+    def take(self, messages: list[Message], now_ns: int) -> bool:
+        """Record the messages one network read completed, stamped `now_ns` (the read's
+        stamp, taken by the driver); True once the stream has ended."""
         tokens = 0
         ended = False
         for message in messages:
@@ -132,13 +131,13 @@ class StreamResult:
                 raise ProtocolViolation(f"message after the terminal message: {message!r}")
             if isinstance(message, TokenMsg):
                 self.indices.append(len(self.indices) if message.i is None else message.i)
-                self.recv_ns.append(now)
+                self.recv_ns.append(now_ns)
                 self.texts.append(message.text)
                 tokens += 1
             elif isinstance(message, EndMsg):
                 if message.error is not None:
                     raise UpstreamFailed(message.error)
-                self.end_ns = now
+                self.end_ns = now_ns
                 self.end_tokens = message.tokens
                 ended = True
             else:

@@ -11,7 +11,7 @@ def wait_param(settings: ClientSettings) -> dict[str, str]:
     return {"wait": f"{settings.long_poll_wait_s:g}"}
 
 
-def at_once(settings: ClientSettings, poll_number: int, started_ns: int) -> float:
+def at_once(settings: ClientSettings, poll_number: int, started_ns: int, now_ns: int) -> float:
     return 0.0
 
 

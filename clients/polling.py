@@ -4,12 +4,12 @@ extra query parameters a poll carries (`Polling`). No I/O here."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from clients.exchange import Exchange, ExchangeLogic, Fetch, HTTPCall, Reply, Sleep, require_status
-from clients.interface import ClientSettings, Fault, StreamResult
+from clients.interface import ClientSettings, StreamResult
+from clients.resume import Connection, Interruption, resumable
 from errors import ProtocolViolation, StreamIncomplete, UpstreamFailed
 from wire.messages import EndMsg, GenerationRequest, Message, loads
 from wire.poll import decode_batch, decode_created
@@ -20,11 +20,25 @@ MAX_POLLS = 1 << 62  # a bound for the loop, never reached: the stream timeout e
 @dataclass(frozen=True, slots=True)
 class Polling:
     """A polling transport without I/O: the extra query parameters of each poll, and how long
-    to wait before poll `n` (0-based) given when the stream was created."""
+    to wait before poll `n` (0-based): `delay_s(settings, n, started_ns, now_ns)`, given when
+    the stream was created and the time now (both stamps of replies: the creation's and the
+    last poll's)."""
 
     transport: str
     params: Callable[[ClientSettings], dict[str, str]]
-    delay_s: Callable[[ClientSettings, int, int], float]  # (settings, n, started_ns) -> s
+    delay_s: Callable[[ClientSettings, int, int, int], float]
+
+
+@dataclass(slots=True)
+class PollCursor:
+    """Where a polled stream stands: its id, the stamp of its creation (the origin of
+    short polling's grid), the polls made, the next offset, and the last reply's stamp."""
+
+    stream_id: str
+    started_ns: int
+    now_ns: int
+    polls: int = 0
+    offset: int = 0
 
 
 def create_call(request: GenerationRequest) -> HTTPCall:
@@ -54,7 +68,9 @@ def take_batch(result: StreamResult, body: object, offset: int, now_ns: int) -> 
 
 
 def polling_exchange(kind: Polling) -> ExchangeLogic:
-    """Create the stream (its id names the timeline too), then poll until it is done."""
+    """Create the stream (its id names the timeline too), then poll until it is done. A
+    poll holds no connection: a fault is stamped with the last poll's reply, and after a
+    drop the next poll is the reconnect."""
 
     def exchange(
         settings: ClientSettings, request: GenerationRequest, result: StreamResult
@@ -62,25 +78,27 @@ def polling_exchange(kind: Polling) -> ExchangeLogic:
         call = create_call(request)
         created: Reply = yield Fetch(call)
         require_status(created, call)
-        result.stream_id = stream_id = decode_created(loads(created.body))
-        started = time.perf_counter_ns()
-        offset = 0
-        for poll_number in range(MAX_POLLS):
-            delay = kind.delay_s(settings, poll_number, started)
-            if delay > 0:
-                yield Sleep(delay)
-            call = poll_call(kind, settings, stream_id, offset)
-            reply: Reply = yield Fetch(call)
-            require_status(reply, call)
-            offset, done = take_batch(result, loads(reply.body), offset, reply.now_ns)
-            if done:
-                return
-            fault = settings.fault_due(result)
-            if fault is Fault.LEAVE:
-                result.left_ns = time.perf_counter_ns()
-                return
-            if fault is Fault.DROP:  # nothing to drop: the next poll is the reconnect
-                result.drops_ns.append(time.perf_counter_ns())
-        raise StreamIncomplete("polling never reached the end of the stream")
+        result.stream_id = decode_created(loads(created.body))
+        cursor = PollCursor(result.stream_id, created.now_ns, created.now_ns)
+
+        def connect(resuming: bool) -> Connection:
+            while cursor.polls < MAX_POLLS:
+                delay = kind.delay_s(settings, cursor.polls, cursor.started_ns, cursor.now_ns)
+                if delay > 0:
+                    yield Sleep(delay)
+                call = poll_call(kind, settings, cursor.stream_id, cursor.offset)
+                reply: Reply = yield Fetch(call)
+                require_status(reply, call)
+                cursor.polls, cursor.now_ns = cursor.polls + 1, reply.now_ns
+                cursor.offset, done = take_batch(
+                    result, loads(reply.body), cursor.offset, reply.now_ns
+                )
+                if done:
+                    return None
+                if (fault := settings.fault_due(result)) is not None:
+                    return Interruption(fault, reply.now_ns)
+            raise StreamIncomplete("polling never reached the end of the stream")
+
+        yield from resumable(result, connect)
 
     return exchange

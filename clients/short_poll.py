@@ -4,8 +4,6 @@ still in flight is skipped, never bunched up."""
 
 from __future__ import annotations
 
-import time
-
 from clients.interface import ClientSettings
 from clients.polling import Polling, polling_exchange
 
@@ -14,12 +12,12 @@ def no_params(settings: ClientSettings) -> dict[str, str]:
     return {}
 
 
-def grid_delay_s(settings: ClientSettings, poll_number: int, started_ns: int) -> float:
-    """Seconds from now until the next grid point (the first poll goes out at once)."""
+def grid_delay_s(settings: ClientSettings, poll_number: int, started_ns: int, now_ns: int) -> float:
+    """Seconds from `now_ns` until the next grid point (the first poll goes out at once)."""
     if poll_number == 0:
         return 0.0
     interval_ns = int(settings.poll_interval_s * 1e9)
-    elapsed = time.perf_counter_ns() - started_ns
+    elapsed = now_ns - started_ns
     due = -(-elapsed // interval_ns) * interval_ns  # the next grid point from now
     return (due - elapsed) / 1e9
 

@@ -19,12 +19,15 @@ the server's next POST gets 410 Gone and it cancels the generation.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from clients.exchange import (
     LISTEN,
     AnswerCallback,
     Callback,
+    Effect,
     Exchange,
     Fetch,
     HTTPCall,
@@ -33,6 +36,7 @@ from clients.exchange import (
     require_status,
 )
 from clients.interface import ClientSettings, Fault, StreamResult
+from clients.resume import Connection, Interruption, resumable
 from errors import ProtocolViolation, StreamIncomplete, StreamTimedOut
 from wire.carriages import DELIVERIES
 from wire.framing import Framing, get_framing
@@ -107,6 +111,19 @@ def check_signature(settings: ClientSettings, callback: Callback) -> str | None:
     return None
 
 
+def next_signed(settings: ClientSettings) -> Generator[Effect, Any, Callback]:
+    """The next callback whose signature holds; the others are answered 401 and change
+    nothing. `StreamTimedOut` when none comes within the stream's timeout."""
+    while True:
+        callback: Callback | None = yield ReceiveCallback(settings.stream_timeout_s)
+        if callback is None:
+            raise StreamTimedOut(f"no callback came within {settings.stream_timeout_s:g} s")
+        rejected = check_signature(settings, callback)
+        if rejected is None:
+            return callback
+        yield AnswerCallback(401, refusal(rejected))
+
+
 def exchange(
     settings: ClientSettings, request: GenerationRequest, result: StreamResult
 ) -> Exchange:
@@ -117,28 +134,25 @@ def exchange(
     require_status(reply, call)
     result.stream_id = decode_subscribed(loads(reply.body))
     inbox = Inbox(result.stream_id, framing)
-    refuse_next = False
-    for _ in range(MAX_CALLBACKS):
-        callback: Callback | None = yield ReceiveCallback(settings.stream_timeout_s)
-        if callback is None:
-            raise StreamTimedOut(f"no callback came within {settings.stream_timeout_s:g} s")
-        rejected = check_signature(settings, callback)
-        if rejected is not None:
-            yield AnswerCallback(401, refusal(rejected))
-            continue
-        if refuse_next:  # the planned drop: this delivery fails, the server retries it
-            result.drops_ns.append(callback.now_ns)
-            refuse_next = False
-            yield AnswerCallback(503, refusal("the receiver is down (a planned fault)"))
-            continue
-        messages = inbox.take(callback.body)
-        ended = result.take(messages, callback.now_ns) if messages else False
-        yield AnswerCallback(200, OK)
-        if ended:
-            return
-        fault = settings.fault_due(result)
-        if fault is Fault.LEAVE:
-            result.left_ns = callback.now_ns
-            return
-        refuse_next = fault is Fault.DROP
-    raise StreamIncomplete("the callbacks never reached the terminal delivery")
+
+    def connect(resuming: bool) -> Connection:
+        """Take deliveries until the terminal one or a fault. A leave is stamped with the
+        last delivery taken; a drop refuses the next delivery (503: the receiver is briefly
+        down, the server retries it), stamped with that delivery."""
+        for _ in range(MAX_CALLBACKS):
+            callback = yield from next_signed(settings)
+            messages = inbox.take(callback.body)
+            ended = result.take(messages, callback.now_ns) if messages else False
+            yield AnswerCallback(200, OK)
+            if ended:
+                return None
+            fault = settings.fault_due(result)
+            if fault is Fault.LEAVE:
+                return Interruption(fault, callback.now_ns)
+            if fault is Fault.DROP:
+                refused = yield from next_signed(settings)
+                yield AnswerCallback(503, refusal("the receiver is down (a planned fault)"))
+                return Interruption(fault, refused.now_ns)
+        raise StreamIncomplete("the callbacks never reached the terminal delivery")
+
+    yield from resumable(result, connect)

@@ -3,8 +3,9 @@ one message per token, the framing's terminal message last. No I/O here."""
 
 from __future__ import annotations
 
-from clients.exchange import DROP, RECEIVE, Exchange, OpenWebSocket, SendText
-from clients.interface import ClientSettings, Fault, StreamResult
+from clients.exchange import RECEIVE, Exchange, OpenWebSocket, SendText
+from clients.interface import ClientSettings, StreamResult
+from clients.resume import Connection, drop_connection, resumable
 from errors import ProtocolViolation, StreamIncomplete
 from wire.framing import Framing, get_framing
 from wire.messages import GenerationRequest, dumps
@@ -26,22 +27,17 @@ def exchange(
     """Open, send the request, read a message per token until the terminal one; when the
     fault plan drops the connection, open a new one and resume by stream id and index."""
     framing = get_framing(settings.framing)
-    first = first_message(framing, request)
-    while True:
+
+    def connect(resuming: bool) -> Connection:
         yield OpenWebSocket(PATH)
-        yield SendText(first)
-        fault = None
-        while fault is None and (arrival := (yield RECEIVE)) is not None:
+        yield SendText(resume_message(result) if resuming else first_message(framing, request))
+        while (arrival := (yield RECEIVE)) is not None:
             if not isinstance(arrival.data, str):
                 raise ProtocolViolation("expected text messages, got a binary one")
             if result.take([framing.decode(arrival.data)], arrival.now_ns):
-                return
-            fault = settings.fault_due(result)
-        if fault is None:
-            raise StreamIncomplete("the server closed the WebSocket without a terminal message")
-        dropped_ns: int = yield DROP
-        if fault is Fault.LEAVE:
-            result.left_ns = dropped_ns
-            return
-        result.drops_ns.append(dropped_ns)
-        first = resume_message(result)
+                return None
+            if (fault := settings.fault_due(result)) is not None:
+                return (yield from drop_connection(fault))
+        raise StreamIncomplete("the server closed the WebSocket without a terminal message")
+
+    yield from resumable(result, connect)

@@ -69,3 +69,19 @@ def test_exchange_logic_does_no_io(path: Path) -> None:
     """Each transport's exchange logic stays I/O-free, so both drivers run the same copy."""
     bad = {m for m in imported_modules(path) if m.split(".")[0] in ("httpx", "websockets")}
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+# Only the drivers and their I/O helpers read the clock, as each read returns.
+CLOCK_READERS = CLIENT_IO | {"callbacks_io.py"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules_under("clients") if p.name not in CLOCK_READERS],
+    ids=lambda p: p.name,
+)
+def test_exchange_logic_never_reads_the_clock(path: Path) -> None:
+    """The drivers hand the time in with each reply (h11's rule), so the scripted driver can
+    run any exchange logic from canned replies, stamps included."""
+    bad = {m for m in imported_modules(path) if m.split(".")[0] in ("time", "datetime")}
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
