@@ -18,8 +18,10 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK
 
-from clients import callbacks_io, h1_io, httpx_io, websockets_io, ws_io
 from clients import exchange as effects
+from clients import h1_io, httpx_io, websockets_io, ws_io
+from clients.callbacks_asyncio import AsyncMailbox, AsyncReceiver
+from clients.callbacks_http import count_callback
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from wire.messages import GenerationRequest
 
@@ -32,16 +34,16 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
         self, transport: str, logic: effects.ExchangeLogic, settings: ClientSettings
     ) -> None:
         super().__init__(transport, logic, settings, httpx.AsyncClient)
-        self._receiver: callbacks_io.AsyncReceiver | None = None
+        self._receiver: AsyncReceiver | None = None
         # plain HTTP/1.1: the lean clients (clients.h1_io, clients.ws_io); TLS and HTTP/2:
         # httpx and the websockets library
         self.h1 = h1_io.H1Pool(settings) if settings.lean_http and h1_io.usable(settings) else None
         self.lean_ws = settings.lean_http and ws_io.usable(settings)
 
-    async def callback_receiver(self) -> callbacks_io.AsyncReceiver:
+    async def callback_receiver(self) -> AsyncReceiver:
         """This client's callback receiver, started on first use."""
         if self._receiver is None:
-            self._receiver = callbacks_io.AsyncReceiver()
+            self._receiver = AsyncReceiver()
         await self._receiver.start()
         return self._receiver
 
@@ -72,7 +74,7 @@ class AsyncIO:
         self.reads: AsyncIterator[bytes] | None = None
         self.ws: ClientConnection | None = None
         self.probes: list[socket.socket] = []  # one per WebSocket connection
-        self.mailbox: callbacks_io.AsyncMailbox | None = None  # this stream's callbacks
+        self.mailbox: AsyncMailbox | None = None  # this stream's callbacks
         self.h1: h1_io.H1Connection | None = None  # the lean client's open streamed response
         self.wsc: ws_io.WSConnection | None = None  # the lean client's open WebSocket
 
@@ -213,7 +215,7 @@ class AsyncIO:
         inbound = await self.mailbox.next(effect.timeout_s)
         if inbound is None:
             return None
-        callbacks_io.count_callback(self.result, inbound)
+        count_callback(self.result, inbound)
         return inbound.callback
 
     async def answer_callback(self, effect: effects.AnswerCallback) -> None:

@@ -21,8 +21,10 @@ import httpx
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import ClientConnection, connect
 
-from clients import callbacks_io, httpx_io, websockets_io
 from clients import exchange as effects
+from clients import httpx_io, websockets_io
+from clients.callbacks_blocking import BlockingMailbox, BlockingReceiver
+from clients.callbacks_http import count_callback
 from clients.interface import ClientSettings, StreamResult, failures_recorded
 from wire.messages import GenerationRequest
 
@@ -56,14 +58,14 @@ class BlockingClient(httpx_io.PooledClient[httpx.Client]):
         self, transport: str, logic: effects.ExchangeLogic, settings: ClientSettings
     ) -> None:
         super().__init__(transport, logic, settings, httpx.Client)
-        self._receiver: callbacks_io.BlockingReceiver | None = None
+        self._receiver: BlockingReceiver | None = None
         self._receiver_lock = threading.Lock()
 
-    def callback_receiver(self) -> callbacks_io.BlockingReceiver:
+    def callback_receiver(self) -> BlockingReceiver:
         """This client's callback receiver, started on first use."""
         with self._receiver_lock:
             if self._receiver is None:
-                self._receiver = callbacks_io.BlockingReceiver()
+                self._receiver = BlockingReceiver()
             return self._receiver
 
     def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
@@ -92,7 +94,7 @@ class BlockingIO(contextlib.ExitStack):
         self.reads: Iterator[bytes] | None = None
         self.ws: ClientConnection | None = None
         self.probes: list[socket.socket] = []  # one per WebSocket connection
-        self.mailbox: callbacks_io.BlockingMailbox | None = None  # this stream's callbacks
+        self.mailbox: BlockingMailbox | None = None  # this stream's callbacks
 
     def run(self, exchange: effects.Exchange) -> None:
         steps = effects.Steps(exchange)
@@ -179,7 +181,7 @@ class BlockingIO(contextlib.ExitStack):
         inbound = self.mailbox.next(effect.timeout_s)
         if inbound is None:
             return None
-        callbacks_io.count_callback(self.result, inbound)
+        count_callback(self.result, inbound)
         return inbound.callback
 
     def answer_callback(self, effect: effects.AnswerCallback) -> None:

@@ -1,10 +1,11 @@
-"""Exact bytes on the wire, read from the kernel's TCP_INFO counters of a client socket.
+"""Exact bytes on the wire, read from the kernel's TCP_INFO counters of a socket.
 
 `tcpi_bytes_acked` counts the payload bytes this side sent that the peer acknowledged and
 `tcpi_bytes_received` the payload bytes received: everything above TCP (HTTP request lines,
 headers, chunk framing, WebSocket frame headers, bodies), nothing below it (TCP/IP headers).
 Linux only. A pooled connection serves one request at a time, so a request's bytes are the
-counters' growth since the previous request on the same connection finished.
+counters' growth since the previous request on the same connection finished. The callback
+receivers' accepted connections are charged the same way (`AcceptedCounters`).
 """
 
 from __future__ import annotations
@@ -56,3 +57,32 @@ class ByteMeter:
             last_sent, last_received = FRESH
         self._seen[key] = (sent, received)
         return sent - last_sent, received - last_received
+
+
+# An accepted connection's counters read (0, 0) before any data moves (the active side's
+# read (1, 0): its SYN counts as acknowledged, `FRESH`). Not read at
+# accept: by then the first request may already be in, and counted.
+ACCEPTED_FRESH = (0, 0)
+
+
+class AcceptedCounters:
+    """An accepted connection's TCP_INFO counters, charged request by request."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        try:
+            tcp_counters(sock)
+            self.last: tuple[int, int] | None = ACCEPTED_FRESH
+        except OSError:  # no TCP_INFO byte counters (not Linux): no wire bytes
+            self.last = None
+
+    def charge(self) -> tuple[int, int]:
+        if self.last is None:
+            return 0, 0
+        try:
+            now = tcp_counters(self.sock)
+        except OSError:
+            return 0, 0
+        sent, received = now[0] - self.last[0], now[1] - self.last[1]
+        self.last = now
+        return sent, received

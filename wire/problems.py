@@ -13,7 +13,7 @@ finding with the severity it had on that stream instead: `problem` when the stre
 because of it, `warning` when the stream completed anyway (`buffered`, `incomplete_end`).
 
 The `buffered` rule is here too (`looks_buffered`, its thresholds and `tail_share`), so the
-probe and `direct` judge a stream alike; `harness/probe/analyse.py`'s docstring gives the
+probe and `direct` judge a stream alike; `harness/probe/verdict.py`'s docstring gives the
 rule and its reasons.
 """
 
@@ -210,7 +210,7 @@ def finding(code: str, evidence: str = "") -> Finding:
     return Finding(rule.code, rule.severity, message, rule.fix)
 
 
-# --- the `buffered` rule (reasons: harness/probe/analyse.py) ---------------------------------
+# --- the `buffered` rule (reasons: harness/probe/verdict.py) ---------------------------------
 
 MIN_EVENTS = 5
 TAIL_FRACTION = 0.10

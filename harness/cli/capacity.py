@@ -31,7 +31,7 @@ DESCRIPTION = (
     "and the tokens per second delivered; writes capacity.json, the chart and "
     "capacity.html to a run folder. A probe that fails on timing figures alone is re-run "
     "once (other work on the machine is noise) and its re-run's verdict counts. "
-    "Definitions: harness/analyse/capacity.py."
+    "Definitions: harness/capacity/__init__.py."
 )
 MAX_PROBES = 30
 
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     slo = parser.add_argument_group(
-        "SLO (a probe passes when every limit holds; definitions: harness/analyse/capacity.py)"
+        "SLO (a probe passes when every limit holds; definitions: harness/capacity/__init__.py)"
     )
     slo.add_argument(
         "--slo-added-p99-ms",
@@ -226,9 +226,10 @@ def check_search(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.analyse.capacity import SearchLimits, Slo
     from harness.analyse.results import default_run_dir
-    from harness.capacity_search import CapacitySettings, run_capacity
+    from harness.capacity.run import CapacitySettings, run_capacity
+    from harness.capacity.search import SearchLimits
+    from harness.capacity.slo import Slo
     from harness.present.console import make_console
 
     check_search(args)

@@ -22,7 +22,7 @@ DESCRIPTION = (
     "status and headers that matter, TTFT, reads, events per read, inter-arrival times, E2E "
     "and the decoded text, then a verdict: `streams`, or the problems found, each with a "
     "stable code and its fix (the rules are in harness/probe/problems.py, the buffering rule "
-    "in harness/probe/analyse.py). Exit 0: it streams (warnings allowed, unless --strict); "
+    "in harness/probe/verdict.py). Exit 0: it streams (warnings allowed, unless --strict); "
     "1: problems; 2: bad usage or an unusable URL. Credentials come from the environment "
     "only: --header-from-env 'Authorization=Bearer $OPENAI_API_KEY'."
 )

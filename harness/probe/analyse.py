@@ -1,7 +1,7 @@
-"""The probe's judgement (pure): from what each request saw (`Exchange`) to findings.
+"""One request analysed (pure): from what it saw (`Exchange`) to its measures and findings.
 
-No sockets here: `analyse_run` takes the stamped reads of one request, `judge` the runs of
-one probe (and the reconnect check), so every rule is tested on hand-made reads.
+No sockets here: `analyse_run` takes the stamped reads of one request, so every rule is
+tested on hand-made reads; the verdict over a probe's runs is `verdict.py`'s.
 
 Timing is measured from the moment the request's last byte was written:
 
@@ -10,35 +10,16 @@ Timing is measured from the moment the request's last byte was written:
 - reads: network reads that carried body bytes; events per read and bytes per read count
   only reads that delivered decoded bytes (a compressor that holds data delivers none).
 - inter-arrival: gaps between consecutive events (0 for events that came in one read).
-
-**The `buffered` rule.** With the stream's duration D = request sent -> last body byte,
-`tail_share` = the share of the body's (decoded) bytes that arrived in the last 10% of D,
-and `events_per_read` = events / reads that delivered bytes, both the median over the
-repeats, a body that holds at least 5 events is buffered when
-
-    tail_share >= 0.5 and events_per_read >= 3     (one lump, or a few, near the end)
-    or events_per_read >= 8                        (lumps all along: a proxy's buffer)
-
-A streamed body delivers its events over the whole generation, about one per read, so its
-tail share is near 10% (a long wait for the first token raises it, but events per read
-stays near 1); a buffered one arrives in the last instants, many events per read. The
-second branch does not apply to plain text (there an "event" is a word, and a server may
-well flush a sentence at a time). Fewer than 5 events: too short to judge (`too_short`).
-When the response is compressed and the rule fires, the finding is `compressed` rather
-than `buffered`: the compressor is the first suspect (probe again with
-`--header 'Accept-Encoding: identity'` to rule it out). A source that produces every token
-at once (no model delay) looks buffered too: nothing tells the two apart on the wire.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 from errors import ProtocolError
+from harness.probe.content import ContentDecoder
 from harness.probe.decode import (
     JSON_TYPES,
     LINES,
@@ -47,7 +28,6 @@ from harness.probe.decode import (
     SSE_TYPE,
     TEXT,
     AuditingSSEDecoder,
-    ContentDecoder,
     Event,
     EventDecoder,
     Reading,
@@ -58,30 +38,9 @@ from harness.probe.decode import (
 )
 from harness.probe.exchange import Ending, Exchange
 from harness.probe.http1 import Head
-from wire.problems import (  # the thresholds this docstring documents, shared with `direct`
-    LUMP_EVENTS_PER_READ,  # noqa: F401
-    MIN_EVENTS,
-    SPREAD_EVENTS_PER_READ,  # noqa: F401
-    TAIL_FRACTION,  # noqa: F401
-    TAIL_SHARE,  # noqa: F401
-    Finding,
-    Severity,
-    buffered_evidence,
-    finding,
-    looks_buffered,
-    tail_share,
-)
-from wire.sse import SSEStreamDecoder
+from wire.problems import Finding, finding, tail_share
 
 SAMPLE_BYTES = 4096
-SHOWN_HEADERS = (
-    "content-type",
-    "content-encoding",
-    "cache-control",
-    "x-accel-buffering",
-    "transfer-encoding",
-    "connection",
-)
 NORMAL_CLOSE = {1000, 1001, 1005}
 
 
@@ -400,229 +359,3 @@ def _websocket(run: RunAnalysis, exchange: Exchange) -> None:
         )
     if run.reading.error:
         run.findings.append(finding("stream_error", run.reading.error))
-
-
-# --- the reconnect check ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnect:
-    """What a reconnect made as EventSource makes it got, after a stream without a terminal
-    event. `outcome`: no_content (204: EventSource stops), refused (another status or type:
-    EventSource fails and stops), fresh (events from the beginning again), resumed (events
-    after Last-Event-ID), empty (200 and no event: EventSource keeps reconnecting), failed."""
-
-    outcome: str
-    status: int | None
-    last_event_id: str | None
-    events: int
-    detail: str
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def needs_reconnect_check(run: RunAnalysis) -> bool:
-    """An SSE stream that ended without any terminal event: would EventSource loop?"""
-    return (
-        run.streamed
-        and run.container == SSE
-        and bool(run.events)
-        and run.reading.terminal is None
-        and run.reading.error is None
-        and run.ending in (Ending.COMPLETE, Ending.EOF)
-    )
-
-
-class EnoughEvents:
-    """A `read.StopReading`: True once the body has completed `limit` SSE events."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
-        self._content: ContentDecoder | None = None
-        self._sse = SSEStreamDecoder()
-
-    def __call__(self, head: Head, body: bytes) -> bool:
-        if self._content is None:
-            self._content = ContentDecoder(head.get("content-encoding"))
-        try:
-            self.count += len(self._sse.feed(self._content.feed(body)))
-        except ProtocolError:
-            return True
-        return self.count >= self.limit
-
-
-def classify_reconnect(
-    first: RunAnalysis, exchange: Exchange, last_event_id: str | None
-) -> Reconnect:
-    again = analyse_run(exchange, first.kind)
-    status = again.status
-    n = len(again.events)
-    if exchange.head is None:
-        return Reconnect("failed", None, last_event_id, 0, exchange.error or "no response")
-    if status == 204:
-        return Reconnect("no_content", status, last_event_id, 0, "204 No Content")
-    media = exchange.head.media_type
-    if status != 200 or media != SSE_TYPE:
-        return Reconnect("refused", status, last_event_id, 0, f"{status} {media or 'untyped'}")
-    if not again.events:
-        return Reconnect("empty", status, last_event_id, 0, "200 and no event")
-    firsts = [e.data for e in first.events[:2]]
-    first_id = next((e.id for e in first.events if e.id), "")
-    fresh = (
-        not first.ids_sent
-        or [e.data for e in again.events[:2]] == firsts[: min(2, n)]
-        or (again.events[0].id == first_id and bool(first_id))
-    )
-    if fresh:
-        shown = again.events[0].data[:60]
-        detail = f"200 and the first event again ({shown!r})"
-        return Reconnect("fresh", status, last_event_id, n, detail)
-    return Reconnect("resumed", status, last_event_id, n, f"200 and {n} more event(s)")
-
-
-# --- the verdict --------------------------------------------------------------------------
-
-
-@dataclass
-class Judgement:
-    problems: list[Finding]
-    warnings: list[Finding]
-    summary: dict[str, object]
-
-    @property
-    def verdict(self) -> str:
-        return "problems" if self.problems else "streams"
-
-
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(statistics.median(present)) if present else None
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (q in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def merged_findings(runs: Sequence[RunAnalysis]) -> list[Finding]:
-    """Each code once, in first-seen order, noting when only some runs showed it."""
-    seen: dict[str, Finding] = {}
-    counts: Counter[str] = Counter()
-    for run in runs:
-        for code in {f.code for f in run.findings}:
-            counts[code] += 1
-        for f in run.findings:
-            seen.setdefault(f.code, f)
-    merged = []
-    for code, f in seen.items():
-        if len(runs) > 1 and counts[code] < len(runs):
-            f = Finding(
-                f.code, f.severity, f"{f.message} (in {counts[code]} of {len(runs)} runs)", f.fix
-            )
-        merged.append(f)
-    return merged
-
-
-def buffering_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
-    """The `buffered` rule (module docstring), on the medians over the runs."""
-    if not runs or any(r.single_document for r in runs):
-        return None
-    events = _median([len(r.events) for r in runs]) or 0
-    if not events and not _median([r.bytes for r in runs]):
-        return finding("not_streaming", "the body is empty")
-    if events < MIN_EVENTS:
-        return finding("too_short", f"{events:g} events (at least {MIN_EVENTS} are needed)")
-    share = _median([r.tail_share for r in runs])
-    per_read = _median([r.events_per_read for r in runs])
-    reads = _median([r.delivering_reads for r in runs]) or 0
-    if share is None or per_read is None:
-        return None
-    if not looks_buffered(events, share, per_read, text=runs[0].container == TEXT):
-        return None
-    unit = "words" if runs[0].container == TEXT else "events"
-    e2e = _median([r.e2e_ms for r in runs]) or 0.0
-    evidence = buffered_evidence(events, reads, per_read, share, e2e, unit)
-    if len(runs) > 1:
-        evidence += f" (median of {len(runs)} runs)"
-    if any(r.compressing for r in runs):
-        encoding = next(
-            (r.head.get("content-encoding") for r in runs if r.head and r.compressing), ""
-        )
-        return finding("compressed", f"{encoding}: {evidence}")
-    return finding("buffered", evidence)
-
-
-def terminal_finding(runs: Sequence[RunAnalysis], reconnect: Reconnect | None) -> Finding | None:
-    streamed = [r for r in runs if r.streamed and r.events and not r.single_document]
-    if not streamed or streamed[0].container == TEXT:
-        return None
-    if any(r.reading.terminal or r.reading.error for r in streamed):
-        return None
-    if reconnect is None:
-        return finding("no_terminal", f"{len(streamed[0].events)} events, none says the end")
-    header = f" with Last-Event-ID {reconnect.last_event_id}" if reconnect.last_event_id else ""
-    what = f"a reconnect{header} got {reconnect.detail}"
-    if reconnect.outcome == "fresh":
-        return finding("reconnect_loop", f"{what}: EventSource would repeat the answer forever")
-    if reconnect.outcome == "no_content":
-        return None
-    if reconnect.outcome == "empty":
-        return finding("no_terminal", f"{what}: EventSource keeps reconnecting every few seconds")
-    return finding("no_terminal", f"{what}: EventSource reports an error after a complete answer")
-
-
-def judge(
-    runs: Sequence[RunAnalysis], reconnect: Reconnect | None, strict: bool = False
-) -> Judgement:
-    findings = merged_findings(runs)
-    streamed = [r for r in runs if r.streamed]
-    for extra in (buffering_finding(streamed), terminal_finding(runs, reconnect)):
-        if extra is not None:
-            findings.append(extra)
-    problems = [f for f in findings if f.severity is Severity.PROBLEM]
-    warnings = [f for f in findings if f.severity is Severity.WARNING]
-    if strict:
-        problems, warnings = problems + [w.as_problem() for w in warnings], []
-    return Judgement(problems, warnings, summarise(runs))
-
-
-def summarise(runs: Sequence[RunAnalysis]) -> dict[str, object]:
-    """Medians over the runs that streamed (the first run's head and text)."""
-    streamed = [r for r in runs if r.streamed] or list(runs[:1])
-    first = streamed[0] if streamed else None
-    head = first.head if first else None
-
-    def med(attr: str) -> float | None:
-        return _median([getattr(r, attr) for r in streamed])
-
-    def gap(q: float) -> float | None:
-        return _median([percentile(r.gaps_ms, q) for r in streamed])
-
-    return {
-        "status": head.status if head else None,
-        "headers": {name: head.get(name) for name in SHOWN_HEADERS} if head else {},
-        "kind": first.kind if first else None,
-        "runs": len(runs),
-        "ttft_ms": med("ttft_ms"),
-        "ttfb_ms": med("ttfb_ms"),
-        "ttft_text_ms": med("ttft_text_ms"),
-        "e2e_ms": med("e2e_ms"),
-        "reads": med("reads"),
-        "events": _median([len(r.events) for r in streamed]),
-        "bytes": med("bytes"),
-        "wire_bytes": med("wire_bytes"),
-        "bytes_per_read": med("bytes_per_read"),
-        "events_per_read": med("events_per_read"),
-        "inter_arrival_ms": {"p50": gap(50), "p90": gap(90), "max": gap(100)},
-        "tail_share": med("tail_share"),
-        "terminal": next((r.reading.terminal for r in streamed if r.reading.terminal), None),
-        "text": first.text if first else "",
-    }

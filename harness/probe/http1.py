@@ -1,8 +1,14 @@
 """HTTP/1.1 for the probe: the request's bytes and an incremental response parser (pure).
 
 h11 does the parsing (status line, headers, chunked transfer decoding, Content-Length and
-close-delimited bodies), so the probe's reader only moves bytes and stamps them. Content
-decoding (gzip, deflate) is not done here: `decode.py` does it, because whether a
+close-delimited bodies), so the probe's reader only moves bytes and stamps them. Why h11
+here and httptools everywhere else (server, lean client, callback receiver): this parses
+somebody else's endpoint, and httptools has no end-of-input call, so at the connection's
+close it cannot tell a close-delimited body's end from a truncated chunked body, and it
+refuses bare-LF line ends and obs-folded headers that h11 accepts (measured with httptools
+0.9.0 and h11 0.16.0).
+
+Content decoding (gzip, deflate) is not done here: `decode.py` does it, because whether a
 compressed stream arrives event by event is one of the things the probe judges.
 """
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
-from harness.probe.analyse import SHOWN_HEADERS, RunAnalysis
+from harness.probe.analyse import RunAnalysis
 from harness.probe.request import display_url, redact
 from harness.probe.session import ProbeResult
+from harness.probe.verdict import SHOWN_HEADERS
 from wire.problems import Finding
 
 TEXT_SHOWN = 160  # characters of decoded text in the text report

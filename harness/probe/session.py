@@ -1,5 +1,5 @@
 """One probe: the repeats, the reconnect check, the judgement. The glue between the I/O
-(`read.py`) and the pure analysis (`analyse.py`)."""
+(`read.py`) and the pure analysis (`analyse.py`, `reconnect.py`, `verdict.py`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
-from harness.probe.analyse import (
+from harness.probe.analyse import RunAnalysis, analyse_run
+from harness.probe.read import fetch
+from harness.probe.reconnect import (
     EnoughEvents,
-    Judgement,
     Reconnect,
-    RunAnalysis,
-    analyse_run,
     classify_reconnect,
-    judge,
     needs_reconnect_check,
 )
-from harness.probe.read import fetch
 from harness.probe.request import ProbeRequest
+from harness.probe.verdict import Judgement, judge
 
 RECONNECT_EVENTS = 2  # a reconnect is read until it has sent this many events
 RECONNECT_MIN_WAIT_S = 2.0

@@ -19,13 +19,9 @@ from support import async_client, blocking_client, serve
 from clients import webhook
 from clients.asyncio_io import AsyncStreamClient
 from clients.blocking_io import BlockingClient
-from clients.callbacks_io import (
-    AsyncReceiver,
-    BadRequest,
-    BlockingReceiver,
-    RequestParser,
-    encode_answer,
-)
+from clients.callbacks_asyncio import AsyncReceiver
+from clients.callbacks_blocking import BlockingReceiver
+from clients.callbacks_http import BadRequest, RequestParser, encode_answer
 from clients.exchange import (
     LISTEN,
     AnswerCallback,

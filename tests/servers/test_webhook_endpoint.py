@@ -1,7 +1,7 @@
 """The webhook endpoint and its sender (servers/webhook.py): what it refuses (4xx JSON, never
 a 500), what it POSTs (signed NDJSON deliveries, in order, batched by `batch_ms`), how it
 retries, and when it gives up. The deliveries land in a callback receiver of the clients
-(`clients.callbacks_io.AsyncReceiver`), answered here by hand."""
+(`clients.callbacks_asyncio.AsyncReceiver`), answered here by hand."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import httpx
 import pytest
 from support import serve
 
-from clients.callbacks_io import AsyncMailbox, AsyncReceiver, Inbound
+from clients.callbacks_asyncio import AsyncMailbox, AsyncReceiver
+from clients.callbacks_http import Inbound
 from errors import RequestRefused, ServerSettingsError
 from harness.measure.server_process import ServerProcess
 from servers.app import create_app

@@ -8,7 +8,7 @@ run, takes the endpoint of what is behind it, and hands the clients a new endpoi
     loopback                 nothing in between (the default)
     nginx                    a real nginx reverse proxy (harness/measure/paths/nginx.py)
     nginx-h2                 the same with TLS and HTTP/2 towards the clients
-    net:PROFILE              an emulated network (harness/measure/paths/network.py),
+    net:PROFILE              an emulated network (harness/measure/paths/net/),
     net:rtt=80ms,bw=10mbit   by named profile or by parameters
 
 The one place a layer kind is named is `LAYER_KINDS` below; the CLI, scenarios and results
@@ -99,7 +99,7 @@ LAYER_KINDS: dict[str, Callable[[str], PathLayer]] = {
     LOOPBACK: _loopback,
     "nginx": _lazy("harness.measure.paths.nginx", "nginx_layer"),
     "nginx-h2": _lazy("harness.measure.paths.nginx", "nginx_h2_layer"),
-    "net": _lazy("harness.measure.paths.network", "network_layer"),
+    "net": _lazy("harness.measure.paths.net.layer", "network_layer"),
 }
 
 

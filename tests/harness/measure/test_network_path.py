@@ -27,14 +27,9 @@ import pytest
 
 from errors import ScenarioError
 from harness.measure.paths import Endpoint, parse_path
-from harness.measure.paths.network import (
-    PROFILES,
-    NetworkLayer,
-    namespace_exists,
-    network_layer,
-    parse_network,
-    shaping_unavailable,
-)
+from harness.measure.paths.net.layer import NetworkLayer, network_layer
+from harness.measure.paths.net.namespace import namespace_exists, shaping_unavailable
+from harness.measure.paths.net.spec import PROFILES, parse_network
 
 STAMP = struct.Struct("=IQ")  # sequence number, perf_counter_ns at send
 MB = 1_000_000

@@ -11,18 +11,11 @@ import orjson
 import pytest
 
 from errors import UsageError
-from harness.probe.analyse import (
-    RunAnalysis,
-    analyse_run,
-    classify_reconnect,
-    judge,
-    needs_reconnect_check,
-    percentile,
-    tail_share,
-)
+from harness.probe.analyse import RunAnalysis, analyse_run, tail_share
 from harness.probe.exchange import Ending, Exchange, WSMessage
 from harness.probe.http1 import Head, parse_response
 from harness.probe.problems import RULES, Severity
+from harness.probe.reconnect import classify_reconnect, needs_reconnect_check
 from harness.probe.request import (
     build_request,
     display_url,
@@ -31,6 +24,7 @@ from harness.probe.request import (
     parse_header,
     redact,
 )
+from harness.probe.verdict import judge, percentile
 
 T0 = 1_000_000_000
 MS = 1_000_000
@@ -225,13 +219,13 @@ def judged(*exchanges: Exchange) -> list[str]:
 
 
 def test_rule_thresholds_are_documented() -> None:
-    from harness.probe import analyse
+    from harness.probe import verdict
 
-    doc = analyse.__doc__ or ""
-    assert f"tail_share >= {analyse.TAIL_SHARE}" in doc
-    assert f"events_per_read >= {analyse.LUMP_EVENTS_PER_READ:g}" in doc
-    assert f"events_per_read >= {analyse.SPREAD_EVENTS_PER_READ:g}" in doc
-    assert f"at least {analyse.MIN_EVENTS} events" in doc
+    doc = verdict.__doc__ or ""
+    assert f"tail_share >= {verdict.TAIL_SHARE}" in doc
+    assert f"events_per_read >= {verdict.LUMP_EVENTS_PER_READ:g}" in doc
+    assert f"events_per_read >= {verdict.SPREAD_EVENTS_PER_READ:g}" in doc
+    assert f"at least {verdict.MIN_EVENTS} events" in doc
 
 
 def test_event_per_read_over_the_generation_streams() -> None:

@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.analyse.capacity import CapacityRun, Probe, TransportCapacity
+from harness.capacity.assess import Probe
+from harness.capacity.figures import CapacityRun, TransportCapacity
 from harness.present.plots.chart import DrawnChart
 from harness.present.plots.style import STYLE, color, fmt_value, new_figure, save
 

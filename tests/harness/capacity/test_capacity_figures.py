@@ -9,29 +9,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness.analyse.capacity import (
+from harness.analyse.metrics import Distribution
+from harness.capacity.assess import (
     SEARCH,
     UNLOADED,
-    CapacityRun,
-    Check,
-    DesignDelay,
     Probe,
-    SearchLimits,
-    Slo,
-    Verdict,
     assess,
-    bracket,
-    check_slo,
-    conclude,
-    design_delay,
-    memory_per_stream_kib,
-    next_step,
-    search,
-    streams_per_core,
     ttft_overhead_p99_ms,
     ttft_reference_ms,
 )
-from harness.analyse.metrics import Distribution
+from harness.capacity.figures import CapacityRun, conclude, memory_per_stream_kib, streams_per_core
+from harness.capacity.search import SearchLimits, bracket, next_step, search
+from harness.capacity.slo import Check, DesignDelay, Slo, Verdict, check_slo, design_delay
 from harness.measure.records import PhaseRecord, RequestRecord
 
 MS = 1_000_000
@@ -347,7 +336,7 @@ def test_the_first_wave_is_left_out_of_timing_but_not_out_of_counts() -> None:
 
 
 def test_a_limit_missed_unloaded_is_raised_by_the_unloaded_value() -> None:
-    from harness.analyse.capacity import raise_limits, unloaded_misses
+    from harness.capacity.slo import raise_limits, unloaded_misses
 
     unloaded = check_slo(summary(3, 7.0, 100), Slo(), ttft_reference_ms=100)
     assert unloaded_misses(unloaded) == {"source_gap_error_p99_ms": 7.0}

@@ -11,9 +11,11 @@ import orjson
 import pytest
 from rich.console import Console
 
-from harness import capacity_search
-from harness.analyse.capacity import SEARCH, UNLOADED, SearchLimits, Slo
-from harness.capacity_search import CapacitySettings, TransportSearch, run_capacity
+from harness.capacity import run as capacity_run
+from harness.capacity.assess import SEARCH, UNLOADED
+from harness.capacity.run import CapacitySettings, TransportSearch, run_capacity
+from harness.capacity.search import SearchLimits
+from harness.capacity.slo import Slo
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.measure.scenario import Scenario, with_overrides
 
@@ -91,7 +93,7 @@ class FakeProbes:
 @pytest.fixture
 def fake_probes(monkeypatch: pytest.MonkeyPatch) -> FakeProbes:
     fake = FakeProbes()
-    monkeypatch.setattr(capacity_search, "run_probe", fake)
+    monkeypatch.setattr(capacity_run, "run_probe", fake)
     return fake
 
 
@@ -199,7 +201,7 @@ def test_probes_start_their_streams_over_one_streams_length() -> None:
     scenario's own ramp wins; a live source's length is unknown (no ramp)."""
     from dataclasses import replace as _replace
 
-    from harness.capacity_search import probe_scenario
+    from harness.capacity.run import probe_scenario
     from harness.measure.scenario import Scenario
     from servers.sources.spec import SourceSpec
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from harness.analyse import capacity as definitions_source
-from harness.analyse.capacity import UNLOADED, CapacityRun, Probe, TransportCapacity
-from harness.present.plots.capacity import draw_capacity, source_text
+from harness import capacity as definitions_source
+from harness.capacity.assess import UNLOADED, Probe
+from harness.capacity.chart import draw_capacity, source_text
+from harness.capacity.figures import CapacityRun, TransportCapacity
 from harness.present.plots.chart import DrawnChart
 from harness.present.report import (
     definitions,

@@ -1,7 +1,7 @@
 """`bench.py capacity` from start to finish: per transport, the unloaded probe and then the
-bounded search of `harness.analyse.capacity`, each probe a real benchmark run of that one
-transport at one concurrency on a fresh server process (so its peak memory is its own);
-then `capacity.json`, the chart and `capacity.html` in the run folder.
+bounded search (`search.py`), each probe a real benchmark run of that one transport at one
+concurrency on a fresh server process (so its peak memory is its own); then
+`capacity.json`, the chart and `capacity.html` in the run folder.
 
 The transports are searched one after another. Each gets its unloaded probe whatever the
 time, then an equal share of what is left of the time budget (a transport that finishes
@@ -19,30 +19,24 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from harness.analyse.capacity import (
+from harness.analyse.results import RunResult, environment, save_run
+from harness.capacity.assess import (
     SEARCH,
     UNLOADED,
-    CapacityRun,
     Probe,
-    SearchLimits,
-    Slo,
-    TransportCapacity,
     assess,
-    conclude,
-    design_delay,
-    raise_limits,
-    search,
     steady_part,
     ttft_overhead_p99_ms,
-    unloaded_misses,
 )
-from harness.analyse.results import RunResult, environment, save_run
+from harness.capacity.chart import source_text
+from harness.capacity.figures import CapacityRun, TransportCapacity, conclude
+from harness.capacity.report import capacity_table, probe_line, write_capacity_report
+from harness.capacity.search import SearchLimits, search
+from harness.capacity.slo import Slo, design_delay, raise_limits, unloaded_misses
 from harness.measure.peak_memory import PeakSampler
 from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario
 from harness.pipeline import measure
-from harness.present.capacity import capacity_table, probe_line, write_capacity_report
-from harness.present.plots.capacity import source_text
 from servers.sources.mock import profile_for
 
 RESULTS_NAME = "capacity.json"

@@ -1,4 +1,4 @@
-"""The relay's own cost, measured: `python -m harness.measure.paths.relay_cost`.
+"""The relay's own cost, measured: `python -m harness.measure.paths.net.relay_cost`.
 
 A stamping server (a subprocess of its own) sends `--streams` connections a 16-byte message
 (sequence number, `perf_counter_ns` at send) `--rate` times a second for `--seconds`; an
@@ -29,7 +29,7 @@ from typing import Any
 import psutil
 
 from harness.measure.paths import Endpoint
-from harness.measure.paths.network import NetworkLayer, network_layer
+from harness.measure.paths.net.layer import NetworkLayer, network_layer
 from harness.measure.server_process import PROJECT_ROOT, bind_listener, stop_process
 
 STAMP = struct.Struct("=IQ")
@@ -135,7 +135,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.measure.paths.relay_cost")
+    parser = argparse.ArgumentParser(prog="python -m harness.measure.paths.net.relay_cost")
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--rate", type=float, default=300.0, help="messages per second each")
     parser.add_argument("--seconds", type=float, default=5.0)

@@ -10,20 +10,12 @@ import pytest
 from rich.console import Console
 from synthetic_runs import assert_valid_images
 
-from harness.analyse.capacity import (
-    SEARCH,
-    UNLOADED,
-    CapacityRun,
-    Check,
-    DesignDelay,
-    Probe,
-    SearchLimits,
-    Slo,
-    Verdict,
-    conclude,
-)
-from harness.present.capacity import capacity_table, probe_line, write_capacity_report
-from harness.present.plots.capacity import slo_ratio, source_text
+from harness.capacity.assess import SEARCH, UNLOADED, Probe
+from harness.capacity.chart import slo_ratio, source_text
+from harness.capacity.figures import CapacityRun, conclude
+from harness.capacity.report import capacity_table, probe_line, write_capacity_report
+from harness.capacity.search import SearchLimits
+from harness.capacity.slo import Check, DesignDelay, Slo, Verdict
 
 LIMITS = SearchLimits(start=50, maximum=400, max_probes=4)
 

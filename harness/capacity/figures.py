@@ -1,0 +1,210 @@
+"""What a capacity search found: a transport's capacity and figures from its probes
+(`conclude`: capacity, the limiting figure, cores busy, streams per core, memory per
+stream), and the whole run (`CapacityRun`), both as `capacity.json` holds them. Pure. The
+definitions are in `harness/capacity/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.capacity.assess import SEARCH, UNLOADED, Probe
+from harness.capacity.search import SearchLimits, bracket
+from harness.capacity.slo import FIGURES, NO_DESIGN_DELAY, DesignDelay, Slo, fmt
+
+SCHEMA_VERSION = 1
+
+
+def memory_per_stream_kib(points: Sequence[tuple[int, int]]) -> tuple[float | None, float | None]:
+    """The least-squares slope of resident bytes against concurrency, in KiB per stream,
+    and its standard error (None with fewer than three points). The slope is None with
+    fewer than two distinct concurrencies. Over a narrow range of concurrencies the
+    allocator's own noise (about a MiB) dominates: the error says how much to trust it."""
+    if len({c for c, _ in points}) < 2:
+        return None, None
+    xs = np.array([c for c, _ in points], dtype=float)
+    ys = np.array([b for _, b in points], dtype=float)
+    sxx = float(np.sum((xs - xs.mean()) ** 2))
+    slope = float(np.sum((xs - xs.mean()) * (ys - ys.mean()))) / sxx
+    if len(points) < 3:
+        return slope / 1024, None
+    residuals = ys - (ys.mean() + slope * (xs - xs.mean()))
+    stderr = float(np.sqrt(np.sum(residuals**2) / (len(points) - 2) / sxx))
+    return slope / 1024, stderr / 1024
+
+
+def streams_per_core(capacity: int, server_cores: float | None) -> float | None:
+    if not capacity or server_cores is None or server_cores <= 0:
+        return None
+    return capacity / server_cores
+
+
+@dataclass
+class TransportCapacity:
+    transport: str
+    capacity: int
+    stopped: str  # bracketed | max | probes | time | unloaded
+    reason: str  # one line: why the capacity is what it is
+    limiting: str | None  # what failed at the lowest failing concurrency
+    limiting_concurrency: int | None
+    server_cores_busy: float | None
+    client_cores_busy: float | None
+    streams_per_core: float | None
+    kib_per_stream: float | None
+    kib_per_stream_stderr: float | None
+    tokens_per_s: float | None
+    server_cpu_ms_per_1k_tokens: float | None
+    server_processes: int
+    design_delay_ms: float
+    raised_limits: dict[str, float]  # figure -> the limit the search used (see the docstring)
+    probes: list[Probe]
+
+    @property
+    def probes_run(self) -> int:
+        return len(self.probes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "probes"}
+        data["probes_run"] = self.probes_run
+        data["probes"] = [p.to_json() for p in self.probes]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TransportCapacity:
+        names = set(cls.__dataclass_fields__) - {"probes"}
+        probes = [Probe.from_json(p) for p in data["probes"]]
+        return cls(probes=probes, **{k: v for k, v in data.items() if k in names})
+
+
+def counted(probes: Sequence[Probe], role: str) -> list[Probe]:
+    """The probes of `role` whose verdicts count (a probe that was re-run counts once: by
+    its re-run)."""
+    return [p for p in probes if p.role == role and not p.superseded]
+
+
+def conclude(
+    transport: str,
+    probes: Sequence[Probe],
+    search_limits: SearchLimits,
+    *,
+    stopped: str,
+    design: DesignDelay = NO_DESIGN_DELAY,
+    strict: bool = False,
+    raised: dict[str, float] | None = None,
+) -> TransportCapacity:
+    """The transport's capacity and figures from its probes; `stopped` is why the search
+    ended (`Step.why`, "time", or "unloaded" when the unloaded probe failed); `raised`: the
+    unloaded values its limits were raised by (figure -> value)."""
+    raised = raised or {}
+    unloaded = counted(probes, UNLOADED)
+    floor = 1 if unloaded and unloaded[-1].passed else 0
+    history = [(p.concurrency, p.passed) for p in counted(probes, SEARCH)]
+    capacity, high = bracket(history, floor)
+    finals = unloaded + counted(probes, SEARCH)
+    at = next((p for p in reversed(finals) if p.passed and p.concurrency == capacity), None)
+    limiting_probe = (
+        unloaded[-1]
+        if not floor and unloaded
+        else next((p for p in finals if not p.passed and p.concurrency == high), None)
+    )
+    limiting = None if limiting_probe is None else limiting_probe.verdict.limiting()
+    if limiting_probe is not None and design.ms and strict and not floor:
+        added = limiting_probe.verdict.figure("added_delay_p99_ms")
+        if added is not None and not added.passed:
+            limiting += f" (by design: {transport} waits up to its {design.what}, "
+            limiting += f"{fmt(design.ms)} ms; drop --strict to allow it)"
+    memory = [
+        (p.concurrency, p.server_peak_rss_bytes)
+        for p in probes
+        if p.server_peak_rss_bytes and p.errors == 0
+    ]
+    cores = None if at is None else at.server_cores_busy
+    kib, kib_stderr = memory_per_stream_kib(memory)  # type: ignore[arg-type]
+    limits = {
+        c.figure: c.limit
+        for c in (unloaded[-1].verdict.checks if unloaded else ())
+        if c.figure in raised
+    }
+    reason = _reason(stopped, capacity, high, search_limits)
+    if limits:
+        parts = [
+            f"{FIGURES[f][0]} ≤ {fmt(v)} {FIGURES[f][1]} (unloaded already {fmt(raised[f])})"
+            for f, v in limits.items()
+        ]
+        reason += "; raised for what fails unloaded: " + ", ".join(parts)
+    return TransportCapacity(
+        transport=transport,
+        capacity=capacity,
+        stopped=stopped,
+        reason=reason,
+        limiting=limiting,
+        limiting_concurrency=None if limiting_probe is None else limiting_probe.concurrency,
+        server_cores_busy=cores,
+        client_cores_busy=None if at is None else at.client_cores_busy,
+        streams_per_core=streams_per_core(capacity, cores),
+        kib_per_stream=kib,
+        kib_per_stream_stderr=kib_stderr,
+        tokens_per_s=None if at is None else at.tokens_per_s,
+        server_cpu_ms_per_1k_tokens=None if at is None else at.server_cpu_ms_per_1k_tokens,
+        server_processes=max((p.server_processes for p in probes), default=1),
+        design_delay_ms=0.0 if strict else design.ms,
+        raised_limits=limits,
+        probes=list(probes),
+    )
+
+
+def _reason(stopped: str, capacity: int, high: int | None, limits: SearchLimits) -> str:
+    failed = "" if high is None else f", fails at {high}"
+    if stopped == "unloaded":
+        return "fails even unloaded (one stream at a time)"
+    if stopped == "max":
+        return f"passes at --max {limits.maximum}: the capacity is at least that"
+    if stopped == "bracketed":
+        return f"passes at {capacity}{failed}"
+    if stopped == "probes":
+        return f"--max-probes {limits.max_probes} ran out: passes at {capacity}{failed}"
+    if stopped == "time":
+        return f"the time budget ran out: passes at {capacity}{failed}"
+    return f"passes at {capacity}{failed}"
+
+
+# --- the whole run --------------------------------------------------------------------------
+
+
+@dataclass
+class CapacityRun:
+    metadata: dict[str, Any]
+    scenario: dict[str, Any]
+    slo: Slo
+    limits: SearchLimits
+    settings: dict[str, Any]  # streams per probe, unloaded streams, time budget, re-run margin
+    transports: dict[str, TransportCapacity]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "capacity",
+            "schema_version": SCHEMA_VERSION,
+            "metadata": self.metadata,
+            "scenario": self.scenario,
+            "slo": asdict(self.slo),
+            "search": self.limits.to_json(),
+            "settings": self.settings,
+            "transports": {name: t.to_json() for name, t in self.transports.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CapacityRun:
+        return cls(
+            metadata=data["metadata"],
+            scenario=data["scenario"],
+            slo=Slo(**data["slo"]),
+            limits=SearchLimits(**data["search"]),
+            settings=data["settings"],
+            transports={
+                name: TransportCapacity.from_json(t) for name, t in data["transports"].items()
+            },
+        )
