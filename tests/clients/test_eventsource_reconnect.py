@@ -210,13 +210,18 @@ def check(
     else:
         assert cut_body.count(EVENT_END) == 1 and b"id: -1\n" in cut_body, cut_body
     # the client reconnected by itself, once, and named the stream again with the resume
-    # point it had (none, or the role chunk's -1)
+    # point it had: none, or the role chunk's -1. A client may also reconnect without it
+    # after the role chunk: the cut's bytes and the connection's end arrive together, and
+    # Chromium sometimes ends the connection before it dispatches the event (seen under
+    # load). The server then sends the stream from its start, role chunk included; the
+    # role chunk is still seen once (below).
     assert len(proxy.sse_requests) == 2, proxy.sse_requests
     reconnect_head = proxy.sse_requests[1][1].lower()
+    resumed_after_role = "last-event-id: -1\r\n" in reconnect_head
     if case.cut == "head":
         assert "last-event-id" not in reconnect_head, reconnect_head
     else:
-        assert "last-event-id: -1\r\n" in reconnect_head, reconnect_head
+        assert resumed_after_role or "last-event-id" not in reconnect_head, reconnect_head
     assert proxy.reconnect_delay_s < RESUME_GRACE_S
     # the text exactly once, and the generation ran to its end for this client
     assert server_side["error"] is None, server_side
@@ -226,12 +231,13 @@ def check(
     if case.framing == "json":
         assert got["indices"] == list(range(server_side["tokens"]))
     else:
-        assert got["starts"] == 1  # the role chunk once: the resume does not repeat it
+        assert got["starts"] == 1  # the role chunk once, whichever way the client reconnected
     facts = {
         "client": client,
         "framing": case.framing,
         "reconnect_delay_s": round(proxy.reconnect_delay_s, 3),
         "sse_requests": len(proxy.sse_requests),
+        "last_event_id_on_reconnect": "-1" if resumed_after_role else None,
         "tcp_connections": proxy.connections,
     }
     print(facts)  # shown with -s: the measured reconnect delay
