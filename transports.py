@@ -59,6 +59,7 @@ class Transport:
     capabilities: Capabilities
     interval_paced: bool = False  # tokens wait for the client's poll interval (short polling)
     carriage: str = carriages.LINES  # how its messages are delimited (`wire.carriages`)
+    upgrade_path: str | None = None  # its WebSocket upgrade: a proxy must pass it on as one
 
     @property
     def router(self) -> APIRouter:
@@ -122,6 +123,11 @@ class TransportRegistry:
         if name == DIRECT:
             return DIRECT_COLOUR
         return next((t.colour for t in self.transports if t.name == name), FALLBACK_COLOUR)
+
+    def upgrade_paths(self) -> tuple[str, ...]:
+        """The paths of the transports' WebSocket upgrades, each once (a proxy in front
+        passes these on with `Upgrade` and `Connection`)."""
+        return tuple(dict.fromkeys(t.upgrade_path for t in self.transports if t.upgrade_path))
 
     def carrying(self, framing: Framing) -> tuple[str, ...]:
         """The transports a framing travels over (those whose carriage it travels on)."""
@@ -212,6 +218,7 @@ BUILTIN = TransportRegistry(
             colour="#9467bd",
             capabilities=RESUMABLE_PUSH,
             carriage=carriages.MESSAGES,
+            upgrade_path="/v1/ws",
         ),
         Transport(
             name="webhook",
