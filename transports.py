@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from errors import ProtocolError, UsageError
 from wire import carriages
 from wire.framing import Framing, get_framing
+from wire.webhook import MAX_BATCH_MS
 
 if TYPE_CHECKING:  # for annotations only: the registry imports neither side until asked
     from fastapi import APIRouter
@@ -48,6 +49,35 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class Knob:
+    """A setting of one transport, declared with it: the scenario field, the sweep axis and
+    the `bench.py run` flag (`--poll-interval-ms`) all carry its name, whose last word is its
+    unit. `design_delay`: each token waits up to this long by design (a poll interval, a
+    batching window), which capacity allows on top of its delay limits."""
+
+    name: str
+    title: str  # in sentences and chart titles, e.g. "poll interval"
+    default: float
+    help: str
+    maximum: float
+    positive: bool = True  # more than 0 (else 0 or more)
+    design_delay: bool = False
+    caption: str = "{title} {value}"  # in a chart's title, with the value formatted
+
+    def check(self, value: float) -> str | None:
+        """Why `value` cannot be this knob's, or None."""
+        if not self.positive:
+            if 0 <= value <= self.maximum:
+                return None
+            return f"{self.name} must be from 0 to {self.maximum:g}, got {value:g}"
+        if value <= 0:
+            return f"{self.name} must be a positive number, got {value:g}"
+        if value > self.maximum:
+            return f"{self.name} must be at most {self.maximum:g}, got {value:g}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Transport:
     name: str  # as in results, CLI choices and scenario files
     kind: Kind
@@ -60,6 +90,16 @@ class Transport:
     interval_paced: bool = False  # tokens wait for the client's poll interval (short polling)
     carriage: str = carriages.LINES  # how its messages are delimited (`wire.carriages`)
     upgrade_path: str | None = None  # its WebSocket upgrade: a proxy must pass it on as one
+    knobs: tuple[Knob, ...] = ()  # its own settings
+
+    def design_delay_ms(self, value_of: Callable[[str], float]) -> tuple[float, str] | None:
+        """(ms, the knob's title) of the wait each token may spend by design, given the
+        knobs' values (`value_of(name)`); None when it has none or it is 0."""
+        for knob in self.knobs:
+            if knob.design_delay and value_of(knob.name) > 0:
+                scale = 1000.0 if knob.name.endswith("_s") else 1.0
+                return value_of(knob.name) * scale, knob.title
+        return None
 
     @property
     def router(self) -> APIRouter:
@@ -124,6 +164,16 @@ class TransportRegistry:
             return DIRECT_COLOUR
         return next((t.colour for t in self.transports if t.name == name), FALLBACK_COLOUR)
 
+    def knobs(self) -> tuple[Knob, ...]:
+        """Every transport's knobs, in registry order."""
+        return tuple(k for t in self.transports for k in t.knobs)
+
+    def knob(self, name: str) -> Knob:
+        for knob in self.knobs():
+            if knob.name == name:
+                return knob
+        raise KeyError(f"no transport has a setting {name!r}")
+
     def upgrade_paths(self) -> tuple[str, ...]:
         """The paths of the transports' WebSocket upgrades, each once (a proxy in front
         passes these on with `Upgrade` and `Connection`)."""
@@ -147,6 +197,9 @@ class TransportRegistry:
     def with_transport(self, transport: Transport) -> TransportRegistry:
         if transport.name in self or transport.name == DIRECT:
             raise ValueError(f"transport {transport.name!r} is already registered")
+        taken = {k.name for k in self.knobs()} & {k.name for k in transport.knobs}
+        if taken:
+            raise ValueError(f"transport {transport.name!r}: setting(s) {sorted(taken)} taken")
         return TransportRegistry((*self.transports, transport))
 
 
@@ -173,6 +226,17 @@ BUILTIN = TransportRegistry(
             colour="#d62728",
             capabilities=POLLED,
             interval_paced=True,
+            knobs=(
+                Knob(
+                    "poll_interval_ms",
+                    "poll interval",
+                    100.0,
+                    "short polling: time between poll starts",
+                    maximum=3_600_000,
+                    design_delay=True,
+                    caption="short poll every {value} ms",
+                ),
+            ),
             carriage=carriages.ENVELOPE,
         ),
         Transport(
@@ -185,6 +249,16 @@ BUILTIN = TransportRegistry(
             colour="#ff7f0e",
             capabilities=POLLED,
             carriage=carriages.ENVELOPE,
+            knobs=(
+                Knob(
+                    "long_poll_wait_s",
+                    "long-poll wait",
+                    30.0,
+                    "long polling: how long the server may hold a poll",
+                    maximum=3600,
+                    caption="long-poll wait {value} s",
+                ),
+            ),
         ),
         Transport(
             name="sse",
@@ -230,6 +304,18 @@ BUILTIN = TransportRegistry(
             colour="#8c564b",
             capabilities=CALLBACK,
             carriage=carriages.DELIVERIES,
+            knobs=(
+                Knob(
+                    "batch_ms",
+                    "batch_ms",
+                    0.0,
+                    "webhook: how long the server gathers tokens per POST (0: one each)",
+                    maximum=MAX_BATCH_MS,
+                    positive=False,
+                    design_delay=True,
+                    caption="webhook batch_ms {value}",
+                ),
+            ),
         ),
     )
 )

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Protocol
 
 from errors import ErrorKind, ProtocolViolation, TransportError, UpstreamFailed
+from transports import TRANSPORTS
 from wire.messages import EndMsg, GenerationRequest, IgnoredMsg, Message, TokenMsg
 from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
 
@@ -29,8 +30,6 @@ def webhook_secret_from_env() -> str | None:
 class ClientSettings:
     base_url: str
     framing: str = "json"
-    poll_interval_s: float = 0.1  # short polling: time between poll starts
-    long_poll_wait_s: float = 30.0  # long polling: how long the server may hold a poll
     max_connections: int = 1  # connections this client may open at once
     stream_timeout_s: float = 300.0  # a whole stream must finish within this
     http2: bool = False  # speak HTTP/2 (over TLS, behind a path that offers it)
@@ -38,10 +37,16 @@ class ClientSettings:
     token: str | None = field(default=None, repr=False)  # sent as `Authorization: Bearer`
     drop_at_token: int = 0  # fault benchmark: drop the connection after this many tokens, resume
     leave_at_token: int = 0  # fault benchmark: drop the connection for good after this many
-    batch_ms: float = 0.0  # webhook: the server batches tokens this long per POST (0: one each)
+    # the transports' own settings given (`transports.Knob`: poll_interval_ms, ...); the
+    # rest take their defaults
+    knobs: tuple[tuple[str, float], ...] = ()
     lean_http: bool = True  # asyncio driver: plain HTTP/1.1 through clients.h1_io, not httpx
     # webhook: the secret deliveries are signed with (the server's), to verify them
     webhook_secret: str | None = field(default_factory=webhook_secret_from_env, repr=False)
+
+    def knob(self, name: str) -> float:
+        """The value of a transport's setting: as given, else its default."""
+        return dict(self.knobs).get(name, TRANSPORTS.knob(name).default)
 
     def fault_due(self, result: StreamResult) -> Fault | None:
         """The fault the plan calls for now that `result` holds its tokens, if any (none once

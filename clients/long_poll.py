@@ -8,7 +8,7 @@ from clients.polling import Polling, polling_exchange
 
 
 def wait_param(settings: ClientSettings) -> dict[str, str]:
-    return {"wait": f"{settings.long_poll_wait_s:g}"}
+    return {"wait": f"{settings.knob('long_poll_wait_s'):g}"}
 
 
 def at_once(settings: ClientSettings, poll_number: int, started_ns: int, now_ns: int) -> float:

@@ -1,4 +1,4 @@
-"""Short polling: polls start on a fixed grid of `poll_interval_s` from the stream's creation
+"""Short polling: polls start on a fixed grid of `poll_interval_ms` from the stream's creation
 (like `setInterval`) and are answered at once. A grid point that passes while a poll is
 still in flight is skipped, never bunched up."""
 
@@ -16,7 +16,7 @@ def grid_delay_s(settings: ClientSettings, poll_number: int, started_ns: int, no
     """Seconds from `now_ns` until the next grid point (the first poll goes out at once)."""
     if poll_number == 0:
         return 0.0
-    interval_ns = int(settings.poll_interval_s * 1e9)
+    interval_ns = int(settings.knob("poll_interval_ms") * 1e6)
     elapsed = now_ns - started_ns
     due = -(-elapsed // interval_ns) * interval_ns  # the next grid point from now
     return (due - elapsed) / 1e9

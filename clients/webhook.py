@@ -4,7 +4,7 @@
    receiver (a small HTTP server on loopback, started on first use) and replies with the
    callback URL.
 2. `POST /v1/webhooks` with the generation request, `callback_url` and `batch_ms`
-   (`ClientSettings.batch_ms`); the server answers 202 with the stream id.
+   (the transport's setting `batch_ms`); the server answers 202 with the stream id.
 3. Each callback (`ReceiveCallback`): the signature is checked against the shared secret
    (`ClientSettings.webhook_secret`) and the receiver's clock; a bad or stale one is answered
    401 and changes nothing. A good one is decoded (`wire.webhook`), its tokens numbered from
@@ -58,7 +58,7 @@ OK = b""
 def subscribe_call(
     settings: ClientSettings, framing: Framing, request: GenerationRequest, url: str
 ) -> HTTPCall:
-    body = Subscription(request, url, settings.batch_ms).to_json()
+    body = Subscription(request, url, settings.knob("batch_ms")).to_json()
     return HTTPCall("POST", PATH, params={"framing": framing.name}, json=body, expected_status=202)
 
 

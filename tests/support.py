@@ -32,6 +32,7 @@ def bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 
 
 TRANSPORT_NAMES = TRANSPORTS.names()
+FAST_POLLS = (("poll_interval_ms", 20.0),)  # clients' settings: short polls 20 ms apart
 
 
 def async_client(transport: str, settings: ClientSettings) -> AsyncStreamClient:

@@ -131,7 +131,7 @@ class TransportSearch:
         self.console = console
         self.deadline = deadline
         self.metadata = metadata
-        self.design = design_delay(transport, scenario.poll_interval_ms, scenario.batch_ms)
+        self.design = design_delay(transport, scenario.knob)
         self.probes: list[Probe] = []
         self.unloaded_overhead_ms: float | None = None
         self.raised: dict[str, float] = {}  # figure -> unloaded value its limit is raised by

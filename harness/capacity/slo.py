@@ -6,10 +6,11 @@ unloaded. The definitions are in `harness/capacity/__init__.py`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from transports import TRANSPORTS, Kind
+from transports import TRANSPORTS
 
 # each figure of the SLO: its label and unit as tables print it
 FIGURES: dict[str, tuple[str, str]] = {
@@ -51,23 +52,20 @@ class DesignDelay:
     """The delay a transport adds by design, allowed on top of the added-delay limit."""
 
     ms: float = 0.0
-    what: str = ""  # e.g. "poll interval"
+    what: str = ""  # the title of the transport's setting it comes from: "poll interval"
 
 
 NO_DESIGN_DELAY = DesignDelay()  # a transport that adds no delay by design
 
 
-def design_delay(transport: str, poll_interval_ms: float, batch_ms: float) -> DesignDelay:
-    """Short polling (interval paced): a token waits up to one poll interval for the next
-    poll. A webhook gathers tokens for `batch_ms` before each POST. Others: none."""
+def design_delay(transport: str, value_of: Callable[[str], float]) -> DesignDelay:
+    """The wait a transport's own setting puts on each token by design (`Knob.design_delay`:
+    short polling's poll interval, the webhook's batch window), at the settings' values
+    (`value_of(name)`, e.g. `Scenario.knob`). Others: none."""
     if transport not in TRANSPORTS:
         return DesignDelay()
-    entry = TRANSPORTS.get(transport)
-    if entry.interval_paced:
-        return DesignDelay(poll_interval_ms, "poll interval")
-    if entry.kind is Kind.CALLBACK and batch_ms > 0:
-        return DesignDelay(batch_ms, "batch_ms")
-    return DesignDelay()
+    design = TRANSPORTS.get(transport).design_delay_ms(value_of)
+    return DesignDelay() if design is None else DesignDelay(*design)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ from harness.cli.common import (
 from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS
 from harness.measure.processes import AUTO, MAX_PROCESSES
-from harness.measure.scenario import Scenario, load_scenario, with_overrides
+from harness.measure.scenario import SWEEP_AXES, Scenario, load_scenario, with_overrides
+from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
 NAME = "run"
@@ -86,9 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sweep",
         metavar="AXIS=V1,V2,...",
-        help="run every value of one axis in one run folder; axes: concurrency, rate, "
-        "poll_interval_ms, long_poll_wait_s, batch_ms, framing, preset, path, "
-        "streaming_headers (e.g. concurrency=1,10,100 or batch_ms=0,20,100)",
+        help="run every value of one axis in one run folder; axes: "
+        + ", ".join(SWEEP_AXES)
+        + " (e.g. concurrency=1,10,100 or batch_ms=0,20,100)",
     )
     parser.add_argument(
         "--path",
@@ -155,28 +156,21 @@ def add_transport_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--framing",
         choices=list(FRAMINGS),
-        help="message framing of push transports: json and openai go over every transport, "
-        "vercel-ui over sse, vercel-data over chunked, langchain over sse, chunked and "
-        "websocket, raw over sse and chunked (another pair is an error)",
+        help="message framing of push transports: "
+        + "; ".join(
+            f"{name} over {', '.join(TRANSPORTS.carrying(framing))}"
+            for name, framing in FRAMINGS.items()
+        )
+        + " (another pair is an error)",
     )
-    parser.add_argument(
-        "--poll-interval-ms",
-        type=positive_float,
-        metavar="MS",
-        help="short polling: time between polls",
-    )
-    parser.add_argument(
-        "--long-poll-wait-s",
-        type=positive_float,
-        metavar="S",
-        help="long polling: how long the server may hold a poll",
-    )
-    parser.add_argument(
-        "--batch-ms",
-        type=non_negative_float,
-        metavar="MS",
-        help="webhook: how long the server gathers tokens per POST (0: one POST per token)",
-    )
+    for knob in TRANSPORTS.knobs():  # each transport's own settings, as it declares them
+        parser.add_argument(
+            "--" + knob.name.replace("_", "-"),
+            dest=knob.name,
+            type=positive_float if knob.positive else non_negative_float,
+            metavar=knob.name.rsplit("_", 1)[-1].upper(),
+            help=f"{knob.help} (default {knob.default:g})",
+        )
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
@@ -190,9 +184,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         arrivals=args.arrivals,
         warmup=args.warmup,
         framing=args.framing,
-        poll_interval_ms=args.poll_interval_ms,
-        long_poll_wait_s=args.long_poll_wait_s,
-        batch_ms=args.batch_ms,
+        **{knob.name: getattr(args, knob.name) for knob in TRANSPORTS.knobs()},
         sweep=args.sweep,
         path=args.path,
         client=args.client,

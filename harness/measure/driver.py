@@ -133,14 +133,12 @@ def client_settings(
         http2=endpoint.http2,
         ca_file=None if endpoint.ca_file is None else str(endpoint.ca_file),
         framing=scenario.framing,
-        poll_interval_s=scenario.poll_interval_ms / 1000,
-        long_poll_wait_s=scenario.long_poll_wait_s,
+        knobs=scenario.knobs,
         max_connections=max_connections,
         stream_timeout_s=scenario.stream_timeout_s,
         token=server_token(),
         drop_at_token=scenario.faults.drop_at_token,
         leave_at_token=scenario.faults.leave_at_token,
-        batch_ms=scenario.batch_ms,
     )
 
 

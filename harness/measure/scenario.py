@@ -118,15 +118,14 @@ from servers.sources.mock import PRESETS
 from servers.sources.spec import SOURCE_KINDS, SourceSpec
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
-from wire.webhook import MAX_BATCH_MS
 
+KNOB_NAMES = tuple(knob.name for knob in TRANSPORTS.knobs())
+DEFAULT_KNOBS = tuple((knob.name, knob.default) for knob in TRANSPORTS.knobs())
 ORDERS = ("auto", "sequential", "interleaved")
 SWEEP_AXES = (
     "concurrency",
     "rate",
-    "poll_interval_ms",
-    "long_poll_wait_s",
-    "batch_ms",
+    *(knob.name for knob in TRANSPORTS.knobs()),  # each transport's own settings
     "framing",
     "preset",
     "path",
@@ -233,9 +232,9 @@ class Scenario:
     warmup: int = 2
     seed: int = 1
     framing: str = "json"
-    poll_interval_ms: float = 100.0
-    long_poll_wait_s: float = 30.0
-    batch_ms: float = 0.0  # webhook: how long the server gathers tokens per POST (0: one each)
+    # the transports' own settings (`transports.Knob`), every one: (name, value). A scenario
+    # file writes each as a field of its own (`poll_interval_ms = 100`), as results do.
+    knobs: tuple[tuple[str, float], ...] = DEFAULT_KNOBS
     stream_timeout_s: float = 120.0
     source: SourceSpec = field(default_factory=SourceSpec)
     sweep: Sweep | None = None
@@ -252,6 +251,13 @@ class Scenario:
     server_processes: int = AUTO  # servers under test (harness.measure.processes); 0: auto
     client_processes: int = AUTO  # processes the driver's clients run in; 0: auto
 
+    def knob(self, name: str) -> float:
+        """The value of a transport's setting (its default if this scenario lacks it)."""
+        return dict(self.knobs).get(name, TRANSPORTS.knob(name).default)
+
+    def with_knob(self, name: str, value: float) -> Scenario:
+        return replace(self, knobs=tuple({**dict(self.knobs), name: float(value)}.items()))
+
     @property
     def interleaved(self) -> bool:
         """Live timing varies far more between requests than transports differ, so a live
@@ -263,6 +269,9 @@ class Scenario:
         assert self.sweep is not None
         if self.sweep.axis == "preset":
             return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
+        if self.sweep.axis in KNOB_NAMES:
+            assert isinstance(value, int | float) and not isinstance(value, bool)
+            return self.with_knob(self.sweep.axis, value).runnable()
         return replace(self, **{self.sweep.axis: value}).runnable()
 
     def runnable(self) -> Scenario:
@@ -286,14 +295,21 @@ class Scenario:
             raise ScenarioError(f"warmup must be 0 or more, got {self.warmup}")
         if self.seed < 0:
             raise ScenarioError(f"seed must be 0 or more, got {self.seed}")
-        for name in ("poll_interval_ms", "long_poll_wait_s", "stream_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ScenarioError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if not self.stream_timeout_s > 0:
+            raise ScenarioError(
+                f"stream_timeout_s must be a positive number, got {self.stream_timeout_s}"
+            )
+        for name, value in self.knobs:
+            if name not in KNOB_NAMES:
+                raise ScenarioError(
+                    f"unknown setting {name!r}; the transports' settings: {', '.join(KNOB_NAMES)}"
+                )
+            problem = TRANSPORTS.knob(name).check(value)
+            if problem is not None:
+                raise ScenarioError(problem)
         self.check_rate()
         if not 0 <= self.ramp_s <= 3600:
             raise ScenarioError(f"ramp_s must be from 0 to 3600 seconds, got {self.ramp_s}")
-        if not 0 <= self.batch_ms <= MAX_BATCH_MS:
-            raise ScenarioError(f"batch_ms must be from 0 to {MAX_BATCH_MS:g}, got {self.batch_ms}")
         if not self.transports:
             raise ScenarioError("transports must name at least one transport")
         if self.framing not in FRAMINGS:
@@ -443,7 +459,14 @@ class Scenario:
         return self.inject.server_args() + self.faults.server_args() + streaming + allowed
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The scenario as results record it: every transport setting a field of its own,
+        given or default (as a scenario file writes them)."""
+        data: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if name == "knobs":
+                data.update({k: self.knob(k) for k in KNOB_NAMES})
+            else:
+                data[name] = value
         data["transports"] = list(self.transports)
         if self.sweep is not None:
             data["sweep"] = {"axis": self.sweep.axis, "values": list(self.sweep.values)}
@@ -489,7 +512,8 @@ _INJECT_TYPES = _allowed_types(Inject)
 _FAULTS_TYPES = _allowed_types(Faults)
 # a source's seed is the scenario's (request k uses seed k), never its own
 _SOURCE_TYPES = {k: v for k, v in _allowed_types(SourceSpec).items() if k != "seed"}
-_AXIS_TYPES = {axis: {**_TYPES, **_SOURCE_TYPES}[axis] for axis in SWEEP_AXES}
+_KNOB_TYPES = {name: (int, float) for name in KNOB_NAMES}
+_AXIS_TYPES = {axis: {**_TYPES, **_SOURCE_TYPES, **_KNOB_TYPES}[axis] for axis in SWEEP_AXES}
 SOURCE_FLAGS = (
     "preset",
     "ttft_ms",
@@ -519,7 +543,7 @@ def _table(where: str, key: str, value: Any, types: dict[str, tuple[type, ...]])
 
 
 def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
-    known = {f.name for f in fields(Scenario)}
+    known = {f.name for f in fields(Scenario)} - {"knobs"} | set(KNOB_NAMES)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ScenarioError(
@@ -527,8 +551,11 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             f"allowed: {', '.join(sorted(known))}"
         )
     values: dict[str, Any] = {}
+    knobs: dict[str, float] = {}
     for key, value in data.items():
-        if key == "transports":
+        if key in KNOB_NAMES:
+            knobs[key] = _check_type(where, key, value, (int, float))
+        elif key == "transports":
             values[key] = parse_transports(value)
         elif key == "source":
             if not isinstance(value, dict):
@@ -548,7 +575,7 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             values[key] = parse_count(where, key, value)
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
-    scenario = Scenario(**values)
+    scenario = Scenario(**values, knobs=tuple({**dict(DEFAULT_KNOBS), **knobs}.items()))
     return replace(scenario, source=replace(scenario.source, seed=scenario.seed))
 
 
@@ -640,7 +667,10 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
         if "sweep" in top or scenario.sweep is not None:
             raise ScenarioError("a comma list of paths is a sweep over paths: drop the other sweep")
         top["sweep"] = parse_sweep("path", split_paths(top.pop("path")))
+    knobs = {k: top.pop(k) for k in list(top) if k in KNOB_NAMES}
     updated = replace(scenario, **top)
+    for name, value in knobs.items():
+        updated = updated.with_knob(name, value)
     if "preset" in source and updated.sweep is not None and updated.sweep.axis == "preset":
         raise ScenarioError("--preset conflicts with a sweep over presets; drop one of them")
     if "preset" in source or source.get("kind", updated.source.kind) != updated.source.kind:

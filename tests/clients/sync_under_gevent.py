@@ -25,7 +25,9 @@ from wire.messages import GenerationRequest  # noqa: E402
 
 
 def one_stream(base_url: str, transport: str, seed: int, k: int) -> StreamResult:
-    settings = ClientSettings(base_url=base_url, poll_interval_s=0.02, stream_timeout_s=30)
+    settings = ClientSettings(
+        base_url=base_url, knobs=(("poll_interval_ms", 20.0),), stream_timeout_s=30
+    )
     client = BlockingClient(transport, TRANSPORTS.get(transport).exchange, settings)
     try:
         request = GenerationRequest(seed=seed, stream_id=f"gevent-{transport}-{k}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support import TRANSPORT_NAMES, async_client
+from support import FAST_POLLS, TRANSPORT_NAMES, async_client
 
 from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess
@@ -33,7 +33,7 @@ def test_the_corpus_stream_contains_the_tricky_tokens(corpus_spec: SourceSpec) -
 async def test_transport_delivers_the_exact_sequence(
     server: ServerProcess, corpus_spec: SourceSpec, transport: str, framing: str
 ) -> None:
-    settings = ClientSettings(base_url=server.base_url, framing=framing, poll_interval_s=0.02)
+    settings = ClientSettings(base_url=server.base_url, framing=framing, knobs=FAST_POLLS)
     client = async_client(transport, settings)
     seed = 3
     stream_id = f"e2e-{transport}-{framing}"

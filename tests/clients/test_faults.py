@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import websockets
-from support import TRANSPORT_NAMES, async_client, blocking_client, serve
+from support import FAST_POLLS, TRANSPORT_NAMES, async_client, blocking_client, serve
 from websockets.asyncio.client import connect
 
 from clients.interface import ClientSettings, StreamResult
@@ -64,7 +64,7 @@ def slow_first_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
 async def stream(
     server: ServerProcess, transport: str, stream_id: str, **settings: int
 ) -> StreamResult:
-    config = ClientSettings(base_url=server.base_url, poll_interval_s=0.02, **settings)  # type: ignore[arg-type]
+    config = ClientSettings(base_url=server.base_url, knobs=FAST_POLLS, **settings)  # type: ignore[arg-type]
     client = async_client(transport, config)
     try:
         request = GenerationRequest(seed=7, stream_id=stream_id)

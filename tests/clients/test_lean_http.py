@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from support import serve
+from support import FAST_POLLS, serve
 
 from clients import h1_io
 from clients.asyncio_io import AsyncStreamClient
@@ -60,7 +60,7 @@ def test_only_plain_http_1_1_takes_the_lean_client() -> None:
 
 def run_both(base_url: str, transport: str) -> tuple[StreamResult, StreamResult]:
     """One stream through the lean client and one through httpx, on uvloop."""
-    settings = ClientSettings(base_url, poll_interval_s=0.02, max_connections=2)
+    settings = ClientSettings(base_url, knobs=FAST_POLLS, max_connections=2)
 
     async def one(lean: bool, stream_id: str) -> StreamResult:
         logic = TRANSPORTS.get(transport).exchange

@@ -252,7 +252,7 @@ def test_a_token_is_stamped_by_the_read_that_completes_it(transport: str) -> Non
 
 
 def test_polling_creates_the_stream_then_polls_by_offset_and_counts_empty_polls() -> None:
-    done = run("long_poll", POLLS, long_poll_wait_s=20.0)
+    done = run("long_poll", POLLS, knobs=(("long_poll_wait_s", 20.0),))
     create, *polls = done.calls()
     assert create == HTTPCall("POST", "/v1/streams", json=REQUEST.to_json(), expected_status=201)
     assert polls == [
@@ -273,7 +273,7 @@ def test_short_polls_keep_to_a_grid_from_the_creation_stamp() -> None:
         polled(1, 0, at(330)),  # overran the 300 ms point: the next poll goes at 400 ms
         polled(1, 3, at(401), done=True),
     ]
-    done = run("short_poll", script, poll_interval_s=0.1)
+    done = run("short_poll", script, knobs=(("poll_interval_ms", 100.0),))
     assert done.sleeps() == pytest.approx([0.097, 0.088, 0.070])
     assert [c.params for c in done.calls()[1:]] == [{"offset": o} for o in (0, 1, 1, 1)]
     assert done.result.empty_polls == 2
@@ -281,7 +281,7 @@ def test_short_polls_keep_to_a_grid_from_the_creation_stamp() -> None:
 
 
 def test_a_webhook_subscribes_its_callback_url_and_answers_each_delivery() -> None:
-    done = run("webhook", NORMAL["webhook"][0], batch_ms=20.0)
+    done = run("webhook", NORMAL["webhook"][0], knobs=(("batch_ms", 20.0),))
     assert isinstance(done.effects[0], ListenForCallbacks)
     (subscribe,) = done.calls()
     assert subscribe == HTTPCall(

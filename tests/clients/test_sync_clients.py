@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import TRANSPORT_NAMES, async_client, blocking_client
+from support import FAST_POLLS, TRANSPORT_NAMES, async_client, blocking_client
 
 from clients.interface import ClientSettings, StreamResult
 from harness.load.records import unpack
@@ -39,7 +39,7 @@ def expected_texts(spec: SourceSpec, seed: int) -> list[str]:
 
 
 def sync_stream(base_url: str, transport: str, framing: str, stream_id: str) -> StreamResult:
-    settings = ClientSettings(base_url=base_url, framing=framing, poll_interval_s=0.02)
+    settings = ClientSettings(base_url=base_url, framing=framing, knobs=FAST_POLLS)
     client = blocking_client(transport, settings)
     try:
         return client.stream(GenerationRequest(seed=3, stream_id=stream_id), time.perf_counter_ns())

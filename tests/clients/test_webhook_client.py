@@ -395,7 +395,7 @@ def test_a_shared_secret_reaches_both_sides() -> None:
 
 def test_the_parametrised_helpers_make_webhook_clients(retrying_server: ServerProcess) -> None:
     """`support.async_client` and `blocking_client` build webhook clients from the registry."""
-    settings = ClientSettings(base_url=retrying_server.base_url, batch_ms=30)
+    settings = ClientSettings(base_url=retrying_server.base_url, knobs=(("batch_ms", 30.0),))
     client = blocking_client("webhook", settings)
     try:
         request = GenerationRequest(seed=3, max_tokens=30, stream_id="batched-blocking")

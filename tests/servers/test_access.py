@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 import websockets
-from support import ROOT, TRANSPORT_NAMES, async_client, blocking_client
+from support import FAST_POLLS, ROOT, TRANSPORT_NAMES, async_client, blocking_client
 from websockets.asyncio.client import connect
 from websockets.typing import Origin, Subprotocol
 
@@ -154,7 +154,7 @@ async def test_every_transport_streams_with_the_token_and_is_refused_without(
     their bodies as application/json, or the server would answer 415)."""
     for token in (ALICE, None):
         settings = ClientSettings(
-            base_url=guarded.base_url, framing=framing, poll_interval_s=0.02, token=token
+            base_url=guarded.base_url, framing=framing, knobs=FAST_POLLS, token=token
         )
         client = async_client(transport, settings)
         stream_id = f"tok-{transport}-{framing}-{'yes' if token else 'no'}"
@@ -179,7 +179,7 @@ async def test_every_transport_streams_with_the_token_and_is_refused_without(
 def test_the_blocking_clients_of_locust_send_the_token_too(
     guarded: ServerProcess, transport: str
 ) -> None:
-    settings = ClientSettings(base_url=guarded.base_url, poll_interval_s=0.02, token=BOB)
+    settings = ClientSettings(base_url=guarded.base_url, knobs=FAST_POLLS, token=BOB)
     client = blocking_client(transport, settings)
     try:
         result = client.stream(GenerationRequest(max_tokens=5), time.perf_counter_ns())
@@ -195,7 +195,8 @@ async def test_the_driver_measures_a_server_that_needs_the_environment_token(
     """`driver.client_settings` and the out-of-band timeline fetch take the token from
     TOKENWIRE_SERVER_TOKEN, as the server subprocess does."""
     monkeypatch.setenv(SERVER_TOKEN_ENV, ENV_TOKEN)
-    scenario = Scenario(requests=3, concurrency=2, warmup=0, poll_interval_ms=20, source=SPEC)
+    scenario = Scenario(requests=3, concurrency=2, warmup=0, source=SPEC)
+    scenario = scenario.with_knob("poll_interval_ms", 20)
     phases = await run_benchmark(scenario, env_guarded)
     records = [r for phase in phases for r in phase.requests]
     assert len(records) == 3 * len(TRANSPORT_NAMES)

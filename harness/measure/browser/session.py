@@ -281,8 +281,8 @@ class BrowserSession:
             "base": settings.base_url.rstrip("/"),
             "framing": framing,
             "request": request.to_json(),
-            "pollIntervalMs": settings.poll_interval_s * 1000,
-            "longPollWait": f"{settings.long_poll_wait_s:g}",
+            "pollIntervalMs": settings.knob("poll_interval_ms"),
+            "longPollWait": f"{settings.knob('long_poll_wait_s'):g}",
             "timeoutMs": timeout_s * 1000,
             "token": settings.token,
         }

@@ -9,7 +9,7 @@ from typing import Any
 from harness.analyse.results import Point, RunResult
 from harness.present.plots.style import fmt_value
 from harness.present.plots.subjects import Subject, tag
-from transports import TRANSPORTS, Kind
+from transports import TRANSPORTS
 
 
 def _setting(scenario: dict[str, Any], axis: str | None, value: object, key: str) -> object:
@@ -45,21 +45,15 @@ def describe(run: RunResult, point: Point | None) -> str:
     else:
         load += f", {fmt_value(_setting(scenario, axis, value, 'concurrency'))} in flight"
     parts = [load, f"framing {_setting(scenario, axis, value, 'framing')}"]
-    paced = TRANSPORTS.interval_paced()
-    polled = any(name in paced for name in scenario.get("transports", paced))
-    if polled and not (axis == "poll_interval_ms" and point is None):
-        interval = fmt_value(_setting(scenario, axis, value, "poll_interval_ms"))
-        parts.append(f"short poll every {interval} ms")
-    batched = TRANSPORTS.of_kind(Kind.CALLBACK)
-    called = any(name in batched for name in scenario.get("transports", batched))
-    if called and not (axis == "batch_ms" and point is None):
-        window = fmt_value(_setting(scenario, axis, value, "batch_ms") or 0)
-        parts.append(f"webhook batch_ms {window}")
+    ran = scenario.get("transports", TRANSPORTS.names())
+    for knob in (k for t in TRANSPORTS if t.name in ran for k in t.knobs):  # their settings
+        if not (axis == knob.name and point is None):
+            given = _setting(scenario, axis, value, knob.name)
+            shown = fmt_value(knob.default if given is None else given)
+            parts.append(knob.caption.format(title=knob.title, value=shown))
     path = scenario.get("path") or "loopback"
     if axis != "path" and path != "loopback":
         parts.append(f"path {path}")
-    if axis == "long_poll_wait_s" and point is not None:
-        parts.append(f"long-poll wait {fmt_value(value)} s")
     if axis is not None:
         values = ", ".join(fmt_value(p.value) for p in run.points)
         if point is None:

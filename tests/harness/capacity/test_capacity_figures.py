@@ -143,10 +143,15 @@ def test_the_slo_passes_within_every_limit_and_the_ttft_slack_applies() -> None:
 
 
 def test_polling_is_allowed_its_poll_interval_unless_strict() -> None:
-    design = design_delay("short_poll", poll_interval_ms=100, batch_ms=0)
+    values = {"poll_interval_ms": 100.0, "batch_ms": 0.0, "long_poll_wait_s": 30.0}
+    design = design_delay("short_poll", values.__getitem__)
     assert design == DesignDelay(100, "poll interval")
-    assert design_delay("sse", 100, 0) == DesignDelay()
-    assert design_delay("webhook", 100, 20) == DesignDelay(20, "batch_ms")
+    assert design_delay("sse", values.__getitem__) == DesignDelay()
+    assert design_delay("long_poll", values.__getitem__) == DesignDelay()
+    assert design_delay("webhook", values.__getitem__) == DesignDelay()  # 0: one POST each
+    assert design_delay("webhook", {**values, "batch_ms": 20.0}.__getitem__) == DesignDelay(
+        20, "batch_ms"
+    )
     loaded = summary(120, 1, 200)
     assert check_slo(loaded, Slo(), ttft_reference_ms=200, design=design).passed
     strict = check_slo(loaded, Slo(strict=True), ttft_reference_ms=200, design=design)

@@ -209,7 +209,7 @@ def test_rules_follow_the_kind_or_else_the_figures(baseline_file: Path, register
     """Registered transports are judged by their kind in the registry; unknown ones (runs
     from another checkout) by their figures, with the same outcome for the five."""
     baseline = load_baseline(baseline_file)
-    interval = float(CI_SCENARIO.poll_interval_ms)
+    interval = float(CI_SCENARIO.knob("poll_interval_ms"))
     by_transport = {
         n: {r.figure: r for r in rules_for(n if registered else f"old-{n}", f, interval)}
         for n, f in baseline.transports.items()

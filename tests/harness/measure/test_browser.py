@@ -326,9 +326,9 @@ def browser_run(logged: ServerProcess) -> dict[str, PhaseRecord]:
         requests=8,
         concurrency=4,
         warmup=1,
-        poll_interval_ms=50,
         source=FAST,
-    ).validate()
+    )
+    scenario = scenario.with_knob("poll_interval_ms", 50).validate()
     phases = asyncio.run(run_benchmark(scenario, logged))
     return {phase.transport: phase for phase in phases}
 

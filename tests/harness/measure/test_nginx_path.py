@@ -45,16 +45,15 @@ SLOW = SourceSpec(preset="chat", ttft_ms=50, tokens_per_s=10, tokens_per_respons
 
 
 def small_scenario(path: str, transports: tuple[str, ...] = TRANSPORTS.names()) -> Scenario:
-    return Scenario(
+    scenario = Scenario(
         transports=transports,
         requests=4,
         concurrency=2,
         warmup=0,
-        poll_interval_ms=20,
-        long_poll_wait_s=10,
         stream_timeout_s=60,
         path=path,
-    ).validate()
+    )
+    return scenario.with_knob("poll_interval_ms", 20).with_knob("long_poll_wait_s", 10).validate()
 
 
 def assert_complete(phases: list[PhaseRecord]) -> None:

@@ -69,8 +69,8 @@ def small(transports: tuple[str, ...], servers: int, clients: int, **kwargs: obj
         requests=24,
         concurrency=6,
         warmup=1,
-        poll_interval_ms=20,
-        long_poll_wait_s=2,  # a poll the server forgets to wake costs 2 s, not 30
+        # a poll the server forgets to wake costs 2 s, not 30
+        knobs=(("poll_interval_ms", 20.0), ("long_poll_wait_s", 2.0), ("batch_ms", 0.0)),
         source=FAST,
         server_processes=servers,
         client_processes=clients,

@@ -22,16 +22,16 @@ from transports import TRANSPORTS
 
 
 def test_batch_ms_is_a_field_a_flag_and_a_sweep_axis() -> None:
-    assert Scenario().batch_ms == 0
-    assert scenario_from_dict({"batch_ms": 25}).batch_ms == 25.0
-    assert with_overrides(Scenario(), batch_ms=40).batch_ms == 40
+    assert Scenario().knob("batch_ms") == 0
+    assert scenario_from_dict({"batch_ms": 25}).knob("batch_ms") == 25.0
+    assert with_overrides(Scenario(), batch_ms=40).knob("batch_ms") == 40
     assert "batch_ms" in SWEEP_AXES
     sweep = parse_sweep_flag("batch_ms=0,20,100")
     assert (sweep.axis, sweep.values) == ("batch_ms", (0.0, 20.0, 100.0))
     scenario = Scenario(sweep=sweep).validate()
-    assert [scenario.at(v).batch_ms for v in sweep.values] == [0, 20, 100]
+    assert [scenario.at(v).knob("batch_ms") for v in sweep.values] == [0, 20, 100]
     settings = client_settings(scenario.at(20.0), "http://127.0.0.1:9", 4)
-    assert settings.batch_ms == 20 and settings.max_connections == 4
+    assert settings.knob("batch_ms") == 20 and settings.max_connections == 4
 
 
 @pytest.mark.parametrize("value", [-1, 60_001])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import TRANSPORT_NAMES, async_client
+from support import FAST_POLLS, TRANSPORT_NAMES, async_client
 
 from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess, running_server
@@ -57,7 +57,7 @@ def expected(corpus_spec: SourceSpec, seed: int) -> list[str]:
 async def test_relayed_live_text_is_exact(
     relay: ServerProcess, corpus_spec: SourceSpec, transport: str
 ) -> None:
-    client = async_client(transport, ClientSettings(base_url=relay.base_url, poll_interval_s=0.02))
+    client = async_client(transport, ClientSettings(base_url=relay.base_url, knobs=FAST_POLLS))
     request = GenerationRequest(seed=21, prompt="tell me", stream_id=f"live-{transport}")
     try:
         result = await client.stream(request, time.perf_counter_ns())
