@@ -36,7 +36,7 @@ from harness.analyse.metrics import summarize
 from harness.ci.baseline import FigureStats
 from harness.ci.check import rules_for
 from harness.measure.driver import open_shards, run_benchmark
-from harness.measure.scenario import Scenario, parse_transports
+from harness.measure.scenario import Faults, Scenario, parse_transports, validated, validation
 from harness.measure.server_process import bind_listener
 from servers.app import create_app
 from servers.run import uvicorn_config
@@ -203,15 +203,13 @@ def test_the_server_index_lists_every_endpoint(echo_server: InProcessServer) -> 
 def test_a_planned_drop_needs_transports_that_resume(monkeypatch: pytest.MonkeyPatch) -> None:
     """`Capabilities.resume` is read: a scenario refuses to drop a transport that says it
     cannot resume (the fault tests hold every transport that says it can to it)."""
-    from harness.measure import scenario as scenario_module
-
     no_resume = Capabilities(resume=False, cancel_on_disconnect=True, browser=False)
     registry = TRANSPORTS.with_transport(replace(ECHO, name="stubborn", capabilities=no_resume))
-    monkeypatch.setattr(scenario_module, "TRANSPORTS", registry)
-    faults = scenario_module.Faults(drop_at_token=3)
+    monkeypatch.setattr(validation, "TRANSPORTS", registry)
+    faults = Faults(drop_at_token=3)
     with pytest.raises(ScenarioError, match="stubborn cannot resume"):
-        scenario_module.Scenario(transports=("sse", "stubborn"), faults=faults).validate()
-    scenario_module.Scenario(transports=("sse",), faults=faults).validate()
+        validated(Scenario(transports=("sse", "stubborn"), faults=faults))
+    validated(Scenario(transports=("sse",), faults=faults))
 
 
 @pytest.mark.parametrize(

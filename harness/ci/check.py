@@ -79,7 +79,7 @@ from harness.ci.baseline import (
     require_same_scenario,
     run_figures,
 )
-from harness.measure.scenario import Scenario, scenario_from_dict
+from harness.measure.scenario import Scenario, scenario_from_dict, validated
 from transports import TRANSPORTS
 from transports import Kind as TransportKind
 
@@ -342,4 +342,4 @@ def rerun_scenario(saved: Mapping[str, Any]) -> Scenario:
     data = {k: v for k, v in saved.items() if v is not None and k != "sweep"}
     source = saved.get("source") or {}
     data["source"] = {k: v for k, v in source.items() if v is not None and k != "seed"}
-    return scenario_from_dict(data, "the run's saved scenario: ").validate()
+    return validated(scenario_from_dict(data, "the run's saved scenario: "))

@@ -17,7 +17,7 @@ from harness.cli.common import (
     positive_float,
     positive_int,
 )
-from harness.measure.scenario import Scenario, load_scenario, with_overrides
+from harness.measure.scenario import Scenario, load_scenario, validated, with_overrides
 
 NAME = "load"
 HELP = "load-test the transports with locust (headless, optionally with local workers)"
@@ -79,7 +79,7 @@ def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:
     scenario = with_overrides(load_scenario(path), transports=args.transports)
     given = {"users": args.users, "spawn_rate": args.spawn_rate, "run_time_s": args.run_time}
     load = replace(scenario.load, **{k: v for k, v in given.items() if v is not None})
-    return replace(scenario, load=load).validate(), path.resolve()
+    return validated(replace(scenario, load=load)), path.resolve()
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:

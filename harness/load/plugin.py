@@ -78,7 +78,7 @@ from harness.load.records import (
 )
 from harness.load.shapes import users_at
 from harness.measure.driver import client_settings, load_prompts
-from harness.measure.scenario import Scenario, load_scenario
+from harness.measure.scenario import Scenario, load_scenario, validated
 from transports import TRANSPORTS, Transport
 from wire.messages import GenerationRequest
 
@@ -119,7 +119,7 @@ def read_config(options: Any, overrides: Overrides) -> LoadConfig:
         "run_time_s": overrides.run_time_s,
     }
     load = replace(scenario.load, **{k: v for k, v in given.items() if v is not None})
-    scenario = replace(scenario, load=load).validate()
+    scenario = validated(replace(scenario, load=load))
     return LoadConfig(
         scenario=scenario,
         out_dir=Path(options.tokenwire_out) if options.tokenwire_out else default_run_dir(scenario),

@@ -18,7 +18,7 @@ from harness.analyse.results import Point, RunResult, save_run
 from harness.ci.baseline import load_baseline, make_baseline, save_baseline
 from harness.ci.check import Verdict, check, compare_runs, rerun_scenario, rules_for
 from harness.measure.records import PhaseRecord, RequestRecord
-from harness.measure.scenario import Inject, load_scenario
+from harness.measure.scenario import Inject, load_scenario, validated
 
 ROOT = Path(__file__).resolve().parents[3]
 CI_SCENARIO = load_scenario(ROOT / "scenarios" / "ci.toml")
@@ -243,7 +243,7 @@ def test_the_baseline_records_median_and_range(tmp_path: Path) -> None:
 
 def test_a_saved_scenario_is_rebuilt_exactly() -> None:
     # as a run saves it: validated, so its process counts are the ones it ran with
-    injected = replace(CI_SCENARIO, inject=Inject(token_delay_ms=5.0, pad_bytes=8)).validate()
+    injected = validated(replace(CI_SCENARIO, inject=Inject(token_delay_ms=5.0, pad_bytes=8)))
     assert rerun_scenario(injected.to_json()) == injected
 
 

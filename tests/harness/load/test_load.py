@@ -17,7 +17,7 @@ from harness.analyse.results import RunResult, load_run
 from harness.cli.load import duration_s
 from harness.load.records import Batch, LoadCollection, failure_of, pack, unpack, verdict
 from harness.load.shapes import peak_users, users_at
-from harness.measure.scenario import Load, scenario_from_dict
+from harness.measure.scenario import Load, scenario_from_dict, validated
 from harness.measure.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -76,7 +76,7 @@ def test_spike_rises_for_its_window_then_falls_back() -> None:
 )
 def test_bad_load_tables_name_the_field(table: dict[str, object], needle: str) -> None:
     with pytest.raises(ScenarioError, match=None) as caught:
-        scenario_from_dict({"load": table}).validate()
+        validated(scenario_from_dict({"load": table}))
     assert needle in str(caught.value)
 
 

@@ -41,7 +41,7 @@ from harness.measure.browser.request_log import (
 from harness.measure.browser.session import CHROMIUM, BrowserSession
 from harness.measure.driver import run_benchmark
 from harness.measure.records import PhaseRecord
-from harness.measure.scenario import Scenario, scenario_from_dict
+from harness.measure.scenario import Scenario, scenario_from_dict, validated
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
 from transports import PUSH, TRANSPORTS, Capabilities, Kind, Transport
@@ -210,14 +210,14 @@ def test_the_page_clock_takes_time_origin_within_the_round_trip_bounds() -> None
 
 
 def test_client_is_a_scenario_field_with_two_values() -> None:
-    assert scenario_from_dict({"client": "browser"}).validate().client == "browser"
+    assert validated(scenario_from_dict({"client": "browser"})).client == "browser"
     assert Scenario().client == "python"
     with pytest.raises(ScenarioError, match="unknown client 'chrome'; allowed: python, browser"):
-        scenario_from_dict({"client": "chrome"}).validate()
+        validated(scenario_from_dict({"client": "chrome"}))
     with pytest.raises(ScenarioError, match="makes no connection faults"):
-        scenario_from_dict({"client": "browser", "faults": {"drop_at_token": 3}}).validate()
+        validated(scenario_from_dict({"client": "browser", "faults": {"drop_at_token": 3}}))
     with pytest.raises(ScenarioError, match="holds at most 96 streams at once"):
-        scenario_from_dict({"client": "browser", "concurrency": 200}).validate()
+        validated(scenario_from_dict({"client": "browser", "concurrency": 200}))
 
 
 def no_browser_transport() -> Transport:
@@ -328,7 +328,7 @@ def browser_run(logged: ServerProcess) -> dict[str, PhaseRecord]:
         warmup=1,
         source=FAST,
     )
-    scenario = scenario.with_knob("poll_interval_ms", 50).validate()
+    scenario = validated(scenario.with_knob("poll_interval_ms", 50))
     phases = asyncio.run(run_benchmark(scenario, logged))
     return {phase.transport: phase for phase in phases}
 

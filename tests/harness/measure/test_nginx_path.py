@@ -26,6 +26,7 @@ from harness.measure.scenario import (
     Scenario,
     parse_sweep,
     scenario_from_dict,
+    validated,
     with_overrides,
 )
 from harness.measure.server_process import ServerProcess
@@ -53,7 +54,7 @@ def small_scenario(path: str, transports: tuple[str, ...] = TRANSPORTS.names()) 
         stream_timeout_s=60,
         path=path,
     )
-    return scenario.with_knob("poll_interval_ms", 20).with_knob("long_poll_wait_s", 10).validate()
+    return validated(scenario.with_knob("poll_interval_ms", 20).with_knob("long_poll_wait_s", 10))
 
 
 def assert_complete(phases: list[PhaseRecord]) -> None:

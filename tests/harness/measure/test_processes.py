@@ -28,7 +28,7 @@ from harness.measure.processes import (
     split,
 )
 from harness.measure.records import PhaseRecord
-from harness.measure.scenario import Scenario, load_scenario, with_overrides
+from harness.measure.scenario import Scenario, load_scenario, validated, with_overrides
 from harness.measure.server_process import (
     ServerGroup,
     ServerProcess,
@@ -101,17 +101,17 @@ def test_auto_is_one_per_two_cores(cores: int | None, each: int) -> None:
 
 def test_auto_resolves_by_the_machine_and_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    resolved = Scenario().validate()
+    resolved = validated(Scenario())
     assert (resolved.server_processes, resolved.client_processes) == (4, 4)
     assert resolved.to_json()["server_processes"] == 4  # the scenario JSON of results
-    behind_nginx = Scenario(path="nginx").validate()  # a path fronts one server
+    behind_nginx = validated(Scenario(path="nginx"))  # a path fronts one server
     assert (behind_nginx.server_processes, behind_nginx.client_processes) == (1, 4)
-    browser = Scenario(client="browser", transports=("sse",), concurrency=6).validate()
+    browser = validated(Scenario(client="browser", transports=("sse",), concurrency=6))
     assert (browser.server_processes, browser.client_processes) == (1, 1)
-    given = Scenario(server_processes=3, client_processes=2).validate()
+    given = validated(Scenario(server_processes=3, client_processes=2))
     assert (given.server_processes, given.client_processes) == (3, 2)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert Scenario().validate().server_processes == Scenario().validate().client_processes == 1
+    assert validated(Scenario()).server_processes == validated(Scenario()).client_processes == 1
 
 
 def test_auto_in_a_scenario_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +149,7 @@ def test_bad_process_counts_are_refused(tmp_path: Path, text: str, needle: str) 
 
 
 def test_saved_scenarios_repeat_with_their_counts_and_old_ones_with_auto() -> None:
-    saved = Scenario(server_processes=2, client_processes=3).validate().to_json()
+    saved = validated(Scenario(server_processes=2, client_processes=3)).to_json()
     again = rerun_scenario(saved)
     assert (again.server_processes, again.client_processes) == (2, 3)
     older = {k: v for k, v in saved.items() if k not in PROCESS_FIELDS}  # before this field

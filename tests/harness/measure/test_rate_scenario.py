@@ -11,7 +11,7 @@ from bench import main
 from errors import ScenarioError
 from harness.cli.common import Parser
 from harness.cli.run import add_arguments, scenario_from_args
-from harness.measure.scenario import Scenario, Sweep, load_scenario, with_overrides
+from harness.measure.scenario import Scenario, Sweep, load_scenario, validated, with_overrides
 
 
 def scenario_file(tmp_path: Path, text: str) -> Scenario:
@@ -21,7 +21,7 @@ def scenario_file(tmp_path: Path, text: str) -> Scenario:
 
 
 def test_closed_loop_is_the_default() -> None:
-    scenario = Scenario().validate()
+    scenario = validated(Scenario())
     assert (scenario.rate, scenario.arrivals) == (0.0, "poisson")
 
 

@@ -8,7 +8,13 @@ import pytest
 from support import TRANSPORT_NAMES
 
 from errors import ScenarioError
-from harness.measure.scenario import Scenario, load_scenario, parse_transports, with_overrides
+from harness.measure.scenario import (
+    Scenario,
+    load_scenario,
+    parse_transports,
+    validated,
+    with_overrides,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
@@ -76,4 +82,4 @@ def test_missing_file() -> None:
 
 
 def test_defaults_are_valid() -> None:
-    assert Scenario().validate().transports == TRANSPORT_NAMES
+    assert validated(Scenario()).transports == TRANSPORT_NAMES

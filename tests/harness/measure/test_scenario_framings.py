@@ -7,7 +7,7 @@ import pytest
 from support import bench
 
 from errors import ScenarioError
-from harness.measure.scenario import Faults, Scenario, parse_sweep, with_overrides
+from harness.measure.scenario import Faults, Scenario, parse_sweep, validated, with_overrides
 from wire.framing import FRAMINGS
 
 
@@ -23,7 +23,7 @@ from wire.framing import FRAMINGS
     ],
 )
 def test_possible_pairs_validate(framing: str, transports: tuple[str, ...]) -> None:
-    Scenario(framing=framing, transports=transports).validate()
+    validated(Scenario(framing=framing, transports=transports))
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_impossible_pairs_are_refused(
     framing: str, transports: tuple[str, ...], message: str
 ) -> None:
     with pytest.raises(ScenarioError) as error:
-        Scenario(framing=framing, transports=transports).validate()
+        validated(Scenario(framing=framing, transports=transports))
     assert message in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -52,20 +52,20 @@ def test_impossible_pairs_are_refused(
 def test_raw_cannot_resume() -> None:
     faults = Faults(drop_at_token=5)
     with pytest.raises(ScenarioError, match="no token boundaries"):
-        Scenario(framing="raw", transports=("chunked",), faults=faults).validate()
-    Scenario(framing="langchain", transports=("chunked",), faults=faults).validate()
+        validated(Scenario(framing="raw", transports=("chunked",), faults=faults))
+    validated(Scenario(framing="langchain", transports=("chunked",), faults=faults))
 
 
 def test_the_browser_client_reads_json_and_openai_only() -> None:
     with pytest.raises(ScenarioError, match="browser client reads the framings json, openai"):
-        Scenario(framing="vercel-ui", transports=("sse",), client="browser").validate()
+        validated(Scenario(framing="vercel-ui", transports=("sse",), client="browser"))
 
 
 def test_a_framing_sweep_checks_every_point() -> None:
     sweep = parse_sweep("framing", ["json", "vercel-ui"])
     with pytest.raises(ScenarioError, match="framing vercel-ui cannot travel over chunked"):
-        Scenario(transports=("sse", "chunked"), sweep=sweep).validate()
-    Scenario(transports=("sse",), sweep=sweep).validate()
+        validated(Scenario(transports=("sse", "chunked"), sweep=sweep))
+    validated(Scenario(transports=("sse",), sweep=sweep))
 
 
 def test_flags_are_checked_together() -> None:

@@ -15,6 +15,7 @@ from harness.measure.scenario import (
     load_scenario,
     parse_sweep_flag,
     scenario_from_dict,
+    validated,
     with_overrides,
 )
 from harness.measure.server_process import PROJECT_ROOT
@@ -28,7 +29,7 @@ def test_batch_ms_is_a_field_a_flag_and_a_sweep_axis() -> None:
     assert "batch_ms" in SWEEP_AXES
     sweep = parse_sweep_flag("batch_ms=0,20,100")
     assert (sweep.axis, sweep.values) == ("batch_ms", (0.0, 20.0, 100.0))
-    scenario = Scenario(sweep=sweep).validate()
+    scenario = validated(Scenario(sweep=sweep))
     assert [scenario.at(v).knob("batch_ms") for v in sweep.values] == [0, 20, 100]
     settings = client_settings(scenario.at(20.0), "http://127.0.0.1:9", 4)
     assert settings.knob("batch_ms") == 20 and settings.max_connections == 4
@@ -37,13 +38,13 @@ def test_batch_ms_is_a_field_a_flag_and_a_sweep_axis() -> None:
 @pytest.mark.parametrize("value", [-1, 60_001])
 def test_batch_ms_out_of_range_is_refused(value: float) -> None:
     with pytest.raises(ScenarioError, match="batch_ms must be from 0 to 60000"):
-        scenario_from_dict({"batch_ms": value}).validate()
+        validated(scenario_from_dict({"batch_ms": value}))
     with pytest.raises(ScenarioError, match="batch_ms must be"):
         with_overrides(Scenario(), sweep=f"batch_ms=0,{value}")
 
 
 def test_the_batch_sweep_scenario_loads() -> None:
-    scenario = load_scenario(PROJECT_ROOT / "scenarios" / "sweep-batch-ms.toml").validate()
+    scenario = validated(load_scenario(PROJECT_ROOT / "scenarios" / "sweep-batch-ms.toml"))
     assert scenario.sweep is not None and scenario.sweep.axis == "batch_ms"
     assert scenario.sweep.values[0] == 0 and "webhook" in scenario.transports
 
@@ -51,7 +52,7 @@ def test_the_batch_sweep_scenario_loads() -> None:
 def test_the_browser_client_refuses_the_webhook_by_name() -> None:
     assert TRANSPORTS.get("webhook").capabilities.browser is False
     with pytest.raises(ScenarioError) as refused:
-        Scenario(client="browser", transports=("sse", "webhook")).validate()
+        validated(Scenario(client="browser", transports=("sse", "webhook")))
     message = str(refused.value)
     assert "transport webhook cannot run in a browser (its capability browser is False)" in message
     assert "use: short_poll, long_poll, sse, chunked, websocket" in message
@@ -59,11 +60,11 @@ def test_the_browser_client_refuses_the_webhook_by_name() -> None:
 
 
 def test_all_transports_in_a_browser_are_all_a_browser_runs() -> None:
-    scenario = scenario_from_dict({"client": "browser"}).validate()
+    scenario = validated(scenario_from_dict({"client": "browser"}))
     assert "webhook" not in scenario.transports and "sse" in scenario.transports
     swept = scenario_from_dict({"sweep": {"axis": "client", "values": ["python", "browser"]}})
-    assert "webhook" in swept.validate().at("python").transports
-    assert "webhook" not in swept.validate().at("browser").transports
+    assert "webhook" in validated(swept).at("python").transports
+    assert "webhook" not in validated(swept).at("browser").transports
 
 
 def test_the_check_judges_the_webhook_by_polling_rules() -> None:

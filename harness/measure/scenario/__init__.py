@@ -1,0 +1,153 @@
+"""Scenarios: a declarative description of one benchmark run (TOML file + command-line flags).
+
+```toml
+name = "default"
+description = "..."
+transports = "all"            # or ["sse", "websocket"]
+requests = 50                 # measured streams per transport
+concurrency = 8               # streams in flight at once (with a rate: at most)
+rate = 0                      # open loop: requests per second per transport, arriving on a
+                              # schedule whatever the server does; a stream that finds all
+                              # `concurrency` slots busy waits, and the wait counts in its
+                              # TTFT and E2E. 0: closed loop (a stream starts when one ends)
+arrivals = "poisson"          # with a rate: poisson (random gaps, seeded by `seed`) | constant
+warmup = 2                    # unmeasured streams per transport first
+seed = 1                      # the mock's text and timing; request k uses seed k
+framing = "json"              # json | openai | vercel-ui | vercel-data | langchain | raw:
+                              # json and openai go over every transport (polling keeps its
+                              # own envelope); vercel-ui over sse, vercel-data over chunked,
+                              # langchain over sse, chunked and websocket, raw over sse and
+                              # chunked (wire/framing.py; any other pair is refused)
+poll_interval_ms = 100        # short polling
+long_poll_wait_s = 30         # long polling
+batch_ms = 0                  # webhook: the server batches tokens this long per POST
+                              # (0: one POST per token; at most 60000)
+stream_timeout_s = 120        # one stream must finish within this
+client = "python"             # python | browser (Chromium pages: harness.measure.browser)
+ramp_s = 0                    # closed loop: start the concurrency workers evenly over this
+                              # many seconds, not all at once (0); streams of equal length
+                              # otherwise stay in lockstep, requested in waves
+raw_client = false            # after each transport, the same streams through a minimal raw
+                              # socket client that only counts tokens: the floor for the
+                              # client's CPU per token (harness.measure.raw_client; sse,
+                              # chunked and websocket, json framing, python client)
+server_processes = "auto"     # servers under test: N processes on N loopback ports; each
+                              # client shard sticks to one (shard i -> server i % N), so
+                              # every request of a stream goes to the server that has it
+client_processes = "auto"     # processes the driver's streams run in: job k in process
+                              # k % M, concurrency split evenly, results merged as if one
+                              # process had run them. Both: 1 to 64, or "auto" (or 0):
+                              # max(1, c // 2) on c cores (os.cpu_count(); 2 cores: 1 and 1).
+                              # More than 1 server needs path = "loopback", more than 1 of
+                              # either needs client = "python" (auto is then 1);
+                              # `bench.py load` runs one server (locust: --workers)
+
+[source]
+kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
+preset = "chat"               # mock: instant | chat | local | reasoning | steady
+ttft_ms = 350                 # mock: optional overrides of the preset
+tokens_per_s = 80
+tokens_per_response = 100
+# base_url = "http://127.0.0.1:8080/v1"   openai: the endpoint (key from OPENAI_API_KEY
+# model = "smollm2"                        or TOKENWIRE_API_KEY, never from a file)
+# temperature = 0.0                        openai: sampling (0: the same text per prompt)
+# max_tokens = 64                          openai: cap per response
+# trace = "scenarios/traces/x.jsonl"       trace: the file; request k replays its line k
+# speed = 1.0                              trace: replay speed factor
+
+prompts = "scenarios/prompts.txt"  # live sources: one prompt per line, request k uses line k
+order = "auto"                # sequential | interleaved | auto (interleaved for live sources)
+path = "loopback"             # between clients and server: loopback | nginx | nginx-h2 |
+                              # net:PROFILE | net:rtt=80ms,... ; layers join with + (server
+                              # side first: nginx+net:4g); a comma list compares several
+streaming_headers = true      # push responses ask proxies not to buffer them (Cache-Control:
+                              # no-cache, X-Accel-Buffering: no); false: a naive server
+
+[sweep]                       # optional: run every value of one axis in one run folder
+axis = "concurrency"          # concurrency | rate | poll_interval_ms | long_poll_wait_s |
+                              # batch_ms | framing | preset | path | streaming_headers (a
+                              # preset or streaming_headers sweep restarts the server at
+                              # each point)
+values = [1, 10, 50]
+
+[inject]                      # test aid: a deliberate server-side regression
+token_delay_ms = 5            # hold every token this long after the source emits it
+pad_bytes = 0                 # add this many bytes of padding to every token message
+
+[faults]                      # the fault benchmark: connections dropped on purpose
+drop_at_token = 10            # after 10 tokens, drop the connection and resume at once
+leave_at_token = 60           # after 60 tokens, leave for good (the server cancels)
+resume_grace_s = 1            # the server's wait for a dropped push reader (default 5)
+
+[load]                        # `bench.py load` and scenarios/locustfile.py (locust users)
+shape = "steady"              # steady | step (a staircase up to users) | spike
+users = 20                    # users per transport: steady throughout; step: the top;
+                              # spike: the baseline before and after the spike
+spawn_rate = 20               # users started (or stopped) per second
+run_time_s = 20               # length of the test (per transport when order is sequential)
+step_users = 5                # step: users added at each step
+step_time_s = 5               # step: seconds between steps
+spike_users = 60              # spike: users at the peak
+spike_at_s = 8                # spike: when the peak starts
+spike_time_s = 4              # spike: how long it lasts
+think_time_s = 0              # a user's pause between streams (0: closed loop)
+stop_timeout_s = 10           # at the end, streams in flight get this long to finish
+```
+
+In a load test `requests`, `concurrency`, `rate`, `arrivals` and `warmup` do not apply:
+locust users stream in a closed loop for `run_time_s`. `order` decides whether the
+transports run one after another (sequential: a locust run each, with its own CPU figures)
+or together (interleaved: one locust run, users spread evenly over the transports).
+"""
+
+from __future__ import annotations
+
+from harness.measure.scenario.model import (
+    DEFAULT_KNOBS,
+    KNOB_NAMES,
+    LOAD_SHAPES,
+    ORDERS,
+    SERVER_AXES,
+    SWEEP_AXES,
+    Faults,
+    Inject,
+    Load,
+    Scenario,
+    Sweep,
+)
+from harness.measure.scenario.reading import (
+    SOURCE_FLAGS,
+    load_scenario,
+    parse_source_flag,
+    parse_sweep,
+    parse_sweep_flag,
+    parse_transports,
+    scenario_from_dict,
+    source_from_dict,
+    with_overrides,
+)
+from harness.measure.scenario.validation import validated
+
+__all__ = [
+    "DEFAULT_KNOBS",
+    "KNOB_NAMES",
+    "LOAD_SHAPES",
+    "ORDERS",
+    "SERVER_AXES",
+    "SOURCE_FLAGS",
+    "SWEEP_AXES",
+    "Faults",
+    "Inject",
+    "Load",
+    "Scenario",
+    "Sweep",
+    "load_scenario",
+    "parse_source_flag",
+    "parse_sweep",
+    "parse_sweep_flag",
+    "parse_transports",
+    "scenario_from_dict",
+    "source_from_dict",
+    "validated",
+    "with_overrides",
+]

@@ -1,0 +1,199 @@
+"""The scenario as data: what one benchmark run measures (`Scenario`, with its tables
+`Inject`, `Faults`, `Load` and its `Sweep`), and what it derives (a sweep's points, the
+server's flags, the results' record of it). Reading files and flags is
+`harness.measure.scenario.reading`; checking is `harness.measure.scenario.validation`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from harness.measure.paths import LOOPBACK, parse_path
+from harness.measure.processes import AUTO, auto_processes
+from harness.measure.records import SweepValue
+from servers.sources.spec import SourceSpec
+from transports import TRANSPORTS
+
+KNOB_NAMES = tuple(knob.name for knob in TRANSPORTS.knobs())
+DEFAULT_KNOBS = tuple((knob.name, knob.default) for knob in TRANSPORTS.knobs())
+ORDERS = ("auto", "sequential", "interleaved")
+SWEEP_AXES = (
+    "concurrency",
+    "rate",
+    *(knob.name for knob in TRANSPORTS.knobs()),  # each transport's own settings
+    "framing",
+    "preset",
+    "path",
+    "streaming_headers",
+    "client",
+)
+# axes the server process itself holds: a sweep over one restarts the server at each point
+SERVER_AXES = ("preset", "streaming_headers")
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    axis: str
+    values: tuple[SweepValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inject:
+    """Deliberate regressions, for testing the regression check (never for real runs)."""
+
+    token_delay_ms: float = 0.0
+    pad_bytes: int = 0
+
+    def server_args(self) -> tuple[str, ...]:
+        args: tuple[str, ...] = ()
+        if self.token_delay_ms:
+            args += ("--inject-delay-ms", str(self.token_delay_ms))
+        if self.pad_bytes:
+            args += ("--inject-pad-bytes", str(self.pad_bytes))
+        return args
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Connection faults the clients make on purpose: the fault benchmark. Counts are tokens
+    received; 0 turns a fault off. A drop closes the connection without a word (as a
+    network failure does) and resumes at once: SSE reconnects the way EventSource does
+    (`Last-Event-ID` and `?stream=`), chunked and WebSocket resume by stream id and next
+    index, polling simply polls again. A leave drops the connection for good, so the
+    server's cancellation shows (`resume_grace_s` after the drop, by design)."""
+
+    drop_at_token: int = 0
+    leave_at_token: int = 0
+    resume_grace_s: float = 5.0  # the server's wait for a dropped push reader to come back
+
+    def server_args(self) -> tuple[str, ...]:
+        return ("--resume-grace-s", f"{self.resume_grace_s:g}")
+
+
+LOAD_SHAPES = ("steady", "step", "spike")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Simulated users per transport over time, for `bench.py load` and the locustfile."""
+
+    shape: str = "steady"
+    users: int = 10
+    spawn_rate: float = 10.0
+    run_time_s: float = 30.0
+    step_users: int = 5
+    step_time_s: float = 5.0
+    spike_users: int = 50
+    spike_at_s: float = 10.0
+    spike_time_s: float = 5.0
+    think_time_s: float = 0.0
+    stop_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str = "default"
+    description: str = ""
+    transports: tuple[str, ...] = TRANSPORTS.names()
+    requests: int = 50
+    concurrency: int = 8  # streams in flight at once; with a rate, the cap on them
+    rate: float = 0.0  # open loop: requests per second per transport (0: closed loop)
+    arrivals: str = "poisson"  # with a rate: poisson | constant (harness.measure.arrivals)
+    warmup: int = 2
+    seed: int = 1
+    framing: str = "json"
+    # the transports' own settings (`transports.Knob`), every one: (name, value). A scenario
+    # file writes each as a field of its own (`poll_interval_ms = 100`), as results do.
+    knobs: tuple[tuple[str, float], ...] = DEFAULT_KNOBS
+    stream_timeout_s: float = 120.0
+    source: SourceSpec = field(default_factory=SourceSpec)
+    sweep: Sweep | None = None
+    inject: Inject = field(default_factory=Inject)
+    faults: Faults = field(default_factory=Faults)
+    load: Load = field(default_factory=Load)
+    prompts: str | None = None  # live sources: a prompts file, request k uses line k
+    order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
+    path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
+    client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
+    streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
+    ramp_s: float = 0.0  # closed loop: workers start evenly over this many seconds
+    raw_client: bool = False  # the raw client's floor after each transport (raw_client.py)
+    server_processes: int = AUTO  # servers under test (harness.measure.processes); 0: auto
+    client_processes: int = AUTO  # processes the driver's clients run in; 0: auto
+
+    def knob(self, name: str) -> float:
+        """The value of a transport's setting (its default if this scenario lacks it)."""
+        return dict(self.knobs).get(name, TRANSPORTS.knob(name).default)
+
+    def with_knob(self, name: str, value: float) -> Scenario:
+        return replace(self, knobs=tuple({**dict(self.knobs), name: float(value)}.items()))
+
+    @property
+    def interleaved(self) -> bool:
+        """Live timing varies far more between requests than transports differ, so a live
+        run alternates transports request by request instead of running them in turn."""
+        return self.order == "interleaved" or (self.order == "auto" and self.source.live)
+
+    def at(self, value: SweepValue) -> Scenario:
+        """This scenario at one point of its sweep."""
+        assert self.sweep is not None
+        if self.sweep.axis == "preset":
+            return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
+        if self.sweep.axis in KNOB_NAMES:
+            assert isinstance(value, int | float) and not isinstance(value, bool)
+            return self.with_knob(self.sweep.axis, value).runnable()
+        return replace(self, **{self.sweep.axis: value}).runnable()
+
+    def runnable(self) -> Scenario:
+        """`all` transports read by the browser client: all that a browser can run (a page
+        cannot take a webhook's POSTs). A transport named on its own is refused instead."""
+        if self.client == "browser" and self.transports == TRANSPORTS.names():
+            usable = tuple(t.name for t in TRANSPORTS if t.capabilities.browser)
+            return replace(self, transports=usable)
+        return self
+
+    def with_processes(self) -> Scenario:
+        """This scenario with `server_processes` and `client_processes` of 0 (auto) resolved
+        by the rule of `harness.measure.processes` (1 where more would be refused: a path
+        other than loopback, the browser client, at any point of the sweep)."""
+        if AUTO not in (self.server_processes, self.client_processes):
+            return self
+        paths, clients = set(self.paths()), {self.client}
+        if self.sweep is not None and self.sweep.axis == "client":
+            clients |= {str(v) for v in self.sweep.values}
+        browser = clients != {"python"}
+        one_server = browser or any(p.strip() != LOOPBACK for p in paths)
+        auto = auto_processes()
+        return replace(
+            self,
+            server_processes=self.server_processes or (1 if one_server else auto),
+            client_processes=self.client_processes or (1 if browser else auto),
+        )
+
+    def paths(self) -> tuple[str, ...]:
+        """The path, or every path of a sweep over paths."""
+        if self.sweep is not None and self.sweep.axis == "path":
+            return tuple(dict.fromkeys([self.path, *(str(v) for v in self.sweep.values)]))
+        return (self.path,)
+
+    def server_args(self) -> tuple[str, ...]:
+        """The server process's flags this scenario sets (test aids, resume grace, the push
+        responses' streaming headers, the Host names its paths' clients use)."""
+        streaming = ("--streaming-headers", "1" if self.streaming_headers else "0")
+        hosts = dict.fromkeys(h for p in self.paths() for h in parse_path(p).server_hosts())
+        allowed = tuple(arg for host in hosts for arg in ("--allowed-host", host))
+        return self.inject.server_args() + self.faults.server_args() + streaming + allowed
+
+    def to_json(self) -> dict[str, Any]:
+        """The scenario as results record it: every transport setting a field of its own,
+        given or default (as a scenario file writes them)."""
+        data: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if name == "knobs":
+                data.update({k: self.knob(k) for k in KNOB_NAMES})
+            else:
+                data[name] = value
+        data["transports"] = list(self.transports)
+        if self.sweep is not None:
+            data["sweep"] = {"axis": self.sweep.axis, "values": list(self.sweep.values)}
+        return data
