@@ -59,7 +59,9 @@ def test_a_plugin_transport_runs_through_every_command(tmp_path: Path) -> None:
     assert compared.returncode == 0, compared.stderr
     assert "echo" in (tmp_path / "cmp" / "compare.html").read_text()
     baseline = tmp_path / "baseline.json"
-    made = bench("baseline", str(runs[0]), "--out", str(baseline))
+    # a baseline of both runs, whose spread is its tolerance: the check judges the plugin's
+    # figures, not the timing noise of two 8-stream runs on a shared machine
+    made = bench("baseline", *map(str, runs), "--out", str(baseline))
     assert made.returncode == 0, made.stderr
     assert "echo" in json.loads(baseline.read_text())["transports"]
     checked = bench("check", str(runs[1]), "--baseline", str(baseline))
