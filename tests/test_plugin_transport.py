@@ -17,6 +17,7 @@ import pytest
 from harness.measure.server_process import PROJECT_ROOT
 from transports import PLUGINS_ENV, TRANSPORTS
 
+# region end-to-end (shown in docs/adding-a-transport.md)
 PLUGIN = "tests.plugins.echo_transport:ECHO"
 RUN = ("--transports", "echo,sse", "--requests", "8", "--concurrency", "2", "--warmup", "1")
 
@@ -67,6 +68,7 @@ def test_a_plugin_transport_runs_through_every_command(tmp_path: Path) -> None:
     checked = bench("check", str(runs[1]), "--baseline", str(baseline))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "echo" in checked.stdout
+    # endregion
 
 
 def test_without_the_plugin_the_transport_is_unknown() -> None:
