@@ -203,6 +203,7 @@ class TransportRegistry:
         return TransportRegistry((*self.transports, transport))
 
 
+# region capabilities (shown in docs/adding-a-transport.md)
 # Polling resumes by nature (the next poll names its offset); SSE resumes with Last-Event-ID,
 # chunked with ?stream=&from=, WebSocket with a {"resume"} first message. Code reads these:
 # the scenario refuses a planned drop on a transport that cannot resume, and the fault tests
@@ -213,6 +214,7 @@ PUSH = Capabilities(resume=False, cancel_on_disconnect=True, browser=True)
 # Webhooks: a failed delivery is retried from its first token; a receiver that is gone (410,
 # or every retry failed) cancels the generation; a browser page cannot receive a POST.
 CALLBACK = Capabilities(resume=True, cancel_on_disconnect=True, browser=False)
+# endregion
 
 BUILTIN = TransportRegistry(
     (
@@ -282,6 +284,7 @@ BUILTIN = TransportRegistry(
             capabilities=RESUMABLE_PUSH,
             carriage=carriages.LINES,
         ),
+        # region websocket (shown in docs/adding-a-transport.md)
         Transport(
             name="websocket",
             kind=Kind.PUSH,
@@ -294,6 +297,7 @@ BUILTIN = TransportRegistry(
             carriage=carriages.MESSAGES,
             upgrade_path="/v1/ws",
         ),
+        # endregion
         Transport(
             name="webhook",
             kind=Kind.CALLBACK,

@@ -72,7 +72,7 @@ def test_exchange_logic_does_no_io(path: Path) -> None:
 
 
 # Only the drivers and their I/O helpers read the clock, as each read returns.
-CLOCK_READERS = CLIENT_IO | {"callbacks_io.py"}
+CLOCK_READERS = CLIENT_IO | {"callbacks_asyncio.py", "callbacks_blocking.py"}
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 
 Two proofs: every consumer (server app, driver, blocking client, locust Users, CLI choices
 and help, chart colours, the regression check's rules) sees every registered transport; and
-a throwaway push transport ("echo"), defined only in this module and registered on a copy
-of the registry, streams end to end through the driver and the blocking client without any
-other file knowing it (docs/adding-a-transport.md lists the files a real one touches).
+a throwaway push transport ("echo", in tests/plugins/), registered on a copy of the
+registry, streams end to end through the driver and the blocking client in every framing it
+carries, and refuses the ones it cannot, without any other file knowing it
+(docs/adding-a-transport.md shows its code and lists the parts a real one has).
 """
 
 from __future__ import annotations
@@ -104,20 +105,38 @@ def test_a_transport_defined_in_a_test_streams_through_the_driver(
     assert summary.requests_per_stream == 1.0
 
 
+@pytest.mark.parametrize("framing", ["json", "openai", "vercel-data", "langchain"])
 def test_a_transport_defined_in_a_test_streams_through_the_blocking_client(
-    echo_server: InProcessServer,
+    echo_server: InProcessServer, framing: str
 ) -> None:
-    client = BlockingClient("echo", ECHO.exchange, ClientSettings(base_url=echo_server.base_url))
+    settings = ClientSettings(base_url=echo_server.base_url, framing=framing)
+    client = BlockingClient("echo", ECHO.exchange, settings)
     try:
-        request = GenerationRequest(seed=4, stream_id="echo-blocking")
+        request = GenerationRequest(seed=4, stream_id=f"echo-blocking-{framing}")
         result = client.stream(request, time.perf_counter_ns())
     finally:
         client.close()
     assert result.error is None
-    assert result.indices == list(range(len(result.indices))) and result.end_tokens == len(
-        result.indices
-    )
+    assert result.indices == list(range(len(result.indices))) and result.end_ns is not None
+    assert result.end_tokens in (None, len(result.indices))  # a count, where the framing has one
     assert result.requests == 1 and result.bytes_received > 0
+
+
+@pytest.mark.parametrize(
+    ("framing", "says"),
+    [
+        ("raw", "echo carries framings with token boundaries, not raw"),
+        ("vercel-ui", "framing vercel-ui cannot travel over echo; it travels over sse"),
+        ("nope", "nope"),
+    ],
+)
+def test_the_echo_server_refuses_a_framing_it_cannot_carry(
+    echo_server: InProcessServer, framing: str, says: str
+) -> None:
+    reply = httpx.post(
+        echo_server.base_url + "/test/echo", params={"framing": framing}, json={}, trust_env=False
+    )
+    assert reply.status_code == 400 and says in reply.json()["error"]
 
 
 def test_the_extended_registry_leaves_the_default_one_alone() -> None:

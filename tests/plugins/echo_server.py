@@ -1,30 +1,41 @@
-"""The `echo` transport's server side: `POST /test/echo` streams the generation as NDJSON
-lines in the json framing (tests/plugins/echo_transport.py)."""
+"""The `echo` transport's server side: `POST /test/echo?framing=NAME` streams a new
+generation as NDJSON lines, one line per message of the requested framing
+(tests/plugins/echo_transport.py is its registry entry, echo_client.py its client side).
+
+It does what every push endpoint does: `framed_batches` runs the stream (the framing's
+start messages, each token as the generation yields it, the end messages; the generation
+is abandoned if the reader leaves early), and the endpoint only delimits each payload, here
+as a line. `PushResponse` sends it with the streaming headers and closes the stream the
+moment the client leaves."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from errors import RequestRefused
 from servers.generation import Generation
-from servers.request_parsing import body_generation_request
+from servers.push_response import PushResponse
+from servers.request_parsing import body_generation_request, framing_named
 from servers.state import start_generation, state_of
-from servers.streaming import framed_batches
-from wire.framing import JSON
+from servers.streaming import framed_batches, response_headers
+from wire.carriages import LINES
+from wire.framing import Framing
 from wire.messages import GenerationRequest
-from wire.ndjson import encode_line
+from wire.ndjson import MEDIA_TYPE, encode_line
 
-echo_router = APIRouter()
+NAME = "echo"  # as its registry entry names this transport
+echo_router = APIRouter(tags=[NAME])
 
 
-async def echo_lines(gen: Generation, model: str) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(framed_batches(gen, JSON, model)) as batches:
+async def echo_lines(gen: Generation, framing: Framing, model: str) -> AsyncGenerator[bytes, None]:
+    async with contextlib.aclosing(framed_batches(gen, framing, model)) as batches:
         async for batch in batches:
-            yield b"".join(encode_line(m.payload) for m in batch)
+            for message in batch:  # a body chunk each: the bytes never depend on timing
+                yield encode_line(message.payload)
 
 
 @echo_router.post("/test/echo")
@@ -32,7 +43,16 @@ async def echo(
     request: Request,
     generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
     framing: str = Query("json"),
-) -> StreamingResponse:
+) -> Response:
     state = state_of(request)
-    gen = start_generation(state, generation_request)
-    return StreamingResponse(echo_lines(gen, state.source.model), media_type="text/x-echo")
+    # 400 for a framing that cannot travel as lines; padded when the server's test aid asks
+    codec = framing_named(state, framing, NAME)
+    if not codec.boundaries:  # `raw` has no messages to put on lines (servers/chunked.py can)
+        raise RequestRefused(400, f"echo carries framings with token boundaries, not {framing}")
+    gen = start_generation(state, generation_request)  # 409 when the stream id is taken
+    return PushResponse(
+        echo_lines(gen, codec, state.source.model),
+        media_type=MEDIA_TYPE,
+        headers=response_headers(codec, LINES),  # a framing's own Content-Type and headers
+        streaming_headers=bool(state.settings.streaming_headers),
+    )

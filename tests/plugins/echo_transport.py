@@ -12,16 +12,17 @@ while the registry is being made, so it may import nothing that reads the regist
 from __future__ import annotations
 
 from transports import Capabilities, Kind, Transport
-
-PATH = "/test/echo"
+from wire import carriages
 
 ECHO = Transport(
     name="echo",
     kind=Kind.PUSH,
     title="Echo",
-    endpoint=f"POST {PATH}",
+    endpoint="POST /test/echo?framing=NAME (JSON body; NDJSON lines back)",
     server="tests.plugins.echo_server:echo_router",
     client="tests.plugins.echo_client:echo_exchange",
     colour="#000000",
+    # no resume request; leaving cancels the generation; no reader in the browser's page
     capabilities=Capabilities(resume=False, cancel_on_disconnect=True, browser=False),
+    carriage=carriages.LINES,  # framings that travel as streamed lines travel over echo
 )
