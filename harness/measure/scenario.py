@@ -263,7 +263,8 @@ class Scenario:
         assert self.sweep is not None
         if self.sweep.axis == "preset":
             return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
-        return replace(self, **{self.sweep.axis: value}).runnable()
+        swept: dict[str, Any] = {self.sweep.axis: value}  # the axis names a field
+        return replace(self, **swept).runnable()
 
     def runnable(self) -> Scenario:
         """`all` transports read by the browser client: all that a browser can run (a page
@@ -504,8 +505,9 @@ SOURCE_FLAGS = (
 
 
 def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> Any:
-    if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
-        names = {float: "number", bool: "true or false"}
+    wrong = isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed)
+    if wrong:
+        names: dict[type, str] = {float: "number", bool: "true or false"}
         kinds = " or ".join(names.get(t, t.__name__) for t in allowed)
         raise ScenarioError(f"{where}{key} must be {kinds}, got {value!r}")
     return float(value) if float in allowed else value
