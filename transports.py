@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from errors import ProtocolError, UsageError
 from wire import carriages
@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # for annotations only: the registry imports neither side unt
 DIRECT = "direct"  # not a transport: a live upstream read straight, as the reference
 DIRECT_COLOUR = "#7f7f7f"
 FALLBACK_COLOUR = "#17becf"
+
+T = TypeVar("T")
 
 
 class Kind(StrEnum):
@@ -104,19 +106,23 @@ class Transport:
     @property
     def router(self) -> APIRouter:
         """The server's router, imported on first use (analysis never needs FastAPI)."""
-        return resolve(self.server)  # type: ignore[no-any-return]
+        return resolve(self.server)
 
     @property
     def exchange(self) -> ExchangeLogic:
         """The client's exchange logic, imported on first use."""
-        return resolve(self.client)  # type: ignore[no-any-return]
+        return resolve(self.client)
 
 
-def resolve(binding: object) -> Any:
-    """`binding` itself, or the attribute a "package.module:attribute" string names."""
-    if not isinstance(binding, str):
-        return binding
-    module, _, attribute = binding.partition(":")
+def resolve(binding: T | str) -> T:
+    """`binding` itself, or the attribute a "package.module:attribute" string names, taken to
+    be what the binding stands for (a field typed `APIRouter | str` names a router)."""
+    return cast(T, load(binding)) if isinstance(binding, str) else binding
+
+
+def load(name: str) -> object:
+    """The attribute a "package.module:attribute" string names."""
+    module, _, attribute = name.partition(":")
     return getattr(importlib.import_module(module), attribute)
 
 
@@ -335,7 +341,7 @@ def with_plugins(registry: TransportRegistry, spec: str | None) -> TransportRegi
         if not entry:
             continue
         try:
-            transport = resolve(entry) if ":" in entry else None
+            transport = load(entry) if ":" in entry else None
         except (ImportError, AttributeError) as exc:
             raise UsageError(f"{PLUGINS_ENV}: cannot load {entry!r}: {exc}") from None
         if not isinstance(transport, Transport):

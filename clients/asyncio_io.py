@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import cast
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -111,7 +112,8 @@ class AsyncIO:
 
     def _h1_exit(self, conn: h1_io.H1Connection) -> None:
         if conn is self.h1:  # left mid-body (an error, a timeout): the connection goes
-            self.client.h1.charge(conn, self.result)  # type: ignore[union-attr]
+            assert self.client.h1 is not None  # the connection came from its pool
+            self.client.h1.charge(conn, self.result)
             conn.abort()
             self.h1 = None
 
@@ -140,8 +142,10 @@ class AsyncIO:
             body = await response.aread() if httpx_io.unexpected(response, call) else b""
         # the raw body, read as `aiter_raw` reads it, but not closed at its end: the end is
         # charged first, while a connection the peer closes (`Connection: close`) still has
-        # its counters (closing it would release it, and the pool would close the socket)
-        self.response, self.reads = response, aiter(response.stream)  # type: ignore[arg-type]
+        # its counters (closing it would release it, and the pool would close the socket);
+        # an AsyncClient's response stream is an asynchronous one
+        stream = cast(httpx.AsyncByteStream, response.stream)
+        self.response, self.reads = response, aiter(stream)
         return httpx_io.reply_of(response, body, time.perf_counter_ns())
 
     async def read_body(self, effect: effects.ReadBody) -> effects.Arrival | None:

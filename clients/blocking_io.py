@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Protocol
 
 import httpx
@@ -36,7 +37,7 @@ def keep_trio_out_under_gevent() -> None:
     `import trio` fail cleanly instead, so httpcore leaves it out."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("select") and "trio" not in sys.modules:
-        sys.modules["trio"] = None  # type: ignore[assignment]
+        sys.modules["trio"] = None  # type: ignore[assignment]  # None: `import trio` fails
 
 
 keep_trio_out_under_gevent()
@@ -103,9 +104,14 @@ class BlockingIO(contextlib.ExitStack):
             while (effect := steps.send(reply)) is not None:
                 reply = getattr(self, effects.HANDLERS[type(effect)])(effect)
 
-    def __exit__(self, *exc_info: object) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
         with httpx_io.mapped_errors(), websockets_io.mapped_ws_errors():
-            return super().__exit__(*exc_info)  # type: ignore[arg-type]
+            return super().__exit__(exc_type, exc, traceback)
 
     def fetch(self, effect: effects.Fetch) -> effects.Reply:
         with httpx_io.mapped_errors():

@@ -106,7 +106,7 @@ class AsyncReceiver:
         finally:
             self.writers.discard(writer)
             writer.close()
-            self.serving.discard(task)  # type: ignore[arg-type]
+            self.serving.discard(task)
 
     async def _answer_all(
         self,

@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
+from typing import cast
 from urllib.parse import urlencode, urlsplit
 
 import httptools
@@ -94,7 +95,7 @@ class H1Connection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter_ns()
@@ -163,11 +164,11 @@ class H1Connection(asyncio.Protocol):
         assert self.transport is not None
         self._reset()
         loop = asyncio.get_running_loop()
-        self._head = loop.create_future()
+        self._head = waited = loop.create_future()
         if whole:
-            self._done = loop.create_future()
+            self._done = waited = loop.create_future()
         self.transport.write(request)
-        return self._done if whole else self._head
+        return waited
 
     def body(self) -> bytes:
         data = b"".join(self._parts)
@@ -176,7 +177,8 @@ class H1Connection(asyncio.Protocol):
 
     def read_rest(self) -> asyncio.Future[None]:
         """Gather the rest of the body (a response with an unexpected status, to explain)."""
-        self._parts[:0] = [a.data for a in self.reads.take_pending() if a is not None]  # type: ignore[misc]
+        # a body's arrivals are bytes (only WebSocket messages may be text)
+        self._parts[:0] = [cast(bytes, a.data) for a in self.reads.take_pending() if a is not None]
         self._done = asyncio.get_running_loop().create_future()
         if self.complete:
             self._done.set_result(None)

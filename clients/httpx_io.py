@@ -128,7 +128,7 @@ class PooledClient(Generic[Pool]):
         self.logic = logic
         self.settings = settings
         self.meter = ByteMeter()
-        self._make_pool = pool
+        self._make_pool: Callable[..., Pool] = pool
         self._pool: Pool | None = None
 
     @property

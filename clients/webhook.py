@@ -81,7 +81,8 @@ class Inbox:
             raise ProtocolViolation(
                 f"a delivery for stream {head.stream!r} reached stream {self.stream_id!r}"
             )
-        index, fresh = head.start, []
+        index = head.start
+        fresh: list[Message] = []
         for payload in payloads:
             message = self.framing.decode(payload)
             if isinstance(message, TokenMsg):

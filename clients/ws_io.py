@@ -21,6 +21,7 @@ import hashlib
 import os
 import socket
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -100,7 +101,7 @@ class WSConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter_ns()
@@ -226,7 +227,7 @@ async def open_websocket(settings: ClientSettings, path: str, result: StreamResu
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             transport, conn = await loop.create_connection(lambda: WSConnection(key), host, port)
-            conn.transport = transport  # type: ignore[assignment]
+            conn.transport = transport
             request = upgrade_request(
                 parts.netloc, parts.path.rstrip("/") + path, key, settings.token
             )

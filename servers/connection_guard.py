@@ -29,9 +29,11 @@ hostile clients needs and uvicorn does not apply (each a `ServerSettings` field)
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 
 from servers.access import transfer_codings, unsupported_codings
 from servers.settings import ServerSettings
@@ -67,11 +69,11 @@ def unsupported_coding_answer(codings: list[str]) -> bytes:
     return closing_answer(b"501 Not Implemented", message)
 
 
-class WriteTimeout:
+class WriteTimeout(asyncio.BaseProtocol):
     """A mixin for an asyncio protocol: drops the connection when its transport stayed
     paused for writing `write_timeout_s` (the kernel accepted nothing meanwhile). It comes
     first among the bases, so that the protocol's own `pause_writing`, `resume_writing` and
-    `connection_lost` still run."""
+    `connection_lost` (next in the method order) still run."""
 
     transport: asyncio.Transport
     write_timeout_s: float = 30.0
@@ -83,18 +85,18 @@ class WriteTimeout:
             self._write_timer = None
 
     def pause_writing(self) -> None:
-        super().pause_writing()  # type: ignore[misc]
+        super().pause_writing()
         if self._write_timer is None and self.write_timeout_s > 0:
             loop = asyncio.get_running_loop()
             self._write_timer = loop.call_later(self.write_timeout_s, self.transport.abort)
 
     def resume_writing(self) -> None:
         self._stop_write_timer()
-        super().resume_writing()  # type: ignore[misc]
+        super().resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_write_timer()
-        super().connection_lost(exc)  # type: ignore[misc]
+        super().connection_lost(exc)
 
 
 def guarded_protocol(settings: ServerSettings) -> type[HttpToolsProtocol]:
@@ -128,8 +130,8 @@ def guarded_protocol(settings: ServerSettings) -> type[HttpToolsProtocol]:
             elif not self.transport.is_closing():
                 self.transport.close()
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(cast(asyncio.Transport, transport))  # always a stream one
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -237,7 +239,7 @@ def guarded_ws_protocol(settings: ServerSettings) -> type[WebSocketsSansIOProtoc
             else:
                 super().handle_ping()
 
-        def handle_pong(self, event):  # type: ignore[no-untyped-def]
+        def handle_pong(self, event: Frame) -> None:
             if self._violated:
                 return
             if not self._count_control_frame():

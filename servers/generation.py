@@ -130,7 +130,7 @@ class Generation:
                 self.problem = {"code": exc.code, "message": exc.detail}
         finally:
             try:
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
             finally:  # ended, even if closing the source is cancelled again or fails
                 self.finish()
 

@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from errors import ServerSettingsError, SourceError, UserError
 from servers.app import create_app
@@ -23,11 +24,11 @@ from servers.sources.spec import add_source_arguments, build_source, spec_from_a
 
 
 def uvicorn_config(
-    app: object, host: str, port: int, settings: ServerSettings | None = None
+    app: ASGIApp, host: str, port: int, settings: ServerSettings | None = None
 ) -> uvicorn.Config:
     settings = settings or ServerSettings()
     return uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=host,
         port=port,
         http=guarded_protocol(settings),
@@ -116,7 +117,7 @@ def freeze_startup_objects() -> None:
 
 
 def serve_on_socket(
-    app: object, sock: socket.socket, settings: ServerSettings | None = None
+    app: ASGIApp, sock: socket.socket, settings: ServerSettings | None = None
 ) -> None:
     """Serve on an already-bound socket. Not uvicorn's `fd=` option: that rebuilds the socket
     as AF_UNIX, so asyncio never sets TCP_NODELAY on accepted connections and every small

@@ -9,7 +9,7 @@ generators that were stacked per token before (the profiles are in docs/scale.md
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from servers.generation import Generation
@@ -47,7 +47,7 @@ async def framed_batches(
     start: int = 0,
     resume_grace_s: float = 0.0,
     resumed: bool = False,
-) -> AsyncIterator[list[Framed]]:
+) -> AsyncGenerator[list[Framed], None]:
     """Start messages (not on a resume), tokens from `start`, end messages, in batches:
     everything that is ready when the reader gets to run, for one wake-up (one token per
     batch while the server keeps up; more when it fell behind). HTTP endpoints still send

@@ -489,20 +489,21 @@ def malformed_json() -> st.SearchStrategy[bytes]:
 # The endpoints read their bodies themselves (to bound them), so FastAPI publishes no request
 # body; these schemas follow docs/wire-protocol.md, so that schemathesis generates bodies too.
 
+GENERATION_PROPERTIES: dict[str, dict[str, Any]] = {
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 65536},
+    "prompt": {"type": "string", "maxLength": MAX_FUZZ_PROMPT_CHARS},
+    "stream_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+}
 GENERATION_REQUEST_SCHEMA = {
     "type": "object",
-    "properties": {
-        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-        "max_tokens": {"type": "integer", "minimum": 1, "maximum": 65536},
-        "prompt": {"type": "string", "maxLength": MAX_FUZZ_PROMPT_CHARS},
-        "stream_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    },
+    "properties": GENERATION_PROPERTIES,
     "additionalProperties": False,
 }
 WEBHOOK_REQUEST_SCHEMA = {
     "type": "object",
     "properties": {
-        **GENERATION_REQUEST_SCHEMA["properties"],  # type: ignore[dict-item]
+        **GENERATION_PROPERTIES,
         "callback_url": {"type": "string", "maxLength": 300},
         "batch_ms": {"type": "number", "minimum": 0, "maximum": 1000},
     },
@@ -680,8 +681,8 @@ def read_answer(reader: Reader, head_request: bool = False) -> RawAnswer | None:
                 return RawAnswer(status, headers, body)
             body += chunk[:-2]
     if b"content-length" in headers:
-        body = reader.exactly(int(headers[b"content-length"]))
-        return None if body is None else RawAnswer(status, headers, body)
+        content = reader.exactly(int(headers[b"content-length"]))
+        return None if content is None else RawAnswer(status, headers, content)
     while reader.fill():
         pass
     return RawAnswer(status, headers, reader.buffer)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -33,6 +34,11 @@ def bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 
 TRANSPORT_NAMES = TRANSPORTS.names()
 FAST_POLLS = (("poll_interval_ms", 20.0),)  # clients' settings: short polls 20 ms apart
+
+
+def all_known(stamps: Sequence[int | None]) -> TypeGuard[Sequence[int]]:
+    """Every stamp is known (`assert all_known(record.emit_ns)` narrows the stamps' type)."""
+    return None not in stamps
 
 
 def async_client(transport: str, settings: ClientSettings) -> AsyncStreamClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -30,11 +31,11 @@ SUMMARY_NUMBERS = (
 
 
 @pytest.fixture(scope="module")
-def busy_port() -> int:
+def busy_port() -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
-    yield sock.getsockname()[1]  # type: ignore[misc]
+    yield sock.getsockname()[1]
     sock.close()
 
 

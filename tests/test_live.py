@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -64,17 +65,17 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.kill()
 
 
-def bench_run(out: Path, *args: str) -> dict[str, object]:
+def bench_run(out: Path, *args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "bench.py", "run", "--transports", "all", "--requests", "2",
          "--concurrency", "1", "--warmup", "0", "--out", str(out), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    return orjson.loads((out / "results.json").read_bytes())  # type: ignore[no-any-return]
+    return orjson.loads((out / "results.json").read_bytes())
 
 
-def assert_complete(results: dict[str, object], transports: list[str]) -> None:
+def assert_complete(results: dict[str, Any], transports: list[str]) -> None:
     summaries = results["transports"]
     assert isinstance(summaries, dict)
     assert sorted(summaries) == sorted(transports)
@@ -98,12 +99,12 @@ def test_record_relay_and_replay(llama: str, tmp_path: Path) -> None:
         "--source", "openai", "--base-url", llama, "--model", MODEL_NAME, "--max-tokens", "16",
     )  # fmt: skip
     assert_complete(live, [*TRANSPORT_NAMES, "direct"])
-    assert live["transports"]["sse"]["phase"]["extra"]["order"] == "interleaved"  # type: ignore[index]
+    assert live["transports"]["sse"]["phase"]["extra"]["order"] == "interleaved"
 
     replay = bench_run(tmp_path / "replay", "--source", f"trace:{trace_path}")
     assert_complete(replay, list(TRANSPORT_NAMES))
     for name in TRANSPORT_NAMES:
-        records = replay["transports"][name]["phase"]["requests"]  # type: ignore[index]
+        records = replay["transports"][name]["phase"]["requests"]
         for record in records:
             expected = trace.requests[record["seed"] % len(trace.requests)]
             assert record["source_tokens"] == len(expected.tokens)

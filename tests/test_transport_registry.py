@@ -10,6 +10,7 @@ carries, and refuses the ones it cannot, without any other file knowing it
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -26,6 +27,7 @@ import psutil
 import pytest
 import uvicorn
 from plugins.echo_transport import ECHO
+from starlette.types import ASGIApp
 from support import ROOT
 
 from bench import build_parser
@@ -67,7 +69,7 @@ class InProcessServer:
 
 
 @contextlib.contextmanager
-def serving(app: object) -> Iterator[InProcessServer]:
+def serving(app: ASGIApp) -> Iterator[InProcessServer]:
     sock = bind_listener("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
@@ -164,13 +166,17 @@ def locust_users() -> dict[str, dict[str, object]]:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def help_of(command: str) -> str:
     parser = build_parser()
-    subparsers = next(a for a in parser._actions if a.dest == "command")
-    return subparsers.choices[command].format_help()  # type: ignore[attr-defined,no-any-return]
+    subparsers = next(
+        a
+        for a in parser._actions
+        if isinstance(a, argparse._SubParsersAction) and a.dest == "command"
+    )
+    return subparsers.choices[command].format_help()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS, ids=lambda t: t.name)

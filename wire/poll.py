@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from errors import ProtocolError
 from wire.messages import TokenMsg
@@ -59,11 +59,12 @@ def decode_batch(body: Any) -> PollBatch:
     return PollBatch(tokens=messages, next=next_offset, done=done, error=error)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def decode_created(body: Any) -> str:
-    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+    stream_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(stream_id, str):
         raise ProtocolError('stream creation must answer {"id": "..."}')
-    return body["id"]
+    return stream_id

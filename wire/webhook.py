@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from errors import ProtocolError
 from wire.messages import REQUEST_FIELDS, STREAM_ID, GenerationRequest, dumps, loads
@@ -152,10 +152,14 @@ def decode_delivery(body: bytes) -> tuple[DeliveryHead, list[str]]:
     stream, seq, start = head.get("stream"), head.get("seq"), head.get("from")
     if not isinstance(stream, str) or not STREAM_ID.fullmatch(stream):
         raise ProtocolError(f"bad delivery head stream: {lines[0][:80]!r}")
-    for value in (seq, start):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ProtocolError(f"bad delivery head seq/from: {lines[0][:80]!r}")
+    if not (_is_count(seq) and _is_count(start)):
+        raise ProtocolError(f"bad delivery head seq/from: {lines[0][:80]!r}")
     return DeliveryHead(stream, seq, start), [line.removesuffix("\r") for line in lines[1:]]
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    """A whole number from 0 up (JSON's true and false are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # --- signatures ---------------------------------------------------------------------------

@@ -81,13 +81,13 @@ def _point_at(run: RunResult, value: SweepValue | None) -> Point | None:
 def matched_points(runs: Sequence[Compared]) -> list[tuple[str, list[Point]]]:
     """(heading, one point per run) for each comparison table."""
     if shared_axis(runs) is not None and runs[0].run.is_sweep:
-        tables = []
+        tables: list[tuple[str, list[Point]]] = []
         for point in runs[0].run.points:
-            others = [_point_at(c.run, point.value) for c in runs]
-            if all(p is not None for p in others):
+            others = [p for p in (_point_at(c.run, point.value) for c in runs) if p is not None]
+            if len(others) == len(runs):
                 tables.append((f"{runs[0].run.sweep_axis} = {point.value}", others))
         if tables:
-            return tables  # type: ignore[return-value]
+            return tables
     return [("", [representative(c.run) for c in runs])]
 
 
@@ -132,7 +132,7 @@ def comparison_table(runs: Sequence[Compared], points: Sequence[Point]) -> str:
             for point in points[1:]:
                 value = _value(point.summaries.get(name), column)
                 diff = None if value is None or base is None else value - base
-                ratio = None if diff is None or not base else value / base  # type: ignore[operator]
+                ratio = None if value is None or not base else value / base
                 sign = "+" if diff is not None and diff > 0 else ""
                 cells.append(f"<td>{number(value)}</td><td>{sign}{number(diff)}</td>")
                 shown = "–" if ratio is None else f"{ratio:.2f}×"

@@ -111,10 +111,11 @@ def conclude(
         if not floor and unloaded
         else next((p for p in finals if not p.passed and p.concurrency == high), None)
     )
-    limiting = None if limiting_probe is None else limiting_probe.verdict.limiting()
-    if limiting_probe is not None and design.ms and strict and not floor:
+    limiting = None
+    if limiting_probe is not None:
+        limiting = limiting_probe.verdict.limiting()
         added = limiting_probe.verdict.figure("added_delay_p99_ms")
-        if added is not None and not added.passed:
+        if design.ms and strict and not floor and added is not None and not added.passed:
             limiting += f" (by design: {transport} waits up to its {design.what}, "
             limiting += f"{fmt(design.ms)} ms; drop --strict to allow it)"
     memory = [
@@ -123,7 +124,7 @@ def conclude(
         if p.server_peak_rss_bytes and p.errors == 0
     ]
     cores = None if at is None else at.server_cores_busy
-    kib, kib_stderr = memory_per_stream_kib(memory)  # type: ignore[arg-type]
+    kib, kib_stderr = memory_per_stream_kib(memory)
     limits = {
         c.figure: c.limit
         for c in (unloaded[-1].verdict.checks if unloaded else ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from rich.table import Table
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _table(path: Path, transports: dict[str, dict[str, object]], runs: int) -> Table:
+def _table(path: Path, transports: Mapping[str, Mapping[str, object]], runs: int) -> Table:
     table = Table(
         title=f"baseline {path} (median of {runs} run(s))",
         title_justify="left",

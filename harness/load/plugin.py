@@ -118,7 +118,8 @@ def read_config(options: Any, overrides: Overrides) -> LoadConfig:
         "spawn_rate": overrides.spawn_rate,
         "run_time_s": overrides.run_time_s,
     }
-    load = replace(scenario.load, **{k: v for k, v in given.items() if v is not None})
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    load = replace(scenario.load, **changes)
     scenario = validated(replace(scenario, load=load))
     return LoadConfig(
         scenario=scenario,
@@ -246,6 +247,7 @@ class LoadSession:
         """A worker, told by the master: stop the users gracefully (fires `test_stop` here),
         then report at once rather than at the next 3-second report: the same
         `report_to_master` path, the way locust itself flushes a worker's last stats."""
+        assert environment.runner is not None  # a runner's message
         environment.runner.stop()
         flush = getattr(environment.runner, "_send_stats", None)
         if flush is not None:
@@ -256,6 +258,7 @@ class LoadSession:
         if self.is_worker or self.config is None:
             return
         if self.is_master:
+            assert environment.runner is not None  # the master's runner
             environment.runner.send_message(STOP_MESSAGE)
             self.wait_for_workers(self.config.scenario.load.stop_timeout_s + REPORT_SLACK_S)
         else:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import httpx
 import psutil
@@ -111,6 +111,16 @@ def shared_webhook_secret() -> str:
     return os.environ.setdefault(WEBHOOK_SECRET_ENV, secrets.token_urlsafe(32))
 
 
+class ServerOptions(TypedDict, total=False):
+    """`start_server`'s optional keywords, for the functions that pass them on."""
+
+    host: str
+    port: int
+    ready_timeout_s: float
+    extra_args: tuple[str, ...]
+    module: str
+
+
 def start_server(
     spec: SourceSpec,
     log_path: Path,
@@ -177,8 +187,10 @@ def stop_server(server: ServerProcess, grace_s: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def running_server(spec: SourceSpec, log_path: Path, **kwargs: object) -> Iterator[ServerProcess]:
-    server = start_server(spec, log_path, **kwargs)  # type: ignore[arg-type]
+def running_server(
+    spec: SourceSpec, log_path: Path, **kwargs: Unpack[ServerOptions]
+) -> Iterator[ServerProcess]:
+    server = start_server(spec, log_path, **kwargs)
     try:
         yield server
     finally:
@@ -233,7 +245,7 @@ def server_log_paths(log_dir: Path, count: int) -> list[Path]:
 
 @contextlib.contextmanager
 def running_servers(
-    spec: SourceSpec, log_dir: Path, count: int, **kwargs: object
+    spec: SourceSpec, log_dir: Path, count: int, **kwargs: Unpack[ServerOptions]
 ) -> Iterator[ServerGroup]:
     """`count` servers started at once (each as `start_server` starts one, on its own
     loopback port, logging to `server_log_paths`), stopped by PID when the context exits;
@@ -242,7 +254,7 @@ def running_servers(
     with contextlib.ExitStack() as stack:
         with ThreadPoolExecutor(max_workers=count) as pool:
             futures = [
-                pool.submit(start_server, spec, log, **kwargs)  # type: ignore[arg-type]
+                pool.submit(start_server, spec, log, **kwargs)
                 for log in server_log_paths(log_dir, count)
             ]
         servers = []

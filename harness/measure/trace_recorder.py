@@ -8,8 +8,10 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from errors import UpstreamUnavailable
 from servers.sources.live import api_key_from_env, messages_for
@@ -22,9 +24,11 @@ async def record_one(
     sent = time.perf_counter_ns()
     tokens: list[TracedToken] = []
     usage = None
+    # the wire's plain dicts, which openai's TypedDicts describe
+    messages = cast(list[ChatCompletionMessageParam], messages_for(prompt))
     stream = await client.chat.completions.create(
         model=model,
-        messages=messages_for(prompt),  # type: ignore[arg-type]
+        messages=messages,
         stream=True,
         stream_options={"include_usage": True},
         max_tokens=max_tokens,

@@ -129,7 +129,7 @@ def best_values(
 
 def _p(dist: Distribution | None, stat: str) -> float | None:
     """A statistic of an optional distribution (None when it is absent or empty)."""
-    return None if dist is None or not dist.n else getattr(dist, stat)  # type: ignore[no-any-return]
+    return None if dist is None or not dist.n else getattr(dist, stat)
 
 
 # The fault benchmark (scenario `[faults]`): shown when a run dropped or left streams.

@@ -165,10 +165,10 @@ def _http(run: RunAnalysis, exchange: Exchange, kind: str) -> None:
         run.e2e_ms = _ms(exchange.reads[-1][0], t0)
     run.tail_share = tail_share([(s, len(d)) for s, d in deliveries], t0) if deliveries else None
     _timing(run, t0)
-    body = b"".join(d for _, d in deliveries).decode("utf-8", "replace")
+    text = b"".join(d for _, d in deliveries).decode("utf-8", "replace")
     _ending(run, exchange)
     _content_type(run, head, looks_sse(sample))
-    _framing(run, decoder_events, body)
+    _framing(run, decoder_events, text)
     _payload_findings(run)
     _proxy_headers(run, head)
 

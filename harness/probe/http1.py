@@ -62,7 +62,8 @@ class ResponseParser:
     ) -> bytes:
         """The request's bytes (head and body)."""
         try:
-            data = self._conn.send(h11.Request(method=method, target=target, headers=headers))
+            request = h11.Request(method=method, target=target, headers=list(headers))
+            data = self._conn.send(request)
             if body:
                 data += self._conn.send(h11.Data(data=body))
             data += self._conn.send(h11.EndOfMessage())

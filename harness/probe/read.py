@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
+from websockets.typing import BytesLike
 from websockets.uri import parse_uri
 
 from errors import ProtocolError, UsageError
@@ -175,7 +176,7 @@ async def fetch_websocket(request: ProbeRequest) -> Exchange:
     for name, value in request.headers:
         handshake.headers[name] = value
     protocol.send_request(handshake)
-    fragments: list[bytes] = []
+    fragments: list[BytesLike] = []
     read_no = -1
     try:
         await _flush(protocol, writer)
@@ -200,7 +201,7 @@ async def fetch_websocket(request: ProbeRequest) -> Exchange:
                     )
                     exchange.head_ns = stamp
                     if protocol.handshake_exc is not None:
-                        exchange.reads.append((stamp, event.body or b""))
+                        exchange.reads.append((stamp, bytes(event.body or b"")))
                         exchange.ending = Ending.ERROR
                         exchange.error = f"WebSocket handshake refused: {protocol.handshake_exc}"
                         return exchange
@@ -208,6 +209,8 @@ async def fetch_websocket(request: ProbeRequest) -> Exchange:
                         protocol.send_text(request.body)
                     await _flush(protocol, writer)
                     exchange.t_sent_ns = _now()
+                elif isinstance(event, Request):
+                    pass  # only a server is sent requests
                 elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
                     fragments.append(event.data)
                     if event.fin:

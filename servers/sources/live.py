@@ -19,7 +19,7 @@ model keeps generating (and billing) for nobody.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 import httpx
@@ -77,7 +77,7 @@ class OpenAISource:
             base_url=self.base_url, headers=upstream_headers(), timeout=TIMEOUT, limits=LIMITS
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[SourceItem, None]:
         body = chat_request(
             self.model,
             request.prompt,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
@@ -39,10 +39,13 @@ class TokenSource(Protocol):
     """Anything that streams tokens for a request: one string per token (a live model's
     content delta), optionally followed by the model's `Usage` report."""
 
-    name: str
-    model: str
+    # read-only, so that a frozen dataclass's fields (the mock's, a trace's) are members
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> str: ...
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]: ...
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[SourceItem, None]: ...
 
 
 @runtime_checkable
@@ -185,7 +188,7 @@ def _cached_plan(profile: LatencyProfile, run_seed: int, seed: int, max_tokens: 
     return Plan(texts=texts, delays_ns=tuple(delays_ns.tolist()))
 
 
-async def replay_plan(plan: Plan, speed: float = 1.0) -> AsyncIterator[SourceItem]:
+async def replay_plan(plan: Plan, speed: float = 1.0) -> AsyncGenerator[SourceItem, None]:
     """Yield each token at its planned time (divided by `speed`), scheduled from the start
     so delays never drift."""
     start = time.perf_counter_ns()
@@ -210,5 +213,5 @@ class MockSource:
     def plan(self, request: GenerationRequest) -> Plan:
         return make_plan(self.profile, self.seed, request)
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[SourceItem, None]:
         return replay_plan(self.plan(request))

@@ -27,7 +27,7 @@ class Flag:
 
     field: str
     flag: str
-    type: Callable[[str], Any] | None = None  # argparse's converter (None: the text itself)
+    type: Callable[[str], Any] = str  # argparse's converter (str: the text itself)
     default: Any = None
     choices: tuple[str, ...] | None = None
 

@@ -13,7 +13,7 @@ so every transport sees the identical, real rhythm.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -126,5 +126,5 @@ class TraceSource:
             plan = Plan(plan.texts, tuple(round(d / self.speed) for d in plan.delays_ns))
         return plan
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[SourceItem]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[SourceItem, None]:
         return replay_plan(self.plan(request))

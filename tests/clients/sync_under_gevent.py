@@ -43,7 +43,11 @@ def main(base_url: str, seed: int, per_transport: int) -> None:
         for k in range(per_transport)
     ]
     gevent.joinall(jobs, timeout=60, raise_error=True)
-    sys.stdout.write(orjson.dumps([pack(seed, job.value) for job in jobs]).decode())
+    packed = []
+    for job in jobs:
+        assert job.value is not None, "a stream did not end within the minute"
+        packed.append(pack(seed, job.value))
+    sys.stdout.write(orjson.dumps(packed).decode())
 
 
 if __name__ == "__main__":

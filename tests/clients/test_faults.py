@@ -62,9 +62,18 @@ def slow_first_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
 
 
 async def stream(
-    server: ServerProcess, transport: str, stream_id: str, **settings: int
+    server: ServerProcess,
+    transport: str,
+    stream_id: str,
+    drop_at_token: int = 0,
+    leave_at_token: int = 0,
 ) -> StreamResult:
-    config = ClientSettings(base_url=server.base_url, knobs=FAST_POLLS, **settings)  # type: ignore[arg-type]
+    config = ClientSettings(
+        base_url=server.base_url,
+        knobs=FAST_POLLS,
+        drop_at_token=drop_at_token,
+        leave_at_token=leave_at_token,
+    )
     client = async_client(transport, config)
     try:
         request = GenerationRequest(seed=7, stream_id=stream_id)

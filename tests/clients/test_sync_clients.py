@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import FAST_POLLS, TRANSPORT_NAMES, async_client, blocking_client
+from support import FAST_POLLS, TRANSPORT_NAMES, all_known, async_client, blocking_client
 
 from clients.interface import ClientSettings, StreamResult
 from harness.load.records import unpack
@@ -136,6 +136,7 @@ def test_under_gevent_every_token_arrives_when_it_is_emitted(paced_server: Serve
         assert result.error is None, (result.stream_id, result.error)
         assert result.texts == expected, result.stream_id
         emit = timelines[result.stream_id].emit_ns
+        assert all_known(emit), result.stream_id
         delays_ms = [
             (recv - emit[i]) / 1e6 for i, recv in zip(result.indices, result.recv_ns, strict=True)
         ]

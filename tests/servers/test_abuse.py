@@ -21,6 +21,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import psutil
@@ -398,7 +399,7 @@ def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     yield from serve(tmp_path_factory, "fast", spec, *args)
 
 
-def timeline_of(server: ServerProcess, stream_id: str) -> dict[str, object]:
+def timeline_of(server: ServerProcess, stream_id: str) -> dict[str, Any]:
     answer = httpx.get(f"{server.base_url}/v1/streams/{stream_id}/timeline", trust_env=False)
     assert answer.status_code == 200, answer.text
     body = loads(answer.content)
@@ -450,7 +451,7 @@ def test_a_push_client_that_never_reads_is_dropped_then_its_generation_cancelled
         )
     with sock:
         started = time.monotonic()
-        wait_for(lambda: timeline_of(fast_server, stream_id)["tokens"] > 0, 5)  # type: ignore[operator]
+        wait_for(lambda: timeline_of(fast_server, stream_id)["tokens"] > 0, 5)
         dropped_after = wait_for(lambda: not server_holds(fast_server, sock), 20)
 
         def cancelled() -> bool:

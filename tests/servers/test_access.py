@@ -12,13 +12,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import httpx
 import orjson
 import pytest
 import websockets
 from support import FAST_POLLS, ROOT, TRANSPORT_NAMES, async_client, blocking_client
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
 from clients.interface import ClientSettings
@@ -208,7 +209,15 @@ async def test_the_driver_measures_a_server_that_needs_the_environment_token(
 # --- the WebSocket: header or subprotocol -------------------------------------------------
 
 
-async def ws_stream(ws: websockets.asyncio.client.ClientConnection) -> list[dict[str, object]]:
+class ConnectOptions(TypedDict, total=False):
+    """The keywords of websockets' `connect` that these tests vary."""
+
+    additional_headers: dict[str, str]
+    subprotocols: list[Subprotocol]
+    origin: Origin
+
+
+async def ws_stream(ws: ClientConnection) -> list[dict[str, object]]:
     await ws.send(dumps({"seed": 1, "max_tokens": 3}))
     return [loads(message) async for message in ws]
 
@@ -252,10 +261,10 @@ async def test_websocket_takes_the_token_as_a_subprotocol_and_echoes_one(
     ids=["none", "wrong-header", "wrong-subprotocol", "no-bearer-subprotocol"],
 )
 async def test_websocket_without_a_valid_token_is_refused_at_the_upgrade(
-    guarded: ServerProcess, how: dict[str, object]
+    guarded: ServerProcess, how: ConnectOptions
 ) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
-        async with connect(ws_url(guarded), proxy=None, **how):  # type: ignore[arg-type]
+        async with connect(ws_url(guarded), proxy=None, **how):
             pass
     response = refused.value.response
     assert response.status_code == 401
@@ -264,6 +273,13 @@ async def test_websocket_without_a_valid_token_is_refused_at_the_upgrade(
 
 
 # --- streams belong to their creator ------------------------------------------------------
+
+
+class Extra(TypedDict, total=False):
+    """What a request in `as_each` adds: headers, a JSON body."""
+
+    headers: dict[str, str]
+    json: object
 
 
 async def finished_stream(http: httpx.AsyncClient, stream_id: str) -> None:
@@ -286,18 +302,20 @@ async def test_another_principals_stream_does_not_exist_for_polls_timelines_and_
     await finished_stream(http, stream_id)
     unknown = (await http.get("/v1/streams/nothing-here", headers=bearer(BOB))).json()["error"]
 
-    async def as_each(method: str, path: str, **kwargs: object) -> tuple[int, int, str]:
+    async def as_each(method: str, path: str, **kwargs: Unpack[Extra]) -> tuple[int, int, str]:
         """(alice's status, bob's status, bob's error)."""
-        extra: dict[str, str] = kwargs.pop("headers", {})  # type: ignore[assignment]
+        extra = kwargs.get("headers", {})
         answers = []
         for token in (ALICE, BOB):
             headers = {**bearer(token), **extra}
-            answers.append(await http.request(method, path, headers=headers, **kwargs))  # type: ignore[arg-type]
+            answers.append(
+                await http.request(method, path, headers=headers, json=kwargs.get("json"))
+            )
         bob = answers[1]
         return answers[0].status_code, bob.status_code, bob.json()["error"]
 
     last_event = {"last-event-id": "2"}
-    cases = [
+    cases: list[tuple[str, str, Extra]] = [
         ("GET", f"/v1/streams/{stream_id}?offset=0", {}),
         ("GET", f"/v1/streams/{stream_id}?offset=0&wait=1", {}),
         ("GET", f"/v1/streams/{stream_id}/timeline", {}),
@@ -390,13 +408,13 @@ async def test_websocket_from_a_foreign_origin_is_refused(guarded: ServerProcess
         (ALLOWED, None),
         (guarded.base_url, None),
     ):
-        options = {"origin": Origin(origin), "additional_headers": bearer(ALICE), "proxy": None}
+        options: ConnectOptions = {"origin": Origin(origin), "additional_headers": bearer(ALICE)}
         if status is None:
-            async with connect(ws_url(guarded), **options) as ws:  # type: ignore[arg-type]
+            async with connect(ws_url(guarded), proxy=None, **options) as ws:
                 assert (await ws_stream(ws))[-1]["done"] is True
             continue
         with pytest.raises(websockets.InvalidStatus) as refused:
-            async with connect(ws_url(guarded), **options):  # type: ignore[arg-type]
+            async with connect(ws_url(guarded), proxy=None, **options):
                 pass
         assert refused.value.response.status_code == status
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from servers.decode_steps import STEP_TOLERANCE_NS, DecodeClock
@@ -29,9 +30,9 @@ class Recorder:
         self.finished += 1
 
 
-async def until(condition: object, within_s: float = 5.0) -> None:
+async def until(condition: Callable[[], object], within_s: float = 5.0) -> None:
     async with asyncio.timeout(within_s):
-        while not condition():  # type: ignore[operator]
+        while not condition():
             await asyncio.sleep(0.005)
 
 
@@ -92,15 +93,14 @@ async def test_held_tokens_keep_their_emit_stamp_and_arrive_a_hold_later() -> No
     """The inject-delay test aid: stamped when emitted, readable `hold_ns` later."""
     hold = 30 * MS
     clock = DecodeClock(hold_ns=hold)
-    stream = Recorder()
     released: list[int] = []
-    emit = stream.emit
 
-    def emit_and_note(text: str, emitted_ns: int) -> None:
-        released.append(clock.clock_ns())
-        emit(text, emitted_ns)
+    class Noting(Recorder):
+        def emit(self, text: str, emitted_ns: int) -> None:
+            released.append(clock.clock_ns())
+            super().emit(text, emitted_ns)
 
-    stream.emit = emit_and_note  # type: ignore[method-assign]
+    stream = Noting()
     clock.start(stream, Plan(("a", "b"), (0, 5 * MS)))
     await until(lambda: stream.finished)
     assert stream.texts == ["a", "b"]

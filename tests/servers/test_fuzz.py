@@ -964,7 +964,7 @@ def test_fuzz_chat_completions(fuzz_target: FuzzTarget) -> None:
     def run(
         body: bytes, content_type: str | None, stream_id: bytes | str | None, read: str
     ) -> None:
-        headers = {}
+        headers: dict[str, bytes | str] = {}
         if stream_id == "fresh":
             headers["x-tokenwire-stream-id"] = f"fz-chat-{uuid.uuid4().hex[:12]}"
         elif stream_id is not None:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -61,18 +62,18 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
         stop_server(process)
 
 
-async def drop_after_head(http: httpx.AsyncClient, path: str, **kwargs: object) -> None:
+async def drop_after_head(http: httpx.AsyncClient, path: str, **kwargs: Any) -> None:
     """Open the stream, take the response head, hang up before any event: what
     `curl -m 0.02` and a network drop do."""
-    async with http.stream("GET", path, **kwargs) as response:  # type: ignore[arg-type]
+    async with http.stream("GET", path, **kwargs) as response:
         assert response.status_code == 200
 
 
 async def read_sse(
-    http: httpx.AsyncClient, method: str, path: str, **kwargs: object
+    http: httpx.AsyncClient, method: str, path: str, **kwargs: Any
 ) -> tuple[int, list[tuple[str, str]]]:
     """(status, [(event id, data)]) of the whole response."""
-    async with http.stream(method, path, **kwargs) as response:  # type: ignore[arg-type]
+    async with http.stream(method, path, **kwargs) as response:
         if response.status_code != 200:
             await response.aread()
             return response.status_code, []
@@ -83,11 +84,9 @@ async def read_sse(
         return 200, events
 
 
-async def server_texts(http: httpx.AsyncClient, stream_id: str, **kwargs: object) -> dict:
+async def server_texts(http: httpx.AsyncClient, stream_id: str, **kwargs: Any) -> dict:
     for _ in range(200):
-        timeline = (
-            await http.get(f"/v1/streams/{stream_id}/timeline?texts=true", **kwargs)  # type: ignore[arg-type]
-        ).json()
+        timeline = (await http.get(f"/v1/streams/{stream_id}/timeline?texts=true", **kwargs)).json()
         if timeline["done"]:
             return timeline
         await asyncio.sleep(0.02)
@@ -171,7 +170,12 @@ async def test_the_prompt_still_tells_a_reconnect_once_the_generation_ended(
 ) -> None:
     """An ended generation no longer holds its prompt (only a digest of it)."""
     stream_id = fresh("ended")
-    params = {"seed": 4, "max_tokens": 3, "prompt": "a prompt", "stream": stream_id}
+    params: dict[str, str | int] = {
+        "seed": 4,
+        "max_tokens": 3,
+        "prompt": "a prompt",
+        "stream": stream_id,
+    }
     await drop_after_head(http, "/v1/sse", params=params)
     await server_texts(http, stream_id)  # ended, never delivered
     other = await http.get("/v1/sse", params={**params, "prompt": "another"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -67,11 +67,13 @@ async def timeline(http: httpx.AsyncClient, stream_id: str, within_s: float = 5)
     while True:
         answer = (await http.get(f"/v1/streams/{stream_id}/timeline?texts=true")).json()
         if answer.get("done") or time.monotonic() > deadline:
-            return answer  # type: ignore[no-any-return]
+            return answer
         await asyncio.sleep(0.02)
 
 
-async def take_all(mailbox: AsyncMailbox, answer: object = None) -> list[Inbound]:
+async def take_all(
+    mailbox: AsyncMailbox, answer: Callable[[Inbound, int], int] | None = None
+) -> list[Inbound]:
     """Every delivery up to the terminal one, answered 200 unless `answer(inbound, k)` says
     otherwise (status, headers)."""
     taken: list[Inbound] = []
@@ -79,7 +81,7 @@ async def take_all(mailbox: AsyncMailbox, answer: object = None) -> list[Inbound
         inbound = await mailbox.next(5)
         assert inbound is not None, "no delivery within 5 s"
         taken.append(inbound)
-        status = 200 if answer is None else answer(inbound, k)  # type: ignore[operator]
+        status = 200 if answer is None else answer(inbound, k)
         mailbox.answer(status, b"")
         _, payloads = decode_delivery(inbound.callback.body)
         if status == 200 and any(
@@ -323,7 +325,9 @@ async def test_redirects_are_not_followed(http: httpx.AsyncClient, receiver: Asy
     inbound = await mailbox.next(5)
     assert inbound is not None
     # the answer is composed by hand: the receiver's own answers carry no Location
-    (_, answered), mailbox.current = mailbox.current, None  # type: ignore[misc]
+    taken, mailbox.current = mailbox.current, None
+    assert taken is not None
+    _, answered = taken
     location = (
         f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere.url}\r\ncontent-length: 0\r\n\r\n"
     )

@@ -40,7 +40,9 @@ def message(data: str, event_id: str = "") -> SSEEvent:
         (("日\u2028",), "data: 日\u2028\n\n".encode()),
     ],
 )
-def test_encode_event_exact_bytes(args: tuple[str, ...], expected: bytes) -> None:
+def test_encode_event_exact_bytes(
+    args: tuple[str] | tuple[str, str] | tuple[str, str, str], expected: bytes
+) -> None:
     assert encode_event(*args) == expected
 
 

@@ -41,7 +41,11 @@ class Endpoint:
 class PathLayer(Protocol):
     """One layer of a path: started around a run, in front of `upstream`."""
 
-    name: str  # as written in the path, e.g. "nginx" or "net:rtt=40ms"
+    @property
+    def name(self) -> str:
+        """As written in the path, e.g. "nginx" or "net:rtt=40ms" (read-only: a frozen
+        dataclass's field is a member)."""
+        ...
 
     def parameters(self) -> dict[str, Any]:
         """What the results record of this layer (resolved profile figures, versions)."""
@@ -89,7 +93,8 @@ def _lazy(module: str, factory: str) -> Callable[[str], PathLayer]:
     def make(argument: str) -> PathLayer:
         import importlib
 
-        return getattr(importlib.import_module(module), factory)(argument)  # type: ignore[no-any-return]
+        layer: PathLayer = getattr(importlib.import_module(module), factory)(argument)
+        return layer
 
     return make
 

@@ -142,7 +142,8 @@ class Scenario:
         if self.sweep.axis in KNOB_NAMES:
             assert isinstance(value, int | float) and not isinstance(value, bool)
             return self.with_knob(self.sweep.axis, value).runnable()
-        return replace(self, **{self.sweep.axis: value}).runnable()
+        swept: dict[str, Any] = {self.sweep.axis: value}  # the axis names a field
+        return replace(self, **swept).runnable()
 
     def runnable(self) -> Scenario:
         """`all` transports read by the browser client: all that a browser can run (a page

@@ -83,8 +83,9 @@ SOURCE_FLAGS = (
 
 
 def _check_type(where: str, key: str, value: Any, allowed: tuple[type, ...]) -> Any:
-    if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
-        names = {float: "number", bool: "true or false"}
+    wrong = isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed)
+    if wrong:
+        names: dict[type, str] = {float: "number", bool: "true or false"}
         kinds = " or ".join(names.get(t, t.__name__) for t in allowed)
         raise ScenarioError(f"{where}{key} must be {kinds}, got {value!r}")
     return float(value) if float in allowed else value

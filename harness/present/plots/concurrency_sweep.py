@@ -3,11 +3,12 @@ number of streams in flight."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from harness.analyse.metrics import TransportSummary
 from harness.analyse.results import RunResult
 from harness.present.plots.style import (
     LINESTYLES,
@@ -18,7 +19,7 @@ from harness.present.plots.style import (
     new_figure,
 )
 from harness.present.plots.subjects import Subject, run_label, transports_of
-from harness.present.plots.sweep_axes import log_axes, series
+from harness.present.plots.sweep_axes import axis_value, log_axes, series
 
 
 def concurrency_latency(subjects: Sequence[Subject], title: str) -> Figure:
@@ -28,7 +29,7 @@ def concurrency_latency(subjects: Sequence[Subject], title: str) -> Figure:
     bend upwards mark where the transport (or this machine's two cores) saturates."""
     fig = new_figure(title, width=12, height=5.8)
     axes = fig.subplots(1, 2)
-    values = sorted({float(p.value) for s in subjects for p in s.run.points})  # type: ignore[arg-type]
+    values = sorted({axis_value(p) for s in subjects for p in s.run.points})
     for ax, key, what in (
         (axes[0], "ttft_ms", "time to first token (ms, log scale)"),
         (axes[1], "added_delay_ms", "added delay per token (ms, log scale)"),
@@ -36,9 +37,7 @@ def concurrency_latency(subjects: Sequence[Subject], title: str) -> Figure:
         for k, s in enumerate(subjects):
             for name in transports_of([s]):
                 for stat, style in (("p50", "-"), ("p99", "--")):
-                    xs, ys = series(
-                        s.run, name, lambda m, key=key, stat=stat: getattr(getattr(m, key), stat)
-                    )
+                    xs, ys = series(s.run, name, _statistic(key, stat))
                     ax.plot(
                         xs,
                         np.maximum(ys, LOG_FLOOR_MS),
@@ -53,10 +52,15 @@ def concurrency_latency(subjects: Sequence[Subject], title: str) -> Figure:
     return fig
 
 
+def _statistic(figure: str, stat: str) -> Callable[[TransportSummary], float | None]:
+    """One statistic (`p50`, `p99`) of one latency figure of a transport's summary."""
+    return lambda summary: getattr(getattr(summary, figure), stat)
+
+
 def stream_rate(run: RunResult) -> float | None:
     """One stream's own token rate at the sweep's lowest concurrency: tokens the source
     emitted / (last emit - scheduled send), over every stream of every transport there."""
-    lowest = min(run.points, key=lambda p: float(p.value))  # type: ignore[arg-type]
+    lowest = min(run.points, key=axis_value)
     tokens, seconds = 0, 0.0
     for phase in lowest.phases.values():
         for record in phase.requests:

@@ -37,7 +37,7 @@ def added_delay(subjects: Sequence[Subject], title: str) -> Figure:
                 continue
             x = pos - 0.4 + width * (k + 0.5)
             parts = ax.violinplot([values], positions=[x], showextrema=False, widths=width)
-            for body in parts["bodies"]:  # type: ignore[attr-defined]
+            for body in parts["bodies"]:  # type: ignore[attr-defined]  # stub: a list, not one
                 body.set_facecolor(color(name))
                 body.set_edgecolor(color(name))
                 body.set_alpha(0.45)

@@ -14,7 +14,7 @@ from harness.analyse.results import RunResult
 from harness.measure.records import PhaseRecord
 from harness.present.plots.style import new_figure
 from harness.present.plots.subjects import Subject
-from harness.present.plots.sweep_axes import log_axes
+from harness.present.plots.sweep_axes import axis_value, log_axes
 from harness.present.plots.tradeoff import interval_tradeoff
 from transports import TRANSPORTS
 
@@ -57,7 +57,7 @@ def poll_interval(subjects: Sequence[Subject], title: str) -> Figure:
     delay_ax, rate_ax = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
     paced = TRANSPORTS.interval_paced()
     _, all_rates = interval_tradeoff(subjects, top, (delay_ax, rate_ax), _poll_series, paced)
-    intervals = np.asarray(sorted({float(p.value) for s in subjects for p in s.run.points}))  # type: ignore[arg-type]
+    intervals = np.asarray(sorted({axis_value(p) for s in subjects for p in s.run.points}))
     if all_rates:
         r = np.geomspace(min(all_rates) / 1.5, max(all_rates) * 1.5, 50)
         top.plot(r, 1000 / (2 * r), color="#888888", linestyle=":", label="theory: 1 / (2 × rate)")

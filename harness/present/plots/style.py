@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,6 +19,9 @@ from matplotlib.figure import Figure
 
 from transports import TRANSPORTS
 
+if TYPE_CHECKING:  # the rc keys matplotlib knows (not in every version the project allows)
+    from matplotlib.typing import RcKeyType
+
 SOURCE_COLOR = "#222222"
 FORMATS = ("png", "svg")
 PNG_DPI = 150  # reports show PNGs at 100 px per inch: sharp on high-density screens
@@ -27,7 +30,7 @@ MARKERS = ("o", "s", "^", "D", "v")
 HATCHES = ("", "//", "..", "xx")
 LOG_FLOOR_MS = 1e-3  # log axes: values below 1 microsecond are drawn at 1 microsecond
 GAP_FLOOR_MS = 1e-2  # inter-token gaps below 10 microseconds (one read) drawn at 10 microseconds
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 11,
     "axes.titlesize": 11,
     "axes.labelsize": 11,

@@ -3,15 +3,22 @@ labelled with plain numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
 
 from harness.analyse.metrics import TransportSummary
-from harness.analyse.results import RunResult
+from harness.analyse.results import Point, RunResult
 from harness.present.plots.style import fmt_value
+
+
+def axis_value(point: Point) -> float:
+    """The value of a numeric sweep's axis (concurrency, a poll interval) at one point."""
+    if point.value is None:
+        raise TypeError("a sweep point without a value")
+    return float(point.value)
 
 
 def series(
@@ -32,8 +39,8 @@ def log_axes(
     ax: Axes,
     xlabel: str,
     ylabel: str,
-    ticks: Sequence[float] | None = None,
-    yticks: Sequence[float] | None = None,
+    ticks: Collection[float] | None = None,
+    yticks: Collection[float] | None = None,
 ) -> None:
     """Log-log axes; given `ticks` / `yticks`, exactly those are labelled (plain numbers)."""
     ax.set_xscale("log")

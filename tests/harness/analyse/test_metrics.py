@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -12,27 +14,26 @@ from harness.measure.records import PhaseRecord, RequestRecord
 MS = 1_000_000
 
 
-def record(**overrides: object) -> RequestRecord:
+def record(**overrides: Any) -> RequestRecord:
     """Scheduled at 0; tokens emitted at 100, 110, 130 ms and received 1, 2, 5 ms later."""
-    base: dict[str, object] = {
-        "transport": "sse",
-        "index": 0,
-        "seed": 0,
-        "stream_id": "s",
-        "scheduled_ns": 0,
-        "end_ns": 140 * MS,
-        "token_index": [0, 1, 2],
-        "recv_ns": [101 * MS, 112 * MS, 135 * MS],
-        "emit_ns": [100 * MS, 110 * MS, 130 * MS],
-        "token_bytes": [3, 5, 2],
-        "chunk_sizes": [1, 1, 1],
-        "source_tokens": 3,
-        "bytes_sent": 200,
-        "bytes_received": 400,
-        "requests": 1,
-    }
-    base.update(overrides)
-    return RequestRecord(**base)  # type: ignore[arg-type]
+    base = RequestRecord(
+        transport="sse",
+        index=0,
+        seed=0,
+        stream_id="s",
+        scheduled_ns=0,
+        end_ns=140 * MS,
+        token_index=[0, 1, 2],
+        recv_ns=[101 * MS, 112 * MS, 135 * MS],
+        emit_ns=[100 * MS, 110 * MS, 130 * MS],
+        token_bytes=[3, 5, 2],
+        chunk_sizes=[1, 1, 1],
+        source_tokens=3,
+        bytes_sent=200,
+        bytes_received=400,
+        requests=1,
+    )
+    return replace(base, **overrides)
 
 
 def test_per_request_metrics() -> None:

@@ -4,7 +4,10 @@ a fake pass/fail oracle for the search, synthetic records and summaries for the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ MS = 1_000_000
 LIMITS = SearchLimits(start=50, maximum=4000, max_probes=30)
 
 
-def counting(answer: int) -> tuple[list[int], object]:
+def counting(answer: int) -> tuple[list[int], Callable[[int], bool]]:
     """An oracle that passes every concurrency up to `answer`, and the list it logs to."""
     asked: list[int] = []
 
@@ -46,7 +49,7 @@ def test_the_search_finds_a_known_capacity_within_the_tolerance(answer: int) -> 
     asked, oracle = counting(answer)
     history, step = search(oracle, LIMITS)
     capacity, first_fail = bracket(history)
-    assert step.why == "bracketed"
+    assert step.why == "bracketed" and first_fail is not None
     assert capacity <= answer < first_fail  # a monotone oracle is never overestimated
     assert first_fail - capacity <= max(1, LIMITS.tolerance * first_fail)
     assert len(asked) == len(set(asked)) == len(history)  # no concurrency is probed twice
@@ -139,7 +142,8 @@ def test_the_slo_check_names_what_failed_and_by_how_much() -> None:
 def test_the_slo_passes_within_every_limit_and_the_ttft_slack_applies() -> None:
     verdict = check_slo(summary(49, 4.9, 6.9), Slo(), ttft_reference_ms=2.0)
     assert verdict.passed  # 1.2 x 2 ms = 2.4 ms would fail; 2 + 5 ms slack holds
-    assert verdict.figure("ttft_p99_ms").limit == pytest.approx(7.0)  # type: ignore[union-attr]
+    ttft = verdict.figure("ttft_p99_ms")
+    assert ttft is not None and ttft.limit == pytest.approx(7.0)
 
 
 def test_polling_is_allowed_its_poll_interval_unless_strict() -> None:
@@ -179,7 +183,7 @@ def test_a_figure_with_nothing_measured_fails() -> None:
 
 def stream(k: int, planned_ttft_ms: float, ttft: float, tokens: int = 3) -> RequestRecord:
     start = k * 1000 * MS
-    emit = [start + int((planned_ttft_ms + 10 * i) * MS) for i in range(tokens)]
+    emit: list[int | None] = [start + int((planned_ttft_ms + 10 * i) * MS) for i in range(tokens)]
     first = start + int(ttft * MS)
     recv = [first + 10 * i * MS for i in range(tokens)]
     return RequestRecord(
@@ -191,7 +195,7 @@ def stream(k: int, planned_ttft_ms: float, ttft: float, tokens: int = 3) -> Requ
         end_ns=recv[-1] + MS,
         token_index=list(range(tokens)),
         recv_ns=recv,
-        emit_ns=emit,  # type: ignore[arg-type]
+        emit_ns=emit,
         token_bytes=[3] * tokens,
         chunk_sizes=[1] * tokens,
         source_tokens=tokens,
@@ -252,27 +256,27 @@ def test_the_memory_slope_of_synthetic_points_is_recovered() -> None:
     rng = np.random.default_rng(1)
     noisy = [(c, int(b + rng.normal(0, 2**20))) for c, b in exact * 4]  # a MiB of noise
     slope, error = memory_per_stream_kib(noisy)
-    assert abs(slope - 37.5) < 3 * error  # type: ignore[operator]
+    assert slope is not None and error is not None
+    assert abs(slope - 37.5) < 3 * error
     assert memory_per_stream_kib([(50, base), (50, base + 1)]) == (None, None)
     assert memory_per_stream_kib([(1, 0), (3, 2048)]) == (1.0, None)
 
 
-def fake_probe(concurrency: int, passed: bool, role: str = SEARCH, **kwargs: object) -> Probe:
+def fake_probe(concurrency: int, passed: bool, role: str = SEARCH, **changes: Any) -> Probe:
     checks = (Check("added_delay_p99_ms", 10.0 if passed else 90.0, 50.0),)
-    values: dict[str, object] = {
-        "transport": "short_poll",
-        "concurrency": concurrency,
-        "streams": 2 * concurrency,
-        "steady_streams": concurrency,
-        "role": role,
-        "verdict": Verdict(checks),
-        "window_s": 4.0,
-        "server_cpu_s": 0.01 * concurrency,
-        "client_cpu_s": 0.02 * concurrency,
-        "server_peak_rss_bytes": 80 * 2**20 + 10 * 1024 * concurrency,
-    }
-    values.update(kwargs)
-    return Probe(**values)  # type: ignore[arg-type]
+    base = Probe(
+        transport="short_poll",
+        concurrency=concurrency,
+        streams=2 * concurrency,
+        steady_streams=concurrency,
+        role=role,
+        verdict=Verdict(checks),
+        window_s=4.0,
+        server_cpu_s=0.01 * concurrency,
+        client_cpu_s=0.02 * concurrency,
+        server_peak_rss_bytes=80 * 2**20 + 10 * 1024 * concurrency,
+    )
+    return replace(base, **changes)
 
 
 def test_a_rerun_counts_once_and_the_lowest_fail_limits() -> None:
@@ -307,7 +311,8 @@ def test_failing_unloaded_by_design_says_so() -> None:
     )
     assert result.capacity == 0 and result.streams_per_core is None
     assert result.limiting_concurrency == 1
-    assert "by design: short_poll waits up to its poll interval, 100 ms" in result.limiting  # type: ignore[operator]
+    assert result.limiting is not None
+    assert "by design: short_poll waits up to its poll interval, 100 ms" in result.limiting
     assert result.reason == "fails even unloaded (one stream at a time)"
 
 

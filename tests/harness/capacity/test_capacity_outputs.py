@@ -4,7 +4,9 @@ images), the self-contained page and the terminal table."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -20,24 +22,23 @@ from harness.capacity.slo import Check, DesignDelay, Slo, Verdict
 LIMITS = SearchLimits(start=50, maximum=400, max_probes=4)
 
 
-def probe(transport: str, concurrency: int, added_ms: float, **kwargs: object) -> Probe:
-    values: dict[str, object] = {
-        "transport": transport,
-        "concurrency": concurrency,
-        "streams": 2 * concurrency,
-        "steady_streams": concurrency,
-        "role": SEARCH,
-        "verdict": Verdict((Check("added_delay_p99_ms", added_ms, 50.0),)),
-        "window_s": 5.0,
-        "server_cpu_s": 0.004 * concurrency,
-        "client_cpu_s": 0.008 * concurrency,
-        "server_peak_rss_bytes": 80 * 2**20 + 20 * 1024 * concurrency,
-        "tokens_per_s": 40.0 * concurrency,
-        "server_cpu_ms_per_1k_tokens": 100.0,
-        "duration_s": 6.0,
-    }
-    values.update(kwargs)
-    return Probe(**values)  # type: ignore[arg-type]
+def probe(transport: str, concurrency: int, added_ms: float, **changes: Any) -> Probe:
+    base = Probe(
+        transport=transport,
+        concurrency=concurrency,
+        streams=2 * concurrency,
+        steady_streams=concurrency,
+        role=SEARCH,
+        verdict=Verdict((Check("added_delay_p99_ms", added_ms, 50.0),)),
+        window_s=5.0,
+        server_cpu_s=0.004 * concurrency,
+        client_cpu_s=0.008 * concurrency,
+        server_peak_rss_bytes=80 * 2**20 + 20 * 1024 * concurrency,
+        tokens_per_s=40.0 * concurrency,
+        server_cpu_ms_per_1k_tokens=100.0,
+        duration_s=6.0,
+    )
+    return replace(base, **changes)
 
 
 @pytest.fixture(scope="module")

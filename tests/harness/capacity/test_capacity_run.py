@@ -34,6 +34,7 @@ def synthetic_phase(
         emit = [start + (50 + 10 * i) * MS for i in range(TOKENS)]
         recv = [emit[0] + MS // 2] + [e + int(added_ms * MS) for e in emit[1:]]
         kept = TOKENS - 1 if k < lost else TOKENS
+        emitted: list[int | None] = list(emit[:kept])
         records.append(
             RequestRecord(
                 transport=transport,
@@ -44,7 +45,7 @@ def synthetic_phase(
                 end_ns=recv[-1] + MS,
                 token_index=list(range(kept)),
                 recv_ns=recv[:kept],
-                emit_ns=emit[:kept],  # type: ignore[arg-type]
+                emit_ns=emitted,
                 token_bytes=[3] * kept,
                 chunk_sizes=[1] * kept,
                 source_tokens=TOKENS,

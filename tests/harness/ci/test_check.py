@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 import pytest
@@ -79,6 +79,16 @@ def synthetic_phase(
     return PhaseRecord(transport, 0, streams * 2_000 * MS, cpu_s, cpu_s, requests=records)
 
 
+class Change(TypedDict, total=False):
+    """What a synthetic run changes: `synthetic_run`'s keywords other than the scenario."""
+
+    noise: float
+    extra_delay_ms: float
+    pad: float
+    lost: dict[str, int]
+    errors: dict[str, int]
+
+
 def synthetic_run(
     *,
     noise: float = 1.0,
@@ -141,7 +151,7 @@ def test_check_names_what_regressed(
     baseline_file: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    change: dict[str, float],
+    change: Change,
     status: int,
     phrases: tuple[str, ...],
 ) -> None:
@@ -160,7 +170,7 @@ def test_check_names_what_regressed(
     ],
 )
 def test_deterministic_regressions_fail_without_reruns(
-    baseline_file: Path, damage: dict[str, dict[str, int]], label: str
+    baseline_file: Path, damage: Change, label: str
 ) -> None:
     baseline = load_baseline(baseline_file)
 
@@ -172,7 +182,7 @@ def test_deterministic_regressions_fail_without_reruns(
     assert {f.rule.label for f in verdict.exact_regressions} == {label}
 
 
-def rerunner(**change: float) -> tuple[Callable[[int, Verdict], RunResult], list[int]]:
+def rerunner(**change: Unpack[Change]) -> tuple[Callable[[int, Verdict], RunResult], list[int]]:
     """A re-run callback for `check` that measures `synthetic_run(**change)` each time, and
     the re-run numbers it is called with."""
     calls: list[int] = []

@@ -12,7 +12,7 @@ import pytest
 from support import TRANSPORT_NAMES, bench
 
 from clients.interface import StreamError, StreamResult
-from errors import ScenarioError
+from errors import ErrorKind, ScenarioError
 from harness.analyse.results import RunResult, load_run
 from harness.cli.load import duration_s
 from harness.load.records import Batch, LoadCollection, failure_of, pack, unpack, verdict
@@ -126,7 +126,7 @@ def test_failures_say_what_went_wrong(result: StreamResult, needle: str) -> None
 
 def test_a_transport_error_is_the_failure() -> None:
     result = stream([0])
-    result.error = StreamError("http_status", "HTTP 503 from /v1/sse: busy")
+    result.error = StreamError(ErrorKind.HTTP_STATUS, "HTTP 503 from /v1/sse: busy")
     assert failure_of(result) == "http_status: HTTP 503 from /v1/sse: busy"
 
 
@@ -134,7 +134,7 @@ def test_records_survive_packing_bit_for_bit() -> None:
     result = stream([0, 1, 2], end_tokens=3)
     result.bytes_sent, result.bytes_received, result.header_bytes = 300, 900, 400
     result.requests, result.empty_polls = 5, 2
-    result.error = StreamError("timeout", "late")
+    result.error = StreamError(ErrorKind.TIMEOUT, "late")
     assert unpack(pack(7, result)) == (7, result)
 
 

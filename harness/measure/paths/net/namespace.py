@@ -26,7 +26,7 @@ import psutil
 
 COMMAND_TIMEOUT_S = 10.0
 NS_PREFIX = "tokenwire-"
-NS_SUBNET = ipaddress.ip_network("10.213.0.0/16")  # /30 per namespace: 16,384 of them
+NS_SUBNET = ipaddress.IPv4Network("10.213.0.0/16")  # /30 per namespace: 16,384 of them
 
 
 class ShapingUnavailable(RuntimeError):

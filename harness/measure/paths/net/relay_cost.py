@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     with sock:
         server = subprocess.Popen(
-            [sys.executable, "-m", __spec__.name, "--serve-fd", str(sock.fileno())],  # type: ignore[name-defined]
+            [sys.executable, "-m", __spec__.name, "--serve-fd", str(sock.fileno())],
             pass_fds=(sock.fileno(),),
             cwd=PROJECT_ROOT,
         )

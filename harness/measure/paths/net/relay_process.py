@@ -54,7 +54,7 @@ class RelayProcess(ChildProcess):
             while _mtime(self.stats_path) == before and time.monotonic() < deadline:
                 time.sleep(0.01)
         try:
-            return json.loads(self.stats_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            return json.loads(self.stats_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 

@@ -13,6 +13,7 @@ import os
 import select
 import selectors
 import time
+from collections.abc import Callable
 
 
 class _Timespec(ctypes.Structure):
@@ -30,6 +31,11 @@ class TimerfdSelector(selectors.EpollSelector):
     """epoll whose timeouts are exact: a one-shot CLOCK_MONOTONIC timerfd (the event loop's
     own clock) set to the deadline wakes epoll_wait, whose own timeout is whole milliseconds
     rounded up (kept, plus one, as a safety net)."""
+
+    # the standard library's own selector internals, which this subclass builds on
+    _selector: select.epoll
+    _fd_to_key: dict[int, selectors.SelectorKey]
+    _key_from_fd: Callable[[int], selectors.SelectorKey | None]
 
     def __init__(self) -> None:
         super().__init__()
