@@ -187,7 +187,7 @@ def defines(module: Path, names: list[str]) -> bool:
     when it is a class, `names[1]` in its body."""
     body = ast.parse(module.read_text(encoding="utf-8")).body
     for name in names[:2]:
-        found = None
+        found: ast.AST | None = None
         pending = list(body)
         while pending:
             node = pending.pop()

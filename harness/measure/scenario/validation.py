@@ -75,8 +75,8 @@ def validated(scenario: Scenario) -> Scenario:
     check_raw_client(scenario)
     check_load(scenario.load)
     if scenario.sweep is not None:
-        for value in scenario.sweep.values:
-            validated(replace(scenario.at(value), sweep=None))
+        for point in scenario.sweep.values:
+            validated(replace(scenario.at(point), sweep=None))
     return scenario
 
 

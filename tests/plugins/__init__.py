@@ -1,0 +1,1 @@
+"""Transports the tests bring from outside the project (`TOKENWIRE_TRANSPORTS`)."""
