@@ -21,9 +21,9 @@ and stops for each phase; M == 1 stays in the driver's own process.
    progress bars move; then the child sends its `ChildOutcome`: its results in its job
    order, the server each stream went to, its CPU and when its window ended.
 4. The parent puts the results back in job order, takes the sum of the children's CPU as
-   the phase's client CPU (each child's in `extra["client_cpu_s_per_process"]`), the latest
-   end as the window's end, and reads the servers' CPU again. Timelines are then fetched
-   by the driver as always, each from the server its stream went to.
+   the phase's client CPU (each child's in `PhaseSetup.client_cpu_s_per_process`), the
+   latest end as the window's end, and reads the servers' CPU again. Timelines are then
+   fetched by the driver as always, each from the server its stream went to.
 
 A child that fails sends its traceback and the parent raises `ClientProcessError` with it;
 one that dies without a word is found by its exit status. Whatever happens, the parent

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -56,14 +56,21 @@ from errors import ErrorKind, ScenarioError
 from harness.measure import event_loop
 from harness.measure.arrivals import arrival_offsets
 from harness.measure.browser.client import (
-    browser_phase_extra,
+    browser_figures_of,
     open_browser_shards,
     start_browser_clients,
 )
 from harness.measure.paths import Endpoint
 from harness.measure.processes import effective_client_processes
 from harness.measure.raw_client import run_raw
-from harness.measure.records import PhaseRecord, RequestRecord, SweepValue
+from harness.measure.records import (
+    PhaseRecord,
+    PhaseSetup,
+    RawFloor,
+    RequestRecord,
+    SharedWindow,
+    SweepValue,
+)
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT, ServerGroup
 from servers.settings import SERVER_TOKEN_ENV
@@ -667,14 +674,6 @@ def diagonal(jobs: Sequence[Sequence[Job]], seed: int) -> list[Job]:
     return order
 
 
-def load_extra(scenario: Scenario) -> dict[str, Any]:
-    """How the phase was loaded, for its `PhaseRecord.extra`: `load` open (with the `rate`
-    per transport and the `arrivals`) or closed."""
-    if scenario.rate > 0:
-        return {"load": "open", "rate": scenario.rate, "arrivals": scenario.arrivals}
-    return {"load": "closed"}
-
-
 def _label(transport: str, sweep_value: SweepValue | None) -> str:
     return transport if sweep_value is None else f"{transport} @ {sweep_value}"
 
@@ -704,7 +703,7 @@ class Benchmark:
         # one per server, in order: where shard i of the run connects (server i % N)
         self.endpoints = [self.endpoint] if len(urls) == 1 else [Endpoint(u) for u in urls]
         self.routes: dict[str, int] = {}  # stream id -> server index, of the last phase
-        self.extra: dict[str, Any] = {}  # what the last phase's client processes add
+        self.cpu_per_process: list[float] | None = None  # the last phase's client processes
 
     def jobs(self, transport: str) -> list[Job]:
         """Request k of `transport`; with a rate, due at the k-th time of the scenario's
@@ -753,7 +752,7 @@ class Benchmark:
     ) -> Window:
         """`measure`, its jobs spread over `processes` client processes, each with its own
         clients and warm-up (`harness.measure.client_processes`); sets `results`, `routes`
-        and `extra`."""
+        and `cpu_per_process`."""
         from harness.measure.client_processes import run_in_processes  # it imports this module
 
         labels = {t: _label(t, self.sweep_value) for t in transports}
@@ -764,7 +763,7 @@ class Benchmark:
         for transport in transports:
             self.progress.phase_finished(labels[transport])
         self.results, self.routes = run.results, run.routes
-        self.extra = {"client_cpu_s_per_process": run.cpu_s_per_process}
+        self.cpu_per_process = run.cpu_s_per_process
         return run.window
 
     async def phase(self, transports: Sequence[str], jobs: list[Job]) -> list[PhaseRecord]:
@@ -773,7 +772,7 @@ class Benchmark:
             s.client_processes, s.concurrency, len(jobs), s.client
         )
         shards: dict[str, list[StreamClient]] = {}
-        self.extra = {}
+        self.cpu_per_process = None
         if processes > 1:
             window = await self.measure_in_processes(transports, jobs, processes)
         else:
@@ -796,25 +795,11 @@ class Benchmark:
             self.server, jobs, self.results, self.sweep_value, patience_s, self.routes
         )
         shared = len(transports) > 1
-        extra: dict[str, Any] = {"order": "interleaved" if shared else "sequential"}
-        extra["path"] = self.scenario.path
-        extra["server_processes"] = len(self.endpoints)
-        extra["client_processes"] = processes
-        extra.update(self.extra)
-        if len(self.endpoints) > 1:  # measured streams each server served
-            served = [self.routes.get(r.stream_id, 0) for r in records if r.transport != DIRECT]
-            extra["streams_per_server"] = [served.count(k) for k in range(len(self.endpoints))]
-        extra.update(load_extra(self.scenario))
+        raw = None
         if self.scenario.raw_client and not shared:
-            extra["raw_client"] = await self.raw_floor(transports[0], jobs)
-        extra.update(browser_phase_extra(shards, window))  # {} for Python clients
-        faults = self.scenario.faults
-        if faults.drop_at_token or faults.leave_at_token:
-            extra["resume_grace_s"] = faults.resume_grace_s
-        if shared:
-            extra["cpu"] = "not split: transports shared one window"
-            extra["window_server_cpu_s"] = window.server_cpu_s
-            extra["window_client_cpu_s"] = window.client_cpu_s
+            raw = await self.raw_floor(transports[0], jobs)
+        browser = browser_figures_of(shards, window)  # None for Python clients
+        setup = self.setup(transports, processes, records, window, raw)
         return [
             PhaseRecord(
                 transport=transport,
@@ -825,24 +810,56 @@ class Benchmark:
                 server_rss_bytes=window.server_rss_bytes,
                 sweep_value=self.sweep_value,
                 requests=[r for r in records if r.transport == transport],
-                extra=dict(extra),
+                setup=setup,
+                browser=browser,
             )
             for transport in transports
         ]
 
-    async def raw_floor(self, transport: str, jobs: Sequence[Job]) -> dict[str, Any]:
+    def setup(
+        self,
+        transports: Sequence[str],
+        processes: int,
+        records: Sequence[RequestRecord],
+        window: Window,
+        raw_client: RawFloor | None,
+    ) -> PhaseSetup:
+        """How the phase ran: order, path, processes (with the measured streams each server
+        served), load (`open`, with the `rate` per transport and the `arrivals`, or
+        `closed`), a fault plan's resume grace, the raw client's floor, a shared window's
+        CPU."""
+        s = self.scenario
+        shared = len(transports) > 1
+        servers = len(self.endpoints)
+        served = [self.routes.get(r.stream_id, 0) for r in records if r.transport != DIRECT]
+        faults = s.faults
+        return PhaseSetup(
+            order="interleaved" if shared else "sequential",
+            path=s.path,
+            server_processes=servers,
+            client_processes=processes,
+            load="open" if s.rate > 0 else "closed",
+            rate=s.rate if s.rate > 0 else None,
+            arrivals=s.arrivals if s.rate > 0 else None,
+            resume_grace_s=faults.resume_grace_s
+            if faults.drop_at_token or faults.leave_at_token
+            else None,
+            streams_per_server=[served.count(k) for k in range(servers)] if servers > 1 else None,
+            client_cpu_s_per_process=self.cpu_per_process,
+            raw_client=raw_client,
+            shared_window=SharedWindow(window.server_cpu_s, window.client_cpu_s)
+            if shared
+            else None,
+        )
+
+    async def raw_floor(self, transport: str, jobs: Sequence[Job]) -> RawFloor:
         """The same streams (same seeds, ids of their own) through the raw client, right
         after the phase, against the same servers: the floor for the client's CPU."""
         requests = [replace(job.request, stream_id=f"{job.request.stream_id}-raw") for job in jobs]
         urls = [endpoint.base_url for endpoint in self.endpoints]
         s = self.scenario
         run = await run_raw(transport, urls, requests, s.concurrency, s.ramp_s)
-        return {
-            "streams": run.streams,
-            "tokens": run.tokens,
-            "cpu_s": run.cpu_s,
-            "wall_s": run.wall_s,
-        }
+        return RawFloor(streams=run.streams, tokens=run.tokens, cpu_s=run.cpu_s, wall_s=run.wall_s)
 
     async def run(self) -> list[PhaseRecord]:
         transports = measured_transports(self.scenario)

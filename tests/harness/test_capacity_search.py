@@ -14,7 +14,7 @@ from rich.console import Console
 from harness import capacity_search
 from harness.analyse.capacity import SEARCH, UNLOADED, SearchLimits, Slo
 from harness.capacity_search import CapacitySettings, TransportSearch, run_capacity
-from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.records import PhaseRecord, PhaseSetup, RequestRecord
 from harness.measure.scenario import Scenario, with_overrides
 
 MS = 1_000_000
@@ -58,7 +58,7 @@ def synthetic_phase(
         client_cpu_s=0.004 * concurrency,
         server_rss_bytes=80 * 2**20,
         requests=records,
-        extra={"server_processes": 1},
+        setup=PhaseSetup(order="sequential", server_processes=1),
     )
 
 

@@ -4,11 +4,11 @@ measured phase records of the browser.
 `open_browser_shards` gives one client per page of one `BrowserSession` (pages =
 concurrency / `STREAMS_PER_PAGE`, rounded up; the driver's workers spread evenly over them).
 `start_browser_clients` starts the sessions (Chromium, pages, clock checks) before the
-warm-up, so none of that falls in a measured window. `browser_phase_extra` gives the
-phase's browser figures for `PhaseRecord.extra` and puts Chromium's CPU in place of the
-client CPU (the Python side only relays CDP events; its own CPU is kept in `extra`).
+warm-up, so none of that falls in a measured window. `browser_figures_of` gives the
+phase's `BrowserFigures` and puts Chromium's CPU in place of the client CPU (the Python
+side only relays CDP events; its own CPU is kept in the figures, `python_client_cpu_s`).
 
-`extra["browser"]` holds, besides what ran (Chromium's version, flags, pages):
+`BrowserFigures` holds, besides what ran (Chromium's version, flags, pages):
 
 - `cdp_clock_check`: the known-answer check of each session (`clock.check_cdp_clock`);
   `offset_bound_ms` is where the CDP clock's offset from CLOCK_MONOTONIC can lie.
@@ -31,8 +31,8 @@ client CPU (the Python side only relays CDP events; its own CPU is kept in `extr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from clients.interface import ClientSettings, StreamClient, StreamResult
 from errors import ScenarioError
@@ -43,6 +43,7 @@ from harness.measure.browser.session import (
     STREAMS_PER_PAGE,
     BrowserSession,
 )
+from harness.measure.records import BrowserFigures
 from harness.measure.scenario import Scenario
 from transports import TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest
@@ -55,6 +56,8 @@ WIRE_BYTES_NOTE = (
     "WebSocket: handshake heads (the 101 exact) and frames from their payloads plus RFC 6455 "
     "framing; not counted: TCP/TLS below HTTP, which TCP_INFO does not count either"
 )
+DEFLATE_NOTE = "; WebSocket payloads counted uncompressed: permessage-deflate was on"
+CLIENT_CPU = "Chromium's processes (renderers, network, browser; with DevTools on)"
 
 
 class BrowserStreamClient:
@@ -116,58 +119,54 @@ class MeasuredWindow(Protocol):
     client_cpu_s: float
 
 
-def browser_phase_extra(
+def browser_figures_of(
     shards: Mapping[str, Sequence[StreamClient]], window: MeasuredWindow
-) -> dict[str, Any]:
-    """The browser's figures for the phase's `extra` ({} without a browser), and Chromium's
-    CPU in the window as the window's client CPU."""
+) -> BrowserFigures | None:
+    """The browser's figures for the phase (None without a browser), and Chromium's CPU in
+    the window as the window's client CPU."""
     sessions = sessions_of(shards)
     if not sessions:
-        return {}
+        return None
     chromium_cpu = [s.cpu.between(window.start_ns, window.end_ns) for s in sessions]
     python_cpu = window.client_cpu_s
     if all(cpu is not None for cpu in chromium_cpu):
         window.client_cpu_s = sum(c for c in chromium_cpu if c is not None)
-    return {
-        "client": "browser",
-        "browser": browser_figures(sessions),
-        "client_cpu": "Chromium's processes (renderers, network, browser; with DevTools on)",
-        "python_client_cpu_s": python_cpu,
-    }
+    return browser_figures(sessions, python_cpu)
 
 
-def browser_figures(sessions: Iterable[BrowserSession]) -> dict[str, Any]:
-    sessions = list(sessions)
+def browser_figures(sessions: Sequence[BrowserSession], python_cpu_s: float) -> BrowserFigures:
+    """The figures of a phase's sessions (`python_cpu_s`: the driver's own CPU in its window)."""
     first = sessions[0]
-    gaps = [g for s in sessions for g in s.figures.js_gaps_ns]
-    dispatch = [d for s in sessions for d in s.figures.dispatch_ns]
-    return {
-        "chromium": first.version,
-        "flags": list(CHROMIUM_ARGS),
-        "pages": sum(s.page_count for s in sessions),
-        "streams_per_page": STREAMS_PER_PAGE,
-        "sse_api": {"eventsource": "EventSource (GET)", "fetch": "fetch (POST)"}[first.sse_api],
-        "stamps": "CDP Network event timestamps (CLOCK_MONOTONIC), one per network read",
-        "cdp_clock_check": [s.clock_check for s in sessions],
-        "js_clock": [page.clock.to_json() for s in sessions for page in s.pages],
-        "js_after_cdp_ms": stats_ms(gaps),
-        "renderer_after_network_process_ms": stats_ms(
+    deflate = any(s.figures.deflate for s in sessions)
+    return BrowserFigures(
+        chromium=first.version,
+        flags=list(CHROMIUM_ARGS),
+        pages=sum(s.page_count for s in sessions),
+        streams_per_page=STREAMS_PER_PAGE,
+        sse_api={"eventsource": "EventSource (GET)", "fetch": "fetch (POST)"}[first.sse_api],
+        stamps="CDP Network event timestamps (CLOCK_MONOTONIC), one per network read",
+        cdp_clock_check=[s.clock_check for s in sessions],
+        js_clock=[page.clock.to_json() for s in sessions for page in s.pages],
+        js_after_cdp_ms=stats_ms([g for s in sessions for g in s.figures.js_gaps_ns]),
+        renderer_after_network_process_ms=stats_ms(
             [g for s in sessions for g in s.figures.head_gaps_ns]
         ),
-        "js_after_network_process_ms": stats_ms(
-            [g for s in sessions for g in s.figures.js_head_gaps_ns]
-        ),
-        "python_after_cdp_ms": stats_ms([r for s in sessions for r in s.figures.relay_ns]),
-        "dispatch_ms": stats_ms(dispatch),
-        "stamped_by_page_clock": sum(s.figures.js_stamped for s in sessions),
-        "cdp_unsettled_streams": sum(s.figures.unsettled for s in sessions),
-        "page_vs_cdp_request_mismatches": sum(s.figures.request_mismatches for s in sessions),
-        "page_failures": sum(s.figures.page_failures for s in sessions),
-        "websocket_permessage_deflate": any(s.figures.deflate for s in sessions),
-        "wire_bytes": WIRE_BYTES_NOTE
+        python_after_cdp_ms=stats_ms([r for s in sessions for r in s.figures.relay_ns]),
+        dispatch_ms=stats_ms([d for s in sessions for d in s.figures.dispatch_ns]),
+        stamped_by_page_clock=sum(s.figures.js_stamped for s in sessions),
+        cdp_unsettled_streams=sum(s.figures.unsettled for s in sessions),
+        page_vs_cdp_request_mismatches=sum(s.figures.request_mismatches for s in sessions),
+        page_failures=sum(s.figures.page_failures for s in sessions),
+        websocket_permessage_deflate=deflate,
+        wire_bytes=WIRE_BYTES_NOTE
         + (
             "; WebSocket payloads counted uncompressed: permessage-deflate was on"
-            if any(s.figures.deflate for s in sessions)
+            if deflate
             else ""
         ),
-    }
+        client_cpu=CLIENT_CPU,
+        python_client_cpu_s=python_cpu_s,
+        js_after_network_process_ms=stats_ms(
+            [g for s in sessions for g in s.figures.js_head_gaps_ns]
+        ),
+    )

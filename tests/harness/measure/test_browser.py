@@ -348,13 +348,13 @@ def test_every_transport_in_chromium_loses_and_duplicates_nothing(
     assert summary.tokens_lost == 0 and summary.tokens_duplicated == 0
     assert summary.text_mismatches == 0
     assert summary.wire_bytes_per_token and summary.header_bytes_per_token
-    browser = phase.extra["browser"]
-    assert phase.extra["client"] == "browser"
-    assert all(check["ok"] for check in browser["cdp_clock_check"])
-    assert browser["stamped_by_page_clock"] == 0  # every token has its CDP stamp
-    assert browser["js_after_cdp_ms"]["n"] > 0
+    browser = phase.browser
+    assert browser is not None and phase.setup is not None
+    assert all(check is not None and check["ok"] for check in browser.cdp_clock_check)
+    assert browser.stamped_by_page_clock == 0  # every token has its CDP stamp
+    assert browser.js_after_cdp_ms["n"] > 0
     if transport != "websocket":  # CDP has the network process's stamp of HTTP heads only
-        assert browser["js_after_network_process_ms"]["n"] > 0
+        assert browser.js_after_network_process_ms["n"] > 0
     assert phase.client_cpu_s and phase.client_cpu_s > 0  # Chromium's CPU
     if TRANSPORTS.get(transport).kind is Kind.PUSH:
         assert summary.added_delay_ms.p50 is not None and summary.added_delay_ms.p50 < 5.0

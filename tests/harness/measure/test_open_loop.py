@@ -180,8 +180,8 @@ async def test_rate_runs_without_coordinated_omission(slow_server: ServerProcess
         source=SLOW,
     )
     (phase,) = await run_benchmark(scenario, slow_server)
-    assert phase.extra["load"] == "open"
-    assert (phase.extra["rate"], phase.extra["arrivals"]) == (rate, "constant")
+    assert phase.setup is not None and phase.setup.load == "open"
+    assert (phase.setup.rate, phase.setup.arrivals) == (rate, "constant")
     records = by_index(phase.requests)
     assert [r.error_kind for r in records] == [None] * 6
     scheduled = [r.scheduled_ns for r in records]
@@ -211,7 +211,8 @@ async def test_closed_loop_streams_never_queue(slow_server: ServerProcess) -> No
         name="closed", transports=("sse",), requests=2, concurrency=1, warmup=0, source=SLOW
     )
     (phase,) = await run_benchmark(scenario, slow_server)
-    assert phase.extra["load"] == "closed" and "rate" not in phase.extra
+    assert phase.setup is not None and phase.setup.load == "closed"
+    assert phase.setup.rate is None and phase.setup.arrivals is None
     records = by_index(phase.requests)
     assert [r.error_kind for r in records] == [None] * 2
     assert [r.started_ns for r in records] == [r.scheduled_ns for r in records]
