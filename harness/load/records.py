@@ -9,7 +9,7 @@
    strings (msgpack-friendly); arrival stamps as nanosecond differences, nothing rounded.
 3. `LoadCollection`: every process's batches, merged (on the master, or in a local run), and
    `save_load_run`, which fetches the server's emit timelines, joins them with what the
-   clients saw (`harness.measure.driver.join`) and saves a run folder in the schema of
+   clients saw (`harness.measure.run.joining.join`) and saves a run folder in the schema of
    `bench.py run`
    (`harness.analyse.results.save_run`), one phase per transport.
 
@@ -32,8 +32,9 @@ from clients.interface import StreamError, StreamResult
 from errors import ErrorKind
 from harness.analyse.metrics import NS_PER_MS
 from harness.analyse.results import RunResult, environment, save_run
-from harness.measure.driver import Timeline, fetch_timelines, join
 from harness.measure.records import LoadTestSetup, PhaseRecord, RequestRecord, SharedWindow
+from harness.measure.run.joining import join
+from harness.measure.run.timelines import Timeline, fetch_timelines
 from harness.measure.scenario import Scenario
 
 

@@ -7,7 +7,8 @@ client and server stamps are directly comparable. Per-token lists are in arrival
 A `PhaseRecord` holds one transport's requests and its measured window, and what was around
 them, each part typed and written by one module only:
 
-- `setup`: how the benchmark driver ran the phase (`PhaseSetup`, `harness.measure.driver`);
+- `setup`: how the benchmark driver ran the phase (`PhaseSetup`,
+  `harness.measure.run.bookkeeping`);
 - `load_test`: how a load test ran it instead (`LoadTestSetup`, `harness.load.records`);
 - `browser`: the browser client's figures (`BrowserFigures`,
   `harness.measure.browser.client`);
@@ -107,7 +108,7 @@ class SharedWindow:
 
 @dataclass(frozen=True, slots=True)
 class PhaseSetup:
-    """How the benchmark driver ran a phase: written by `harness.measure.driver` only.
+    """How the benchmark driver ran a phase: written by `harness.measure.run.bookkeeping` only.
     Older results leave out what their driver did not record: None, or one process."""
 
     order: str  # sequential | interleaved

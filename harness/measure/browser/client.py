@@ -1,12 +1,12 @@
-"""The browser client as the driver sees it: `StreamClient`s (one per page), and what a
-measured phase records of the browser.
+"""The `browser` client kind (`harness.measure.run.kinds.ClientKind`): `StreamClient`s
+(one per page), and what a measured phase records of the browser.
 
-`open_browser_shards` gives one client per page of one `BrowserSession` (pages =
+`BrowserClients.open` gives one client per page of one `BrowserSession` (pages =
 concurrency / `STREAMS_PER_PAGE`, rounded up; the driver's workers spread evenly over them).
-`start_browser_clients` starts the sessions (Chromium, pages, clock checks) before the
-warm-up, so none of that falls in a measured window. `browser_figures_of` gives the
-phase's `BrowserFigures` and puts Chromium's CPU in place of the client CPU (the Python
-side only relays CDP events; its own CPU is kept in the figures, `python_client_cpu_s`).
+`start` starts the sessions (Chromium, pages, clock checks) before the warm-up, so none of
+that falls in a measured window. `report` gives the phase's `BrowserFigures` and Chromium's
+CPU as the window's client CPU (the Python side only relays CDP events; its own CPU is kept
+in the figures as `python_client_cpu_s`).
 
 `BrowserFigures` holds, besides what ran (Chromium's version, flags, pages):
 
@@ -31,8 +31,7 @@ side only relays CDP events; its own CPU is kept in the figures, `python_client_
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
 
 from clients.interface import ClientSettings, StreamClient, StreamResult
 from errors import ScenarioError
@@ -44,7 +43,8 @@ from harness.measure.browser.session import (
     BrowserSession,
 )
 from harness.measure.records import BrowserFigures
-from harness.measure.scenario import Scenario
+from harness.measure.run.kinds import ClientReport, ShardPlan
+from harness.measure.run.window import Window
 from transports import TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest
 
@@ -81,7 +81,7 @@ class BrowserStreamClient:
 
 def open_browser_shards(
     transport: str,
-    scenario: Scenario,
+    concurrency: int,
     settings: ClientSettings,
     transports: TransportRegistry = TRANSPORTS,
     sse_api: str = SSE_API,
@@ -93,45 +93,53 @@ def open_browser_shards(
             "the browser client reads sse with EventSource, which cannot send the server's "
             "bearer token: unset TOKENWIRE_SERVER_TOKEN or leave sse out"
         )
-    pages = -(-scenario.concurrency // STREAMS_PER_PAGE)
+    pages = -(-concurrency // STREAMS_PER_PAGE)
     session = BrowserSession(settings, pages, sse_api)
     return [BrowserStreamClient(transport, session, k) for k in range(pages)]
 
 
-def sessions_of(shards: Mapping[str, Sequence[StreamClient]]) -> list[BrowserSession]:
+def sessions_of(clients: Iterable[StreamClient]) -> list[BrowserSession]:
     found: list[BrowserSession] = []
-    for pool in shards.values():
-        for client in pool:
-            if isinstance(client, BrowserStreamClient) and client.session not in found:
-                found.append(client.session)
+    for client in clients:
+        if isinstance(client, BrowserStreamClient) and client.session not in found:
+            found.append(client.session)
     return found
 
 
-async def start_browser_clients(shards: Mapping[str, Sequence[StreamClient]]) -> None:
-    """Start every browser session among `shards` (nothing for Python clients)."""
-    for session in sessions_of(shards):
-        await session.start()
+class BrowserClients:
+    """The `browser` client kind: Chromium pages of one session per transport's phase."""
+
+    name = "browser"
+    many_processes = False  # one Chromium, same-origin pages: one process, one server
+
+    def __init__(self, sse_api: str = SSE_API) -> None:
+        self.sse_api = sse_api
+
+    def open(self, plan: ShardPlan) -> list[StreamClient]:
+        if len(plan.settings) > 1:
+            raise ScenarioError("the browser client reads from one server: server_processes = 1")
+        return open_browser_shards(
+            plan.transport, plan.concurrency, plan.settings[0], plan.registry, self.sse_api
+        )
+
+    async def start(self, clients: Sequence[StreamClient]) -> None:
+        """Start every browser session among `clients`."""
+        for session in sessions_of(clients):
+            await session.start()
+
+    def report(self, clients: Sequence[StreamClient], window: Window) -> ClientReport:
+        """Chromium's CPU in the window as the window's client CPU (the Python side's when
+        a session could not read it), and the browser's figures."""
+        sessions = sessions_of(clients)
+        if not sessions:
+            return ClientReport(window.client_cpu_s)
+        chromium_cpu = [s.cpu.between(window.start_ns, window.end_ns) for s in sessions]
+        known = [cpu for cpu in chromium_cpu if cpu is not None]
+        client_cpu_s = sum(known) if len(known) == len(chromium_cpu) else window.client_cpu_s
+        return ClientReport(client_cpu_s, browser_figures(sessions, window.client_cpu_s))
 
 
-class MeasuredWindow(Protocol):
-    start_ns: int
-    end_ns: int
-    client_cpu_s: float
-
-
-def browser_figures_of(
-    shards: Mapping[str, Sequence[StreamClient]], window: MeasuredWindow
-) -> BrowserFigures | None:
-    """The browser's figures for the phase (None without a browser), and Chromium's CPU in
-    the window as the window's client CPU."""
-    sessions = sessions_of(shards)
-    if not sessions:
-        return None
-    chromium_cpu = [s.cpu.between(window.start_ns, window.end_ns) for s in sessions]
-    python_cpu = window.client_cpu_s
-    if all(cpu is not None for cpu in chromium_cpu):
-        window.client_cpu_s = sum(c for c in chromium_cpu if c is not None)
-    return browser_figures(sessions, python_cpu)
+BROWSER = BrowserClients()
 
 
 def browser_figures(sessions: Sequence[BrowserSession], python_cpu_s: float) -> BrowserFigures:

@@ -234,7 +234,7 @@ def test_a_transport_a_browser_cannot_run_is_refused_in_one_line() -> None:
     assert "\n" not in str(refused.value)
     scenario = Scenario(client="browser", transports=("sse",))
     with pytest.raises(ScenarioError, match="capability browser is False"):
-        open_browser_shards("pigeon", scenario, ClientSettings("http://h"), registry)
+        open_browser_shards("pigeon", scenario.concurrency, ClientSettings("http://h"), registry)
     sse = TRANSPORTS.get("sse")
     unpaged = Transport("carrier", Kind.PUSH, "Carrier", "", sse.router, sse.exchange, "#0", PUSH)
     with pytest.raises(ScenarioError, match="has no browser code"):
@@ -244,7 +244,7 @@ def test_a_transport_a_browser_cannot_run_is_refused_in_one_line() -> None:
 def test_eventsource_cannot_carry_a_bearer_token() -> None:
     scenario = Scenario(client="browser", transports=("sse",))
     with pytest.raises(ScenarioError, match="EventSource, which cannot send"):
-        open_browser_shards("sse", scenario, ClientSettings("http://h", token="t0k"))
+        open_browser_shards("sse", scenario.concurrency, ClientSettings("http://h", token="t0k"))
 
 
 def test_the_cli_takes_client_and_refuses_a_bad_one(tmp_path: Path) -> None:

@@ -13,13 +13,16 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from support import serve
+from support import NoServer, serve
 
 from clients.interface import StreamClient, StreamResult
 from harness.analyse.metrics import e2e_ms, first_token_ns, queue_wait_ms, summarize, ttft_ms
 from harness.analyse.results import load_run
-from harness.measure.driver import Benchmark, Job, NoProgress, run_benchmark, run_jobs
+from harness.measure.driver import Benchmark, run_benchmark
 from harness.measure.records import RequestRecord
+from harness.measure.run.context import NoProgress
+from harness.measure.run.jobs import Job
+from harness.measure.run.scheduling import run_jobs
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
@@ -117,16 +120,6 @@ async def test_jobs_are_all_timed_or_none() -> None:
     jobs = [*timed_jobs([0.0]), Job("sse", GenerationRequest(seed=1, stream_id="s1"))]
     with pytest.raises(ValueError, match="every job has an arrival time"):
         await run_jobs(shards, jobs, 1, 10)
-
-
-class NoServer:
-    base_url = "http://127.0.0.1:9"
-
-    def cpu_seconds(self) -> float:
-        return 0.0
-
-    def rss_bytes(self) -> int:
-        return 0
 
 
 def test_benchmark_jobs_carry_the_scenarios_schedule() -> None:

@@ -19,8 +19,9 @@ from clients.interface import StreamError, StreamResult
 from errors import ClientProcessError, ErrorKind, ScenarioError
 from harness.ci.check import rerun_scenario
 from harness.measure import event_loop
+from harness.measure.browser.client import BROWSER
 from harness.measure.client_processes import Inbox
-from harness.measure.driver import PinnedClient, open_shards, run_benchmark, shard_count
+from harness.measure.driver import run_benchmark
 from harness.measure.processes import (
     PROCESS_FIELDS,
     auto_processes,
@@ -28,6 +29,8 @@ from harness.measure.processes import (
     split,
 )
 from harness.measure.records import PhaseRecord
+from harness.measure.run.python_clients import PinnedClient
+from harness.measure.run.shards import open_shards, shard_count
 from harness.measure.scenario import Scenario, load_scenario, with_overrides
 from harness.measure.server_process import (
     ServerGroup,
@@ -160,9 +163,9 @@ def test_concurrency_splits_evenly_and_processes_never_outnumber_streams() -> No
     assert split(10, 3) == [4, 3, 3]
     assert split(100, 2) == [50, 50]
     assert all(sum(split(c, m)) == c for c in range(1, 40) for m in range(1, 9))
-    assert effective_client_processes(4, 3, 100, "python") == 3  # concurrency 3
-    assert effective_client_processes(4, 8, 2, "python") == 2  # 2 jobs
-    assert effective_client_processes(4, 8, 100, "browser") == 1
+    assert effective_client_processes(4, 3, 100) == 3  # concurrency 3
+    assert effective_client_processes(4, 8, 2) == 2  # 2 jobs
+    assert effective_client_processes(4, 8, 100, BROWSER.many_processes) == 1
 
 
 def test_shards_spread_over_servers() -> None:
