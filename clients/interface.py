@@ -84,7 +84,7 @@ class StreamResult:
     transport: str
     stream_id: str
     scheduled_ns: int  # when the stream was due: the start of its timers (TTFT, E2E)
-    # when it began: the driver sets it (harness.measure.driver.run_stream); later than
+    # when it began: the driver sets it (harness.measure.run.scheduling.run_stream); later than
     # `scheduled_ns` when an open-loop arrival waited for a free slot. None: not recorded
     started_ns: int | None = None
     indices: list[int] = field(default_factory=list)
@@ -106,7 +106,7 @@ class StreamResult:
     problems: list[dict[str, str]] = field(default_factory=list)
     error: StreamError | None = None
     # a framing without token boundaries (`raw`): `texts` are the text of each read (or SSE
-    # event), not tokens, and `harness.measure.driver.join` aligns them to the source's
+    # event), not tokens, and `harness.measure.run.joining.join` aligns them to the source's
     # tokens by length. The value is the form text takes on the wire: "text" (as sent) or
     # "sse" (CR and CRLF arrive as LF). None: every received message is one token.
     pieces: str | None = None

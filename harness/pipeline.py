@@ -71,8 +71,9 @@ def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
                 phases = event_loop.run(
                     run_benchmark(point_scenario, server, progress, value, endpoint=endpoint)
                 )
-                for phase in phases:
-                    phase.extra["path_parameters"] = path.parameters()
+                # what the path's layers saw of the run: theirs to record, once it is over
+                parameters = path.parameters()
+                phases = [replace(phase, path_parameters=parameters) for phase in phases]
             points.append(Point(value, {phase.transport: phase for phase in phases}))
     return points
 

@@ -58,3 +58,15 @@ def serve(
     log = tmp_path_factory.mktemp(name) / "server.log"
     with running_server(spec, log, extra_args=server_args) as process:
         yield process
+
+
+class NoServer:
+    """A stand-in for the server under test where no stream reaches it: no CPU, no memory."""
+
+    base_url = "http://127.0.0.1:9"
+
+    def cpu_seconds(self) -> float:
+        return 0.0
+
+    def rss_bytes(self) -> int:
+        return 0

@@ -193,9 +193,9 @@ def test_a_run_over_two_servers_and_two_client_processes(tmp_path: Path) -> None
     assert results["metadata"]["processes"]["server"] == results["scenario"]["server_processes"]
     assert results["scenario"]["client_processes"] == 2
     for entry in results["transports"].values():
-        summary, extra = entry["summary"], entry["phase"]["extra"]
+        summary, setup = entry["summary"], entry["phase"]["setup"]
         assert summary["tokens_received"] == summary["tokens_emitted"] > 0
         assert summary["errors"] == summary["tokens_lost"] == 0
-        assert (extra["server_processes"], extra["client_processes"]) == (2, 2)
-        assert min(extra["streams_per_server"]) > 0
+        assert (setup["server_processes"], setup["client_processes"]) == (2, 2)
+        assert min(setup["streams_per_server"]) > 0
         assert sorted(r["index"] for r in entry["phase"]["requests"]) == list(range(20))

@@ -38,7 +38,8 @@ from errors import ProtocolError, ScenarioError
 from harness.analyse.metrics import summarize
 from harness.ci.baseline import FigureStats
 from harness.ci.check import rules_for
-from harness.measure.driver import open_shards, run_benchmark
+from harness.measure.driver import run_benchmark
+from harness.measure.run.shards import open_shards
 from harness.measure.scenario import Faults, Scenario, parse_transports, validated, validation
 from harness.measure.server_process import bind_listener
 from servers.app import create_app

@@ -8,7 +8,7 @@ LF: SSE data cannot carry CR). The body's end is the stream's end.
 
 A client cannot know where tokens end: it records the text of each read (chunked) or event
 (SSE) as one *piece* (`TextPieces` decodes a byte stream into pieces), and the harness aligns
-pieces to the source's tokens by cumulative text length (`harness.measure.driver.join`).
+pieces to the source's tokens by cumulative text length (`harness.measure.run.joining.join`).
 """
 
 from __future__ import annotations

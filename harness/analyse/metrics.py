@@ -365,10 +365,10 @@ def steady_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
 
 def raw_client_figures(phase: PhaseRecord, client_us_per_token: float | None) -> dict[str, Any]:
     """The raw client's CPU per token from the same run, and the harness client's ratio."""
-    raw = phase.extra.get("raw_client")
-    if not isinstance(raw, dict) or not raw.get("tokens"):
+    raw = None if phase.setup is None else phase.setup.raw_client
+    if raw is None or not raw.tokens:
         return {}
-    floor = float(raw["cpu_s"]) / int(raw["tokens"]) * 1e6
+    floor = raw.cpu_s / raw.tokens * 1e6
     ratio = None if client_us_per_token is None or floor <= 0 else client_us_per_token / floor
     return {"raw_client_cpu_us_per_token": floor, "client_vs_raw_cpu": ratio}
 
@@ -379,7 +379,8 @@ def fault_figures(phase: PhaseRecord) -> dict[str, Any]:
     if not any(r.drops_ns or r.left_ns is not None for r in records):
         return {}
     cancels = _present(cancel_after_leave_ms(r) for r in records)
-    grace_ms = float(phase.extra.get("resume_grace_s", 0.0)) * 1000
+    grace_s = None if phase.setup is None else phase.setup.resume_grace_s
+    grace_ms = (grace_s or 0.0) * 1000
     return {
         "drops": sum(len(r.drops_ns) for r in records),
         "recovery_ms": Distribution.of(g for r in records for g in recovery_ms(r)),

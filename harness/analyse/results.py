@@ -17,11 +17,20 @@ Versions:
    transport registry, so that analysis need not guess it from request counts. Version 1
    files get it from the registry when it knows the transport, else from their records:
    more than one request per stream is `poll`.
+3. A phase's free-form `extra` dict becomes typed parts, one writer each
+   (`harness.measure.records`): `setup` (the driver's `PhaseSetup`: order, path, process
+   counts, load, resume grace, streams per server, client CPU per process, `raw_client`,
+   and a shared window's CPU as `shared_window` {server_cpu_s, client_cpu_s, cpu}, which
+   version 2 kept as `cpu`, `window_server_cpu_s`, `window_client_cpu_s`), `load_test`
+   (a load test's `LoadTestSetup`, which version 2 marked with `load: true`), `browser`
+   (the browser client's `BrowserFigures`: version 2's `browser` entry with `client_cpu`
+   and `python_client_cpu_s`; its `client: "browser"` is the scenario's `client`) and
+   `path_parameters`. Nothing else changes: `_v2_to_v3` moves every entry.
 
 Optional fields that a reader treats as absent in older files need no new version: the
 scenario's `server_processes` and `client_processes` (the counts a run used; absent: one
-of each), `metadata.processes`, and a phase's `extra` entries (`server_processes`,
-`client_processes`, `streams_per_server`, `client_cpu_s_per_process`).
+of each), `metadata.processes`, and a phase's `setup` entries that default (one process of
+each, None: not recorded).
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ import orjson
 
 from errors import ResultsError
 from harness.analyse.metrics import TransportSummary, summarize, ttft_minus_direct_ms
-from harness.measure.records import PhaseRecord, SweepValue
+from harness.measure.records import SHARED_CPU, PhaseRecord, SweepValue
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import PROJECT_ROOT
 from transports import DIRECT, TRANSPORTS, Kind
@@ -156,7 +165,7 @@ def _git(*args: str) -> str | None:
 
 
 def environment(started: dt.datetime, finished: dt.datetime, argv: list[str]) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -236,9 +245,62 @@ def _v1_to_v2(data: Document) -> Document:
     return data
 
 
+# a version 2 phase's `extra` entries that version 3 keeps in `setup` as they were
+V2_SETUP_KEYS = (
+    "order",
+    "path",
+    "server_processes",
+    "client_processes",
+    "load",
+    "rate",
+    "arrivals",
+    "resume_grace_s",
+    "streams_per_server",
+    "client_cpu_s_per_process",
+    "raw_client",
+)
+V2_BROWSER_KEYS = ("client_cpu", "python_client_cpu_s")  # beside the `browser` entry
+
+
+def _typed_parts(extra: dict[str, Any]) -> dict[str, Any]:
+    """Version 3's typed parts of a phase from version 2's `extra` dict (see the docstring)."""
+    shared = None
+    if "window_server_cpu_s" in extra:
+        shared = {
+            "server_cpu_s": extra["window_server_cpu_s"],
+            "client_cpu_s": extra.get("window_client_cpu_s"),
+            "cpu": extra.get("cpu", SHARED_CPU),
+        }
+    parts: dict[str, Any] = {"path_parameters": extra.get("path_parameters", {})}
+    if extra.get("load") is True:  # `bench.py load` wrote it
+        parts["load_test"] = {
+            "order": extra.get("order", "sequential"),
+            "streams_per_worker": extra.get("streams_per_worker", {}),
+            "hosts": extra.get("hosts", []),
+            "shared_window": shared,
+        }
+    elif "order" in extra:  # the driver wrote it
+        setup = {key: extra[key] for key in V2_SETUP_KEYS if key in extra}
+        parts["setup"] = setup | {"shared_window": shared}
+    if isinstance(extra.get("browser"), dict):
+        browser = {key: extra[key] for key in V2_BROWSER_KEYS if key in extra}
+        parts["browser"] = extra["browser"] | browser
+    return parts
+
+
+def _v2_to_v3(data: Document) -> Document:
+    """Version 3 types a phase's `extra` dict: its entries move to `setup`, `load_test`,
+    `browser` and `path_parameters` (`_typed_parts`)."""
+    for transports in _transport_tables(data):
+        for entry in transports.values():
+            phase = entry["phase"]
+            phase.update(_typed_parts(phase.pop("extra", None) or {}))
+    return data
+
+
 # MIGRATIONS[k] takes a document of version k + 1 to version k + 2, so the current version is
 # one more than the migrations there are: a schema change appends its migration here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3)
 SCHEMA_VERSION = len(MIGRATIONS) + 1
 
 

@@ -56,7 +56,7 @@ capacity report prints them):
   at the capacity probe; client cores busy likewise for the benchmark's event-loop thread.
 - streams per core: capacity / server cores busy: how many such streams one core holds,
   extrapolated linearly from this load. Results record the server processes
-  (`extra["server_processes"]`, 1: one uvicorn worker); the cores are theirs together.
+  (`PhaseRecord.server_processes`, 1: one uvicorn worker); the cores are theirs together.
 - KiB per stream: the least-squares slope of the server's peak resident memory (VmHWM, a
   fresh server per probe) against concurrency over every probe whose streams all
   completed, with its standard error (±). It includes what the server keeps of each

@@ -145,7 +145,7 @@ def assess(
         server_peak_rss_bytes=server_peak_rss_bytes
         if server_peak_rss_bytes is not None
         else phase.server_rss_bytes,
-        server_processes=int(phase.extra.get("server_processes", 1)),
+        server_processes=phase.server_processes,
         tokens_per_s=summary.aggregate_tokens_per_s,
         server_cpu_ms_per_1k_tokens=summary.server_cpu_ms_per_1k_tokens,
         errors=summary.errors,

@@ -107,7 +107,6 @@ def run_probe(scenario: Scenario, probe_dir: Path) -> tuple[PhaseRecord, int | N
     with PeakSampler() as memory:
         points = measure(scenario, probe_dir, Console(quiet=True))
     phase = points[0].phases[scenario.transports[0]]
-    phase.extra.setdefault("server_processes", 1)
     return phase, memory.peak_bytes, time.monotonic() - started
 
 

@@ -39,7 +39,7 @@ Options: `--tokenwire-scenario FILE` (framing, polling, timeouts and the `[load]
 steady, step or spike; `-u`, `-r` and `-t` override its users, spawn rate and run time),
 `--tokenwire-out DIR`, `--tokenwire-server-pid PID` (to measure the server's CPU; `bench.py
 load` passes it). A server that needs a bearer token gets it from `TOKENWIRE_SERVER_TOKEN`
-(`harness.measure.driver.client_settings`, and the timeline fetch at the end).
+(`harness.measure.run.shards.client_settings`, and the timeline fetch at the end).
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ from harness.load.records import (
     verdict,
 )
 from harness.load.shapes import users_at
-from harness.measure.driver import client_settings, load_prompts
+from harness.measure.run.jobs import load_prompts
+from harness.measure.run.shards import client_settings
 from harness.measure.scenario import Scenario, load_scenario, validated
 from transports import TRANSPORTS, Transport
 from wire.messages import GenerationRequest

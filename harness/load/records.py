@@ -9,7 +9,7 @@
    strings (msgpack-friendly); arrival stamps as nanosecond differences, nothing rounded.
 3. `LoadCollection`: every process's batches, merged (on the master, or in a local run), and
    `save_load_run`, which fetches the server's emit timelines, joins them with what the
-   clients saw (`harness.measure.driver.join`) and saves a run folder in the schema of
+   clients saw (`harness.measure.run.joining.join`) and saves a run folder in the schema of
    `bench.py run`
    (`harness.analyse.results.save_run`), one phase per transport.
 
@@ -32,8 +32,9 @@ from clients.interface import StreamError, StreamResult
 from errors import ErrorKind
 from harness.analyse.metrics import NS_PER_MS
 from harness.analyse.results import RunResult, environment, save_run
-from harness.measure.driver import fetch_timelines, join
-from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.records import LoadTestSetup, PhaseRecord, RequestRecord, SharedWindow
+from harness.measure.run.joining import join
+from harness.measure.run.timelines import Timeline, fetch_timelines
 from harness.measure.scenario import Scenario
 
 
@@ -246,7 +247,7 @@ class LoadWindow:
 
 
 def records_of(
-    collection: LoadCollection, transport: str, timelines: dict[str, Any]
+    collection: LoadCollection, transport: str, timelines: dict[str, Timeline]
 ) -> list[RequestRecord]:
     here = socket.gethostname()
     mine = sorted(
@@ -265,21 +266,17 @@ def records_of(
 def build_phases(
     collection: LoadCollection,
     transports: Sequence[str],
-    timelines: dict[str, Any],
+    timelines: dict[str, Timeline],
     window: LoadWindow,
 ) -> dict[str, PhaseRecord]:
     shared = len(transports) > 1
     client_cpu = collection.client_cpu_s()
-    extra: dict[str, Any] = {
-        "order": "interleaved" if shared else "sequential",
-        "load": True,
-        "streams_per_worker": collection.streams_per_worker(),
-        "hosts": sorted({s.host for s in collection.streams}),
-    }
-    if shared:
-        extra["cpu"] = "not split: transports shared one window"
-        extra["window_server_cpu_s"] = window.server_cpu_s
-        extra["window_client_cpu_s"] = client_cpu
+    setup = LoadTestSetup(
+        order="interleaved" if shared else "sequential",
+        streams_per_worker=collection.streams_per_worker(),
+        hosts=sorted({s.host for s in collection.streams}),
+        shared_window=SharedWindow(window.server_cpu_s, client_cpu) if shared else None,
+    )
     return {
         transport: PhaseRecord(
             transport=transport,
@@ -289,7 +286,7 @@ def build_phases(
             client_cpu_s=None if shared else client_cpu,
             server_rss_bytes=window.server_rss_bytes,
             requests=records_of(collection, transport, timelines),
-            extra=dict(extra),
+            load_test=setup,
         )
         for transport in transports
     }

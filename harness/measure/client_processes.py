@@ -8,22 +8,23 @@ and stops for each phase; M == 1 stays in the driver's own process.
 
 1. Job k goes to child k % M, with its share of the concurrency (`processes.split`: the
    shares differ by at most one and sum to `concurrency`). Each child opens its own clients
-   (`driver.open_shards`: no connection pool crosses a process; child c's shard i speaks to
-   server (c + i) % N), runs its own warm-up (`warmup` streams per transport, ids of its
-   own), and reports `ready`.
+   (`run.shards.open_shards`: no connection pool crosses a process; child c's shard i
+   speaks to server (c + i) % N), runs its own warm-up (`warmup` streams per transport, ids
+   of its own), and reports `ready`.
 2. When every child is ready the parent reads the servers' CPU and picks the measured
    window's start `start_ns`, `START_AHEAD_S` ahead (`perf_counter_ns`, CLOCK_MONOTONIC: one
    clock for every process on the host), and sends it to each child. A child waits for it,
    reads its own CPU (`time.process_time`: user + system, the whole process), runs its jobs
-   (`driver.run_jobs`: its closed loop, or the open loop's arrivals counted from the shared
-   `start_ns`), and reads its CPU again: only the window is counted.
+   (`run.scheduling.run_jobs`: its closed loop, or the open loop's arrivals counted from
+   the shared `start_ns`), and reads its CPU again: only the window is counted.
 3. Each finished stream is reported on one events queue, (label, failed), so the parent's
    progress bars move; then the child sends its `ChildOutcome`: its results in its job
    order, the server each stream went to, its CPU and when its window ended.
 4. The parent puts the results back in job order, takes the sum of the children's CPU as
-   the phase's client CPU (each child's in `extra["client_cpu_s_per_process"]`), the latest
-   end as the window's end, and reads the servers' CPU again. Timelines are then fetched
-   by the driver as always, each from the server its stream went to.
+   the phase's client CPU (each child's in `Measured.client_cpu_s_per_process`, which the
+   driver records in `PhaseSetup`), the latest end as the window's end, and reads the
+   servers' CPU again. Timelines are then fetched by the driver as always, each from the
+   server its stream went to.
 
 A child that fails sends its traceback and the parent raises `ClientProcessError` with it;
 one that dies without a word is found by its exit status. Whatever happens, the parent
@@ -41,26 +42,21 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clients.interface import StreamClient, StreamResult
 from errors import ClientProcessError
 from harness.measure import event_loop
-from harness.measure.driver import (
-    Job,
-    Window,
-    open_shards,
-    run_jobs,
-    stream_servers,
-    warmup_requests,
-)
 from harness.measure.paths import Endpoint
 from harness.measure.processes import split
+from harness.measure.run.context import ProgressSink, RunContext
+from harness.measure.run.jobs import Job
+from harness.measure.run.python_clients import stream_servers
+from harness.measure.run.scheduling import run_jobs
+from harness.measure.run.shards import open_shards
+from harness.measure.run.window import Measured, Server, Window
 from harness.measure.scenario import Scenario
 from transports import TRANSPORTS, TransportRegistry
-
-if TYPE_CHECKING:
-    from harness.measure.driver import Benchmark
 
 START_AHEAD_S = 0.1  # from the parent's go to the window's start: every child is waiting by then
 POLL_S = 0.5  # how often the parent looks at its children while it waits for their news
@@ -92,39 +88,23 @@ class ChildOutcome:
     end_ns: int  # when its last stream ended
 
 
-@dataclass(frozen=True)
-class ProcessRun:
-    """A phase's measured window over every client process, merged."""
-
-    window: Window
-    results: list[StreamResult]  # in job order
-    routes: dict[str, int]
-    cpu_s_per_process: list[float]
-
-
 def plans(
-    benchmark: Benchmark,
-    transports: Sequence[str],
-    jobs: Sequence[Job],
-    processes: int,
-    labels: dict[str, str],
+    context: RunContext, transports: Sequence[str], jobs: Sequence[Job], processes: int
 ) -> list[ChildPlan]:
     """Job k to process k % `processes`; the concurrency split as evenly as it goes."""
-    scenario = benchmark.scenario
+    scenario = context.scenario
     shares = split(scenario.concurrency, processes)
-    registry = None if benchmark.transports is TRANSPORTS else benchmark.transports
+    registry = None if context.registry is TRANSPORTS else context.registry
+    labels = {t: context.label(t) for t in transports}
     found: list[ChildPlan] = []
     for index, concurrency in enumerate(shares):
-        tag = f"{benchmark.run_tag}-p{index}"  # warm-up stream ids of its own
-        warmups = tuple(
-            tuple(Job(t, r) for r in warmup_requests(scenario, t, tag, benchmark.prompts))
-            for t in transports
-        )
+        tag = f"{context.run_tag}-p{index}"  # warm-up stream ids of its own
+        warmups = tuple(tuple(w) for w in context.warmups(transports, tag))
         found.append(
             ChildPlan(
                 index=index,
                 scenario=scenario,
-                endpoints=tuple(benchmark.endpoints),
+                endpoints=context.endpoints,
                 registry=registry,
                 transports=tuple(transports),
                 labels=labels,
@@ -137,20 +117,21 @@ def plans(
 
 
 def run_in_processes(
-    benchmark: Benchmark,
+    context: RunContext,
+    server: Server,
+    progress: ProgressSink,
     transports: Sequence[str],
     jobs: Sequence[Job],
     processes: int,
-    labels: dict[str, str],
-) -> ProcessRun:
+) -> Measured:
     """One phase's jobs in `processes` client processes (blocking: the driver runs it in a
-    thread); progress goes to `benchmark.progress` as the children report it."""
-    children = plans(benchmark, transports, jobs, processes, labels)
-    context = multiprocessing.get_context("spawn")
-    events: Any = context.Queue()
-    pipes = [context.Pipe(duplex=False) for _ in children]
+    thread); progress goes to `progress` as the children report it."""
+    children = plans(context, transports, jobs, processes)
+    spawn = multiprocessing.get_context("spawn")
+    events: Any = spawn.Queue()
+    pipes = [spawn.Pipe(duplex=False) for _ in children]
     workers = [
-        context.Process(
+        spawn.Process(
             target=child_main,
             args=(plan, events, receive),
             name=f"tokenwire-client-{plan.index}",
@@ -158,13 +139,12 @@ def run_in_processes(
         )
         for plan, (receive, _) in zip(children, pipes, strict=True)
     ]
-    server = benchmark.server
     try:
         for worker in workers:
             worker.start()
         for receive, _ in pipes:
             receive.close()  # the child holds its own copy
-        news = Inbox(events, workers, benchmark)
+        news = Inbox(events, workers, progress)
         news.wait("ready")
         cpu0 = server.cpu_seconds()
         start_ns = time.perf_counter_ns() + round(START_AHEAD_S * 1e9)
@@ -183,13 +163,13 @@ def run_in_processes(
                     worker.join(JOIN_S)
         events.close()
         events.cancel_join_thread()
-    ordered = sorted(outcomes.values(), key=lambda o: o.index)
-    results: list[StreamResult | None] = [None] * len(jobs)
+    ordered: list[ChildOutcome] = sorted(outcomes.values(), key=lambda o: o.index)
+    results: list[StreamResult] = []
     routes: dict[str, int] = {}
+    for k in range(len(jobs)):  # job k ran in process k % processes, its (k // processes)-th
+        results.append(ordered[k % processes].results[k // processes])
     for outcome in ordered:
-        results[outcome.index :: processes] = outcome.results
         routes |= outcome.routes
-    assert all(r is not None for r in results)
     window = Window(
         server,
         start_ns=start_ns,
@@ -198,7 +178,7 @@ def run_in_processes(
         client_cpu_s=sum(o.cpu_s for o in ordered),
         server_rss_bytes=server.rss_bytes(),
     )
-    return ProcessRun(window, results, routes, [o.cpu_s for o in ordered])  # type: ignore[arg-type]
+    return Measured(window, results, routes, [o.cpu_s for o in ordered])
 
 
 class Inbox:
@@ -206,11 +186,14 @@ class Inbox:
     watched (one that fails or dies raises `ClientProcessError`)."""
 
     def __init__(
-        self, events: Any, workers: Sequence[multiprocessing.process.BaseProcess], bench: Benchmark
+        self,
+        events: Any,
+        workers: Sequence[multiprocessing.process.BaseProcess],
+        progress: ProgressSink,
     ) -> None:
         self.events = events
         self.workers = workers
-        self.progress = bench.progress
+        self.progress = progress
 
     def wait(self, kind: str) -> dict[int, Any]:
         """Every child's news of `kind` (`ready`, `outcome`), relaying progress meanwhile."""

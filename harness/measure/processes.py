@@ -59,10 +59,12 @@ def split(total: int, parts: int) -> list[int]:
     return [share + (1 if k < extra else 0) for k in range(parts)]
 
 
-def effective_client_processes(requested: int, concurrency: int, jobs: int, client: str) -> int:
+def effective_client_processes(
+    requested: int, concurrency: int, jobs: int, many_processes: bool = True
+) -> int:
     """The client processes a phase runs in: as `requested` (`AUTO`: by the rule), but never
     more than its concurrency or its jobs (each process needs a stream to run), and one for
-    the browser client."""
-    if client != "python":
+    a client kind that runs in one process only (`many_processes` False: the browser)."""
+    if not many_processes:
         return 1
     return max(1, min(resolve(requested), concurrency, jobs))

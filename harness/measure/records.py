@@ -3,14 +3,36 @@
 A `RequestRecord` joins what the client saw of one stream with the server's emit timeline
 for it. All times are `time.perf_counter_ns()` values on one host's CLOCK_MONOTONIC, so
 client and server stamps are directly comparable. Per-token lists are in arrival order.
+
+A `PhaseRecord` holds one transport's requests and its measured window, and what was around
+them, each part typed and written by one module only:
+
+- `setup`: how the benchmark driver ran the phase (`PhaseSetup`,
+  `harness.measure.run.bookkeeping`);
+- `load_test`: how a load test ran it instead (`LoadTestSetup`, `harness.load.records`);
+- `browser`: the browser client's figures (`BrowserFigures`,
+  `harness.measure.browser.client`);
+- `path_parameters`: what the path between clients and server recorded of itself (the
+  layers' `parameters()`, `harness.pipeline`, once the driver has returned).
+
+A part a run did not have is None (`path_parameters`: empty).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SweepValue = int | float | str  # one value of a sweep's axis (see harness.measure.scenario)
+Stats = dict[str, float | int]  # n, min, p50, p90, p99, max of a sample, in ms (n only if 0)
+
+
+def known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that name a field of the dataclass `cls` (older or newer
+    files may hold others)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass(slots=True)
@@ -56,9 +78,118 @@ class RequestRecord:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RequestRecord:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_json(cls, data: Mapping[str, Any]) -> RequestRecord:
+        return cls(**known_fields(cls, data))
+
+
+@dataclass(frozen=True, slots=True)
+class RawFloor:
+    """The same streams through the raw client right after the phase (`raw_client`): the
+    floor for the client's CPU per token (`harness.measure.raw_client`)."""
+
+    streams: int
+    tokens: int
+    cpu_s: float
+    wall_s: float
+
+
+SHARED_CPU = "not split: transports shared one window"
+
+
+@dataclass(frozen=True, slots=True)
+class SharedWindow:
+    """The CPU both sides spent in a window that several transports shared (interleaved
+    order): it cannot be split between them, so each phase's own CPU is None."""
+
+    server_cpu_s: float | None  # None: not known (a load test without the server's PID)
+    client_cpu_s: float | None
+    cpu: str = SHARED_CPU
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSetup:
+    """How the benchmark driver ran a phase: written by `harness.measure.run.bookkeeping` only.
+    Older results leave out what their driver did not record: None, or one process."""
+
+    order: str  # sequential | interleaved
+    path: str | None = None  # the scenario's path (`loopback`, `nginx`, `net:4g`, ...)
+    server_processes: int = 1
+    client_processes: int = 1
+    load: str | None = None  # closed | open
+    rate: float | None = None  # open: requests per second per transport
+    arrivals: str | None = None  # open: poisson | constant
+    resume_grace_s: float | None = None  # with a fault plan: the server's wait for a reader
+    streams_per_server: list[int] | None = None  # several servers: measured streams each
+    client_cpu_s_per_process: list[float] | None = None  # several client processes
+    raw_client: RawFloor | None = None
+    shared_window: SharedWindow | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PhaseSetup:
+        raw = data.get("raw_client")
+        return cls(
+            **known_fields(cls, data)
+            | {
+                "raw_client": RawFloor(**known_fields(RawFloor, raw))
+                if isinstance(raw, Mapping)
+                else None,
+                "shared_window": shared_window(data),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestSetup:
+    """How a load test (`bench.py load`, locust) ran a phase: written by
+    `harness.load.records` only."""
+
+    order: str  # sequential | interleaved
+    streams_per_worker: dict[str, int] = field(default_factory=dict)  # locust worker -> streams
+    hosts: list[str] = field(default_factory=list)  # where the users ran
+    shared_window: SharedWindow | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LoadTestSetup:
+        return cls(**known_fields(cls, data) | {"shared_window": shared_window(data)})
+
+
+def shared_window(data: Mapping[str, Any]) -> SharedWindow | None:
+    """The `shared_window` entry of a setup's JSON, as a record (None: not shared)."""
+    found = data.get("shared_window")
+    return SharedWindow(**known_fields(SharedWindow, found)) if isinstance(found, Mapping) else None
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserFigures:
+    """What a phase records of the browser client (`client = "browser"`): written by
+    `harness.measure.browser.client` only, which documents each figure."""
+
+    chromium: str  # Chromium's version
+    flags: list[str]
+    pages: int
+    streams_per_page: int
+    sse_api: str
+    stamps: str
+    cdp_clock_check: list[dict[str, Any] | None]  # each session's `clock.check_cdp_clock`
+    js_clock: list[dict[str, Any]]  # each page's `JsClock.to_json()`
+    js_after_cdp_ms: Stats
+    renderer_after_network_process_ms: Stats
+    python_after_cdp_ms: Stats
+    dispatch_ms: Stats
+    stamped_by_page_clock: int
+    cdp_unsettled_streams: int
+    page_vs_cdp_request_mismatches: int
+    page_failures: int
+    websocket_permessage_deflate: bool
+    wire_bytes: str
+    client_cpu: str  # what the phase's `client_cpu_s` counts: Chromium's processes
+    python_client_cpu_s: float  # the Python side's, which only relays CDP events
+    # not in the first browser results: no samples there
+    js_after_network_process_ms: Stats = field(default_factory=lambda: {"n": 0})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BrowserFigures:
+        return cls(**known_fields(cls, data))
 
 
 @dataclass(slots=True)
@@ -77,7 +208,15 @@ class PhaseRecord:
     sweep_value: SweepValue | None = None
     kind: str | None = None
     requests: list[RequestRecord] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    setup: PhaseSetup | None = None
+    load_test: LoadTestSetup | None = None
+    browser: BrowserFigures | None = None
+    path_parameters: dict[str, Any] = field(default_factory=dict)  # layer name -> its figures
+
+    @property
+    def server_processes(self) -> int:
+        """The servers the phase's streams went to (1 unless the driver recorded more)."""
+        return 1 if self.setup is None else self.setup.server_processes
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,8 +224,14 @@ class PhaseRecord:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PhaseRecord:
-        names = {f.name for f in fields(cls)} - {"requests"}
-        phase = cls(**{k: v for k, v in data.items() if k in names})
+    def from_json(cls, data: Mapping[str, Any]) -> PhaseRecord:
+        parts = {"requests", "setup", "load_test", "browser"}
+        phase = cls(**{k: v for k, v in known_fields(cls, data).items() if k not in parts})
         phase.requests = [RequestRecord.from_json(r) for r in data.get("requests", [])]
+        if data.get("setup") is not None:
+            phase.setup = PhaseSetup.from_json(data["setup"])
+        if data.get("load_test") is not None:
+            phase.load_test = LoadTestSetup.from_json(data["load_test"])
+        if data.get("browser") is not None:
+            phase.browser = BrowserFigures.from_json(data["browser"])
         return phase

@@ -37,7 +37,7 @@ def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
 
 
 class RichProgress:
-    """A `harness.measure.driver.ProgressSink` drawing one rich progress bar per transport (and
+    """A `harness.measure.run.context.ProgressSink` drawing one rich progress bar per transport (and
     sweep point) and, given the run's `total` streams, one for the whole run: its ETA is
     the time left for the run, not just for the current phase."""
 

@@ -17,7 +17,7 @@ from clients.asyncio_io import AsyncStreamClient
 from clients.exchange import HTTPCall
 from clients.interface import ClientSettings, StreamResult
 from harness.measure import event_loop
-from harness.measure.driver import fetch_timelines
+from harness.measure.run.timelines import fetch_timelines
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
 from transports import TRANSPORTS

@@ -1,6 +1,6 @@
 """The framings people ship, over a real uvicorn server: every transport that can carry a
 framing delivers exactly the source's text through the asyncio and the blocking clients;
-`raw` pieces align to the source's tokens (`harness.measure.driver.join`); a failed
+`raw` pieces align to the source's tokens (`harness.measure.run.joining.join`); a failed
 generation reaches the client; impossible pairs are refused; JSON lines survive httpx's
 `iter_lines`."""
 
@@ -18,7 +18,8 @@ from support import all_known, async_client, blocking_client, serve
 from websockets.asyncio.client import connect
 
 from clients.interface import ClientSettings, StreamResult
-from harness.measure.driver import fetch_timelines, join
+from harness.measure.run.joining import join
+from harness.measure.run.timelines import fetch_timelines
 from harness.measure.server_process import ServerProcess
 from servers.sources.mock import MockSource
 from servers.sources.spec import SourceSpec, build_source

@@ -20,7 +20,7 @@ from support import FAST_POLLS, TRANSPORT_NAMES, all_known, async_client, blocki
 
 from clients.interface import ClientSettings, StreamResult
 from harness.load.records import unpack
-from harness.measure.driver import fetch_timelines
+from harness.measure.run.timelines import fetch_timelines
 from harness.measure.server_process import ServerProcess, start_server, stop_server
 from servers.sources.mock import MockSource
 from servers.sources.spec import SourceSpec, build_source

@@ -33,7 +33,7 @@ from clients.exchange import (
 )
 from clients.interface import ClientSettings, StreamResult
 from errors import ProtocolViolation
-from harness.measure.driver import fetch_timelines
+from harness.measure.run.timelines import fetch_timelines
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
 from wire.framing import JSON, OPENAI

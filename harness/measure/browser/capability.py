@@ -8,7 +8,10 @@ from collections.abc import Iterable
 from errors import ScenarioError
 from transports import TRANSPORTS, TransportRegistry
 
-CLIENTS = ("python", "browser")  # a scenario's `client`: who reads the streams
+# a scenario's `client`: who reads the streams. The names of the client kinds' registry
+# (`harness.measure.run.client_kinds.CLIENT_KINDS`), listed here for scenario validation and
+# the CLI, which must not import the kinds themselves; a test checks that both agree.
+CLIENTS = ("python", "browser")
 PAGE_TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked", "websocket")  # page.js's
 PAGE_FRAMINGS = ("json", "openai")  # the framings page.js knows the terminal message of
 # Measured on 2 cores (chat preset, ~80 tokens/s per stream): 96 streams in 16 pages all

@@ -1,14 +1,14 @@
-"""The browser client as the driver sees it: `StreamClient`s (one per page), and what a
-measured phase records of the browser.
+"""The `browser` client kind (`harness.measure.run.kinds.ClientKind`): `StreamClient`s
+(one per page), and what a measured phase records of the browser.
 
-`open_browser_shards` gives one client per page of one `BrowserSession` (pages =
+`BrowserClients.open` gives one client per page of one `BrowserSession` (pages =
 concurrency / `STREAMS_PER_PAGE`, rounded up; the driver's workers spread evenly over them).
-`start_browser_clients` starts the sessions (Chromium, pages, clock checks) before the
-warm-up, so none of that falls in a measured window. `browser_phase_extra` gives the
-phase's browser figures for `PhaseRecord.extra` and puts Chromium's CPU in place of the
-client CPU (the Python side only relays CDP events; its own CPU is kept in `extra`).
+`start` starts the sessions (Chromium, pages, clock checks) before the warm-up, so none of
+that falls in a measured window. `report` gives the phase's `BrowserFigures` and Chromium's
+CPU as the window's client CPU (the Python side only relays CDP events; its own CPU is kept
+in the figures as `python_client_cpu_s`).
 
-`extra["browser"]` holds, besides what ran (Chromium's version, flags, pages):
+`BrowserFigures` holds, besides what ran (Chromium's version, flags, pages):
 
 - `cdp_clock_check`: the known-answer check of each session (`clock.check_cdp_clock`);
   `offset_bound_ms` is where the CDP clock's offset from CLOCK_MONOTONIC can lie.
@@ -31,8 +31,7 @@ client CPU (the Python side only relays CDP events; its own CPU is kept in `extr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
 
 from clients.interface import ClientSettings, StreamClient, StreamResult
 from errors import ScenarioError
@@ -43,7 +42,9 @@ from harness.measure.browser.session import (
     STREAMS_PER_PAGE,
     BrowserSession,
 )
-from harness.measure.scenario import Scenario
+from harness.measure.records import BrowserFigures
+from harness.measure.run.kinds import ClientReport, ShardPlan
+from harness.measure.run.window import Window
 from transports import TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest
 
@@ -55,6 +56,8 @@ WIRE_BYTES_NOTE = (
     "WebSocket: handshake heads (the 101 exact) and frames from their payloads plus RFC 6455 "
     "framing; not counted: TCP/TLS below HTTP, which TCP_INFO does not count either"
 )
+DEFLATE_NOTE = "; WebSocket payloads counted uncompressed: permessage-deflate was on"
+CLIENT_CPU = "Chromium's processes (renderers, network, browser; with DevTools on)"
 
 
 class BrowserStreamClient:
@@ -78,7 +81,7 @@ class BrowserStreamClient:
 
 def open_browser_shards(
     transport: str,
-    scenario: Scenario,
+    concurrency: int,
     settings: ClientSettings,
     transports: TransportRegistry = TRANSPORTS,
     sse_api: str = SSE_API,
@@ -90,84 +93,88 @@ def open_browser_shards(
             "the browser client reads sse with EventSource, which cannot send the server's "
             "bearer token: unset TOKENWIRE_SERVER_TOKEN or leave sse out"
         )
-    pages = -(-scenario.concurrency // STREAMS_PER_PAGE)
+    pages = -(-concurrency // STREAMS_PER_PAGE)
     session = BrowserSession(settings, pages, sse_api)
     return [BrowserStreamClient(transport, session, k) for k in range(pages)]
 
 
-def sessions_of(shards: Mapping[str, Sequence[StreamClient]]) -> list[BrowserSession]:
+def sessions_of(clients: Iterable[StreamClient]) -> list[BrowserSession]:
     found: list[BrowserSession] = []
-    for pool in shards.values():
-        for client in pool:
-            if isinstance(client, BrowserStreamClient) and client.session not in found:
-                found.append(client.session)
+    for client in clients:
+        if isinstance(client, BrowserStreamClient) and client.session not in found:
+            found.append(client.session)
     return found
 
 
-async def start_browser_clients(shards: Mapping[str, Sequence[StreamClient]]) -> None:
-    """Start every browser session among `shards` (nothing for Python clients)."""
-    for session in sessions_of(shards):
-        await session.start()
+class BrowserClients:
+    """The `browser` client kind: Chromium pages of one session per transport's phase."""
+
+    name = "browser"
+    many_processes = False  # one Chromium, same-origin pages: one process, one server
+
+    def __init__(self, sse_api: str = SSE_API) -> None:
+        self.sse_api = sse_api
+
+    def open(self, plan: ShardPlan) -> list[StreamClient]:
+        if len(plan.settings) > 1:
+            raise ScenarioError("the browser client reads from one server: server_processes = 1")
+        return open_browser_shards(
+            plan.transport, plan.concurrency, plan.settings[0], plan.registry, self.sse_api
+        )
+
+    async def start(self, clients: Sequence[StreamClient]) -> None:
+        """Start every browser session among `clients`."""
+        for session in sessions_of(clients):
+            await session.start()
+
+    def report(self, clients: Sequence[StreamClient], window: Window) -> ClientReport:
+        """Chromium's CPU in the window as the window's client CPU (the Python side's when
+        a session could not read it), and the browser's figures."""
+        sessions = sessions_of(clients)
+        if not sessions:
+            return ClientReport(window.client_cpu_s)
+        chromium_cpu = [s.cpu.between(window.start_ns, window.end_ns) for s in sessions]
+        known = [cpu for cpu in chromium_cpu if cpu is not None]
+        client_cpu_s = sum(known) if len(known) == len(chromium_cpu) else window.client_cpu_s
+        return ClientReport(client_cpu_s, browser_figures(sessions, window.client_cpu_s))
 
 
-class MeasuredWindow(Protocol):
-    start_ns: int
-    end_ns: int
-    client_cpu_s: float
+BROWSER = BrowserClients()
 
 
-def browser_phase_extra(
-    shards: Mapping[str, Sequence[StreamClient]], window: MeasuredWindow
-) -> dict[str, Any]:
-    """The browser's figures for the phase's `extra` ({} without a browser), and Chromium's
-    CPU in the window as the window's client CPU."""
-    sessions = sessions_of(shards)
-    if not sessions:
-        return {}
-    chromium_cpu = [s.cpu.between(window.start_ns, window.end_ns) for s in sessions]
-    python_cpu = window.client_cpu_s
-    if all(cpu is not None for cpu in chromium_cpu):
-        window.client_cpu_s = sum(c for c in chromium_cpu if c is not None)
-    return {
-        "client": "browser",
-        "browser": browser_figures(sessions),
-        "client_cpu": "Chromium's processes (renderers, network, browser; with DevTools on)",
-        "python_client_cpu_s": python_cpu,
-    }
-
-
-def browser_figures(sessions: Iterable[BrowserSession]) -> dict[str, Any]:
-    sessions = list(sessions)
+def browser_figures(sessions: Sequence[BrowserSession], python_cpu_s: float) -> BrowserFigures:
+    """The figures of a phase's sessions (`python_cpu_s`: the driver's own CPU in its window)."""
     first = sessions[0]
-    gaps = [g for s in sessions for g in s.figures.js_gaps_ns]
-    dispatch = [d for s in sessions for d in s.figures.dispatch_ns]
-    return {
-        "chromium": first.version,
-        "flags": list(CHROMIUM_ARGS),
-        "pages": sum(s.page_count for s in sessions),
-        "streams_per_page": STREAMS_PER_PAGE,
-        "sse_api": {"eventsource": "EventSource (GET)", "fetch": "fetch (POST)"}[first.sse_api],
-        "stamps": "CDP Network event timestamps (CLOCK_MONOTONIC), one per network read",
-        "cdp_clock_check": [s.clock_check for s in sessions],
-        "js_clock": [page.clock.to_json() for s in sessions for page in s.pages],
-        "js_after_cdp_ms": stats_ms(gaps),
-        "renderer_after_network_process_ms": stats_ms(
+    deflate = any(s.figures.deflate for s in sessions)
+    return BrowserFigures(
+        chromium=first.version,
+        flags=list(CHROMIUM_ARGS),
+        pages=sum(s.page_count for s in sessions),
+        streams_per_page=STREAMS_PER_PAGE,
+        sse_api={"eventsource": "EventSource (GET)", "fetch": "fetch (POST)"}[first.sse_api],
+        stamps="CDP Network event timestamps (CLOCK_MONOTONIC), one per network read",
+        cdp_clock_check=[s.clock_check for s in sessions],
+        js_clock=[page.clock.to_json() for s in sessions for page in s.pages],
+        js_after_cdp_ms=stats_ms([g for s in sessions for g in s.figures.js_gaps_ns]),
+        renderer_after_network_process_ms=stats_ms(
             [g for s in sessions for g in s.figures.head_gaps_ns]
         ),
-        "js_after_network_process_ms": stats_ms(
-            [g for s in sessions for g in s.figures.js_head_gaps_ns]
-        ),
-        "python_after_cdp_ms": stats_ms([r for s in sessions for r in s.figures.relay_ns]),
-        "dispatch_ms": stats_ms(dispatch),
-        "stamped_by_page_clock": sum(s.figures.js_stamped for s in sessions),
-        "cdp_unsettled_streams": sum(s.figures.unsettled for s in sessions),
-        "page_vs_cdp_request_mismatches": sum(s.figures.request_mismatches for s in sessions),
-        "page_failures": sum(s.figures.page_failures for s in sessions),
-        "websocket_permessage_deflate": any(s.figures.deflate for s in sessions),
-        "wire_bytes": WIRE_BYTES_NOTE
+        python_after_cdp_ms=stats_ms([r for s in sessions for r in s.figures.relay_ns]),
+        dispatch_ms=stats_ms([d for s in sessions for d in s.figures.dispatch_ns]),
+        stamped_by_page_clock=sum(s.figures.js_stamped for s in sessions),
+        cdp_unsettled_streams=sum(s.figures.unsettled for s in sessions),
+        page_vs_cdp_request_mismatches=sum(s.figures.request_mismatches for s in sessions),
+        page_failures=sum(s.figures.page_failures for s in sessions),
+        websocket_permessage_deflate=deflate,
+        wire_bytes=WIRE_BYTES_NOTE
         + (
             "; WebSocket payloads counted uncompressed: permessage-deflate was on"
-            if any(s.figures.deflate for s in sessions)
+            if deflate
             else ""
         ),
-    }
+        client_cpu=CLIENT_CPU,
+        python_client_cpu_s=python_cpu_s,
+        js_after_network_process_ms=stats_ms(
+            [g for s in sessions for g in s.figures.js_head_gaps_ns]
+        ),
+    )

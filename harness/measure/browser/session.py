@@ -40,6 +40,7 @@ from harness.measure.browser.clock import (
     calibrate_js_clock,
     check_cdp_clock,
 )
+from harness.measure.run.timelines import Timeline, fetch_timelines
 from wire.messages import GenerationRequest
 
 if TYPE_CHECKING:
@@ -350,16 +351,13 @@ class BrowserSession:
         raise AssertionError("unreachable")
 
     async def _check_clock(self, page: BrowserPage) -> dict[str, Any]:
-        from harness.measure.driver import fetch_timelines  # the driver imports this package
-
         tag = f"clock{time.time_ns() % 10**10:x}"
+        ids = [f"{tag}-{transport}" for transport, _ in CLOCK_CHECKS]
         requests = [
             GenerationRequest(
-                seed=CLOCK_CHECK_SEED + k,
-                max_tokens=CLOCK_CHECK_TOKENS,
-                stream_id=f"{tag}-{transport}",
+                seed=CLOCK_CHECK_SEED + k, max_tokens=CLOCK_CHECK_TOKENS, stream_id=stream_id
             )
-            for k, (transport, _) in enumerate(CLOCK_CHECKS)
+            for k, stream_id in enumerate(ids)
         ]
         saved, self.sse_api = self.sse_api, "eventsource"
         self._started = True  # stream() must not wait for the start it is part of
@@ -373,7 +371,7 @@ class BrowserSession:
         finally:
             self._started, self.sse_api = False, saved
             self.figures = SessionFigures()  # the check streams are not the phase's
-        timelines = await fetch_timelines(self.settings.base_url, [r.stream_id for r in requests])
+        timelines = await fetch_timelines(self.settings.base_url, ids)
         samples = clock_samples(CLOCK_CHECKS, runs, timelines)
         report = check_cdp_clock(samples)
         report["js_clock"] = page.clock.to_json()
@@ -383,7 +381,7 @@ class BrowserSession:
 def clock_samples(
     checks: Sequence[tuple[str, str]],
     runs: Sequence[tuple[StreamResult, Assembly]],
-    timelines: dict[str, Any],
+    timelines: dict[str, Timeline],
 ) -> list[ClockSample]:
     """Each network event of the check streams that completed tokens, against the server's
     stamp of the last token it completed."""
@@ -397,6 +395,8 @@ def clock_samples(
         for cdp_ns, seen_ns, indices in extra.reads:
             if indices:
                 emit = timeline.emit_ns[max(indices)]
+                if emit is None:  # the server stamps every token it emits
+                    raise UserError(f"the CDP clock check's server timeline lacks a stamp: {what}")
                 samples.append(ClockSample(what, emit, cdp_ns, seen_ns))
     return samples
 

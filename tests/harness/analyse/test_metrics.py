@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.analyse import metrics
-from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.records import PhaseRecord, PhaseSetup, RawFloor, RequestRecord
 
 MS = 1_000_000
 
@@ -166,8 +166,9 @@ def test_the_steady_window_leaves_out_the_ramps() -> None:
 
 
 def test_the_raw_clients_floor_and_the_ratio_come_from_the_phase() -> None:
+    raw = RawFloor(streams=12, tokens=120, cpu_s=0.06, wall_s=0.5)
     phase = PhaseRecord("sse", 0, 1_000_000_000, 0.5, 0.3, requests=closed_loop())
-    phase.extra["raw_client"] = {"cpu_s": 0.06, "tokens": 120, "streams": 12}
+    phase.setup = PhaseSetup(order="sequential", raw_client=raw)
     summary = metrics.summarize(phase)
     assert summary.raw_client_cpu_us_per_token == pytest.approx(500.0)
     assert summary.client_vs_raw_cpu == pytest.approx((0.3 / 120 * 1e6) / 500.0)

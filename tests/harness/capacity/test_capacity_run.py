@@ -16,7 +16,7 @@ from harness.capacity.assess import SEARCH, UNLOADED
 from harness.capacity.run import CapacitySettings, TransportSearch, run_capacity
 from harness.capacity.search import SearchLimits
 from harness.capacity.slo import Slo
-from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.records import PhaseRecord, PhaseSetup, RequestRecord
 from harness.measure.scenario import Scenario, with_overrides
 
 MS = 1_000_000
@@ -61,7 +61,7 @@ def synthetic_phase(
         client_cpu_s=0.004 * concurrency,
         server_rss_bytes=80 * 2**20,
         requests=records,
-        extra={"server_processes": 1},
+        setup=PhaseSetup(order="sequential", server_processes=1),
     )
 
 

@@ -234,7 +234,7 @@ def test_a_transport_a_browser_cannot_run_is_refused_in_one_line() -> None:
     assert "\n" not in str(refused.value)
     scenario = Scenario(client="browser", transports=("sse",))
     with pytest.raises(ScenarioError, match="capability browser is False"):
-        open_browser_shards("pigeon", scenario, ClientSettings("http://h"), registry)
+        open_browser_shards("pigeon", scenario.concurrency, ClientSettings("http://h"), registry)
     sse = TRANSPORTS.get("sse")
     unpaged = Transport("carrier", Kind.PUSH, "Carrier", "", sse.router, sse.exchange, "#0", PUSH)
     with pytest.raises(ScenarioError, match="has no browser code"):
@@ -244,7 +244,7 @@ def test_a_transport_a_browser_cannot_run_is_refused_in_one_line() -> None:
 def test_eventsource_cannot_carry_a_bearer_token() -> None:
     scenario = Scenario(client="browser", transports=("sse",))
     with pytest.raises(ScenarioError, match="EventSource, which cannot send"):
-        open_browser_shards("sse", scenario, ClientSettings("http://h", token="t0k"))
+        open_browser_shards("sse", scenario.concurrency, ClientSettings("http://h", token="t0k"))
 
 
 def test_the_cli_takes_client_and_refuses_a_bad_one(tmp_path: Path) -> None:
@@ -348,13 +348,13 @@ def test_every_transport_in_chromium_loses_and_duplicates_nothing(
     assert summary.tokens_lost == 0 and summary.tokens_duplicated == 0
     assert summary.text_mismatches == 0
     assert summary.wire_bytes_per_token and summary.header_bytes_per_token
-    browser = phase.extra["browser"]
-    assert phase.extra["client"] == "browser"
-    assert all(check["ok"] for check in browser["cdp_clock_check"])
-    assert browser["stamped_by_page_clock"] == 0  # every token has its CDP stamp
-    assert browser["js_after_cdp_ms"]["n"] > 0
+    browser = phase.browser
+    assert browser is not None and phase.setup is not None
+    assert all(check is not None and check["ok"] for check in browser.cdp_clock_check)
+    assert browser.stamped_by_page_clock == 0  # every token has its CDP stamp
+    assert browser.js_after_cdp_ms["n"] > 0
     if transport != "websocket":  # CDP has the network process's stamp of HTTP heads only
-        assert browser["js_after_network_process_ms"]["n"] > 0
+        assert browser.js_after_network_process_ms["n"] > 0
     assert phase.client_cpu_s and phase.client_cpu_s > 0  # Chromium's CPU
     if TRANSPORTS.get(transport).kind is Kind.PUSH:
         assert summary.added_delay_ms.p50 is not None and summary.added_delay_ms.p50 < 5.0

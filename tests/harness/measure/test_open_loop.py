@@ -13,13 +13,16 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from support import serve
+from support import NoServer, serve
 
 from clients.interface import StreamClient, StreamResult
 from harness.analyse.metrics import e2e_ms, first_token_ns, queue_wait_ms, summarize, ttft_ms
 from harness.analyse.results import load_run
-from harness.measure.driver import Benchmark, Job, NoProgress, run_benchmark, run_jobs
+from harness.measure.driver import Benchmark, run_benchmark
 from harness.measure.records import RequestRecord
+from harness.measure.run.context import NoProgress
+from harness.measure.run.jobs import Job
+from harness.measure.run.scheduling import run_jobs
 from harness.measure.scenario import Scenario
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
@@ -119,16 +122,6 @@ async def test_jobs_are_all_timed_or_none() -> None:
         await run_jobs(shards, jobs, 1, 10)
 
 
-class NoServer:
-    base_url = "http://127.0.0.1:9"
-
-    def cpu_seconds(self) -> float:
-        return 0.0
-
-    def rss_bytes(self) -> int:
-        return 0
-
-
 def test_benchmark_jobs_carry_the_scenarios_schedule() -> None:
     closed = Benchmark(Scenario(transports=("sse",), requests=4), NoServer(), NoProgress())
     assert [job.at_s for job in closed.jobs("sse")] == [None] * 4
@@ -180,8 +173,8 @@ async def test_rate_runs_without_coordinated_omission(slow_server: ServerProcess
         source=SLOW,
     )
     (phase,) = await run_benchmark(scenario, slow_server)
-    assert phase.extra["load"] == "open"
-    assert (phase.extra["rate"], phase.extra["arrivals"]) == (rate, "constant")
+    assert phase.setup is not None and phase.setup.load == "open"
+    assert (phase.setup.rate, phase.setup.arrivals) == (rate, "constant")
     records = by_index(phase.requests)
     assert [r.error_kind for r in records] == [None] * 6
     scheduled = [r.scheduled_ns for r in records]
@@ -211,7 +204,8 @@ async def test_closed_loop_streams_never_queue(slow_server: ServerProcess) -> No
         name="closed", transports=("sse",), requests=2, concurrency=1, warmup=0, source=SLOW
     )
     (phase,) = await run_benchmark(scenario, slow_server)
-    assert phase.extra["load"] == "closed" and "rate" not in phase.extra
+    assert phase.setup is not None and phase.setup.load == "closed"
+    assert phase.setup.rate is None and phase.setup.arrivals is None
     records = by_index(phase.requests)
     assert [r.error_kind for r in records] == [None] * 2
     assert [r.started_ns for r in records] == [r.scheduled_ns for r in records]

@@ -19,8 +19,9 @@ from clients.interface import StreamError, StreamResult
 from errors import ClientProcessError, ErrorKind, ScenarioError
 from harness.ci.check import rerun_scenario
 from harness.measure import event_loop
+from harness.measure.browser.client import BROWSER
 from harness.measure.client_processes import Inbox
-from harness.measure.driver import PinnedClient, open_shards, run_benchmark, shard_count
+from harness.measure.driver import run_benchmark
 from harness.measure.processes import (
     PROCESS_FIELDS,
     auto_processes,
@@ -28,6 +29,8 @@ from harness.measure.processes import (
     split,
 )
 from harness.measure.records import PhaseRecord
+from harness.measure.run.python_clients import PinnedClient
+from harness.measure.run.shards import open_shards, shard_count
 from harness.measure.scenario import Scenario, load_scenario, validated, with_overrides
 from harness.measure.server_process import (
     ServerGroup,
@@ -160,9 +163,9 @@ def test_concurrency_splits_evenly_and_processes_never_outnumber_streams() -> No
     assert split(10, 3) == [4, 3, 3]
     assert split(100, 2) == [50, 50]
     assert all(sum(split(c, m)) == c for c in range(1, 40) for m in range(1, 9))
-    assert effective_client_processes(4, 3, 100, "python") == 3  # concurrency 3
-    assert effective_client_processes(4, 8, 2, "python") == 2  # 2 jobs
-    assert effective_client_processes(4, 8, 100, "browser") == 1
+    assert effective_client_processes(4, 3, 100) == 3  # concurrency 3
+    assert effective_client_processes(4, 8, 2) == 2  # 2 jobs
+    assert effective_client_processes(4, 8, 100, BROWSER.many_processes) == 1
 
 
 def test_shards_spread_over_servers() -> None:
@@ -222,9 +225,10 @@ def test_two_servers_each_serve_streams_and_hold_their_timelines(two_servers: Se
     phases = event_loop.run(run_benchmark(scenario, two_servers, progress))
     for phase in phases:
         assert_complete(phase, 24)  # no TIMELINE error: each timeline came from its server
-        served = phase.extra["streams_per_server"]
-        assert len(served) == 2 and min(served) > 0 and sum(served) == 24
-        assert (phase.extra["server_processes"], phase.extra["client_processes"]) == (2, 1)
+        assert phase.setup is not None
+        served = phase.setup.streams_per_server
+        assert served is not None and len(served) == 2 and min(served) > 0 and sum(served) == 24
+        assert (phase.setup.server_processes, phase.setup.client_processes) == (2, 1)
         assert phase.server_cpu_s is not None and phase.server_cpu_s > 0
     assert progress.done == {"sse": 24, "long_poll": 24}
 
@@ -234,11 +238,12 @@ def test_two_client_processes_merge_into_one_result_set(two_servers: ServerGroup
     progress = CountingProgress()
     [phase] = event_loop.run(run_benchmark(scenario, two_servers, progress))
     assert_complete(phase, 24)
-    per_process = phase.extra["client_cpu_s_per_process"]
-    assert len(per_process) == 2 and min(per_process) > 0
+    assert phase.setup is not None
+    per_process = phase.setup.client_cpu_s_per_process
+    assert per_process is not None and len(per_process) == 2 and min(per_process) > 0
     assert phase.client_cpu_s == pytest.approx(sum(per_process))
-    assert phase.extra["client_processes"] == 2
-    assert min(phase.extra["streams_per_server"]) > 0
+    assert phase.setup.client_processes == 2
+    assert min(phase.setup.streams_per_server or [0]) > 0
     assert progress.totals == {"short_poll": 24}
     assert progress.done == {"short_poll": 24} and progress.failed["short_poll"] == 0
     assert phase.window_end_ns > phase.window_start_ns

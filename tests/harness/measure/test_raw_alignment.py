@@ -1,5 +1,6 @@
-"""`raw` pieces aligned to the source's tokens by cumulative length (`driver.join`): a token
-counts as received with the piece that brought its last character."""
+"""`raw` pieces aligned to the source's tokens by cumulative length
+(`harness.measure.run.joining.join`): a token counts as received with the piece that
+brought its last character."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import itertools
 import pytest
 
 from clients.interface import StreamResult
-from harness.measure.driver import Timeline, join, received_tokens
+from harness.measure.run.joining import join, received_tokens
+from harness.measure.run.timelines import Timeline
 
 TOKENS = ["He", "llo", " 日本", "😀", "", " a\r\nb", " end"]
 EMIT = [1000 * (k + 1) for k in range(len(TOKENS))]

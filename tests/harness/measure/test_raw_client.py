@@ -10,7 +10,6 @@ import pytest
 from support import serve
 
 from harness.measure import event_loop
-from harness.measure.driver import fetch_timelines
 from harness.measure.raw_client import (
     RAW_TRANSPORTS,
     TOKEN_MARK,
@@ -19,6 +18,7 @@ from harness.measure.raw_client import (
     masked_text_frame,
     run_raw,
 )
+from harness.measure.run.timelines import fetch_timelines
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
 from wire.messages import GenerationRequest

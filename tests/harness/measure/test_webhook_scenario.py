@@ -8,7 +8,7 @@ import pytest
 from errors import ScenarioError
 from harness.ci.baseline import FigureStats
 from harness.ci.check import rules_for
-from harness.measure.driver import client_settings
+from harness.measure.run.shards import client_settings
 from harness.measure.scenario import (
     SWEEP_AXES,
     Scenario,

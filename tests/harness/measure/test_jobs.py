@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from harness.measure.driver import Job, diagonal
+from harness.measure.run.jobs import Job, diagonal
 from wire.messages import GenerationRequest
 
 TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked", "websocket", "direct")
