@@ -99,7 +99,7 @@ def test_record_relay_and_replay(llama: str, tmp_path: Path) -> None:
         "--source", "openai", "--base-url", llama, "--model", MODEL_NAME, "--max-tokens", "16",
     )  # fmt: skip
     assert_complete(live, [*TRANSPORT_NAMES, "direct"])
-    assert live["transports"]["sse"]["phase"]["setup"]["order"] == "interleaved"  # type: ignore[index]
+    assert live["transports"]["sse"]["phase"]["setup"]["order"] == "interleaved"
 
     replay = bench_run(tmp_path / "replay", "--source", f"trace:{trace_path}")
     assert_complete(replay, list(TRANSPORT_NAMES))

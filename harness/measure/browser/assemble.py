@@ -171,8 +171,9 @@ def assemble(
     extra.head_gaps_ns = [t.head_gap_ns for t in traces if t.head_gap_ns is not None]
     opened = [t for t in _http(traces) if t.status == 200] if transport == "sse" else _http(traces)
     for req, js_ms in record.heads:
-        if req < len(opened) and opened[req].head_network_ns is not None:
-            extra.js_head_gaps_ns.append(clock.mono_ns(js_ms) - opened[req].head_network_ns)
+        head_ns = opened[req].head_network_ns if req < len(opened) else None
+        if head_ns is not None:
+            extra.js_head_gaps_ns.append(clock.mono_ns(js_ms) - head_ns)
     result.requests = len(traces) or record.requests
     for trace in traces:
         result.bytes_sent += trace.bytes_sent()

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import parse_qs
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from harness.measure.server_process import ServerProcess, running_server
 from servers.sources.spec import SourceSpec
 
@@ -29,11 +31,11 @@ from servers.sources.spec import SourceSpec
 class RequestLog:
     """Pure ASGI middleware: logs each HTTP request and WebSocket upgrade, then passes it on."""
 
-    def __init__(self, app: object, out: IO[str]) -> None:
+    def __init__(self, app: ASGIApp, out: IO[str]) -> None:
         self.app = app
         self.out = out
 
-    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             line = {
                 "request": scope["type"],
@@ -44,7 +46,7 @@ class RequestLog:
             }
             self.out.write(json.dumps(line) + "\n")
             self.out.flush()
-        await self.app(scope, receive, send)  # type: ignore[operator]
+        await self.app(scope, receive, send)
 
 
 def main(argv: list[str] | None = None) -> int:

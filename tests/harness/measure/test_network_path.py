@@ -120,7 +120,7 @@ def ping_pongs(sock: socket.socket, count: int) -> list[float]:
 def stamped_delays(sock: socket.socket, count: int, gap_ms: int) -> list[tuple[int, float]]:
     """(sequence, arrival - send in ms) of every stamped message."""
     sock.sendall(f"{count}:{gap_ms}".encode())
-    buffer, out = b"", []
+    buffer, out = b"", list[tuple[int, float]]()
     while len(out) < count:
         chunk = sock.recv(4096)
         assert chunk, "the relay closed the connection"

@@ -183,7 +183,7 @@ def test_server_group_sums_cpu_and_memory() -> None:
         SimpleNamespace(base_url=f"u{k}", cpu_seconds=lambda k=k: k + 0.5, rss_bytes=lambda: 10)
         for k in range(3)
     )
-    group = ServerGroup(servers)  # type: ignore[arg-type]
+    group = ServerGroup(servers)
     assert (group.base_url, group.base_urls, len(group)) == ("u0", ["u0", "u1", "u2"], 3)
     assert group.cpu_seconds() == pytest.approx(4.5) and group.rss_bytes() == 30
 
@@ -205,7 +205,7 @@ def test_a_child_that_dies_is_reported_not_awaited() -> None:
         def get(self, timeout: float) -> object:
             raise queue.Empty
 
-    inbox = Inbox(Silent(), [Dead()], SimpleNamespace(progress=CountingProgress()))  # type: ignore[list-item, arg-type]
+    inbox = Inbox(Silent(), [Dead()], SimpleNamespace(progress=CountingProgress()))  # type: ignore[list-item]
     with pytest.raises(
         ClientProcessError, match=r"client process 0 \(pid 4242\) exited with status -9"
     ):

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # whole benchmark runs
 def run_json(*args: str, timeout: float = 300) -> dict[str, Any]:
     done = bench("run", *args, "--json", "--quiet", timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return json.loads(done.stdout)
 
 
 @pytest.mark.timeout(300)
