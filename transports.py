@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from errors import ProtocolError, UsageError
 from wire import carriages
@@ -28,7 +28,10 @@ from wire.webhook import MAX_BATCH_MS
 if TYPE_CHECKING:  # for annotations only: the registry imports neither side until asked
     from fastapi import APIRouter
 
-    from clients.exchange import ExchangeLogic
+# A transport's client side, as the registry sees it: `clients.exchange.ExchangeLogic`, a
+# generator function of (settings, request, result). Written out here, not imported: the
+# clients read the registry (their settings' defaults), so the registry may not import them.
+ClientLogic = Callable[..., Generator[Any, Any, None]]
 
 DIRECT = "direct"  # not a transport: a live upstream read straight, as the reference
 DIRECT_COLOUR = "#7f7f7f"
@@ -86,12 +89,14 @@ class Transport:
     title: str  # CamelCase, for generated names (locust's `<title>User`)
     endpoint: str  # how to call it, for `bench.py serve` and the server's index
     server: APIRouter | str  # the server side: a router, or "module:attribute" naming one
-    client: ExchangeLogic | str  # the client side: the exchange logic, or "module:attribute"
+    client: ClientLogic | str  # the client side: the exchange logic, or "module:attribute"
     colour: str  # in every chart
     capabilities: Capabilities
     interval_paced: bool = False  # tokens wait for the client's poll interval (short polling)
     carriage: str = carriages.LINES  # how its messages are delimited (`wire.carriages`)
     upgrade_path: str | None = None  # its WebSocket upgrade: a proxy must pass it on as one
+    page_reader: str | None = None  # the reader a browser page runs it with (browser/page.js)
+    raw_path: str | None = None  # where the raw client POSTs for a json stream (raw_client.py)
     knobs: tuple[Knob, ...] = ()  # its own settings
 
     def design_delay_ms(self, value_of: Callable[[str], float]) -> tuple[float, str] | None:
@@ -109,7 +114,7 @@ class Transport:
         return resolve(self.server)
 
     @property
-    def exchange(self) -> ExchangeLogic:
+    def exchange(self) -> ClientLogic:
         """The client's exchange logic, imported on first use."""
         return resolve(self.client)
 
@@ -180,6 +185,21 @@ class TransportRegistry:
                 return knob
         raise KeyError(f"no transport has a setting {name!r}")
 
+    def page_readable(self) -> tuple[str, ...]:
+        """The transports a browser page can run: a page reader, and `capabilities.browser`."""
+        return tuple(
+            t.name for t in self.transports if t.page_reader is not None and t.capabilities.browser
+        )
+
+    def reading_with(self, page_reader: str) -> str | None:
+        """The first transport a page runs with `page_reader`, if any."""
+        return next((t.name for t in self.transports if t.page_reader == page_reader), None)
+
+    def raw_readable(self) -> tuple[str, ...]:
+        """The push transports the raw client can count: a json stream over a POST
+        (`raw_path`) or a WebSocket (`upgrade_path`)."""
+        return tuple(t.name for t in self.transports if t.raw_path is not None or t.upgrade_path)
+
     def upgrade_paths(self) -> tuple[str, ...]:
         """The paths of the transports' WebSocket upgrades, each once (a proxy in front
         passes these on with `Upgrade` and `Connection`)."""
@@ -246,6 +266,7 @@ BUILTIN = TransportRegistry(
                 ),
             ),
             carriage=carriages.ENVELOPE,
+            page_reader="polls",
         ),
         Transport(
             name="long_poll",
@@ -267,6 +288,7 @@ BUILTIN = TransportRegistry(
                     caption="long-poll wait {value} s",
                 ),
             ),
+            page_reader="heldPolls",
         ),
         Transport(
             name="sse",
@@ -278,6 +300,8 @@ BUILTIN = TransportRegistry(
             colour="#1f77b4",
             capabilities=RESUMABLE_PUSH,
             carriage=carriages.EVENTS,
+            page_reader="eventStream",
+            raw_path="/v1/sse?framing=json",
         ),
         Transport(
             name="chunked",
@@ -289,6 +313,8 @@ BUILTIN = TransportRegistry(
             colour="#2ca02c",
             capabilities=RESUMABLE_PUSH,
             carriage=carriages.LINES,
+            page_reader="ndjsonStream",
+            raw_path="/v1/chunked?framing=json",
         ),
         # region websocket (shown in docs/adding-a-transport.md)
         Transport(
@@ -302,6 +328,7 @@ BUILTIN = TransportRegistry(
             capabilities=RESUMABLE_PUSH,
             carriage=carriages.MESSAGES,
             upgrade_path="/v1/ws",
+            page_reader="webSocket",
         ),
         # endregion
         Transport(

@@ -23,6 +23,7 @@ from errors import ProtocolViolation, StreamIncomplete
 from wire.carriages import LINES
 from wire.framing import Framing, get_framing
 from wire.messages import EndMsg, GenerationRequest
+from wire.raw import AS_SENT
 
 
 class PayloadDecoder(Protocol):
@@ -45,7 +46,7 @@ class HTTPStream:
     resume: Callable[[Framing, GenerationRequest, StreamResult], HTTPCall]
     headers: tuple[tuple[str, str], ...] = ()
     undelimited: Callable[[], PayloadDecoder] | None = None
-    pieces: str = "text"
+    pieces: str = AS_SENT
     carriage: str = LINES  # how its framing travels (`wire.carriages`)
 
     def call(self, framing: Framing, request: GenerationRequest) -> HTTPCall:

@@ -107,8 +107,9 @@ class StreamResult:
     error: StreamError | None = None
     # a framing without token boundaries (`raw`): `texts` are the text of each read (or SSE
     # event), not tokens, and `harness.measure.run.joining.join` aligns them to the source's
-    # tokens by length. The value is the form text takes on the wire: "text" (as sent) or
-    # "sse" (CR and CRLF arrive as LF). None: every received message is one token.
+    # tokens by length. The value is the form text takes on the wire (`wire.raw.PIECE_FORMS`:
+    # as sent, or as SSE data, where CR and CRLF arrive as LF). None: every received message
+    # is one token.
     pieces: str | None = None
 
     @classmethod

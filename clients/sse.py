@@ -8,6 +8,7 @@ from clients.interface import StreamResult
 from wire.carriages import EVENTS
 from wire.framing import Framing
 from wire.messages import GenerationRequest
+from wire.raw import AS_SSE_DATA
 from wire.sse import MEDIA_TYPE, SSEStreamDecoder
 
 
@@ -47,7 +48,7 @@ SSE_STREAM = HTTPStream(
     SSEPayloads,
     resume=resume_call,
     headers=(("cache-control", "no-store"),),
-    pieces="sse",  # raw text as SSE data: CR and CRLF arrive as LF
+    pieces=AS_SSE_DATA,  # raw text as SSE data: CR and CRLF arrive as LF
     carriage=EVENTS,
 )
 exchange = http_stream_exchange(SSE_STREAM)

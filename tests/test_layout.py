@@ -223,3 +223,16 @@ def test_the_cycle_check_sees_every_kind_of_import(tmp_path: Path) -> None:
     assert import_cycles(graph) == [
         ["harness.a", "harness.b", "harness.c", "harness.d", "harness.a"]
     ]
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_project_module_is_over_500_lines() -> None:
+    """Small modules with one job: a module past 500 lines is doing several (tests aside)."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in project_modules().values()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these by job: {long}"

@@ -14,6 +14,7 @@ pieces to the source's tokens by cumulative text length (`harness.measure.run.jo
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 
 from errors import ProtocolError
 from wire.messages import Message, TokenMsg
@@ -44,6 +45,13 @@ def decode(payload: str) -> Message:
 def sse_form(text: str) -> str:
     """What a text sent as SSE `data` arrives as: CR and CRLF become LF."""
     return "\n".join(split_lines(text))
+
+
+# The forms text takes on the wire as pieces (`StreamResult.pieces`): what a piece of text
+# arrives as, given what was sent.
+AS_SENT = "as sent"
+AS_SSE_DATA = "as SSE data"
+PIECE_FORMS: dict[str, Callable[[str], str]] = {AS_SENT: str, AS_SSE_DATA: sse_form}
 
 
 class TextPieces:

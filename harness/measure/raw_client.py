@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from errors import ScenarioError
+from transports import TRANSPORTS
 from wire.messages import GenerationRequest, dumps
 
 TOKEN_MARK = b'{"i":'
 CHUNKED_END = b"0\r\n\r\n"  # the last chunk of a chunked body: the response is over
 TAIL = max(len(TOKEN_MARK), len(CHUNKED_END)) - 1
-RAW_TRANSPORTS = ("sse", "chunked", "websocket")
-PATHS = {"sse": "/v1/sse?framing=json", "chunked": "/v1/chunked?framing=json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +160,12 @@ async def _http_worker(
 
 
 async def _websocket_worker(
-    host: str, port: int, requests: Sequence[GenerationRequest], counts: list[int], delay_s: float
+    host: str,
+    port: int,
+    path: str,
+    requests: Sequence[GenerationRequest],
+    counts: list[int],
+    delay_s: float,
 ) -> None:
     await asyncio.sleep(delay_s)
     loop = asyncio.get_running_loop()
@@ -171,7 +175,7 @@ async def _websocket_worker(
             key = base64.b64encode(os.urandom(16)).decode()
             upgraded = protocol.expect()
             transport.write(
-                f"GET /v1/ws HTTP/1.1\r\nhost: {host}:{port}\r\nupgrade: websocket\r\n"
+                f"GET {path} HTTP/1.1\r\nhost: {host}:{port}\r\nupgrade: websocket\r\n"
                 f"connection: Upgrade\r\nsec-websocket-key: {key}\r\n"
                 "sec-websocket-version: 13\r\n\r\n".encode()
             )
@@ -194,11 +198,13 @@ async def run_raw(
     """`requests` through `concurrency` workers (closed loop), counted only; worker w talks
     to server w % N of `base_urls`, as the driver's shards do, and starts `w * ramp_s /
     workers` seconds in, as the driver's workers do (`run_jobs`)."""
-    if transport not in RAW_TRANSPORTS:
+    readable = TRANSPORTS.raw_readable()
+    if transport not in readable:
         raise ScenarioError(
-            f"the raw client reads {', '.join(RAW_TRANSPORTS)}, not {transport}: leave "
+            f"the raw client reads {', '.join(readable)}, not {transport}: leave "
             "raw_client off for it"
         )
+    entry = TRANSPORTS.get(transport)
     servers = []
     for url in [base_urls] if isinstance(base_urls, str) else base_urls:
         parts = urlsplit(url)
@@ -211,10 +217,12 @@ async def run_raw(
         for w, share in enumerate(shares):
             host, port = servers[w % len(servers)]
             delay = w * ramp_s / workers
-            if transport == "websocket":
-                group.create_task(_websocket_worker(host, port, share, counts, delay))
-            else:
-                path = PATHS[transport]
+            if entry.raw_path is not None:
+                path = entry.raw_path
                 group.create_task(_http_worker(host, port, path, share, counts, delay))
+            else:
+                assert entry.upgrade_path is not None
+                path = entry.upgrade_path
+                group.create_task(_websocket_worker(host, port, path, share, counts, delay))
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     return RawRun(len(requests), sum(counts), cpu, wall)

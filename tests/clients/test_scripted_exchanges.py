@@ -44,6 +44,7 @@ from wire import sse as sse_wire
 from wire.framing import JSON, OPENAI
 from wire.messages import GenerationRequest, dumps
 from wire.poll import encode_batch
+from wire.raw import AS_SENT
 from wire.webhook import DeliveryHead, encode_delivery, sign
 
 SID = "s1"
@@ -310,7 +311,7 @@ def test_chunked_raw_text_ends_with_the_body() -> None:
     script: list[Step] = [head("/v1/chunked", "text/plain; charset=utf-8", at(0))]
     script += [Arrival(b"Hello,", at(1)), Arrival(b" world", at(2)), None]
     done = run("chunked", script, framing="raw")
-    assert done.result.texts == ["Hello,", " world"] and done.result.pieces == "text"
+    assert done.result.texts == ["Hello,", " world"] and done.result.pieces == AS_SENT
     assert done.result.end_ns == at(2) and done.result.error is None
 
 

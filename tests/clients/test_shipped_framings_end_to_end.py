@@ -26,7 +26,7 @@ from servers.sources.spec import SourceSpec, build_source
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS, Framing
 from wire.messages import GenerationRequest
-from wire.raw import sse_form
+from wire.raw import AS_SENT, AS_SSE_DATA, sse_form
 
 SHIPPED = ("vercel-ui", "vercel-data", "langchain", "raw")
 PAIRS = [(name, t) for name in SHIPPED for t in TRANSPORTS.carrying(FRAMINGS[name])]
@@ -73,7 +73,7 @@ async def test_every_carrier_delivers_the_source_text(
         assert record.text_mismatches == 0
     else:
         form = sse_form if transport == "sse" else str
-        assert result.pieces == ("sse" if transport == "sse" else "text")
+        assert result.pieces == (AS_SSE_DATA if transport == "sse" else AS_SENT)
         assert "".join(result.texts) == "".join(form(t) for t in expected)
         # SSE data cannot carry CR: exactly the tokens holding one arrive changed
         assert record.text_mismatches == sum(form(t) != t for t in expected)

@@ -26,10 +26,13 @@ from clients.polling import take_batch
 from errors import ErrorKind, ProtocolError, ProtocolViolation, StreamIncomplete
 from harness.measure.browser.cdp import RequestTrace
 from harness.measure.browser.clock import JsClock
+from transports import TRANSPORTS
 from wire.framing import get_framing
 from wire.messages import GenerationRequest, loads
 
-POLLING = ("short_poll", "long_poll")
+POLL_READERS = ("polls", "heldPolls")  # page.js's readers that poll (`page_reader`)
+WEBSOCKET_READER = "webSocket"
+EVENT_READER = "eventStream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +100,20 @@ def _http(traces: Sequence[RequestTrace]) -> list[RequestTrace]:
     return [t for t in traces if not t.websocket]
 
 
+def page_reader(transport: str) -> str:
+    """The page.js reader a transport runs with (its registry entry's `page_reader`)."""
+    reader = TRANSPORTS.get(transport).page_reader
+    if reader is None:
+        raise ProtocolViolation(f"transport {transport} names no page reader")
+    return reader
+
+
 def locate(
-    transport: str, sse_api: str, message: PageMessage, traces: Sequence[RequestTrace]
+    reader: str, sse_api: str, message: PageMessage, traces: Sequence[RequestTrace]
 ) -> Stamp | None:
-    """The network event that delivered `message`, or None when CDP has none (yet)."""
-    if transport == "websocket":
+    """The network event that delivered `message` to page.js's `reader`, or None when CDP
+    has none (yet)."""
+    if reader == WEBSOCKET_READER:
         sockets = [t for t in traces if t.websocket]
         if message.req >= len(sockets) or message.pos >= len(sockets[message.req].frames_in):
             return None
@@ -110,7 +122,7 @@ def locate(
             return None
         return Stamp(frame.ns, frame.seen_ns, ("frame", message.req, message.pos))
     requests = _http(traces)
-    if transport in POLLING:
+    if reader in POLL_READERS:
         if message.req >= len(requests):
             return None
         poll = requests[message.req]
@@ -118,7 +130,7 @@ def locate(
         if done is None:
             return None
         return Stamp(done.ns, done.seen_ns, ("poll", message.req))
-    if transport == "sse" and sse_api == "eventsource":
+    if reader == EVENT_READER and sse_api == "eventsource":
         opened = [t for t in requests if t.status == 200]
         if message.req >= len(opened) or message.pos >= len(opened[message.req].events):
             return None
@@ -149,7 +161,8 @@ def complete(
     end of every request (the byte counts come last)."""
     if len(traces) < min(record.requests, 1) or not all(t.ended for t in traces):
         return False
-    return all(locate(transport, sse_api, m, traces) is not None for m in record.messages)
+    reader = page_reader(transport)
+    return all(locate(reader, sse_api, m, traces) is not None for m in record.messages)
 
 
 def assemble(
@@ -167,9 +180,11 @@ def assemble(
     result = StreamResult.start(
         transport, request, max(scheduled_ns, clock.mono_ns(record.start_ms))
     )
+    reader = page_reader(transport)
     extra = Assembly(page_requests=record.requests, cdp_requests=len(traces))
     extra.head_gaps_ns = [t.head_gap_ns for t in traces if t.head_gap_ns is not None]
-    opened = [t for t in _http(traces) if t.status == 200] if transport == "sse" else _http(traces)
+    answered = reader == EVENT_READER  # EventSource retries: only answered requests opened
+    opened = [t for t in _http(traces) if t.status == 200] if answered else _http(traces)
     for req, js_ms in record.heads:
         head_ns = opened[req].head_network_ns if req < len(opened) else None
         if head_ns is not None:
@@ -185,7 +200,7 @@ def assemble(
 
     chunks: list[tuple[Stamp, list[str]]] = []
     for k, message in enumerate(record.messages):
-        stamp = locate(transport, sse_api, message, traces)
+        stamp = locate(reader, sse_api, message, traces)
         js_ns = clock.mono_ns(message.js_ms)
         if stamp is None:
             extra.js_stamped += 1
@@ -203,7 +218,7 @@ def assemble(
         for stamp, payloads in chunks:
             before = len(result.indices)
             try:
-                if transport in POLLING:
+                if reader in POLL_READERS:
                     for payload in payloads:
                         offset, _ = take_batch(result, loads(payload), offset, stamp.ns)
                 else:

@@ -12,7 +12,6 @@ from transports import TRANSPORTS, TransportRegistry
 # (`harness.measure.run.client_kinds.CLIENT_KINDS`), listed here for scenario validation and
 # the CLI, which must not import the kinds themselves; a test checks that both agree.
 CLIENTS = ("python", "browser")
-PAGE_TRANSPORTS = ("short_poll", "long_poll", "sse", "chunked", "websocket")  # page.js's
 PAGE_FRAMINGS = ("json", "openai")  # the framings page.js knows the terminal message of
 # Measured on 2 cores (chat preset, ~80 tokens/s per stream): 96 streams in 16 pages all
 # completed, nothing lost, but with ~100-150 ms added delay; the added delay stays under
@@ -35,7 +34,7 @@ def refuse_for_browser(
             f"(measured on 2 cores; its added delay stays under 5 ms up to about 18), got "
             f"concurrency {concurrency}"
         )
-    usable = [t.name for t in registry if t.capabilities.browser and t.name in PAGE_TRANSPORTS]
+    usable = registry.page_readable()
     for name in transports:
         if name not in registry:
             continue  # unknown names are refused elsewhere, with the list of known ones
@@ -44,9 +43,9 @@ def refuse_for_browser(
                 f"transport {name} cannot run in a browser (its capability browser is False); "
                 f'with client = "browser" use: {", ".join(usable)}'
             )
-        if name not in PAGE_TRANSPORTS:
+        if registry.get(name).page_reader is None:
             raise ScenarioError(
-                f"transport {name} has no browser code (harness/measure/browser/page.js); "
+                f"transport {name} names no page reader (harness/measure/browser/page.js); "
                 f'with client = "browser" use: {", ".join(usable)}'
             )
     if faults:

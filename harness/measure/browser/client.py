@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 
 from clients.interface import ClientSettings, StreamClient, StreamResult
 from errors import ScenarioError
+from harness.measure.browser.assemble import EVENT_READER
 from harness.measure.browser.capability import refuse_for_browser
 from harness.measure.browser.clock import stats_ms
 from harness.measure.browser.session import (
@@ -88,10 +89,11 @@ def open_browser_shards(
 ) -> list[StreamClient]:
     """One browser session for this transport's phase, one client per page."""
     refuse_for_browser([transport], False, transports)
-    if transport == "sse" and sse_api == "eventsource" and settings.token is not None:
+    eventsource = transports.get(transport).page_reader == EVENT_READER
+    if eventsource and sse_api == "eventsource" and settings.token is not None:
         raise ScenarioError(
-            "the browser client reads sse with EventSource, which cannot send the server's "
-            "bearer token: unset TOKENWIRE_SERVER_TOKEN or leave sse out"
+            f"the browser client reads {transport} with EventSource, which cannot send the "
+            f"server's bearer token: unset TOKENWIRE_SERVER_TOKEN or leave {transport} out"
         )
     pages = -(-concurrency // STREAMS_PER_PAGE)
     session = BrowserSession(settings, pages, sse_api)

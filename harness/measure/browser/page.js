@@ -368,22 +368,23 @@
     }
   }
 
+  // by reader, as each transport's registry entry names it (`page_reader` in transports.py)
   const RUNNERS = {
-    sse: (spec, rec) =>
+    eventStream: (spec, rec) =>
       spec.sseApi === "fetch"
         ? fetchStream(spec, rec, "/v1/sse", "text/event-stream", eventStream())
         : eventSource(spec, rec),
-    chunked: (spec, rec) => fetchStream(spec, rec, "/v1/chunked", "application/x-ndjson", ndjson()),
-    websocket: webSocket,
-    short_poll: (spec, rec) => polling(spec, rec, false),
-    long_poll: (spec, rec) => polling(spec, rec, true),
+    ndjsonStream: (spec, rec) => fetchStream(spec, rec, "/v1/chunked", "application/x-ndjson", ndjson()),
+    webSocket: webSocket,
+    polls: (spec, rec) => polling(spec, rec, false),
+    heldPolls: (spec, rec) => polling(spec, rec, true),
   };
 
   async function run(spec) {
     const rec = { startMs: performance.now(), endMs: null, requests: 0, done: false, error: null, messages: [], heads: [] };
     try {
-      const runner = RUNNERS[spec.transport];
-      if (!runner) throw new Failure("protocol", `this page has no client for ${spec.transport}`);
+      const runner = RUNNERS[spec.reader];
+      if (!runner) throw new Failure("protocol", `this page has no reader ${spec.reader}`);
       await runner(spec, rec);
     } catch (e) {
       const failure = asFailure(e, "transport");
@@ -394,5 +395,5 @@
     return rec;
   }
 
-  window.tokenwire = { run, transports: Object.keys(RUNNERS) };
+  window.tokenwire = { run, readers: Object.keys(RUNNERS) };
 })();

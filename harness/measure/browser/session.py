@@ -31,7 +31,13 @@ import psutil
 
 from clients.interface import ClientSettings, StreamError, StreamResult
 from errors import ErrorKind, UserError
-from harness.measure.browser.assemble import Assembly, PageRecord, assemble, complete
+from harness.measure.browser.assemble import (
+    Assembly,
+    PageRecord,
+    assemble,
+    complete,
+    page_reader,
+)
 from harness.measure.browser.cdp import HANDLERS, NetworkLog
 from harness.measure.browser.clock import (
     BrowserClockInconclusive,
@@ -41,6 +47,7 @@ from harness.measure.browser.clock import (
     check_cdp_clock,
 )
 from harness.measure.run.timelines import Timeline, fetch_timelines
+from transports import TRANSPORTS
 from wire.messages import GenerationRequest
 
 if TYPE_CHECKING:
@@ -67,12 +74,24 @@ CLOCK_ROUND_TRIPS = 25
 CLOCK_CHECK_TOKENS = 12
 CLOCK_CHECK_SEED = 2_000_000_000
 CLOCK_CHECK_ATTEMPTS = 3
-CLOCK_CHECKS = (  # transport, sse_api: which CDP event each stamps with
-    ("websocket", "webSocketFrameReceived"),
-    ("chunked", "dataReceived (fetch)"),
-    ("sse", "dataReceived (EventSource)"),
-    ("long_poll", "loadingFinished"),
+CLOCK_CHECKS = (  # page reader: which CDP event stamps what it reads (EventSource for SSE)
+    ("webSocket", "webSocketFrameReceived"),
+    ("ndjsonStream", "dataReceived (fetch)"),
+    ("eventStream", "dataReceived (EventSource)"),
+    ("heldPolls", "loadingFinished"),
 )
+
+
+def clock_checks() -> list[tuple[str, str]]:
+    """(transport, CDP event) for each reader of CLOCK_CHECKS some transport runs with."""
+    checks = []
+    for reader, what in CLOCK_CHECKS:
+        transport = TRANSPORTS.reading_with(reader)
+        if transport is not None:
+            checks.append((transport, what))
+    return checks
+
+
 NETWORK_BUFFERS = {"maxTotalBufferSize": 4_000_000, "maxResourceBufferSize": 1_000_000}
 
 
@@ -278,6 +297,7 @@ class BrowserSession:
         settings = self.settings
         return {
             "transport": transport,
+            "reader": page_reader(transport),
             "sseApi": self.sse_api,
             "base": settings.base_url.rstrip("/"),
             "framing": framing,
@@ -352,7 +372,8 @@ class BrowserSession:
 
     async def _check_clock(self, page: BrowserPage) -> dict[str, Any]:
         tag = f"clock{time.time_ns() % 10**10:x}"
-        ids = [f"{tag}-{transport}" for transport, _ in CLOCK_CHECKS]
+        checks = clock_checks()
+        ids = [f"{tag}-{transport}" for transport, _ in checks]
         requests = [
             GenerationRequest(
                 seed=CLOCK_CHECK_SEED + k, max_tokens=CLOCK_CHECK_TOKENS, stream_id=stream_id
@@ -365,14 +386,14 @@ class BrowserSession:
             runs = await asyncio.gather(
                 *(
                     self.stream(0, transport, request, time.perf_counter_ns(), "json", 60.0)
-                    for (transport, _), request in zip(CLOCK_CHECKS, requests, strict=True)
+                    for (transport, _), request in zip(checks, requests, strict=True)
                 )
             )
         finally:
             self._started, self.sse_api = False, saved
             self.figures = SessionFigures()  # the check streams are not the phase's
         timelines = await fetch_timelines(self.settings.base_url, ids)
-        samples = clock_samples(CLOCK_CHECKS, runs, timelines)
+        samples = clock_samples(checks, runs, timelines)
         report = check_cdp_clock(samples)
         report["js_clock"] = page.clock.to_json()
         return report

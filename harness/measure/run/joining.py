@@ -19,7 +19,7 @@ from harness.measure.records import RequestRecord, SweepValue
 from harness.measure.run.jobs import Job
 from harness.measure.run.timelines import Timeline, fetch_ended_timelines, own_timeline
 from transports import DIRECT
-from wire.raw import sse_form
+from wire.raw import PIECE_FORMS
 
 
 def relayed_problems(timeline: Timeline | None) -> list[dict[str, str]]:
@@ -50,7 +50,7 @@ def received_tokens(result: StreamResult, timeline: Timeline | None) -> Received
     within a piece, and duplicates (a repeated text only shifts what follows: mismatches)."""
     if result.pieces is None or timeline is None:
         return Received(result.indices, result.recv_ns, result.texts, result.chunk_sizes)
-    form = sse_form if result.pieces == "sse" else str
+    form = PIECE_FORMS[result.pieces]
     ends = list(itertools.accumulate(len(form(t)) for t in timeline.texts))
     piece_ends = list(itertools.accumulate(len(p) for p in result.texts))
     received = "".join(result.texts)

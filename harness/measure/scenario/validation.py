@@ -157,12 +157,11 @@ def check_raw_client(scenario: Scenario) -> None:
     """The raw client reads JSON-framed push streams, one transport at a time."""
     if not scenario.raw_client:
         return
-    from harness.measure.raw_client import RAW_TRANSPORTS
-
-    others = [t for t in scenario.transports if t not in RAW_TRANSPORTS]
+    readable = TRANSPORTS.raw_readable()
+    others = [t for t in scenario.transports if t not in readable]
     if others:
         raise ScenarioError(
-            f"raw_client reads {', '.join(RAW_TRANSPORTS)}, not {', '.join(others)}: "
+            f"raw_client reads {', '.join(readable)}, not {', '.join(others)}: "
             "pick those transports or set raw_client = false"
         )
     if scenario.framing != "json" or scenario.client != "python" or scenario.interleaved:

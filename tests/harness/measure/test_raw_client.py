@@ -11,7 +11,6 @@ from support import serve
 
 from harness.measure import event_loop
 from harness.measure.raw_client import (
-    RAW_TRANSPORTS,
     TOKEN_MARK,
     Counting,
     WebSocketCounting,
@@ -21,6 +20,7 @@ from harness.measure.raw_client import (
 from harness.measure.run.timelines import fetch_timelines
 from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
+from transports import TRANSPORTS
 from wire.messages import GenerationRequest
 
 SPEC = SourceSpec(preset="chat", ttft_ms=5, tokens_per_s=500, tokens_per_response=25)
@@ -31,7 +31,7 @@ def raw_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     yield from serve(tmp_path_factory, "raw", SPEC)
 
 
-@pytest.mark.parametrize("transport", RAW_TRANSPORTS)
+@pytest.mark.parametrize("transport", TRANSPORTS.raw_readable())
 def test_the_raw_client_counts_every_emitted_token(
     raw_server: ServerProcess, transport: str
 ) -> None:
