@@ -69,7 +69,6 @@ class Generation:
     _on_end: Callable[[Generation], None] | None = None  # told once, when it ends
     _departures: int = 0  # readers that left before the end (a resume grace is per departure)
     resume_deadline: float = 0.0  # monotonic time until which a left push stream awaits a resume
-    delivered: bool = False  # a push reader got it to its end: a reconnect cannot rejoin it
     prompt_hash: bytes = b""  # `prompt_digest` of the prompt, kept when `finish` drops it
 
     def _notify(self) -> None:

@@ -12,10 +12,12 @@ Reconnects name the stream (`?stream=ID`, or `stream_id` in a POST body):
 - with `Last-Event-ID: i`, the stream resumes after token i (`-1`: at token 0, without the
   start messages again) while the generation exists (a dropped reader's generation waits
   `resume_grace_s` for it);
-- without it (the client saw no id: it dropped before its first event), the stream is
-  sent again from the start, if it is the caller's, was made for the same request (seed,
-  max_tokens, prompt) and no reader has got it to its end yet; otherwise its id is taken
-  (409), as for any new request that names a stream in use.
+- without it (the client saw no id: every event that can come first carries one, so it
+  saw no event), the stream is sent again from the start, if it is the caller's, was made
+  for the same request (seed, max_tokens, prompt), and is still running or ended at most
+  `resume_grace_s` ago (a short stream may have been written whole before the drop, for a
+  client that read none of it); otherwise its id is taken (409), as for any new request
+  that names a stream in use.
 
 A reconnect that has nothing left to send gets `204 No Content`, which per the SSE
 specification makes EventSource stop reconnecting: a stream that has delivered everything,
@@ -28,6 +30,7 @@ replays the stream from the start.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated
@@ -92,12 +95,14 @@ def asked_by(gen: Generation, request: GenerationRequest) -> bool:
 
 def rejoined(state: ServerState, request: GenerationRequest) -> Generation | None:
     """The generation a request without `Last-Event-ID` reconnects to from its start: the
-    caller's stream it names, made for the same request, that no reader has got to its end.
-    None: there is none (a new stream, or an id in use: `start_generation` tells which)."""
+    caller's stream it names, made for the same request, running or ended within the
+    resume grace. None: there is none (a new stream, or an id in use: `start_generation`
+    tells which)."""
     if request.stream_id is None:
         return None
     gen = state.generations.get(request.stream_id, state.principal)
-    if gen is None or gen.delivered:
+    grace = state.settings.resume_grace_s
+    if gen is None or (gen.finished_at is not None and time.monotonic() - gen.finished_at > grace):
         return None
     if not asked_by(gen, request):
         raise RequestRefused(

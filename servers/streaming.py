@@ -52,9 +52,8 @@ async def framed_batches(
     everything that is ready when the reader gets to run, for one wake-up (one token per
     batch while the server keeps up; more when it fell behind). HTTP endpoints still send
     each message as its own body chunk, so the bytes on the wire (HTTP chunk framing
-    included) never depend on timing. The first batch holds all the start messages. A
-    reader that got the end marks the generation `delivered`. Close it
-    (`contextlib.aclosing`): a reader that leaves early is counted out at once."""
+    included) never depend on timing. The first batch holds all the start messages. Close
+    it (`contextlib.aclosing`): a reader that leaves early is counted out at once."""
     complete = False
     try:
         batch = [] if resumed else [Framed(None, p) for p in framing.encode_start(gen.id, model)]
@@ -84,7 +83,6 @@ async def framed_batches(
         batch += [Framed(None, p) for p in framing.encode_end(gen.id, model, i, gen.error)]
         yield batch
         complete = True
-        gen.delivered = True  # a reconnect without a resume point can no longer rejoin it
     finally:
         if not complete:
             gen.reader_left(resume_grace_s)

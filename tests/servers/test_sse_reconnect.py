@@ -1,6 +1,7 @@
 """An EventSource that drops before its first event with an id reconnects without
 `Last-Event-ID`: the request that names its stream again rejoins it from the start (the
-caller's stream, the same request, not yet delivered to its end); anything else naming a
+caller's stream, the same request, running or ended within the resume grace); anything
+else naming a
 stream in use is still a 409. Start messages carry `id: -1`, and `Last-Event-ID: -1`
 resumes at token 0 without them. Real servers (tests/conftest.py); the real EventSources
 are in tests/clients/test_eventsource_reconnect.py."""
@@ -99,23 +100,37 @@ def json_texts(events: list[tuple[str, str]]) -> tuple[list[int], list[str], dic
     return [t["i"] for t in tokens], [t["t"] for t in tokens], end
 
 
+GRACE_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def short_grace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from serve(tmp_path_factory, "sse-reconnect-grace", SLOW, "--resume-grace-s", "0.5")
+
+
 async def test_the_curl_reproduction_rejoins_the_stream_from_its_start(
-    http: httpx.AsyncClient,
+    short_grace: ServerProcess,
 ) -> None:
-    """`curl -m 0.02 URL; curl URL` (the issue): the second gets 200 and the whole text."""
+    """`curl -m 0.02 URL; curl URL` (the issue): the second gets 200 and the whole text;
+    so does a third within the resume grace after the end (a client that got nothing, as
+    when a short stream was written whole before its drop); after it, the id is taken."""
     stream_id = fresh("d0")
     path = f"/v1/sse?seed=1&stream={stream_id}"
-    await drop_after_head(http, path)
-    status, events = await read_sse(http, "GET", path)
-    assert status == 200
-    indices, texts, end = json_texts(events)
-    timeline = await server_texts(http, stream_id)
-    assert texts == timeline["texts"] and indices == list(range(timeline["tokens"]))
-    assert end == {"done": True, "n": timeline["tokens"], "id": stream_id}
-    assert [i for i, _ in events[:-1]] == [str(k) for k in range(len(texts))]
-    assert timeline["error"] is None
-    # delivered to its end: the id is taken for good, as for any new request
-    again = await http.get(path)
+    async with httpx.AsyncClient(base_url=short_grace.base_url, trust_env=False) as http:
+        await drop_after_head(http, path)
+        status, events = await read_sse(http, "GET", path)
+        assert status == 200
+        indices, texts, end = json_texts(events)
+        timeline = await server_texts(http, stream_id)
+        assert texts == timeline["texts"] and indices == list(range(timeline["tokens"]))
+        assert end == {"done": True, "n": timeline["tokens"], "id": stream_id}
+        assert [i for i, _ in events[:-1]] == [str(k) for k in range(len(texts))]
+        assert timeline["error"] is None
+        replay_status, replay = await read_sse(http, "GET", path)
+        assert replay_status == 200 and replay == events  # the same stream, not a new one
+        assert (await server_texts(http, stream_id))["emit_ns"] == timeline["emit_ns"]
+        await asyncio.sleep(GRACE_S + 0.3)
+        again = await http.get(path)
     assert again.status_code == 409 and "already exists" in again.json()["error"]
 
 
@@ -177,7 +192,7 @@ async def test_the_prompt_still_tells_a_reconnect_once_the_generation_ended(
         "stream": stream_id,
     }
     await drop_after_head(http, "/v1/sse", params=params)
-    await server_texts(http, stream_id)  # ended, never delivered
+    await server_texts(http, stream_id)  # ended, within the resume grace (5 s)
     other = await http.get("/v1/sse", params={**params, "prompt": "another"})
     assert other.status_code == 409
     status, events = await read_sse(http, "GET", "/v1/sse", params=params)
