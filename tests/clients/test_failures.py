@@ -33,9 +33,12 @@ async def test_nothing_listening_is_a_connect_error(transport: str) -> None:
 @pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 async def test_a_refused_request_is_recorded(server: ServerProcess, transport: str) -> None:
     client = async_client(transport, ClientSettings(base_url=server.base_url))
-    bad = GenerationRequest(stream_id="taken-" + transport)
+    first_request = GenerationRequest(seed=1, stream_id="taken-" + transport)
+    # another request under the same id: never a reconnect (SSE rejoins a repeat of the same
+    # request within the resume grace), always a conflict
+    bad = GenerationRequest(seed=2, stream_id="taken-" + transport)
     try:
-        first = await client.stream(bad, time.perf_counter_ns())
+        first = await client.stream(first_request, time.perf_counter_ns())
         second = await client.stream(bad, time.perf_counter_ns())  # the id is now taken
     finally:
         await client.aclose()
