@@ -237,7 +237,7 @@ def test_a_transport_a_browser_cannot_run_is_refused_in_one_line() -> None:
         open_browser_shards("pigeon", scenario.concurrency, ClientSettings("http://h"), registry)
     sse = TRANSPORTS.get("sse")
     unpaged = Transport("carrier", Kind.PUSH, "Carrier", "", sse.router, sse.exchange, "#0", PUSH)
-    with pytest.raises(ScenarioError, match="has no browser code"):
+    with pytest.raises(ScenarioError, match="names no page reader"):
         refuse_for_browser(["carrier"], False, TRANSPORTS.with_transport(unpaged))
 
 

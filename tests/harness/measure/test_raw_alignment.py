@@ -11,6 +11,7 @@ import pytest
 from clients.interface import StreamResult
 from harness.measure.run.joining import join, received_tokens
 from harness.measure.run.timelines import Timeline
+from wire.raw import AS_SENT, AS_SSE_DATA
 
 TOKENS = ["He", "llo", " 日本", "😀", "", " a\r\nb", " end"]
 EMIT = [1000 * (k + 1) for k in range(len(TOKENS))]
@@ -22,7 +23,7 @@ def timeline(tokens: list[str] = TOKENS) -> Timeline:
     )
 
 
-def pieces_result(pieces: list[str], form: str = "text") -> StreamResult:
+def pieces_result(pieces: list[str], form: str = AS_SENT) -> StreamResult:
     """One piece per read, read k stamped 10_000 + k."""
     result = StreamResult("chunked", "s", scheduled_ns=0, pieces=form)
     for k, piece in enumerate(pieces):
@@ -95,7 +96,7 @@ def test_sse_pieces_align_by_the_form_text_takes_on_sse() -> None:
     """Over SSE a CR or CRLF arrives as LF: the lengths follow that form, and the token that
     lost its CR is a mismatch, not a loss."""
     sent = "".join(TOKENS).replace("\r\n", "\n")
-    record = join(0, 0, pieces_result([sent[:5], sent[5:]], form="sse"), timeline())
+    record = join(0, 0, pieces_result([sent[:5], sent[5:]], form=AS_SSE_DATA), timeline())
     assert record.token_index == list(range(len(TOKENS)))
     assert record.text_mismatches == 1
 
