@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from harness.measure.scenario import SERVER_AXES, Scenario
 from harness.measure.server_process import ServerGroup, running_servers
 from harness.present.console import RichProgress, faults_table, problems_text, summary_table
 from harness.present.report import has_faults, write_report
+from servers.cpus import format_cpus, pin, usable_cpus
 
 
 def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]:
@@ -42,16 +44,38 @@ def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[Ser
         extra_args=scenario.server_args(),
     ) as group:
         for server in group.servers:
-            pid = getattr(server, "pid", "?")
-            console.print(f"server pid {pid} on {server.base_url}", highlight=False)
+            pid = getattr(server, "pid", None)
+            cpus = ""
+            if pid is not None and scenario.server_cpus:  # as the kernel has it, read back
+                cpus = f", on CPUs {format_cpus(os.sched_getaffinity(pid))}"
+            console.print(f"server pid {pid or '?'} on {server.base_url}{cpus}", highlight=False)
         yield group
+
+
+@contextlib.contextmanager
+def _clients_pinned(cpus: str) -> Iterator[None]:
+    """This process (the driver's clients, and the client and path processes it starts)
+    on `cpus` for the run, as it was afterwards; nothing to do for ""."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    pin(usable_cpus(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
     points: list[Point] = []
     restart = scenario.sweep is not None and scenario.sweep.axis in SERVER_AXES
     total = len(sweep_points(scenario)) * len(scenario.transports) * scenario.requests
-    with contextlib.ExitStack() as stack, RichProgress(console, total) as progress:
+    with (
+        _clients_pinned(scenario.client_cpus),
+        contextlib.ExitStack() as stack,
+        RichProgress(console, total) as progress,
+    ):
         shared = None if restart else stack.enter_context(_server(scenario, run_dir, console))
         for value, point_scenario in sweep_points(scenario):
             with contextlib.ExitStack() as point_stack:

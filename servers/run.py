@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from errors import ServerSettingsError, SourceError, UserError
 from servers.app import create_app
 from servers.connection_guard import guarded_protocol, guarded_ws_protocol
+from servers.cpus import pin, usable_cpus
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
@@ -82,8 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, help="serve on this already-bound listening socket")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--cpus",
+        metavar="LIST",
+        help="run only on these CPUs (e.g. 0, or 0-1): the server, and every thread it starts",
+    )
     ServerSettings.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.cpus is not None:  # first, so that every thread started later inherits it
+        try:
+            pin(usable_cpus(args.cpus))
+        except UserError as exc:
+            print(f"servers.run: error: --cpus: {exc}", file=sys.stderr)
+            return 2
     sock = None if args.fd is None else socket.socket(fileno=args.fd)
     host = args.host if sock is None else str(sock.getsockname()[0])
     try:

@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_transports(parser, "search")
     run_command.add_transport_settings(parser)
+    run_command.add_pinning(parser)
     parser.add_argument(
         "--warmup",
         type=non_negative_int,

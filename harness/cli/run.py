@@ -122,6 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "evenly, results and CPU merged (python client only); auto (or 0, the default): "
         "max(1, cores // 2)",
     )
+    add_pinning(parser)
     parser.add_argument(
         "--ramp-s",
         type=non_negative_float,
@@ -173,6 +174,23 @@ def add_transport_settings(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def add_pinning(parser: argparse.ArgumentParser) -> None:
+    """`--server-cpus` / `--client-cpus`: flags of `run`, and of `capacity`, which measures
+    streams per core on a core of their own with them."""
+    parser.add_argument(
+        "--server-cpus",
+        metavar="LIST",
+        help="pin the server processes to these CPUs (e.g. 0, 0,2 or 0-1), so that the "
+        "clients cannot take their cores; the run records it (default: not pinned)",
+    )
+    parser.add_argument(
+        "--client-cpus",
+        metavar="LIST",
+        help="pin the driver's clients (and the path's processes) to these CPUs, e.g. 1 "
+        "beside --server-cpus 0 (default: not pinned)",
+    )
+
+
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     return with_overrides(
@@ -190,6 +208,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         client=args.client,
         server_processes=args.server_processes,
         client_processes=args.client_processes,
+        server_cpus=getattr(args, "server_cpus", None),
+        client_cpus=getattr(args, "client_cpus", None),
         raw_client=getattr(args, "raw_client", None),
         ramp_s=getattr(args, "ramp_s", None),
         **source_overrides(args),

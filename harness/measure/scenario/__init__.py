@@ -41,6 +41,10 @@ client_processes = "auto"     # processes the driver's streams run in: job k in 
                               # More than 1 server needs path = "loopback", more than 1 of
                               # either needs client = "python" (auto is then 1);
                               # `bench.py load` runs one server (locust: --workers)
+server_cpus = ""              # pin the server processes to these CPUs ("0", "0,2", "0-1";
+client_cpus = ""              # "": not pinned) and the driver's clients (with the path's
+                              # processes) to these, so that neither takes the other's core
+                              # (servers.cpus; the run records both)
 
 [source]
 kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)

@@ -120,6 +120,8 @@ class Scenario:
     raw_client: bool = False  # the raw client's floor after each transport (raw_client.py)
     server_processes: int = AUTO  # servers under test (harness.measure.processes); 0: auto
     client_processes: int = AUTO  # processes the driver's clients run in; 0: auto
+    server_cpus: str = ""  # pin the server processes to these CPUs ("0", "0-1"; "": not pinned)
+    client_cpus: str = ""  # pin the driver's clients to these (servers.cpus)
 
     def knob(self, name: str) -> float:
         """The value of a transport's setting (its default if this scenario lacks it)."""
@@ -183,7 +185,8 @@ class Scenario:
         streaming = ("--streaming-headers", "1" if self.streaming_headers else "0")
         hosts = dict.fromkeys(h for p in self.paths() for h in parse_path(p).server_hosts())
         allowed = tuple(arg for host in hosts for arg in ("--allowed-host", host))
-        return self.inject.server_args() + self.faults.server_args() + streaming + allowed
+        pinned = ("--cpus", self.server_cpus) if self.server_cpus else ()
+        return self.inject.server_args() + self.faults.server_args() + streaming + allowed + pinned
 
     def to_json(self) -> dict[str, Any]:
         """The scenario as results record it: every transport setting a field of its own,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from errors import ScenarioError, SourceError
+from errors import ScenarioError, SourceError, UsageError
 from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS, PAGE_FRAMINGS, refuse_for_browser
 from harness.measure.paths import LOOPBACK, parse_path
@@ -20,6 +20,7 @@ from harness.measure.scenario.model import (
     Load,
     Scenario,
 )
+from servers.cpus import usable_cpus
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
@@ -72,6 +73,7 @@ def validated(scenario: Scenario) -> Scenario:
         faults = scenario.faults.drop_at_token or scenario.faults.leave_at_token
         refuse_for_browser(scenario.transports, bool(faults), concurrency=scenario.concurrency)
     check_processes(scenario)
+    check_cpus(scenario)
     check_raw_client(scenario)
     check_load(scenario.load)
     if scenario.sweep is not None:
@@ -130,6 +132,17 @@ def check_resume(scenario: Scenario) -> None:
             f"faults.drop_at_token drops and resumes streams, and {', '.join(cannot)} "
             "cannot resume: drop them from the transports, or use faults.leave_at_token"
         )
+
+
+def check_cpus(scenario: Scenario) -> None:
+    """CPU lists this machine can pin to (`servers.cpus`), or "" for no pinning."""
+    for name in ("server_cpus", "client_cpus"):
+        text = getattr(scenario, name)
+        if text:
+            try:
+                usable_cpus(text)
+            except UsageError as exc:
+                raise ScenarioError(f"{name}: {exc}") from None
 
 
 def check_processes(scenario: Scenario) -> None:
