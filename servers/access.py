@@ -57,7 +57,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from errors import RequestRefused
 from servers.responses import refusal
-from servers.settings import ServerSettings, normal_origin
+from servers.settings import ServerSettings, is_loopback_host, normal_origin
 
 SUBPROTOCOL = "tokenwire"
 BEARER_SUBPROTOCOL_PREFIX = "tokenwire.bearer."
@@ -65,7 +65,6 @@ PRINCIPAL_KEY = "tokenwire.principal"  # in the ASGI scope: the caller's princip
 OPEN_PATHS = frozenset({"/healthz"})
 HTTP_RESPONSE_EXTENSION = "websocket.http.response"
 
-LOOPBACK_NAMES = frozenset({"localhost"})
 MISDIRECTED = 421
 CORS_METHODS = ("GET", "POST")
 CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "x-tokenwire-stream-id")
@@ -140,7 +139,7 @@ class HostRule:
     addresses and networks (`ServerSettings.allowed_hosts`)."""
 
     def __init__(self, allowed: Iterable[str]) -> None:
-        self.names: set[str] = set(LOOPBACK_NAMES)
+        self.names: set[str] = set()
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for entry in allowed:
             try:
@@ -152,18 +151,24 @@ class HostRule:
         name = host_name(host)
         if name is None:
             return False
-        if name in self.names:
+        if is_loopback_host(name) or name in self.names:
             return True
         try:
             address = ipaddress.ip_address(name)
         except ValueError:
             return False
-        return address.is_loopback or any(address in network for network in self.networks)
+        return any(address in network for network in self.networks)
 
 
 def transfer_codings(values: Iterable[str]) -> list[str]:
     """The codings of the `Transfer-Encoding` headers' values, in order, lower case."""
     return [c.strip().lower() for value in values for c in value.split(",") if c.strip()]
+
+
+def unsupported_codings_message(codings: list[str]) -> str:
+    """The 501's error, whether the app or the HTTP parser met the codings first."""
+    named = ", ".join(codings)[:100]
+    return f"Transfer-Encoding {named!r} is not supported: only chunked"
 
 
 def unsupported_codings(codings: list[str]) -> bool:
@@ -228,10 +233,7 @@ class AccessGuard:
         refused = self.misdirected_or_foreign(scope, headers)
         codings = transfer_codings(headers.getlist("transfer-encoding"))
         if refused is None and unsupported_codings(codings):
-            named = ", ".join(codings)[:100]
-            refused = RequestRefused(
-                501, f"Transfer-Encoding {named!r} is not supported: only chunked"
-            )
+            refused = RequestRefused(501, unsupported_codings_message(codings))
         if refused is not None:
             close = {"Connection": "close"}  # the body, if any, is not read
             await refusal(scope["path"], refused, close)(scope, receive, send)

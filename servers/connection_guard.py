@@ -35,7 +35,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
 
-from servers.access import transfer_codings, unsupported_codings
+from servers.access import transfer_codings, unsupported_codings, unsupported_codings_message
 from servers.settings import ServerSettings
 from wire.messages import dumps
 
@@ -64,9 +64,7 @@ def head_too_large_answer(limit: int) -> bytes:
 def unsupported_coding_answer(codings: list[str]) -> bytes:
     """501 for a transfer coding the server does not implement (RFC 9112, 6.1), the same
     answer whether the parser or `servers.access` saw it first."""
-    named = ", ".join(codings)[:100]
-    message = f"Transfer-Encoding {named!r} is not supported: only chunked"
-    return closing_answer(b"501 Not Implemented", message)
+    return closing_answer(b"501 Not Implemented", unsupported_codings_message(codings))
 
 
 class WriteTimeout(asyncio.BaseProtocol):

@@ -20,7 +20,7 @@ from errors import ServerSettingsError, SourceError, UserError
 from servers.app import create_app
 from servers.connection_guard import guarded_protocol, guarded_ws_protocol
 from servers.cpus import pin, usable_cpus
-from servers.settings import SERVER_TOKEN_ENV, ServerSettings
+from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
 
@@ -42,17 +42,10 @@ def uvicorn_config(
     )
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 def exposure_warning(host: str, settings: ServerSettings) -> str | None:
     """None on loopback; the warning for a network-reachable address with tokens; refused
     (ServerSettingsError) without them."""
-    if is_loopback(host):
+    if is_loopback_host(host):
         return None
     if not settings.tokens:
         raise ServerSettingsError(

@@ -112,6 +112,17 @@ class Tokens:
         return () if self.path is None else (str(self.path),)
 
 
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or an IP literal in 127.0.0.0/8 or ::1 (brackets allowed). Other names are
+    not looked up: a name can resolve to anything (and differently later)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def normal_origin(text: str) -> str | None:
     """`scheme://host[:port]` as a browser writes it in `Origin` (lower case, no default
     port, no path); None for anything that is not an http(s) origin (`null`, `*`, a URL

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from errors import ProtocolError, RequestRefused
 from servers.generation import Generation
 from servers.request_parsing import check_limits, decoded_body, framing_named, read_body
 from servers.responses import json_response
-from servers.settings import WEBHOOK_SECRET_ENV, ServerSettings, normal_origin
+from servers.settings import WEBHOOK_SECRET_ENV, ServerSettings, is_loopback_host, normal_origin
 from servers.state import start_generation, state_of
 from wire.framing import Framing
 from wire.webhook import (
@@ -86,17 +85,6 @@ router = APIRouter(tags=["webhook"], lifespan=lifespan)
 
 class DeliveryFailed(Exception):
     """A delivery that will not be made: a final answer, or every attempt failed."""
-
-
-def is_loopback_host(host: str) -> bool:
-    """An IP literal in 127.0.0.0/8 or ::1, or `localhost`. Other names are not looked up:
-    a name can resolve to anything (and differently at delivery time)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def allowed_callback(url: str, allow: tuple[str, ...]) -> httpx.URL:

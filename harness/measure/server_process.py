@@ -11,7 +11,6 @@ locust) the same way.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import secrets
 import signal
@@ -29,6 +28,7 @@ import httpx
 import psutil
 
 from errors import ServerStartError
+from servers.settings import is_loopback_host
 from servers.sources.spec import SourceSpec
 from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
 
@@ -74,11 +74,7 @@ class ServerProcess(ChildProcess):
 
 
 def check_loopback(host: str) -> None:
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_host(host):
         raise ServerStartError(f"host {host!r} is not a loopback address; use 127.0.0.1 or ::1")
 
 
