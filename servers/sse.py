@@ -147,19 +147,15 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
         opened.resumed,
     )
     numbered = opened.framing.event_ids
-    starts = 0  # the start messages, at the head of the first batch, carry NO_TOKEN_YET
-    if numbered and not opened.resumed:
-        starts = len(opened.framing.encode_start(opened.gen.id, opened.state.source.model))
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
-            if starts:
-                for m in batch[:starts]:
-                    yield encode_event(m.payload, NO_TOKEN_YET)
-                batch, starts = batch[starts:], 0
             for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
-                yield encode_event(
-                    m.payload, str(m.index) if numbered and m.index is not None else None
-                )
+                if not numbered:
+                    yield encode_event(m.payload, None)
+                elif m.index is not None:
+                    yield encode_event(m.payload, str(m.index))
+                else:  # start messages carry NO_TOKEN_YET; end messages no id
+                    yield encode_event(m.payload, NO_TOKEN_YET if m.start else None)
 
 
 def respond(opened: Opened | None) -> Response:

@@ -34,10 +34,12 @@ def response_headers(framing: Framing, carriage: str) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Framed:
-    """One framed payload; `index` is the token's index (None for start and end messages)."""
+    """One framed payload; `index` is the token's index (None for start and end messages),
+    `start` whether it is one of the framing's start messages."""
 
     index: int | None
     payload: str
+    start: bool = False
 
 
 async def framed_batches(
@@ -56,7 +58,8 @@ async def framed_batches(
     it (`contextlib.aclosing`): a reader that leaves early is counted out at once."""
     complete = False
     try:
-        batch = [] if resumed else [Framed(None, p) for p in framing.encode_start(gen.id, model)]
+        starting = [] if resumed else framing.encode_start(gen.id, model)
+        batch = [Framed(None, p, start=True) for p in starting]
         i = start
         texts = gen.texts
         encode = framing.encode_token
