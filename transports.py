@@ -98,6 +98,9 @@ class Transport:
     page_reader: str | None = None  # the reader a browser page runs it with (browser/page.js)
     raw_path: str | None = None  # where the raw client POSTs for a json stream (raw_client.py)
     knobs: tuple[Knob, ...] = ()  # its own settings
+    # its stack-neutral routes ("module:attribute" naming a tuple of `servers.exchange.Route`),
+    # which every stack but FastAPI's serves (`stacks.py`); None: FastAPI stacks only
+    routes: str | None = None
 
     def design_delay_ms(self, value_of: Callable[[str], float]) -> tuple[float, str] | None:
         """(ms, the knob's title) of the wait each token may spend by design, given the
@@ -250,6 +253,7 @@ BUILTIN = TransportRegistry(
             title="ShortPoll",
             endpoint="POST /v1/streams, then GET /v1/streams/{id}?offset=K",
             server="servers.polling:router",
+            routes="servers.polling:ROUTES",
             client="clients.short_poll:exchange",
             colour="#d62728",
             capabilities=POLLED,
@@ -274,6 +278,7 @@ BUILTIN = TransportRegistry(
             title="LongPoll",
             endpoint="POST /v1/streams, then GET /v1/streams/{id}?offset=K&wait=SECONDS",
             server="servers.polling:router",
+            routes="servers.polling:ROUTES",
             client="clients.long_poll:exchange",
             colour="#ff7f0e",
             capabilities=POLLED,
@@ -296,6 +301,7 @@ BUILTIN = TransportRegistry(
             title="SSE",
             endpoint="POST /v1/sse (JSON body) or GET /v1/sse?seed=N (EventSource)",
             server="servers.sse:router",
+            routes="servers.sse:ROUTES",
             client="clients.sse:exchange",
             colour="#1f77b4",
             capabilities=RESUMABLE_PUSH,
@@ -309,6 +315,7 @@ BUILTIN = TransportRegistry(
             title="Chunked",
             endpoint="POST /v1/chunked (NDJSON, one chunk per token)",
             server="servers.chunked:router",
+            routes="servers.chunked:ROUTES",
             client="clients.chunked:exchange",
             colour="#2ca02c",
             capabilities=RESUMABLE_PUSH,
@@ -323,6 +330,7 @@ BUILTIN = TransportRegistry(
             title="WebSocket",
             endpoint="WS /v1/ws (send the request as JSON)",
             server="servers.websocket:router",
+            routes="servers.websocket:ROUTES",
             client="clients.websocket:exchange",
             colour="#9467bd",
             capabilities=RESUMABLE_PUSH,
@@ -337,6 +345,7 @@ BUILTIN = TransportRegistry(
             title="Webhook",
             endpoint="POST /v1/webhooks (JSON body with callback_url; signed POSTs back to it)",
             server="servers.webhook:router",
+            routes="servers.webhook:ROUTES",
             client="clients.webhook:exchange",
             colour="#8c564b",
             capabilities=CALLBACK,
