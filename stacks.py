@@ -54,8 +54,7 @@ class Stack:
         missing = self.missing_packages()
         if missing:
             raise UsageError(
-                f"stack {self.name} needs {', '.join(missing)}: "
-                f"pip install -e '.[{STACKS_EXTRA}]'"
+                f"stack {self.name} needs {', '.join(missing)}: pip install -e '.[{STACKS_EXTRA}]'"
             )
 
 

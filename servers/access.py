@@ -47,10 +47,10 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,10 +115,10 @@ def chosen_subprotocol(offered: list[str]) -> str | None:
     return next((p for p in offered if p.startswith(BEARER_SUBPROTOCOL_PREFIX)), None)
 
 
-def own_origin(scope: Scope, headers: Headers) -> str | None:
-    scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-    host = headers.get("host")
-    return None if host is None else normal_origin(f"{scheme}://{host}")
+def own_origin(scheme: str, host: str | None) -> str | None:
+    """The origin of a page served by this server as `host` over `scheme`."""
+    web_scheme = "https" if scheme in ("https", "wss") else "http"
+    return None if host is None else normal_origin(f"{web_scheme}://{host}")
 
 
 def host_name(host: str) -> str | None:
@@ -176,21 +176,50 @@ def unsupported_codings(codings: list[str]) -> bool:
     return bool(codings) and codings != ["chunked"]
 
 
-class AccessGuard:
-    """Host and Origin on every request, tokens on every endpoint but /healthz (module
-    docstring)."""
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    principal: str | None  # the caller's, when the server has tokens
+    subprotocol: str | None = None  # a WebSocket's, to accept it with
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
-        self.app = app
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    refusal: RequestRefused
+    headers: dict[str, str]  # what the answer adds (Connection: close, WWW-Authenticate)
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A request's head as the rules read it, from any stack: header names in lower case,
+    every value of each (a repeated header must be seen repeated)."""
+
+    scheme: str  # http, https, ws or wss
+    http_version: str  # 1.0, 1.1, 2
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    subprotocols: tuple[str, ...] = ()  # a WebSocket's offer
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name]
+
+    def first(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+class Gate:
+    """The access rules, for any stack: `admit` an HTTP request or a WebSocket upgrade
+    (module docstring)."""
+
+    def __init__(self, settings: ServerSettings) -> None:
         self.keyring = Keyring(settings.tokens.values)
         self.origins = frozenset(settings.cors_origins)
         self.hosts = HostRule(settings.allowed_hosts)
 
-    def misdirected_or_foreign(self, scope: Scope, headers: Headers) -> RequestRefused | None:
+    def misdirected_or_foreign(self, asked: Asked) -> RequestRefused | None:
         """The refusal of a request whose Host the server does not answer to (421), or whose
         page comes from an origin that may not call it (403); None when neither."""
-        hosts = headers.getlist("host")
-        if len(hosts) > 1 or (not hosts and scope.get("http_version") == "1.1"):
+        hosts = asked.all("host")
+        if len(hosts) > 1 or (not hosts and asked.http_version == "1.1"):
             return RequestRefused(400, "an HTTP/1.1 request needs exactly one Host header")
         host = hosts[0] if hosts else None
         if host is not None and not self.hosts.allows(host):
@@ -199,8 +228,8 @@ class AccessGuard:
                 f"this server does not answer to Host {host[:100]!r}: it answers to loopback "
                 "names and addresses, and to those given with --allowed-host",
             )
-        origin = headers.get("origin")
-        if origin is not None and not self.origin_allowed(origin, scope, headers):
+        origin = asked.first("origin")
+        if origin is not None and not self.origin_allowed(origin, asked.scheme, host):
             return RequestRefused(
                 403,
                 f"origin {origin[:100]!r} may not call this server: only its own origin and "
@@ -208,16 +237,15 @@ class AccessGuard:
             )
         return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self.http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self.websocket(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+    def origin_allowed(self, origin: str, scheme: str, host: str | None) -> bool:
+        normal = normal_origin(origin)
+        if normal is None:
+            return False
+        return normal in self.origins or normal == own_origin(scheme, host)
 
-    def authenticate(self, scope: Scope, presented: str | None) -> RequestRefused | None:
-        """Record the principal in the scope; the refusal when there is none."""
+    def authenticate(self, presented: str | None) -> RequestRefused | str | None:
+        """The caller's principal; the refusal when the server has tokens and it has none;
+        None without tokens."""
         if not self.keyring:
             return None
         if presented is None:
@@ -225,35 +253,31 @@ class AccessGuard:
         principal = self.keyring.principal(presented)
         if principal is None:
             return RequestRefused(401, "the bearer token is not valid")
-        scope[PRINCIPAL_KEY] = principal
-        return None
+        return principal
 
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        refused = self.misdirected_or_foreign(scope, headers)
-        codings = transfer_codings(headers.getlist("transfer-encoding"))
-        if refused is None and unsupported_codings(codings):
-            refused = RequestRefused(501, unsupported_codings_message(codings))
+    def admit(self, asked: Asked) -> Admitted | Refused:
+        refused = self.misdirected_or_foreign(asked)
         if refused is not None:
-            close = {"Connection": "close"}  # the body, if any, is not read
-            await refusal(scope["path"], refused, close)(scope, receive, send)
-            return
-        if self.keyring and scope["path"] not in OPEN_PATHS:
-            presented = bearer_token(headers.get("authorization"))
-            refused = self.authenticate(scope, presented)
-            if refused is not None:
-                await refusal(scope["path"], refused, challenge(presented))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            return Refused(refused, {"Connection": "close"})  # the body, if any, is not read
+        codings = transfer_codings(asked.all("transfer-encoding"))
+        if unsupported_codings(codings):
+            return Refused(
+                RequestRefused(501, unsupported_codings_message(codings)), {"Connection": "close"}
+            )
+        if not self.keyring or asked.path in OPEN_PATHS:
+            return Admitted(None)
+        presented = bearer_token(asked.first("authorization"))
+        verdict = self.authenticate(presented)
+        if isinstance(verdict, RequestRefused):
+            return Refused(verdict, challenge(presented))
+        return Admitted(verdict)
 
-    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = Headers(scope=scope)
-        offered = offered_subprotocols(scope)
-        refused = self.misdirected_or_foreign(scope, headers)
+    def admit_socket(self, asked: Asked) -> Admitted | Refused:
+        refused = self.misdirected_or_foreign(asked)
         if refused is not None:
-            await deny_upgrade(scope, receive, send, refused, {})
-            return
-        presented = bearer_token(headers.get("authorization"))
+            return Refused(refused, {})
+        offered = list(asked.subprotocols)
+        presented = bearer_token(asked.first("authorization"))
         if presented is None:
             presented = next(
                 (
@@ -263,18 +287,49 @@ class AccessGuard:
                 ),
                 None,
             )
-        refused = self.authenticate(scope, presented)
-        if refused is not None:
-            await deny_upgrade(scope, receive, send, refused, challenge(presented))
-            return
-        chosen = chosen_subprotocol(offered)
-        await self.app(scope, receive, send if chosen is None else accepting(send, chosen))
+        verdict = self.authenticate(presented)
+        if isinstance(verdict, RequestRefused):
+            return Refused(verdict, challenge(presented))
+        return Admitted(verdict, chosen_subprotocol(offered))
 
-    def origin_allowed(self, origin: str, scope: Scope, headers: Headers) -> bool:
-        normal = normal_origin(origin)
-        if normal is None:
-            return False
-        return normal in self.origins or normal == own_origin(scope, headers)
+
+def asked_of(scope: Scope) -> Asked:
+    """An ASGI request's head."""
+    return Asked(
+        scheme=str(scope.get("scheme", "http")),
+        http_version=str(scope.get("http_version", "1.1")),
+        path=str(scope["path"]),
+        headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+        subprotocols=tuple(offered_subprotocols(scope)),
+    )
+
+
+class AccessGuard:
+    """The access rules as ASGI middleware (module docstring), for the ASGI stacks."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app = app
+        self.gate = Gate(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            verdict = self.gate.admit(asked_of(scope))
+        elif scope["type"] == "websocket":
+            verdict = self.gate.admit_socket(asked_of(scope))
+        else:
+            await self.app(scope, receive, send)
+            return
+        if isinstance(verdict, Refused):
+            if scope["type"] == "http":
+                answer = refusal(scope["path"], verdict.refusal, verdict.headers)
+                await answer(scope, receive, send)
+            else:
+                await deny_upgrade(scope, receive, send, verdict.refusal, verdict.headers)
+            return
+        if verdict.principal is not None:
+            scope[PRINCIPAL_KEY] = verdict.principal
+        chosen = verdict.subprotocol
+        await self.app(scope, receive, send if chosen is None else accepting(send, chosen))
 
 
 def challenge(presented: str | None) -> dict[str, str]:

@@ -6,9 +6,7 @@ registry so that an extended one (a throwaway transport in a test) serves the sa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, Response, WebSocket
@@ -19,14 +17,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from errors import RequestRefused
 from servers import access, openai_compat, timeline
-from servers.generation import Generations
+from servers.core import health, index, make_state, no_socket_here, running
 from servers.push_response import RAW_SEND
-from servers.responses import http_error_handler, json_response, refused_request_handler
+from servers.responses import http_error_handler, refused_request_handler, whole_response
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
-from servers.state import ServerState
 from transports import TRANSPORTS, TransportRegistry
-from wire.messages import dumps
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -55,29 +51,12 @@ def create_app(
     settings: ServerSettings | None = None,
     transports: TransportRegistry = TRANSPORTS,
 ) -> FastAPI:
-    settings = settings or ServerSettings()
-    state = ServerState(
-        source=source,
-        settings=settings,
-        transports=transports,
-        generations=Generations(
-            source=source,
-            hold_s=settings.inject_delay_ms / 1000,
-            idle_timeout_s=settings.idle_timeout_s,
-            retention_s=settings.retention_s,
-            max_active=settings.max_active_streams,
-            max_retained_bytes=settings.max_retained_bytes,
-        ),
-    )
+    state = make_state(source, settings, transports)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        reaper = asyncio.create_task(state.generations.reaper())
-        try:
+        async with running(state):
             yield
-        finally:
-            reaper.cancel()
-            state.generations.cancel_all()
 
     app = TokenwireApp(
         title="tokenwire",
@@ -89,7 +68,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.tokenwire = state
-    access.install(app, settings)  # Host, Origin, tokens, principals, CORS
+    access.install(app, state.settings)  # Host, Origin, tokens, principals, CORS
     app.add_exception_handler(RequestRefused, refused_request_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -102,18 +81,17 @@ def create_app(
     async def no_websocket_here(websocket: WebSocket, path: str) -> None:
         """A WebSocket to a path that has none: accepted only to say so, then closed."""
         await websocket.accept()
-        await websocket.send_text(dumps({"error": f"no WebSocket endpoint at /{path}"}))
+        await websocket.send_text(no_socket_here(f"/{path}"))
         await websocket.close(code=1008)
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        return json_response({"ok": True, "pid": os.getpid(), "source": source.name})
+        return whole_response(health(state))
 
     app.head("/healthz", include_in_schema=False)(healthz)  # load balancers probe with HEAD
 
     @app.get("/")
-    async def index() -> Response:
-        endpoints = {t.name: t.endpoint for t in transports}
-        return json_response({"transports": endpoints, "model": source.model})
+    async def root() -> Response:
+        return whole_response(index(state))
 
     return app

@@ -14,16 +14,18 @@ from collections.abc import AsyncGenerator
 from fastapi import APIRouter, Query, Request, Response
 
 from errors import RequestRefused
+from servers.exchange import Answer, Call, Route, query_int
 from servers.generation import Generation
-from servers.push_response import PushResponse
+from servers.push_response import answer_response
 from servers.request_parsing import (
+    call_body,
     decoded_body,
     framing_named,
     parse_generation_request,
     read_body,
 )
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_batches, response_headers
+from servers.streaming import framed_batches, push_answer, response_headers
 from wire.carriages import LINES
 from wire.framing import Framing
 from wire.ndjson import MEDIA_TYPE, encode_line
@@ -46,6 +48,23 @@ async def chunks(
                     yield m.payload.encode()
 
 
+def answer(
+    state: ServerState, body: bytes, framing: str, stream: str | None, start: int | None
+) -> Answer:
+    """A new stream (neither `stream` nor `start`: `body` is its request), or a resume."""
+    codec = framing_named(state, framing, NAME)
+    headers = response_headers(codec, LINES)
+    if stream is None and start is None:
+        gen = start_generation(state, parse_generation_request(decoded_body(body), state.settings))
+        return push_answer(chunks(state, gen, codec, 0, False), MEDIA_TYPE, state.settings, headers)
+    if stream is None or start is None:
+        raise RequestRefused(400, "a resume needs both ?stream=ID and &from=K")
+    gen = find_generation(state, stream)
+    if start > len(gen.texts):
+        raise RequestRefused(400, f"from={start} is past the tokens sent so far ({len(gen.texts)})")
+    return push_answer(chunks(state, gen, codec, start, True), MEDIA_TYPE, state.settings, headers)
+
+
 @router.post("/v1/chunked")
 async def chunked(
     request: Request,
@@ -53,28 +72,15 @@ async def chunked(
     stream: str | None = Query(None, description="resume this stream (with `from`)"),
     start: int | None = Query(None, alias="from", ge=0, description="resume at this token"),
 ) -> Response:
-    state = state_of(request)
     starts = stream is None and start is None  # a resume starts no work: it needs no body
-    body = decoded_body(await read_body(request, starts_work=starts))
-    codec = framing_named(state, framing, NAME)
-    streaming = bool(state.settings.streaming_headers)
-    headers = response_headers(codec, LINES)
-    if starts:
-        gen = start_generation(state, parse_generation_request(body, state.settings))
-        return PushResponse(
-            chunks(state, gen, codec, 0, False),
-            media_type=MEDIA_TYPE,
-            headers=headers,
-            streaming_headers=streaming,
-        )
-    if stream is None or start is None:
-        raise RequestRefused(400, "a resume needs both ?stream=ID and &from=K")
-    gen = find_generation(state, stream)
-    if start > len(gen.texts):
-        raise RequestRefused(400, f"from={start} is past the tokens sent so far ({len(gen.texts)})")
-    return PushResponse(
-        chunks(state, gen, codec, start, True),
-        media_type=MEDIA_TYPE,
-        headers=headers,
-        streaming_headers=streaming,
-    )
+    body = await read_body(request, starts_work=starts)
+    return answer_response(answer(state_of(request), body, framing, stream, start))
+
+
+async def _chunked(call: Call) -> Answer:
+    stream, start = call.query.get("stream"), query_int(call, "from", None, ge=0)
+    body = call_body(call, starts_work=stream is None and start is None)
+    return answer(call.state, body, call.query.get("framing", "json"), stream, start)
+
+
+ROUTES = (Route("POST", "/v1/chunked", _chunked),)

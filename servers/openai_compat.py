@@ -17,16 +17,16 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from errors import ProtocolError, RequestRefused
+from servers.exchange import Answer, Call, Route, json_answer
 from servers.generation import Generation
-from servers.push_response import PushResponse
-from servers.request_parsing import parse_generation_request, read_body
-from servers.responses import json_response
+from servers.push_response import answer_response
+from servers.request_parsing import call_body, parse_generation_request, read_body
 from servers.sources.live import STREAM_ID_HEADER
 from servers.state import ServerState, start_generation, state_of
-from servers.streaming import framed_batches
+from servers.streaming import framed_batches, push_answer
 from wire.framing import OPENAI
 from wire.messages import STREAM_ID, loads
 from wire.sse import MEDIA_TYPE, encode_event
@@ -70,8 +70,14 @@ def _positive_int(body: dict[str, Any], *names: str) -> int | None:
 
 
 async def open_chat(request: Request) -> ChatCall:
+    """FastAPI dependency: the chat call the request makes."""
+    raw = await read_body(request)
+    return chat_call(state_of(request), raw, request.headers.get(STREAM_ID_HEADER))
+
+
+def chat_call(state: ServerState, raw: bytes, stream_id: str | None) -> ChatCall:
     try:
-        body = loads(await read_body(request))
+        body = loads(raw)
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     if not isinstance(body, dict):
@@ -82,13 +88,11 @@ async def open_chat(request: Request) -> ChatCall:
         seed = zlib.crc32(prompt.encode())
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise RequestRefused(400, "seed must be an integer")
-    stream_id = request.headers.get(STREAM_ID_HEADER)
     if stream_id is not None and not STREAM_ID.fullmatch(stream_id):
         raise RequestRefused(
             400, f"{STREAM_ID_HEADER} must be 1-64 characters from A-Z a-z 0-9 _ -"
         )
     options = body.get("stream_options") or {}
-    state = state_of(request)
     model = body.get("model") or state.source.model
     if not isinstance(model, str) or len(model) > state.settings.max_model_name_chars:
         raise RequestRefused(
@@ -123,17 +127,15 @@ async def events(call: ChatCall) -> AsyncGenerator[bytes, None]:
                     yield encode_event(m.payload)
 
 
-@router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(call: Annotated[ChatCall, Depends(open_chat)]) -> Any:
+async def answer(call: ChatCall) -> Answer:
     if call.stream:
-        streaming = bool(call.state.settings.streaming_headers)
-        return PushResponse(events(call), media_type=MEDIA_TYPE, streaming_headers=streaming)
+        return push_answer(events(call), MEDIA_TYPE, call.state.settings)
     gen = call.gen
     async for _ in gen.follow():
         pass
     if gen.error is not None:
-        return json_response({"error": {"message": gen.error, "type": "upstream_error"}}, 502)
-    return json_response(
+        return json_answer({"error": {"message": gen.error, "type": "upstream_error"}}, 502)
+    return json_answer(
         {
             "id": f"chatcmpl-{gen.id}",
             "object": "chat.completion",
@@ -154,3 +156,16 @@ async def chat_completions(call: Annotated[ChatCall, Depends(open_chat)]) -> Any
             },
         }
     )
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(call: Annotated[ChatCall, Depends(open_chat)]) -> Response:
+    return answer_response(await answer(call))
+
+
+async def _chat(call: Call) -> Answer:
+    chat = chat_call(call.state, call_body(call), call.headers.get(STREAM_ID_HEADER.lower()))
+    return await answer(chat)
+
+
+ROUTES = (Route("POST", "/v1/chat/completions", _chat),)

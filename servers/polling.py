@@ -14,32 +14,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from errors import RequestRefused
-from servers.request_parsing import body_generation_request
-from servers.responses import json_response
-from servers.state import find_generation, start_generation, state_of
+from servers.exchange import Answer, Call, Route, json_answer, query_float, query_int
+from servers.request_parsing import body_generation_request, call_generation_request
+from servers.responses import whole_response
+from servers.state import ServerState, find_generation, start_generation, state_of
 from wire.messages import GenerationRequest
 from wire.poll import encode_batch
 
 router = APIRouter(tags=["polling"])
 
 
-@router.post("/v1/streams", status_code=201)
-async def create_stream(
-    request: Request,
-    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
-) -> Response:
-    gen = start_generation(state_of(request), generation_request)
-    return json_response({"id": gen.id}, status=201)
+def created(state: ServerState, generation_request: GenerationRequest) -> Answer:
+    gen = start_generation(state, generation_request)
+    return json_answer({"id": gen.id}, status=201)
 
 
-@router.get("/v1/streams/{stream_id}")
-async def poll_stream(
-    stream_id: str,
-    request: Request,
-    offset: int = Query(0, ge=0, description="index of the first token wanted"),
-    wait: float = Query(0.0, ge=0, description="long poll: seconds to hold for a new token"),
-) -> Response:
-    state = state_of(request)
+async def polled(state: ServerState, stream_id: str, offset: int, wait: float) -> Answer:
     if wait > state.settings.max_long_poll_wait_s:
         raise RequestRefused(
             400, f"wait must be at most {state.settings.max_long_poll_wait_s} seconds"
@@ -54,4 +44,35 @@ async def poll_stream(
             await gen.wait_beyond(offset, wait)
     texts = gen.texts[offset:]
     pad = state.settings.inject_pad_bytes
-    return json_response(encode_batch(offset, texts, gen.done, gen.error, pad))
+    return json_answer(encode_batch(offset, texts, gen.done, gen.error, pad))
+
+
+@router.post("/v1/streams", status_code=201)
+async def create_stream(
+    request: Request,
+    generation_request: Annotated[GenerationRequest, Depends(body_generation_request)],
+) -> Response:
+    return whole_response(created(state_of(request), generation_request))
+
+
+@router.get("/v1/streams/{stream_id}")
+async def poll_stream(
+    stream_id: str,
+    request: Request,
+    offset: int = Query(0, ge=0, description="index of the first token wanted"),
+    wait: float = Query(0.0, ge=0, description="long poll: seconds to hold for a new token"),
+) -> Response:
+    return whole_response(await polled(state_of(request), stream_id, offset, wait))
+
+
+async def _create(call: Call) -> Answer:
+    return created(call.state, call_generation_request(call))
+
+
+async def _poll(call: Call) -> Answer:
+    offset = query_int(call, "offset", 0, ge=0) or 0
+    wait = query_float(call, "wait", 0.0, ge=0)
+    return await polled(call.state, call.params["stream_id"], offset, wait)
+
+
+ROUTES = (Route("POST", "/v1/streams", _create), Route("GET", "/v1/streams/{stream_id}", _poll))

@@ -20,13 +20,14 @@ from collections.abc import AsyncGenerator
 
 import anyio
 from starlette.requests import ClientDisconnect
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from servers.streaming import StreamAborted
+from servers.exchange import Answer
+from servers.responses import whole_response
+from servers.streaming import STREAMING_HEADERS, StreamAborted
 
-# What makes a push stream stream through proxies and caches (nginx honours the second).
-STREAMING_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+__all__ = ["RAW_SEND", "STREAMING_HEADERS", "PushResponse", "answer_response"]
 
 
 RAW_SEND = "tokenwire.raw_send"  # the scope key of the server's own ASGI send
@@ -66,3 +67,15 @@ class PushResponse(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self._body.aclose()
+
+
+def answer_response(answer: Answer) -> Response:
+    """A neutral `Answer` as the FastAPI stacks send it: a push stream as `PushResponse`
+    (its headers already hold the streaming ones where the server sends them)."""
+    if answer.chunks is None:
+        return whole_response(answer)
+    response = PushResponse(
+        answer.chunks, answer.media_type or "", answer.headers, streaming_headers=False
+    )
+    response.status_code = answer.status
+    return response

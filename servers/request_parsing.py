@@ -4,12 +4,14 @@ types; anything else is refused with a 4xx JSON error that names the limit or th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
 from errors import ProtocolError, RequestRefused
+from servers.exchange import Call
 from servers.settings import ServerSettings
 from servers.state import ServerState, state_of
 from wire.framing import Framing, padded
@@ -18,11 +20,10 @@ from wire.messages import GenerationRequest, loads
 JSON_MEDIA_TYPE = "application/json"
 
 
-def refuse_unless_json(request: Request) -> None:
+def refuse_unless_json(content_type: str) -> None:
     """A body must be declared JSON: a cross-site page can send a body without a CORS
     preflight only as text/plain, a form or with no type at all, so such a POST must not
     start a generation (415)."""
-    content_type = request.headers.get("content-type", "")
     if content_type.partition(";")[0].strip().lower() != JSON_MEDIA_TYPE:
         got = f"got {content_type[:80]!r}" if content_type else "got none"
         raise RequestRefused(
@@ -30,24 +31,29 @@ def refuse_unless_json(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, *, starts_work: bool = True) -> bytes:
-    """The whole body, refused past `max_body_bytes` (413, before reading it when the
-    Content-Length says so), when it does not arrive within `request_timeout_s` (408), or
-    when it is not declared `application/json` (415): always when the request can start a
-    generation (`starts_work`), empty body or not; otherwise when it is not empty."""
-    settings = state_of(request).settings
-    limit = settings.max_body_bytes
-    declared = request.headers.get("content-length", "")
+def admit_body(headers: Mapping[str, str], settings: ServerSettings, starts_work: bool) -> None:
+    """Before reading a body: refused when it is not declared JSON (415: always when the
+    request can start a generation, `starts_work`, empty body or not; otherwise when it is
+    not empty) or when its declared length is past `max_body_bytes` (413)."""
+    declared = headers.get("content-length", "")
     if starts_work or declared not in ("", "0"):
-        refuse_unless_json(request)
+        refuse_unless_json(headers.get("content-type", ""))
+    limit = settings.max_body_bytes
     if declared.isdigit() and int(declared) > limit:
         raise RequestRefused(
             413, f"request body of {declared} bytes exceeds max_body_bytes ({limit})"
         )
+
+
+async def read_limited(chunks: AsyncIterator[bytes], settings: ServerSettings) -> bytes:
+    """A body's chunks, joined: refused past `max_body_bytes` (413) or when they have not
+    all arrived within `request_timeout_s` (408). A client that leaves first raises what
+    its stack raises."""
+    limit = settings.max_body_bytes
     body = bytearray()
     try:
         async with asyncio.timeout(settings.request_timeout_s):
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 body += chunk
                 if len(body) > limit:
                     raise RequestRefused(413, f"request body exceeds max_body_bytes ({limit})")
@@ -57,11 +63,32 @@ async def read_body(request: Request, *, starts_work: bool = True) -> bytes:
             f"the request body did not arrive within request_timeout_s "
             f"({settings.request_timeout_s:g} s)",
         ) from None
+    return bytes(body)
+
+
+async def read_body(request: Request, *, starts_work: bool = True) -> bytes:
+    """The whole body, within the limits (`admit_body`, `read_limited`)."""
+    settings = state_of(request).settings
+    admit_body(request.headers, settings, starts_work)
+    try:
+        body = await read_limited(request.stream(), settings)
     except ClientDisconnect:
         raise RequestRefused(400, "the client left before sending its whole body") from None
     if body:
-        refuse_unless_json(request)
-    return bytes(body)
+        refuse_unless_json(request.headers.get("content-type", ""))
+    return body
+
+
+def call_body(call: Call, *, starts_work: bool = True) -> bytes:
+    """A neutral call's body (read by its stack within the size and time limits), refused
+    as `admit_body` refuses."""
+    admit_body(call.headers, call.state.settings, starts_work or bool(call.body))
+    return call.body
+
+
+def call_generation_request(call: Call) -> GenerationRequest:
+    """The call's JSON body as a validated `GenerationRequest` (`body_generation_request`)."""
+    return parse_generation_request(decoded_body(call_body(call)), call.state.settings)
 
 
 def check_limits(request: GenerationRequest, settings: ServerSettings) -> GenerationRequest:

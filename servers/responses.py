@@ -1,43 +1,39 @@
-"""JSON answers: plain ones, and refused requests (`{"error": message}` with a 4xx)."""
+"""Answers as Starlette responses, for the FastAPI stacks: plain JSON ones, refused requests
+(`{"error": message}` with a 4xx, shaped by `servers.exchange.refusal_answer`) and the
+neutral routes' `Answer`s."""
 
 from __future__ import annotations
 
 import orjson
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errors import RequestRefused
-
-OPENAI_PATHS = ("/v1/chat/completions",)
-UNREAD_BODY = (408, 413)  # refusals that leave part of the request body unread
+from servers.exchange import Answer, refusal_answer
 
 
 def json_response(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def refusal(path: str, exc: RequestRefused, headers: dict[str, str] | None = None) -> JSONResponse:
+def whole_response(answer: Answer) -> Response:
+    """A whole-body answer (`servers.push_response.answer_response` takes streams too)."""
+    return Response(
+        answer.body, status_code=answer.status, headers=answer.headers, media_type=answer.media_type
+    )
+
+
+def refusal(path: str, exc: RequestRefused, headers: dict[str, str] | None = None) -> Response:
     """`{"error": message}`; on the OpenAI-compatible endpoint, OpenAI's own error shape."""
-    headers = dict(headers or {})
-    if exc.retry_after_s is not None:
-        headers["Retry-After"] = str(exc.retry_after_s)
-    if exc.status in UNREAD_BODY:  # the rest of the body would follow: end the connection
-        headers["Connection"] = "close"
-    if path in OPENAI_PATHS:
-        body: dict[str, object] = {
-            "error": {"message": exc.message, "type": "invalid_request_error"}
-        }
-        return JSONResponse(body, status_code=exc.status, headers=headers)
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+    return whole_response(refusal_answer(path, exc, headers))
 
 
-async def refused_request_handler(request: Request, exc: Exception) -> JSONResponse:
+async def refused_request_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestRefused)
     return refusal(request.url.path, exc)
 
 
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     """The router's own refusals (unknown path 404, method not allowed 405) in the same
     `{"error": ...}` shape as every other refusal."""
     assert isinstance(exc, StarletteHTTPException)

@@ -38,15 +38,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from errors import RequestRefused
+from servers.exchange import Answer, Call, Route, query_int
 from servers.generation import Generation, prompt_digest
-from servers.push_response import PushResponse
+from servers.push_response import answer_response
 from servers.request_parsing import (
     body_generation_request,
+    call_generation_request,
     framing_named,
     parse_generation_request,
 )
 from servers.state import ServerState, find_generation, start_generation, state_of
-from servers.streaming import framed_batches, response_headers
+from servers.streaming import framed_batches, push_answer, response_headers
 from wire.carriages import EVENTS
 from wire.framing import Framing
 from wire.messages import MAX_SEED, GenerationRequest
@@ -158,14 +160,30 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
                     yield encode_event(m.payload, NO_TOKEN_YET if m.start else None)
 
 
-def respond(opened: Opened | None) -> Response:
+def answer(opened: Opened | None) -> Answer:
     if opened is None:
-        return Response(status_code=NOTHING_LEFT)
-    streaming = bool(opened.state.settings.streaming_headers)
+        return Answer(NOTHING_LEFT, media_type=None)
     headers = response_headers(opened.framing, EVENTS)
-    return PushResponse(
-        events(opened), media_type=MEDIA_TYPE, headers=headers, streaming_headers=streaming
-    )
+    return push_answer(events(opened), MEDIA_TYPE, opened.state.settings, headers)
+
+
+def with_stream_id(
+    state: ServerState, generation_request: GenerationRequest, stream: str | None
+) -> GenerationRequest:
+    """The request, naming the stream `?stream=` names (a reconnect by POST)."""
+    if stream is None:
+        return generation_request
+    fields = {**generation_request.to_json(), "stream_id": stream}
+    return parse_generation_request(fields, state.settings)
+
+
+def query_request(
+    state: ServerState, seed: int, max_tokens: int | None, prompt: str, stream: str | None
+) -> GenerationRequest:
+    """An EventSource's request, from its query."""
+    body = {"seed": seed, "max_tokens": max_tokens, "prompt": prompt, "stream_id": stream}
+    given = {k: v for k, v in body.items() if v is not None}
+    return parse_generation_request(given, state.settings)
 
 
 @router.post("/v1/sse")
@@ -177,11 +195,8 @@ async def sse_post(
     last_event_id: str | None = Header(None),
 ) -> Response:
     state = state_of(request)
-    if stream is not None:
-        generation_request = parse_generation_request(
-            {**generation_request.to_json(), "stream_id": stream}, state.settings
-        )
-    return respond(open_stream(state, generation_request, framing, last_event_id))
+    asked = with_stream_id(state, generation_request, stream)
+    return answer_response(answer(open_stream(state, asked, framing, last_event_id)))
 
 
 @router.get("/v1/sse")
@@ -194,8 +209,24 @@ async def sse_get(
     framing: str = Query("json"),
     last_event_id: str | None = Header(None),
 ) -> Response:
-    body = {"seed": seed, "max_tokens": max_tokens, "prompt": prompt, "stream_id": stream}
     state = state_of(request)
-    given = {k: v for k, v in body.items() if v is not None}
-    generation_request = parse_generation_request(given, state.settings)
-    return respond(open_stream(state, generation_request, framing, last_event_id))
+    asked = query_request(state, seed, max_tokens, prompt, stream)
+    return answer_response(answer(open_stream(state, asked, framing, last_event_id)))
+
+
+async def _post(call: Call) -> Answer:
+    asked = with_stream_id(call.state, call_generation_request(call), call.query.get("stream"))
+    framing = call.query.get("framing", "json")
+    return answer(open_stream(call.state, asked, framing, call.headers.get("last-event-id")))
+
+
+async def _get(call: Call) -> Answer:
+    seed = query_int(call, "seed", 0, ge=0, le=MAX_SEED) or 0
+    max_tokens = query_int(call, "max_tokens", None, ge=1)
+    prompt, stream = call.query.get("prompt", ""), call.query.get("stream")
+    asked = query_request(call.state, seed, max_tokens, prompt, stream)
+    framing = call.query.get("framing", "json")
+    return answer(open_stream(call.state, asked, framing, call.headers.get("last-event-id")))
+
+
+ROUTES = (Route("POST", "/v1/sse", _post), Route("GET", "/v1/sse", _get))

@@ -8,6 +8,7 @@ exactly as if they did not exist."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
@@ -19,6 +20,9 @@ from servers.sources.mock import TokenSource
 from transports import TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest
 
+if TYPE_CHECKING:  # the sender's module reads this state
+    from servers.webhook import WebhookSender
+
 
 @dataclass
 class ServerState:
@@ -27,6 +31,7 @@ class ServerState:
     generations: Generations
     transports: TransportRegistry = TRANSPORTS  # what the app serves (`create_app`)
     principal: str | None = None  # the caller (a token's hash) when the server has tokens
+    webhook_sender: WebhookSender | None = None  # the deliveries' pooled client (`servers.core`)
 
 
 def state_of(conn: HTTPConnection) -> ServerState:

@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from servers.exchange import Answer
 from servers.generation import Generation
+from servers.settings import ServerSettings
 from wire.framing import Framing
+
+# What makes a push stream stream through proxies and caches (nginx honours the second).
+STREAMING_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class StreamAborted(Exception):
@@ -30,6 +35,19 @@ def response_headers(framing: Framing, carriage: str) -> dict[str, str]:
     if exact:
         headers["content-type"] = exact
     return headers
+
+
+def push_answer(
+    chunks: AsyncGenerator[bytes, None],
+    media_type: str,
+    settings: ServerSettings,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """A push stream's answer: `STREAMING_HEADERS` unless the server is told to leave them
+    out, as a naive server would (`ServerSettings.streaming_headers`: a proxy in front may
+    then buffer the stream), and the framing's headers."""
+    base = STREAMING_HEADERS if settings.streaming_headers else {}
+    return Answer(200, b"", media_type, {**base, **(headers or {})}, chunks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,27 +22,33 @@ Where callbacks may go: loopback addresses (`127.0.0.0/8`, `::1`, `localhost`) a
 origins on `ServerSettings.webhook_allow`. Anything else is refused with 403 before a
 generation starts: a sender that POSTs wherever it is told is a server-side request
 forgery hole. The sender follows no redirects and reads no proxy settings from the
-environment. All deliveries share one pooled `httpx.AsyncClient`, made on first use and
-closed with the app (the router's lifespan).
+environment. All deliveries share one pooled `httpx.AsyncClient`
+(`ServerState.webhook_sender`), made at start-up and closed with the server
+(`servers.core.running`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from errors import ProtocolError, RequestRefused
+from servers.exchange import Answer, Call, Route, json_answer
 from servers.generation import Generation
-from servers.request_parsing import check_limits, decoded_body, framing_named, read_body
-from servers.responses import json_response
+from servers.request_parsing import (
+    call_body,
+    check_limits,
+    decoded_body,
+    framing_named,
+    read_body,
+)
+from servers.responses import whole_response
 from servers.settings import WEBHOOK_SECRET_ENV, ServerSettings, is_loopback_host, normal_origin
-from servers.state import start_generation, state_of
+from servers.state import ServerState, start_generation, state_of
 from wire.framing import Framing
 from wire.webhook import (
     ATTEMPT_HEADER,
@@ -64,23 +70,7 @@ MAX_DELIVERIES = 1 << 40  # a bound for the loop: a stream has far fewer tokens
 NEVER = 1 << 62  # an index no generation reaches: wait for the end or the timeout
 
 
-@contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The sender's client is made at start-up: making one loads the TLS trust store
-    (~100-200 ms of CPU), which on first use would stall every stream the server runs."""
-    state = getattr(app.state, "tokenwire", None)
-    if state is not None and getattr(app.state, "webhook_sender", None) is None:
-        app.state.webhook_sender = WebhookSender(state.settings)
-        app.state.webhook_sender.open()
-    try:
-        yield
-    finally:
-        sender: WebhookSender | None = getattr(app.state, "webhook_sender", None)
-        if sender is not None:
-            await sender.aclose()
-
-
-router = APIRouter(tags=["webhook"], lifespan=lifespan)
+router = APIRouter(tags=["webhook"])
 
 
 class DeliveryFailed(Exception):
@@ -243,16 +233,7 @@ class WebhookSender:
             await self._http.aclose()
 
 
-def sender_of(request: Request, settings: ServerSettings) -> WebhookSender:
-    sender: WebhookSender | None = getattr(request.app.state, "webhook_sender", None)
-    if sender is None:
-        sender = request.app.state.webhook_sender = WebhookSender(settings)
-    return sender
-
-
-@router.post(PATH, status_code=202)
-async def subscribe(request: Request, framing: str = Query("json")) -> Response:
-    state = state_of(request)
+def subscribed(state: ServerState, body: bytes, framing: str) -> Answer:
     settings = state.settings
     secret = settings.webhook_secret.value
     if secret is None:
@@ -262,16 +243,29 @@ async def subscribe(request: Request, framing: str = Query("json")) -> Response:
             f"--webhook-secret-file PATH or {WEBHOOK_SECRET_ENV}",
         )
     codec = framing_named(state, framing, NAME)
-    body = decoded_body(await read_body(request))
     try:
-        subscription = Subscription.from_json(body or {})
+        subscription = Subscription.from_json(decoded_body(body) or {})
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     check_limits(subscription.request, settings)
     url = allowed_callback(subscription.callback_url, settings.webhook_allow)
     gen = start_generation(state, subscription.request)
-    sender = sender_of(request, settings)
+    sender = state.webhook_sender
+    assert sender is not None, "servers.core.make_state gives every server a sender"
     delivery = Delivery(sender, gen, codec, state.source.model, subscription, secret, url)
-    delivery.sender.start(delivery)
+    sender.start(delivery)
     answer = {"id": gen.id, "callback_url": subscription.callback_url}
-    return json_response({**answer, "batch_ms": subscription.batch_ms}, status=202)
+    return json_answer({**answer, "batch_ms": subscription.batch_ms}, status=202)
+
+
+@router.post(PATH, status_code=202)
+async def subscribe(request: Request, framing: str = Query("json")) -> Response:
+    body = await read_body(request)
+    return whole_response(subscribed(state_of(request), body, framing))
+
+
+async def _subscribe(call: Call) -> Answer:
+    return subscribed(call.state, call_body(call), call.query.get("framing", "json"))
+
+
+ROUTES = (Route("POST", PATH, _subscribe),)

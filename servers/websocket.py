@@ -21,6 +21,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from errors import ProtocolError, RequestRefused
+from servers.exchange import WEBSOCKET, Message, Route, SocketPeer
 from servers.generation import Generation
 from servers.request_parsing import framing_named, parse_generation_request
 from servers.state import ServerState, find_generation, start_generation, state_of
@@ -34,6 +35,8 @@ router = APIRouter(tags=[NAME])
 POLICY_VIOLATION = 1008
 CLOSED_BY_CLIENT = (1000, 1001)  # normal closure, going away: the client left on purpose
 RESUME_FIELDS = ("resume", "from")  # and "framing", which every first message may carry
+# what sending to or closing a socket whose client left raises, on the stacks served
+GONE = (WebSocketDisconnect, RuntimeError, OSError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,7 @@ def open_stream(state: ServerState, text: str | None) -> Opened:
     return Opened(gen, framing, start, True)
 
 
-async def send_stream(websocket: WebSocket, state: ServerState, opened: Opened) -> None:
+async def send_stream(peer: SocketPeer, state: ServerState, opened: Opened) -> None:
     grace = state.settings.resume_grace_s
     stream = framed_batches(
         opened.gen, opened.framing, state.source.model, opened.start, grace, opened.resumed
@@ -87,56 +90,83 @@ async def send_stream(websocket: WebSocket, state: ServerState, opened: Opened) 
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
             for message in batch:  # one WebSocket message each
-                await websocket.send_text(message.payload)
-    await websocket.close()
+                await peer.send_text(message.payload)
+    await peer.close()
 
 
-async def until_client_leaves(websocket: WebSocket) -> int:
+async def until_client_leaves(peer: SocketPeer) -> int:
     """Read (and ignore) what the client sends until it leaves; its close code."""
     while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return int(message.get("code", 1006))
+        message = await peer.receive()
+        if message.closed is not None:
+            return message.closed
 
 
-async def refuse(websocket: WebSocket, message: str) -> None:
+async def refuse(peer: SocketPeer, message: str) -> None:
     """`{"error": ..}` and close code 1008; a client that already left gets nothing."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-        await websocket.send_text(dumps({"error": message}))
-        await websocket.close(code=POLICY_VIOLATION)
+    with contextlib.suppress(*GONE):
+        await peer.send_text(dumps({"error": message}))
+        await peer.close(POLICY_VIOLATION)
 
 
-@router.websocket("/v1/ws")
-async def websocket_stream(websocket: WebSocket) -> None:
-    await websocket.accept()
-    state = state_of(websocket)
+async def session(state: ServerState, peer: SocketPeer) -> None:
+    """One accepted WebSocket, on any stack: its first message opens the stream, which is
+    sent while the client is watched for leaving (module docstring)."""
     try:
         timeout_s = state.settings.request_timeout_s
         try:
-            first = await asyncio.wait_for(websocket.receive(), timeout_s)
+            first = await asyncio.wait_for(peer.receive(), timeout_s)
         except TimeoutError:
             raise ProtocolError(f"no request within request_timeout_s ({timeout_s:g} s)") from None
-        if first["type"] == "websocket.disconnect":
+        if first.closed is not None:
             return
-        opened = open_stream(state, first.get("text"))
+        opened = open_stream(state, first.text)
     except (ProtocolError, RequestRefused) as exc:
-        await refuse(websocket, str(exc))
+        await refuse(peer, str(exc))
         return
-    sender = asyncio.create_task(send_stream(websocket, state, opened))
-    watcher = asyncio.create_task(until_client_leaves(websocket))
+    sender = asyncio.create_task(send_stream(peer, state, opened))
+    watcher = asyncio.create_task(until_client_leaves(peer))
     done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
     if watcher in done:
         sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError):
+        with contextlib.suppress(asyncio.CancelledError, *GONE):
             await sender
         if watcher.result() in CLOSED_BY_CLIENT:
             opened.gen.reader_left(0.0)
         return
     watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(asyncio.CancelledError, *GONE):
         await watcher
-    with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+    with contextlib.suppress(*GONE):
         sender.result()
-    if websocket.application_state != WebSocketState.DISCONNECTED:
-        with contextlib.suppress(RuntimeError, OSError):
-            await websocket.close()
+    with contextlib.suppress(*GONE):
+        await peer.close()
+
+
+class StarletteSocket:
+    """Starlette's WebSocket as a `SocketPeer`."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def receive(self) -> Message:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return Message(closed=int(message.get("code", 1006)))
+        return Message(text=message.get("text"))
+
+    async def send_text(self, text: str) -> None:
+        await self.websocket.send_text(text)
+
+    async def close(self, code: int = 1000) -> None:
+        if self.websocket.application_state != WebSocketState.DISCONNECTED:
+            await self.websocket.close(code=code)
+
+
+@router.websocket("/v1/ws")
+async def websocket_stream(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await session(state_of(websocket), StarletteSocket(websocket))
+
+
+ROUTES = (Route(WEBSOCKET, "/v1/ws", socket=session),)
