@@ -4,8 +4,8 @@ A stack is a web framework under an HTTP server, `framework@server`: the same to
 generations, resume, limits and access rules (the stack-neutral core under `servers/`),
 written the way that framework's users write streaming code and served by that server, so
 that its cost per token is the stack's real cost. Each entry names its adapter, a module
-`servers/stacks/<module>.py` whose `serve(options)` runs the server on the listening socket
-the driver bound, and says what it can do. Everything else reads this registry: the
+(a `serve(options)` function, mostly in `servers/stacks/`) that runs the server on the
+listening socket the driver bound, and says what it can do. Everything else reads this registry: the
 `--stack` flag and scenario field, the sweep and capacity axes, `servers.run`.
 
 Adding a stack is one `Stack(...)` line here plus its adapter module.
@@ -29,7 +29,7 @@ STACKS_EXTRA = "stacks"  # pip install -e '.[stacks]'
 class Stack:
     name: str  # framework@server, as in results, flags and scenario files
     title: str  # in charts and tables
-    adapter: str  # "package.module": its `serve(options)` runs the server
+    adapter: str  # "package.module:function": its `serve(ServeOptions)` runs the server
     packages: tuple[str, ...]  # import names it needs (a missing one: a one-line error)
     threaded: bool = False  # thread-per-request workers: `workers` and `threads` apply
     http_versions: tuple[str, ...] = ("1.1",)  # what its server speaks to clients
@@ -83,7 +83,7 @@ STACKS = StackRegistry(
         Stack(
             DEFAULT,
             "FastAPI on uvicorn",
-            "servers.stacks.fastapi_uvicorn",
+            "servers.run:serve_fastapi",
             ("fastapi", "uvicorn"),
             colour="#1f77b4",
             neutral=False,
@@ -91,14 +91,14 @@ STACKS = StackRegistry(
         Stack(
             "asgi@uvicorn",
             "bare ASGI on uvicorn",
-            "servers.stacks.asgi_uvicorn",
+            "servers.stacks.asgi_app:serve_uvicorn",
             ("uvicorn",),
             colour="#ff7f0e",
         ),
         Stack(
             "fastapi@granian",
             "FastAPI on granian",
-            "servers.stacks.fastapi_granian",
+            "servers.stacks.granian_server:serve_fastapi",
             ("fastapi", "granian"),
             colour="#2ca02c",
             neutral=False,
@@ -106,14 +106,14 @@ STACKS = StackRegistry(
         Stack(
             "asgi@granian",
             "bare ASGI on granian",
-            "servers.stacks.asgi_granian",
+            "servers.stacks.granian_server:serve_asgi",
             ("granian",),
             colour="#d62728",
         ),
         Stack(
             "fastapi@hypercorn",
             "FastAPI on hypercorn",
-            "servers.stacks.fastapi_hypercorn",
+            "servers.stacks.hypercorn_server:serve_fastapi",
             ("fastapi", "hypercorn"),
             http_versions=("1.1", "2"),
             colour="#9467bd",
@@ -122,7 +122,7 @@ STACKS = StackRegistry(
         Stack(
             "flask@gunicorn",
             "Flask on gunicorn (gthread)",
-            "servers.stacks.flask_gunicorn",
+            "servers.stacks.flask_gunicorn:serve",
             ("flask", "gunicorn", "flask_sock"),
             threaded=True,
             colour="#8c564b",
@@ -130,7 +130,7 @@ STACKS = StackRegistry(
         Stack(
             "aiohttp",
             "aiohttp's own server",
-            "servers.stacks.aiohttp_server",
+            "servers.stacks.aiohttp_server:serve",
             ("aiohttp",),
             colour="#e377c2",
         ),

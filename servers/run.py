@@ -1,5 +1,7 @@
-"""Run the tokenwire server under uvicorn: `python -m servers.run --fd N` (as the driver
-starts it, on a socket it already bound) or `--host 127.0.0.1 --port P`.
+"""Run the tokenwire server: `python -m servers.run --fd N` (as the driver starts it, on a
+socket it already bound) or `--host 127.0.0.1 --port P`; `--stack framework@server` picks
+the stack (`stacks.py`; FastAPI on uvicorn by default), `--workers`/`--threads` size a
+thread-per-request stack.
 
 An address other than loopback (`--host 0.0.0.0`) is refused without a token (exit 2); with
 one the server starts and warns on stderr that it is reachable from the network."""
@@ -11,7 +13,9 @@ import gc
 import ipaddress
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, cast
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,6 +26,10 @@ from servers.connection_guard import guarded_protocol, guarded_ws_protocol
 from servers.cpus import pin, usable_cpus
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
+from servers.stacks.options import ServeOptions
+from stacks import DEFAULT as DEFAULT_STACK
+from stacks import DEFAULT_WORKERS, STACKS, default_threads
+from transports import load
 
 
 def uvicorn_config(
@@ -77,6 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument(
+        "--stack",
+        default=DEFAULT_STACK,
+        choices=STACKS.names(),
+        help=f"the framework and HTTP server to serve with (default {DEFAULT_STACK})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help="worker processes of a threaded stack (flask@gunicorn); only 1 is supported",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads per worker of a threaded stack (default: 4 per core, gunicorn's advice)",
+    )
+    parser.add_argument(
         "--cpus",
         metavar="LIST",
         help="run only on these CPUs (e.g. 0, or 0-1): the server, and every thread it starts",
@@ -89,25 +115,54 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as exc:
             print(f"servers.run: error: --cpus: {exc}", file=sys.stderr)
             return 2
-    sock = None if args.fd is None else socket.socket(fileno=args.fd)
-    host = args.host if sock is None else str(sock.getsockname()[0])
+    given = None if args.fd is None else socket.socket(fileno=args.fd)
+    host = args.host if given is None else str(given.getsockname()[0])
     try:
+        stack = STACKS.get(args.stack)
+        stack.check_installed()
+        if not stack.threaded and (args.workers != DEFAULT_WORKERS or args.threads):
+            raise UserError(f"--workers and --threads size a threaded stack; {stack.name} is not")
+        if args.workers != DEFAULT_WORKERS:
+            raise UserError(
+                "--workers must be 1: polls, resumes and timelines must reach the worker that "
+                "holds their stream, and gunicorn does not route by stream"
+            )
+        if args.threads < 0:
+            raise UserError(f"--threads must be 1 or more, got {args.threads}")
         settings = ServerSettings.from_args(args)
         warning = exposure_warning(host, settings)
         settings = answering_to_bound_address(settings, host)
-        source = build_source(spec_from_args(args))
-    except (SourceError, UserError) as exc:
+        spec = spec_from_args(args)
+        source = build_source(spec)
+        sock = given or listening(args)
+    except (SourceError, UserError, OSError) as exc:
         print(f"servers.run: error: {exc}", file=sys.stderr)
         return 2
     if warning is not None:
         print(f"servers.run: warning: {warning}", file=sys.stderr, flush=True)
-    app = create_app(source, settings)
-    freeze_startup_objects()
-    if sock is None:
-        uvicorn.Server(uvicorn_config(app, args.host, args.port, settings)).run()
-        return 0
-    serve_on_socket(app, sock, settings)
+    serve: Callable[[ServeOptions], None] = cast(Any, load(stack.adapter))
+    argv = (*spec.to_args(), *settings.to_args())
+    serve(
+        ServeOptions(sock, settings, source, argv, args.workers, args.threads or default_threads())
+    )
     return 0
+
+
+def listening(args: argparse.Namespace) -> socket.socket:
+    """A new socket to serve on, at --host and --port."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(4096)
+    return sock
+
+
+def serve_fastapi(options: ServeOptions) -> None:
+    """fastapi@uvicorn: the FastAPI app under uvicorn."""
+    app = create_app(options.source, options.settings)
+    freeze_startup_objects()
+    serve_on_socket(app, options.sock, options.settings)
 
 
 def freeze_startup_objects() -> None:
