@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from support import serve
 
-from harness.measure.server_process import ServerProcess, running_server
+from harness.measure.server_process import ServerProcess
 from servers.sources.corpus import corpus_tokens
 from servers.sources.spec import SourceSpec
 
@@ -26,8 +26,7 @@ def corpus_spec() -> SourceSpec:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with running_server(FULL_CORPUS, tmp_path_factory.mktemp("server") / "server.log") as process:
-        yield process
+    yield from serve(tmp_path_factory, "server", FULL_CORPUS)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from clients.blocking_io import BlockingClient
 from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess, running_server
 from servers.sources.spec import SourceSpec
+from stacks import DEFAULT as DEFAULT_STACK
 from transports import TRANSPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +53,27 @@ def blocking_client(transport: str, settings: ClientSettings) -> BlockingClient:
     return BlockingClient(transport, TRANSPORTS.get(transport).exchange, settings)
 
 
+STACK_ENV = "TOKENWIRE_TEST_STACK"  # the stack the server suites run against (.ci/run)
+
+
+def test_stack() -> str:
+    """The stack under test: `TOKENWIRE_TEST_STACK`, else the default."""
+    return os.environ.get(STACK_ENV) or DEFAULT_STACK
+
+
+def stack_args() -> tuple[str, ...]:
+    """servers.run's flags for the stack under test (none for the default)."""
+    stack = test_stack()
+    return () if stack == DEFAULT_STACK else ("--stack", stack)
+
+
 def serve(
     tmp_path_factory: pytest.TempPathFactory, name: str, spec: SourceSpec, *server_args: str
 ) -> Iterator[ServerProcess]:
-    """A real server process for a fixture, its log in a fresh temporary folder."""
+    """A real server process for a fixture, its log in a fresh temporary folder, on the
+    stack under test."""
     log = tmp_path_factory.mktemp(name) / "server.log"
-    with running_server(spec, log, extra_args=server_args) as process:
+    with running_server(spec, log, extra_args=(*stack_args(), *server_args)) as process:
         yield process
 
 

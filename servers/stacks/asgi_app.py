@@ -9,6 +9,7 @@ is gone.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
@@ -55,6 +56,11 @@ def _query(scope: Scope) -> dict[str, str]:
     for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
         found.setdefault(name, value)
     return found
+
+
+async def until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class AsgiSocket:
@@ -133,7 +139,7 @@ class BareApp:
             return
         call = Call(state, method, path, params, _query(scope), headers, body)
         assert route.handler is not None
-        await self.reply(send, await answered(route.handler, call))
+        await self.reply(send, await answered(route.handler, call), receive)
 
     async def body_chunks(self, receive: Receive) -> AsyncIterator[bytes]:
         while True:
@@ -144,22 +150,38 @@ class BareApp:
             if not message.get("more_body", False):
                 return
 
-    async def reply(self, send: Send, answer: Answer) -> None:
+    async def reply(self, send: Send, answer: Answer, receive: Receive | None = None) -> None:
         head = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.head()]
         start = {"type": "http.response.start", "status": answer.status, "headers": head}
         if answer.chunks is None:
             await send(start)
             await send({"type": "http.response.body", "body": answer.body})
             return
+        chunks = answer.chunks
+        try:
+            if receive is None:
+                await self.pump(send, start, chunks)
+                return
+            # ASGI servers before spec 2.4 drop writes to a client that left without a word:
+            # only `receive` tells, so it is watched while the stream is sent
+            sender = asyncio.ensure_future(self.pump(send, start, chunks))
+            watcher = asyncio.ensure_future(until_disconnect(receive))
+            await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sender, watcher):
+                task.cancel()
+            await asyncio.gather(sender, watcher, return_exceptions=True)
+        finally:
+            await chunks.aclose()
+
+    @staticmethod
+    async def pump(send: Send, start: Event, chunks: AsyncIterator[bytes]) -> None:
         try:
             await send(start)
-            async for chunk in answer.chunks:
+            async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         except (StreamAborted, OSError):
             pass  # the client left, or the stream is cut short: the server closes the connection
-        finally:
-            await answer.chunks.aclose()
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope["path"])

@@ -4,6 +4,7 @@ and the arguments that rebuild them in a worker process of the stack's own."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -42,5 +43,10 @@ def rebuilt(argv: list[str]) -> tuple[TokenSource, ServerSettings]:
     return build_source(spec_from_args(args)), ServerSettings.from_args(args)
 
 
+def args_env(argv: tuple[str, ...]) -> str:
+    """servers.run's arguments as `ARGS_ENV` holds them (JSON: no NUL in an environment)."""
+    return json.dumps(list(argv))
+
+
 def rebuilt_from_env() -> tuple[TokenSource, ServerSettings]:
-    return rebuilt(os.environ.get(ARGS_ENV, "").split("\0") if os.environ.get(ARGS_ENV) else [])
+    return rebuilt(json.loads(os.environ.get(ARGS_ENV) or "[]"))

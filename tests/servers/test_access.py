@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 import websockets
-from support import FAST_POLLS, ROOT, TRANSPORT_NAMES, async_client, blocking_client
+from support import FAST_POLLS, ROOT, TRANSPORT_NAMES, async_client, blocking_client, stack_args
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
@@ -66,7 +66,7 @@ def guarded(token_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     args = ("--token-file", str(token_file), "--cors-origin", ALLOWED)
     with pytest.MonkeyPatch.context() as env:
         env.delenv(SERVER_TOKEN_ENV, raising=False)
-        process = start_server(SPEC, log, extra_args=args)
+        process = start_server(SPEC, log, extra_args=(*stack_args(), *args))
     try:
         yield process
     finally:
@@ -79,7 +79,7 @@ def env_guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     log = tmp_path_factory.mktemp("env-guarded") / "server.log"
     with pytest.MonkeyPatch.context() as env:  # only while it starts: no other server gets it
         env.setenv(SERVER_TOKEN_ENV, ENV_TOKEN)
-        process = start_server(SPEC, log)
+        process = start_server(SPEC, log, extra_args=stack_args())
     try:
         yield process
     finally:

@@ -89,6 +89,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from support import stack_args
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -203,7 +204,7 @@ def fuzzed_server(
     """The server under fuzzing (its log in a fresh folder) and a client of it."""
     log = tmp_path_factory.mktemp(name) / "server.log"
     with (
-        running_server(FUZZ_SPEC, log, extra_args=FUZZ_SERVER_ARGS) as server,
+        running_server(FUZZ_SPEC, log, extra_args=(*stack_args(), *FUZZ_SERVER_ARGS)) as server,
         http_client(server.base_url) as http,
     ):
         yield server, http

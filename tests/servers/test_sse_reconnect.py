@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import serve
+from support import serve, stack_args
 
 from harness.measure.server_process import ServerProcess, start_server, stop_server
 from servers.settings import SERVER_TOKEN_ENV
@@ -56,7 +56,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     with pytest.MonkeyPatch.context() as env:
         env.delenv(SERVER_TOKEN_ENV, raising=False)
         args = ("--token-file", str(tokens))
-        process = start_server(SLOW, Path(folder / "server.log"), extra_args=args)
+        process = start_server(SLOW, Path(folder / "server.log"), extra_args=(*stack_args(), *args))
     try:
         yield process
     finally:
