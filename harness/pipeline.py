@@ -2,8 +2,10 @@
 
 A sweep runs every value of its axis in turn, in one run folder; the server is restarted
 only when the swept axis is one the server process holds (`SERVER_AXES`: the source preset,
-the push responses' streaming headers). With `server_processes` > 1 there are N servers,
-one `ServerGroup` (logs `server-<i>.log`), on loopback only: a path fronts one server.
+the push responses' streaming headers, the server stack). Every phase records the stack it
+ran on (`StackSetup`, resolved: a threaded stack's workers and threads). With
+`server_processes` > 1 there are N servers, one `ServerGroup` (logs `server-<i>.log`), on
+loopback only: a path fronts one server.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from harness.measure.server_process import ServerGroup, running_servers
 from harness.present.console import RichProgress, faults_table, problems_text, summary_table
 from harness.present.report import has_faults, write_report
 from servers.cpus import format_cpus, pin, usable_cpus
+from stacks import DEFAULT as DEFAULT_STACK
 
 
 def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]:
@@ -97,7 +100,10 @@ def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
                 )
                 # what the path's layers saw of the run: theirs to record, once it is over
                 parameters = path.parameters()
-                phases = [replace(phase, path_parameters=parameters) for phase in phases]
+                ran_on = point_scenario.stack_setup()
+                phases = [
+                    replace(phase, path_parameters=parameters, stack=ran_on) for phase in phases
+                ]
             points.append(Point(value, {phase.transport: phase for phase in phases}))
     return points
 
@@ -108,6 +114,18 @@ def _processes_text(scenario: Scenario) -> str:
     if server == client == 1:
         return ""
     return f"{server} server processes, {client} client processes; "
+
+
+def _stack_text(scenario: Scenario) -> str:
+    """The stack, when it is not the default (or is swept), for the run's first line."""
+    if scenario.sweep is not None and scenario.sweep.axis == "stack":
+        return ""  # the sweep names them
+    if scenario.stack == DEFAULT_STACK:
+        return ""
+    setup = scenario.stack_setup()
+    if setup.thread_limit is None:
+        return f"stack {setup.name}; "
+    return f"stack {setup.name} ({setup.workers} worker x {setup.threads} threads); "
 
 
 def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list[str]) -> RunResult:
@@ -121,7 +139,7 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         f"[bold]tokenwire[/] scenario [cyan]{scenario.name}[/]: "
         f"{', '.join(scenario.transports)}; {scenario.requests} streams each at concurrency "
         f"{scenario.concurrency}; source preset {scenario.source.preset}{sweep}; "
-        f"{_processes_text(scenario)}results in {run_dir}",
+        f"{_processes_text(scenario)}{_stack_text(scenario)}results in {run_dir}",
         highlight=False,
     )
     points = measure(scenario, run_dir, console)

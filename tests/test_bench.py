@@ -12,6 +12,7 @@ from support import TRANSPORT_NAMES, bench
 
 from bench import main
 from harness.analyse.results import SCHEMA_VERSION
+from stacks import DEFAULT as DEFAULT_STACK
 
 SUMMARY_DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "added_delay_ms")
 SUMMARY_NUMBERS = (
@@ -150,6 +151,7 @@ def test_a_small_run_writes_complete_results(tmp_path: Path) -> None:
     assert results["metadata"]["cpu_count"] >= 1
     assert results["metadata"]["packages"]["fastapi"]
     assert results["scenario"]["requests"] == 6
+    assert (results["scenario"]["stack"], results["scenario"]["threads"]) == (DEFAULT_STACK, 0)
     assert list(results["transports"]) == list(TRANSPORT_NAMES)
     for name, entry in results["transports"].items():
         summary = entry["summary"]
@@ -161,6 +163,8 @@ def test_a_small_run_writes_complete_results(tmp_path: Path) -> None:
         assert summary["tokens_lost"] == summary["tokens_duplicated"] == summary["errors"] == 0
         assert summary["tokens_received"] == summary["tokens_emitted"] > 0
         assert len(entry["phase"]["requests"]) == 6
+        stack = {"name": DEFAULT_STACK, "http_versions": ["1.1"], "workers": None, "threads": None}
+        assert entry["phase"]["stack"] == stack  # the default stack, as run
     assert results["transports"]["sse"]["summary"]["requests_per_stream"] == 1
     assert results["transports"]["short_poll"]["summary"]["requests_per_stream"] > 2
     header = (out / "summary.csv").read_text().splitlines()[0]

@@ -74,7 +74,8 @@ def test_a_tiny_search_writes_json_chart_and_page(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     saved = orjson.loads((out / "capacity.json").read_bytes())
-    sse = saved["transports"]["sse"]
+    (sse,) = saved["cells"]
+    assert (sse["transport"], sse["stack"], sse["thread_limit"]) == ("sse", "fastapi@uvicorn", None)
     assert sse["capacity"] == 2 and sse["stopped"] == "max" and sse["limiting"] is None
     assert [(p["role"], p["concurrency"], p["streams"]) for p in sse["probes"]] == [
         ("unloaded", 1, 3),
@@ -102,8 +103,9 @@ def test_a_search_over_two_transports_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     saved = orjson.loads((out / "capacity.json").read_bytes())
-    assert list(saved["transports"]) == ["sse", "short_poll"]
-    for name, result in saved["transports"].items():
+    assert [c["transport"] for c in saved["cells"]] == ["sse", "short_poll"]
+    for result in saved["cells"]:
+        name = result["transport"]
         searched = [p for p in result["probes"] if p["role"] == "search"]
         counted = [p for p in searched if not p["superseded"]]
         assert len(counted) <= 3 and all(1 <= p["concurrency"] <= 8 for p in searched)
@@ -114,6 +116,6 @@ def test_a_search_over_two_transports_end_to_end(tmp_path: Path) -> None:
             label = f"{name}-c{probe['concurrency']}{'-rerun' if probe['rerun'] else ''}"
             run = load_run(out / "probes" / label)  # --keep-probes: every raw record
             assert len(run.phases[name].requests) == probe["streams"]
-    assert saved["transports"]["short_poll"]["design_delay_ms"] == 20
+    assert saved["cells"][1]["design_delay_ms"] == 20
     page = (out / "capacity.html").read_text(encoding="utf-8")
     assert "short_poll" in page and "<h2>Probes</h2>" in page

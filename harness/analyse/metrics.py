@@ -20,8 +20,9 @@
   HTTP heads (header_bytes_per_token) and the rest: framing and request bodies.
 - requests_per_stream: mean HTTP requests (or WebSocket upgrades) per stream.
 - empty_polls: polls that returned no token and did not end the stream (total).
-- server/client CPU ms per 1,000 tokens: CPU time (user + system) the server process / the
-  driver's event-loop thread spent during the phase, per 1,000 tokens received.
+- server/client CPU ms per 1,000 tokens: CPU time (user + system) the server process (with
+  its worker processes: `harness.measure.process_tree`) / the driver's event-loop thread
+  spent during the phase, per 1,000 tokens received.
 - source_gap_error_ms: for planned sources (the mock, a replayed trace), how far each
   actual emit gap was from the planned one: the source's own timing fidelity. Part of every
   summary: a server too busy to emit on time shows here, not hidden inside added delay.

@@ -29,8 +29,11 @@ Versions:
 
 Optional fields that a reader treats as absent in older files need no new version: the
 scenario's `server_processes` and `client_processes` (the counts a run used; absent: one
-of each), `metadata.processes`, and a phase's `setup` entries that default (one process of
-each, None: not recorded).
+of each), `metadata.processes`, a phase's `setup` entries that default (one process of
+each, None: not recorded), the scenario's `stack`, `workers` and `threads` (absent: the
+default stack, `stacks.DEFAULT`, the only one before stacks; `threads` 0 is "4 per core")
+and a phase's `stack` (`StackSetup`: the stack as run, with a threaded stack's workers and
+threads resolved and its server's HTTP versions; absent: the default stack).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""`bench.py capacity`: per transport, the most concurrent streams within an SLO. The pure
-part: `slo.py` (the SLO check), `assess.py` (a probe's figures and verdict), `search.py` (the
-search's next step) and `figures.py` (capacity, streams per core, memory per stream: what
-`capacity.json` holds); `run.py` runs the probes, `report.py` and `chart.py` show them. The
-rest of this docstring is the reference: `capacity.html` prints it.
+"""`bench.py capacity`: per transport (and server stack), the most concurrent streams within
+an SLO. The pure part: `slo.py` (the SLO check), `assess.py` (a probe's figures and
+verdict), `search.py` (the search's next step) and `figures.py` (capacity, streams per
+core, memory per stream, the thread limit: what `capacity.json` holds); `run.py` runs the
+probes, `report.py`, `chart.py` and `stack_chart.py` show them. The rest of this docstring
+is the reference: `capacity.html` prints it.
 
 The question: how many concurrent streams can one server core hold over each transport, and
 what does each cost? Per transport, a *probe* is one real benchmark run of that transport
@@ -56,7 +57,18 @@ capacity report prints them):
   at the capacity probe; client cores busy likewise for the benchmark's event-loop thread.
 - streams per core: capacity / server cores busy: how many such streams one core holds,
   extrapolated linearly from this load. Results record the server processes
-  (`PhaseRecord.server_processes`, 1: one uvicorn worker); the cores are theirs together.
+  (`PhaseRecord.server_processes`, 1: one server); the cores are theirs together, each
+  server's worker processes included (a stack's master and workers: the CPU of the
+  server's whole process tree, `harness.measure.process_tree`).
+- stacks: `--stack a,b,...` searches every transport on every server stack (`stacks.py`),
+  a *cell* each, with the same SLO and search; one transport's stacks are searched one
+  after another. The table has a row per cell and the stack chart a group per transport,
+  a bar per stack.
+- thread limit: a threaded stack (gunicorn's gthread worker) serves workers x threads
+  requests at once, and a push stream holds its thread from start to end, so streams
+  beyond the limit wait for a thread. The limit *bound* the capacity when the capacity
+  is within 90% of it, at most it, and the first failing probe lay above it: the cell ran
+  out of threads, not of CPU (raise `--threads` to see the CPU's limit).
 - KiB per stream: the least-squares slope of the server's peak resident memory (VmHWM, a
   fresh server per probe) against concurrency over every probe whose streams all
   completed, with its standard error (±). It includes what the server keeps of each

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from harness.capacity.assess import Probe
 from harness.capacity.figures import CapacityRun, TransportCapacity
 from harness.present.plots.chart import DrawnChart
-from harness.present.plots.style import STYLE, color, fmt_value, new_figure, save
+from harness.present.plots.style import LINESTYLES, STYLE, color, fmt_value, new_figure, save
 
 STEM = "capacity"
 TITLE = "Capacity: concurrent streams per server core within the SLO"
@@ -49,15 +49,18 @@ def capacity_chart(run: CapacityRun, title: str) -> Figure:
     and the cores it kept busy. A transport with no bar failed the SLO even unloaded, or
     used no measurable CPU. Right: every probe of the search, concurrency against how near
     it came to the SLO (its figure nearest its limit, value / limit; above 1 fails); dots
-    passed, crosses failed, pale marks failed on timing alone and were re-run."""
+    passed, crosses failed, pale marks failed on timing alone and were re-run; with several
+    server stacks, a bar and a line per transport and stack (line styles tell the stacks
+    apart)."""
     fig = new_figure(title, width=12, height=6)
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.2])
-    names = list(run.transports)
-    heights = [run.transports[n].streams_per_core or 0.0 for n in names]
-    left.bar(range(len(names)), heights, color=[color(n) for n in names], width=0.6)
-    for pos, name in enumerate(names):
+    cells, stacks = run.cells, run.stacks
+    names = [run.name(c) for c in cells]  # with its stack when the run has several
+    heights = [c.streams_per_core or 0.0 for c in cells]
+    left.bar(range(len(cells)), heights, color=[color(c.transport) for c in cells], width=0.6)
+    for pos, cell in enumerate(cells):
         left.annotate(
-            bar_label(run.transports[name]),
+            bar_label(cell),
             (pos, heights[pos]),
             textcoords="offset points",
             xytext=(0, 3),
@@ -66,18 +69,19 @@ def capacity_chart(run: CapacityRun, title: str) -> Figure:
             fontsize=9,
         )
     left.set_xticks(range(len(names)), names, rotation=20)
-    left.set_xlabel("transport")
+    left.set_xlabel("transport" if len(stacks) < 2 else "transport on stack")
     left.set_ylabel("concurrent streams per server core")
     left.margins(y=0.25)
     left.grid(True, axis="y", alpha=0.3)
 
-    for name in names:
-        probes = sorted(run.transports[name].probes, key=lambda p: p.concurrency)
+    for cell, name in zip(cells, names, strict=True):
+        probes = sorted(cell.probes, key=lambda p: p.concurrency)
         final = [p for p in probes if not p.superseded]
         right.plot(
             [p.concurrency for p in final],
             [slo_ratio(p) for p in final],
-            color=color(name),
+            color=color(cell.transport),
+            linestyle=LINESTYLES[stacks.index(cell.stack) % len(LINESTYLES)],
             linewidth=1.5,
             label=name,
         )
@@ -87,7 +91,7 @@ def capacity_chart(run: CapacityRun, title: str) -> Figure:
                 slo_ratio(p),
                 marker="o" if p.passed else "x",
                 s=36,
-                color=color(name),
+                color=color(cell.transport),
                 alpha=0.35 if p.superseded else 1.0,
                 zorder=3,
             )

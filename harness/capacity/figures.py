@@ -1,7 +1,11 @@
-"""What a capacity search found: a transport's capacity and figures from its probes
-(`conclude`: capacity, the limiting figure, cores busy, streams per core, memory per
-stream), and the whole run (`CapacityRun`), both as `capacity.json` holds them. Pure. The
-definitions are in `harness/capacity/__init__.py`.
+"""What a capacity search found: a transport's capacity and figures from its probes on one
+server stack (`conclude`: capacity, the limiting figure, cores busy, streams per core,
+memory per stream, a threaded stack's thread limit), and the whole run (`CapacityRun`: a
+cell per transport and stack), both as `capacity.json` holds them. Pure. The definitions
+are in `harness/capacity/__init__.py`.
+
+`capacity.json` versions: 1, `transports.<name>` (one stack, the default); 2, `cells`, a
+list, each naming its transport and stack (`CapacityRun.from_json` reads both).
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import numpy as np
 from harness.capacity.assess import SEARCH, UNLOADED, Probe
 from harness.capacity.search import SearchLimits, bracket
 from harness.capacity.slo import FIGURES, NO_DESIGN_DELAY, DesignDelay, Slo, fmt
+from stacks import DEFAULT as DEFAULT_STACK
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# a threaded stack's thread limit bound the capacity when the capacity is within this share
+# of the limit (the search brackets to within 10%) and the first failure lies above it
+THREAD_BOUND_SHARE = 0.9
 
 
 def memory_per_stream_kib(points: Sequence[tuple[int, int]]) -> tuple[float | None, float | None]:
@@ -62,14 +70,38 @@ class TransportCapacity:
     design_delay_ms: float
     raised_limits: dict[str, float]  # figure -> the limit the search used (see the docstring)
     probes: list[Probe]
+    stack: str = DEFAULT_STACK  # the server stack the probes ran on (stacks.py)
+    workers: int | None = None  # a threaded stack's worker processes (None: not threaded)
+    threads: int | None = None  # a threaded stack's threads per worker, resolved
 
     @property
     def probes_run(self) -> int:
         return len(self.probes)
 
+    @property
+    def thread_limit(self) -> int | None:
+        """Requests a threaded stack serves at once, workers x threads (a push stream holds
+        a thread from start to end); None for other stacks."""
+        if self.workers is None or self.threads is None:
+            return None
+        return self.workers * self.threads
+
+    @property
+    def bound_by_threads(self) -> bool:
+        """The thread limit bound the capacity: it is within `THREAD_BOUND_SHARE` of the
+        limit, at most the limit, and the first failure came above the limit (streams beyond
+        the threads waited for one)."""
+        limit = self.thread_limit
+        if limit is None or not self.capacity or self.limiting_concurrency is None:
+            return False
+        near = THREAD_BOUND_SHARE * limit <= self.capacity <= limit
+        return near and self.limiting_concurrency > limit
+
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "probes"}
         data["probes_run"] = self.probes_run
+        data["thread_limit"] = self.thread_limit
+        data["bound_by_threads"] = self.bound_by_threads
         data["probes"] = [p.to_json() for p in self.probes]
         return data
 
@@ -95,10 +127,14 @@ def conclude(
     design: DesignDelay = NO_DESIGN_DELAY,
     strict: bool = False,
     raised: dict[str, float] | None = None,
+    stack: str = DEFAULT_STACK,
+    workers: int | None = None,
+    threads: int | None = None,
 ) -> TransportCapacity:
-    """The transport's capacity and figures from its probes; `stopped` is why the search
-    ended (`Step.why`, "time", or "unloaded" when the unloaded probe failed); `raised`: the
-    unloaded values its limits were raised by (figure -> value)."""
+    """The transport's capacity and figures from its probes on `stack` (a threaded one's
+    `workers` and `threads`); `stopped` is why the search ended (`Step.why`, "time", or
+    "unloaded" when the unloaded probe failed); `raised`: the unloaded values its limits
+    were raised by (figure -> value)."""
     raised = raised or {}
     unloaded = counted(probes, UNLOADED)
     floor = 1 if unloaded and unloaded[-1].passed else 0
@@ -155,6 +191,9 @@ def conclude(
         design_delay_ms=0.0 if strict else design.ms,
         raised_limits=limits,
         probes=list(probes),
+        stack=stack,
+        workers=workers,
+        threads=threads,
     )
 
 
@@ -176,6 +215,12 @@ def _reason(stopped: str, capacity: int, high: int | None, limits: SearchLimits)
 # --- the whole run --------------------------------------------------------------------------
 
 
+def cell_name(transport: str, stack: str, stacks: int) -> str:
+    """A cell as tables and legends name it: the transport, and its stack when the run has
+    more than one (`sse on asgi@uvicorn`)."""
+    return transport if stacks < 2 else f"{transport} on {stack}"
+
+
 @dataclass
 class CapacityRun:
     metadata: dict[str, Any]
@@ -183,7 +228,25 @@ class CapacityRun:
     slo: Slo
     limits: SearchLimits
     settings: dict[str, Any]  # streams per probe, unloaded streams, time budget, re-run margin
-    transports: dict[str, TransportCapacity]
+    cells: list[TransportCapacity]  # one per transport and stack, in the order searched
+
+    @property
+    def transports(self) -> list[str]:
+        return list(dict.fromkeys(c.transport for c in self.cells))
+
+    @property
+    def stacks(self) -> list[str]:
+        return list(dict.fromkeys(c.stack for c in self.cells))
+
+    def cell(self, transport: str, stack: str | None = None) -> TransportCapacity:
+        """The cell of `transport` on `stack` (on the run's only stack when None)."""
+        for c in self.cells:
+            if c.transport == transport and (stack is None or c.stack == stack):
+                return c
+        raise KeyError(f"no capacity cell for {transport} on {stack or 'any stack'}")
+
+    def name(self, cell: TransportCapacity) -> str:
+        return cell_name(cell.transport, cell.stack, len(self.stacks))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,18 +257,22 @@ class CapacityRun:
             "slo": asdict(self.slo),
             "search": self.limits.to_json(),
             "settings": self.settings,
-            "transports": {name: t.to_json() for name, t in self.transports.items()},
+            "stacks": self.stacks,
+            "cells": [c.to_json() for c in self.cells],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CapacityRun:
+        """A `capacity.json` of version 1 (one stack: the default) or 2."""
+        if data.get("schema_version", 1) == 1:
+            cells = [TransportCapacity.from_json(t) for t in data["transports"].values()]
+        else:
+            cells = [TransportCapacity.from_json(c) for c in data["cells"]]
         return cls(
             metadata=data["metadata"],
             scenario=data["scenario"],
             slo=Slo(**data["slo"]),
             limits=SearchLimits(**data["search"]),
             settings=data["settings"],
-            transports={
-                name: TransportCapacity.from_json(t) for name, t in data["transports"].items()
-            },
+            cells=cells,
         )

@@ -13,6 +13,7 @@ from harness import capacity as definitions_source
 from harness.capacity.assess import UNLOADED, Probe
 from harness.capacity.chart import draw_capacity, source_text
 from harness.capacity.figures import CapacityRun, TransportCapacity
+from harness.capacity.stack_chart import draw_stack_capacity
 from harness.present.plots.chart import DrawnChart
 from harness.present.report import (
     definitions,
@@ -29,6 +30,7 @@ from harness.present.report import (
 REPORT_NAME = "capacity.html"
 COLUMNS = (
     "transport",
+    "stack",
     "capacity\nstreams",
     "limiting figure\n(at the lowest failing probe)",
     "server cores\nbusy",
@@ -39,6 +41,25 @@ COLUMNS = (
     "probes\nrun",
     "search",
 )
+THREADS_COLUMN = "thread limit\n(workers × threads)"  # with a threaded stack in the run
+
+
+def columns(run: CapacityRun) -> tuple[str, ...]:
+    """The table's columns: the thread limit's after the capacity's when a threaded stack
+    was searched."""
+    if all(c.thread_limit is None for c in run.cells):
+        return COLUMNS
+    at = COLUMNS.index("capacity\nstreams") + 1
+    return (*COLUMNS[:at], THREADS_COLUMN, *COLUMNS[at:])
+
+
+def thread_limit_cell(result: TransportCapacity) -> str:
+    """`8 = 1 × 8`, and `: bound it` when the thread limit bound the capacity (`-`: a stack
+    that is not threaded)."""
+    if result.thread_limit is None:
+        return "-"
+    text = f"{result.thread_limit:,} = {result.workers} × {result.threads}"
+    return text + (": bound it" if result.bound_by_threads else "")
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -73,15 +94,16 @@ def _figure(probe: Probe, name: str) -> str:
     return f"{check.value:.0f}" if name == "lost" else f"{check.value:.1f}"
 
 
-def probe_line(probe: Probe, n: int) -> str:
-    """One probe as it finishes: where, pass or fail (and what failed), the figures."""
+def probe_line(probe: Probe, n: int, name: str | None = None) -> str:
+    """One probe as it finishes: its cell (`name`: the transport, and its stack when the
+    run has several), where, pass or fail (and what failed), the figures."""
     where = "unloaded" if probe.role == UNLOADED else f"{probe.concurrency:,} in flight"
     verdict = "[green]pass[/]" if probe.passed else f"[red]FAIL[/] {probe.verdict.limiting()}"
     ttft = probe.verdict.figure("ttft_p99_ms")
     ttft_text = "-" if ttft is None or ttft.value is None else f"{ttft.value:.0f}/{ttft.limit:.0f}"
     rss = probe.server_peak_rss_bytes
     return (
-        f"  {probe.transport:<10} probe {n:>2}  {where:>16}, {probe.streams:,} streams  "
+        f"  {name or probe.transport:<10} probe {n:>2}  {where:>16}, {probe.streams:,} streams  "
         f"{verdict}  [dim]added p99 {_figure(probe, 'added_delay_p99_ms')} ms · gap p99 "
         f"{_figure(probe, 'source_gap_error_p99_ms')} ms · TTFT p99 {ttft_text} ms · lost "
         f"{_figure(probe, 'lost')} · server {_num(probe.server_cores_busy, 2)} cores, client "
@@ -96,15 +118,19 @@ def capacity_table(run: CapacityRun, title: str) -> Table:
         title_justify="left",
         header_style="bold",
         caption=f"SLO: {run.slo.text()}. Streams per core: capacity / server cores busy at "
-        "it. KiB per stream: slope of the server's peak memory against concurrency.",
+        "it (the server's worker processes included). KiB per stream: slope of the server's "
+        "peak memory against concurrency. Thread limit: a threaded stack's workers × threads "
+        "(a stream holds a thread); `bound it` when the capacity stopped there.",
         caption_justify="left",
     )
-    for column in COLUMNS:
-        left = column.startswith(("transport", "limiting", "search"))
+    shown = columns(run)
+    for column in shown:
+        left = column.startswith(("transport", "stack", "limiting", "search"))
         table.add_column(column, justify="left" if left else "right")
-    for name, r in run.transports.items():
-        table.add_row(
-            name,
+    for r in run.cells:
+        cells = [
+            r.transport,
+            r.stack,
             capacity_cell(r),
             f"[{'red' if r.stopped == 'unloaded' else 'default'}]{limiting_cell(r)}",
             _num(r.server_cores_busy, 2),
@@ -114,7 +140,10 @@ def capacity_table(run: CapacityRun, title: str) -> Table:
             _num(r.server_cpu_ms_per_1k_tokens, 0),
             str(r.probes_run),
             r.reason,
-        )
+        ]
+        if THREADS_COLUMN in shown:
+            cells.insert(shown.index(THREADS_COLUMN), thread_limit_cell(r))
+        table.add_row(*cells)
     return table
 
 
@@ -125,12 +154,14 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def summary_html(run: CapacityRun) -> str:
-    head = [c.replace("\n", " ") for c in COLUMNS]
+    shown = columns(run)
+    head = [c.replace("\n", " ") for c in shown]
     rows = []
-    for name, r in run.transports.items():
+    for r in run.cells:
         rows.append(
             [
-                transport_cell(name),
+                transport_cell(r.transport),
+                f'<td class="name">{esc(r.stack)}</td>',
                 f"<td>{esc(capacity_cell(r))}</td>",
                 f'<td class="name">{esc(limiting_cell(r))}</td>',
                 f"<td>{number(r.server_cores_busy)}</td>",
@@ -143,6 +174,8 @@ def summary_html(run: CapacityRun) -> str:
                 f'<td class="name">{esc(r.reason)}</td>',
             ]
         )
+        if THREADS_COLUMN in shown:
+            rows[-1].insert(shown.index(THREADS_COLUMN), f"<td>{esc(thread_limit_cell(r))}</td>")
     return _html_table(head, rows)
 
 
@@ -192,12 +225,13 @@ def probes_html(result: TransportCapacity) -> str:
     return _html_table(head, rows)
 
 
-def render_capacity_report(run: CapacityRun, chart: DrawnChart, run_dir: Path) -> str:
+def render_capacity_report(run: CapacityRun, charts: Sequence[DrawnChart], run_dir: Path) -> str:
     name = run.scenario.get("name", "run")
     body = [f"<h1>tokenwire capacity: {esc(name)}</h1>"]
     body.append(
         '<p class="lead">How many concurrent streams one server core holds over each '
-        f"transport within the SLO, and what each costs.<br>{esc(source_text(run.scenario))}"
+        "transport within the SLO, and what each costs, on the server stacks "
+        f"{esc(', '.join(run.stacks))}.<br>{esc(source_text(run.scenario))}"
         f"<br>SLO: {esc(run.slo.text())}<br>run folder <code>{esc(run_dir)}</code>, started "
         f"{esc(run.metadata.get('started_utc', '?'))}</p>"
     )
@@ -209,10 +243,10 @@ def render_capacity_report(run: CapacityRun, chart: DrawnChart, run_dir: Path) -
         "(the client sharing this machine, the source's timing, the transport's own delay); "
         "compare the client's cores in the probe tables.</p>"
     )
-    body.append(figure(chart))
+    body.extend(figure(c) for c in charts)
     body.append("<h2>Probes</h2>")
-    for transport, result in run.transports.items():
-        body.append(f"<h3>{esc(transport)}</h3>")
+    for result in run.cells:
+        body.append(f"<h3>{esc(run.name(result))}</h3>")
         body.append(probes_html(result))
     body.append("<h2>Search</h2>")
     body.append(key_value_table([*run.limits.to_json().items(), *run.settings.items()]))
@@ -226,8 +260,11 @@ def render_capacity_report(run: CapacityRun, chart: DrawnChart, run_dir: Path) -
 
 
 def write_capacity_report(run: CapacityRun, run_dir: Path) -> Path:
-    """Draw the chart into `run_dir` and write `run_dir/capacity.html`."""
-    chart = draw_capacity(run, run_dir)
+    """Draw the charts into `run_dir` (the stack chart too when the run searched several
+    stacks) and write `run_dir/capacity.html`."""
+    charts = [draw_capacity(run, run_dir)]
+    if len(run.stacks) > 1:
+        charts.append(draw_stack_capacity(run, run_dir))
     path = run_dir / REPORT_NAME
-    path.write_text(render_capacity_report(run, chart, run_dir), encoding="utf-8")
+    path.write_text(render_capacity_report(run, charts, run_dir), encoding="utf-8")
     return path

@@ -1,11 +1,13 @@
-"""`bench.py capacity` from start to finish: per transport, the unloaded probe and then the
-bounded search (`search.py`), each probe a real benchmark run of that one transport at one
-concurrency on a fresh server process (so its peak memory is its own); then
-`capacity.json`, the chart and `capacity.html` in the run folder.
+"""`bench.py capacity` from start to finish: per transport and server stack (a *cell*), the
+unloaded probe and then the bounded search (`search.py`), each probe a real benchmark run
+of that one transport at one concurrency on a fresh server process of that stack (so its
+peak memory is its own); then `capacity.json`, the charts and `capacity.html` in the run
+folder.
 
-The transports are searched one after another. Each gets its unloaded probe whatever the
-time, then an equal share of what is left of the time budget (a transport that finishes
-early leaves its time to the ones after it).
+The cells are searched one after another: per transport, each stack in turn (so that one
+transport's stacks are measured close together in time). Each gets its unloaded probe
+whatever the time, then an equal share of what is left of the time budget (a cell that
+finishes early leaves its time to the ones after it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from harness.capacity.assess import (
     ttft_overhead_p99_ms,
 )
 from harness.capacity.chart import source_text
-from harness.capacity.figures import CapacityRun, TransportCapacity, conclude
+from harness.capacity.figures import CapacityRun, TransportCapacity, cell_name, conclude
 from harness.capacity.report import capacity_table, probe_line, write_capacity_report
 from harness.capacity.search import SearchLimits, search
 from harness.capacity.slo import Slo, design_delay, raise_limits, unloaded_misses
@@ -110,8 +112,18 @@ def run_probe(scenario: Scenario, probe_dir: Path) -> tuple[PhaseRecord, int | N
     return phase, memory.peak_bytes, time.monotonic() - started
 
 
+def stack_scenarios(scenario: Scenario) -> list[Scenario]:
+    """The scenario on each stack it searches: every stack of a sweep over stacks (`--stack
+    a,b`), or its one stack."""
+    if scenario.sweep is not None and scenario.sweep.axis == "stack":
+        return [replace(scenario.at(v), sweep=None) for v in scenario.sweep.values]
+    return [scenario]
+
+
 class TransportSearch:
-    """The unloaded probe and the search of one transport, printing a line per probe."""
+    """The unloaded probe and the search of one transport on the scenario's stack, printing
+    a line per probe. `several_stacks`: the run searches more than one stack, so the cell is
+    named with its stack and its probes are kept under `probes/<stack>/`."""
 
     def __init__(
         self,
@@ -122,9 +134,12 @@ class TransportSearch:
         console: Console,
         deadline: float,
         metadata: dict[str, object],
+        several_stacks: bool = False,
     ) -> None:
         self.scenario = scenario
         self.transport = transport
+        self.name = cell_name(transport, scenario.stack, 2 if several_stacks else 1)
+        self.probe_root = run_dir / "probes" / (scenario.stack if several_stacks else "")
         self.settings = settings
         self.run_dir = run_dir
         self.console = console
@@ -142,9 +157,9 @@ class TransportSearch:
         streams = probe_streams(self.settings, role, concurrency)
         scenario = probe_scenario(self.scenario, self.transport, concurrency, streams)
         label = f"{self.transport}-c{concurrency}{'-rerun' if rerun else ''}"
-        probe_dir = self.run_dir / "probes" / label
+        probe_dir = self.probe_root / label
         what = "unloaded" if role == UNLOADED else f"{concurrency} streams in flight"
-        with self.console.status(f"{self.transport}: {what}, {streams} streams ..."):
+        with self.console.status(f"{self.name}: {what}, {streams} streams ..."):
             phase, peak_bytes, duration = run_probe(scenario, probe_dir)
         if role == UNLOADED:
             self.unloaded_overhead_ms = ttft_overhead_p99_ms(steady_part(phase, concurrency))
@@ -164,7 +179,7 @@ class TransportSearch:
         if self.settings.keep_probes:
             run = RunResult.single(self.metadata, scenario.to_json(), {self.transport: phase})
             save_run(run, probe_dir)
-        self.console.print(probe_line(probe, len(self.probes)), highlight=False)
+        self.console.print(probe_line(probe, len(self.probes), self.name), highlight=False)
         return probe
 
     def measure(self, concurrency: int, role: str) -> Probe:
@@ -174,7 +189,7 @@ class TransportSearch:
         if probe.verdict.timing_only and not self.out_of_time():
             probe.superseded = True
             self.console.print(
-                f"  {self.transport}: failed on timing alone; re-running it once to tell "
+                f"  {self.name}: failed on timing alone; re-running it once to tell "
                 "overload from a disturbance",
                 highlight=False,
             )
@@ -190,7 +205,7 @@ class TransportSearch:
                 unloaded.verdict = raise_limits(unloaded.verdict, self.raised)
                 raised = [c.text() for c in unloaded.verdict.checks if c.figure in self.raised]
                 self.console.print(
-                    f"  {self.transport}: unloaded already misses a limit; its search uses "
+                    f"  {self.name}: unloaded already misses a limit; its search uses "
                     + "; ".join(raised),
                     highlight=False,
                 )
@@ -205,6 +220,7 @@ class TransportSearch:
 
             _, step = search(oracle, limits, floor=1)
             stopped = step.why
+        stack = self.scenario.stack_setup()
         return conclude(
             self.transport,
             self.probes,
@@ -213,6 +229,9 @@ class TransportSearch:
             design=self.design,
             strict=self.settings.slo.strict,
             raised=self.raised,
+            stack=stack.name,
+            workers=stack.workers,
+            threads=stack.threads,
         )
 
 
@@ -223,12 +242,15 @@ def run_capacity(
     console: Console,
     argv: list[str],
 ) -> CapacityRun:
-    """Search every transport of `scenario`, then save, chart, report and print."""
+    """Search every transport of `scenario` on each of its stacks, then save, chart, report
+    and print."""
     started = dt.datetime.now(dt.UTC)
     run_dir.mkdir(parents=True, exist_ok=True)
     limits = settings.limits
+    on_stacks = stack_scenarios(scenario)
+    stacks = ", ".join(s.stack for s in on_stacks)
     console.print(
-        f"[bold]tokenwire capacity[/]: {', '.join(scenario.transports)}; "
+        f"[bold]tokenwire capacity[/]: {', '.join(scenario.transports)} on {stacks}; "
         f"{source_text(scenario.to_json())}; unloaded first, then from {limits.start} streams "
         f"in flight doubling up to {limits.maximum}, at most {limits.max_probes} probes of "
         f"{settings.streams_per_probe:g}x their concurrency each; time budget "
@@ -238,14 +260,22 @@ def run_capacity(
     console.print(f"SLO: {settings.slo.text()}", highlight=False)
     metadata = environment(started, started, argv)
     end = time.monotonic() + settings.time_budget_s
-    results: dict[str, TransportCapacity] = {}
-    for k, transport in enumerate(scenario.transports):
-        left = len(scenario.transports) - k
+    cells = [(t, on_stack) for t in scenario.transports for on_stack in on_stacks]
+    results: list[TransportCapacity] = []
+    for k, (transport, on_stack) in enumerate(cells):
+        left = len(cells) - k
         deadline = time.monotonic() + max(end - time.monotonic(), 0.0) / left
         searcher = TransportSearch(
-            scenario, transport, settings, run_dir, console, deadline, metadata
+            on_stack,
+            transport,
+            settings,
+            run_dir,
+            console,
+            deadline,
+            metadata,
+            several_stacks=len(on_stacks) > 1,
         )
-        results[transport] = searcher.run()
+        results.append(searcher.run())
     metadata = environment(started, dt.datetime.now(dt.UTC), argv)
     run = CapacityRun(
         metadata=metadata,
@@ -253,7 +283,7 @@ def run_capacity(
         slo=settings.slo,
         limits=limits,
         settings=settings.to_json(),
-        transports=results,
+        cells=results,
     )
     (run_dir / RESULTS_NAME).write_bytes(orjson.dumps(run.to_json(), option=orjson.OPT_INDENT_2))
     report = write_capacity_report(run, run_dir)

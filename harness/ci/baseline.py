@@ -39,6 +39,8 @@ import orjson
 from errors import BaselineError
 from harness.analyse.metrics import TransportSummary
 from harness.analyse.results import RunResult
+from stacks import DEFAULT as DEFAULT_STACK
+from stacks import DEFAULT_WORKERS
 
 KIND = "tokenwire-baseline"
 SCHEMA_VERSION = 1
@@ -64,6 +66,8 @@ FIGURES: tuple[str, ...] = (
 # of these different still fits. `inject` is the deliberate regression a test run adds on
 # purpose; `load` shapes locust load tests (`bench.py load`), not runs.
 IGNORED_SCENARIO_FIELDS = frozenset({"name", "description", "inject", "stream_timeout_s", "load"})
+# fields whose absence (a scenario saved before they existed) means a value: compared as it
+ABSENT_SCENARIO_FIELDS = {"stack": DEFAULT_STACK, "workers": DEFAULT_WORKERS, "threads": 0}
 ENVIRONMENT_FIELDS = (
     "tokenwire_version",
     "git_commit",
@@ -171,12 +175,15 @@ def require_plain(run: RunResult, where: str = "the run") -> None:
 
 
 def _measured(scenario: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in scenario.items() if k not in IGNORED_SCENARIO_FIELDS}
+    full = {**ABSENT_SCENARIO_FIELDS, **scenario}
+    return {k: v for k, v in full.items() if k not in IGNORED_SCENARIO_FIELDS}
 
 
 def scenario_differences(baseline: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
     """Fields that differ between two saved scenarios, as `field: baseline X, run Y`. Fields
-    that only one side has (a newer tokenwire added them) are left out."""
+    that only one side has (a newer tokenwire added them) are left out, except those whose
+    absence means a value (`ABSENT_SCENARIO_FIELDS`: a run on another server stack never
+    matches a baseline saved before stacks)."""
     found = []
     left, right = _measured(baseline), _measured(run)
     for key in sorted(set(left) & set(right)):

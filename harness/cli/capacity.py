@@ -21,16 +21,17 @@ from harness.cli.common import (
 from harness.measure.scenario import Scenario
 
 NAME = "capacity"
-HELP = "find each transport's most concurrent streams within an SLO, per server core"
+HELP = "find each transport's (and stack's) most concurrent streams within an SLO, per core"
 DESCRIPTION = (
-    "Per transport: measure it unloaded (one stream at a time), then search for the largest "
-    "number of concurrent streams whose run stays within the SLO: double from --start until "
-    "a probe fails or --max passes, then bisect to within 10%. Every probe is a real "
-    "benchmark run of that transport alone on a fresh server. Reports the capacity, the "
-    "server cores busy at it, streams per server core, server memory per open stream (KiB) "
-    "and the tokens per second delivered; writes capacity.json, the chart and "
-    "capacity.html to a run folder. A probe that fails on timing figures alone is re-run "
-    "once (other work on the machine is noise) and its re-run's verdict counts. "
+    "Per transport (and per server stack: --stack a,b): measure it unloaded (one stream at "
+    "a time), then search for the largest number of concurrent streams whose run stays "
+    "within the SLO: double from --start until a probe fails or --max passes, then bisect "
+    "to within 10%. Every probe is a real benchmark run of that transport alone on a fresh "
+    "server. Reports the capacity, the server cores busy at it, streams per server core, "
+    "server memory per open stream (KiB) and the tokens per second delivered (for a "
+    "threaded stack, whether its thread limit bound it); writes capacity.json, the charts "
+    "and capacity.html to a run folder. A probe that fails on timing figures alone is "
+    "re-run once (other work on the machine is noise) and its re-run's verdict counts. "
     "Definitions: harness/capacity/__init__.py."
 )
 MAX_PROBES = 30
@@ -59,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_transports(parser, "search")
     run_command.add_transport_settings(parser)
     run_command.add_pinning(parser)
+    run_command.add_stack(
+        parser,
+        "A comma list searches each transport on each stack (a cell each), then compares "
+        "them in a table and the stack chart",
+    )
     parser.add_argument(
         "--warmup",
         type=non_negative_int,
@@ -202,10 +208,11 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
             "against a live model the search would find the upstream's limits, and the SLO's "
             "gap error and TTFT reference need the source's plan"
         )
-    if scenario.sweep is not None:
+    if scenario.sweep is not None and scenario.sweep.axis != "stack":  # stacks: the cells
         raise UsageError(
             f"capacity searches concurrency itself: drop the sweep over {scenario.sweep.axis} "
-            "(the scenario's [sweep], --path with a comma list)"
+            "(the scenario's [sweep], --path with a comma list); a sweep over stacks "
+            "(--stack a,b) searches each"
         )
     if scenario.client != "python":
         raise UsageError(

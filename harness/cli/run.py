@@ -22,6 +22,8 @@ from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS
 from harness.measure.processes import AUTO, MAX_PROCESSES
 from harness.measure.scenario import SWEEP_AXES, Scenario, load_scenario, with_overrides
+from stacks import DEFAULT as DEFAULT_STACK
+from stacks import DEFAULT_WORKERS, STACKS, STACKS_EXTRA
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
@@ -123,6 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "max(1, cores // 2)",
     )
     add_pinning(parser)
+    add_stack(
+        parser,
+        "A comma list compares stacks in one run (a sweep over stack: the server restarts on each)",
+    )
     parser.add_argument(
         "--ramp-s",
         type=non_negative_float,
@@ -191,6 +197,42 @@ def add_pinning(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_stack(parser: argparse.ArgumentParser, several: str) -> None:
+    """`--stack`, `--workers`, `--threads`: flags of `run`, and of `capacity`, which
+    searches each transport on each stack; `several` says what a comma list does."""
+    known = "; ".join(
+        f"{s.name} ({s.title}{', threaded' if s.threaded else ''}"
+        f"{', the default' if s.name == DEFAULT_STACK else ''})"
+        for s in STACKS
+    )
+    threaded = ", ".join(s.name for s in STACKS if s.threaded)
+    group = parser.add_argument_group(
+        "server stack (a web framework under an HTTP server: stacks.py)"
+    )
+    group.add_argument(
+        "--stack",
+        metavar="NAME[,NAME...]",
+        help=f"the server stack, framework@server: {known}. {several}. A stack's packages "
+        f"come with the [{STACKS_EXTRA}] extra: pip install -e '.[{STACKS_EXTRA}]'",
+    )
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="W",
+        help=f"a threaded stack's ({threaded}) worker processes; only {DEFAULT_WORKERS}: polls, "
+        "resumes and timelines must reach the worker that holds the stream, and gunicorn "
+        "does not route by stream (for more processes use --server-processes)",
+    )
+    group.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="T",
+        help=f"a threaded stack's ({threaded}) threads per worker; a stream holds one from "
+        "start to end, so workers x threads bounds the streams in flight (default: 4 per "
+        "server core, of --server-cpus when pinned)",
+    )
+
+
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     return with_overrides(
@@ -212,6 +254,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         client_cpus=getattr(args, "client_cpus", None),
         raw_client=getattr(args, "raw_client", None),
         ramp_s=getattr(args, "ramp_s", None),
+        stack=getattr(args, "stack", None),
+        workers=getattr(args, "workers", None),
+        threads=getattr(args, "threads", None),
         **source_overrides(args),
     )
 

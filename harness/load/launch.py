@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -272,7 +272,8 @@ def merge(
         "order": "interleaved" if scenario.interleaved else "sequential",
         "runs": runs_meta,
     }
-    ordered = {t: phases[t] for t in scenario.transports if t in phases}
+    stack = scenario.stack_setup()  # the stack the server ran (the driver's runs record it too)
+    ordered = {t: replace(phases[t], stack=stack) for t in scenario.transports if t in phases}
     return RunResult.single(metadata, scenario.to_json(), ordered)
 
 

@@ -77,6 +77,7 @@ from harness.load.records import (
     verdict,
 )
 from harness.load.shapes import users_at
+from harness.measure.process_tree import tree_cpu_seconds, tree_rss_bytes
 from harness.measure.run.jobs import load_prompts
 from harness.measure.run.shards import client_settings
 from harness.measure.scenario import Scenario, load_scenario, validated
@@ -130,8 +131,10 @@ def read_config(options: Any, overrides: Overrides) -> LoadConfig:
     )
 
 
-def process_cpu_s(pid: int | None = None) -> float:
-    times = psutil.Process(pid).cpu_times()
+def process_cpu_s() -> float:
+    """This locust process's own CPU seconds (the clients'); the server's are its whole
+    process tree's (`tree_cpu_seconds`)."""
+    times = psutil.Process().cpu_times()
     return float(times.user + times.system)
 
 
@@ -231,7 +234,7 @@ class LoadSession:
         self.collection = LoadCollection()
         self.started = dt.datetime.now(dt.UTC)
         self.window_start_ns = time.perf_counter_ns()
-        self.server_cpu0 = process_cpu_s(config.server_pid) if config.server_pid else None
+        self.server_cpu0 = tree_cpu_seconds(config.server_pid) if config.server_pid else None
         # Locust's Runner.stop() calls inspect.stack(), whose first call scans every module
         # and reads source files: ~100 ms in which no greenlet runs, so the streams still in
         # flight at the end would show it as added delay. Warm those caches now.
@@ -297,8 +300,8 @@ class LoadSession:
         config = self.require_config()
         server_cpu = rss = None
         if config.server_pid and self.server_cpu0 is not None:
-            server_cpu = process_cpu_s(config.server_pid) - self.server_cpu0
-            rss = int(psutil.Process(config.server_pid).memory_info().rss)
+            server_cpu = tree_cpu_seconds(config.server_pid) - self.server_cpu0
+            rss = tree_rss_bytes(config.server_pid)
         window = LoadWindow(
             start_ns=self.window_start_ns,
             end_ns=self.window_end_ns(),

@@ -7,10 +7,11 @@ high-water mark instead: `VmHWM` in `/proc/<pid>/status`, the most resident memo
 process ever had; on a fresh server per probe it is the probe's peak.
 
 `PeakSampler` finds the server processes this process started (children running
-`servers.run`, however many) and reads their high-water marks in a thread while a probe
-runs: the servers are stopped before the probe returns, so the mark must be read while
-they live. Reads are cheap (one small /proc file per server every `interval_s`); looking
-for new servers walks the process table, so it is done less often.
+`servers.run`, however many, and their own descendants: a stack's worker processes) and
+reads their high-water marks in a thread while a probe runs: the servers are stopped
+before the probe returns, so the mark must be read while they live. Reads are cheap (one
+small /proc file per process every `interval_s`); looking for new servers and workers
+walks the process table, so it is done less often.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 
 import psutil
+
+from harness.measure.process_tree import tree_pids
 
 SERVER_MODULE = "servers.run"
 
@@ -51,10 +54,16 @@ def server_children(module: str = SERVER_MODULE) -> list[int]:
     return found
 
 
+def server_trees(module: str = SERVER_MODULE) -> set[int]:
+    """PIDs of the servers among this process's descendants (`server_children`) and of
+    every process under them (a stack's workers, whatever their command line)."""
+    return {pid for root in server_children(module) for pid in tree_pids(root)}
+
+
 class PeakSampler:
     """While the context is open, the high-water mark of every server process started
-    within it. `peak_bytes`: the sum over those servers of each one's last mark read (None
-    when none was read)."""
+    within it, workers included. `peak_bytes`: the sum over those processes of each one's
+    highest mark read (None when none was read)."""
 
     def __init__(self, interval_s: float = 0.1, discover_every: int = 5) -> None:
         self.interval_s = interval_s
@@ -66,7 +75,7 @@ class PeakSampler:
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
 
     def __enter__(self) -> PeakSampler:
-        self._before = set(server_children())  # servers that were already running are not ours
+        self._before = server_trees()  # servers that were already running are not ours
         self._thread.start()
         return self
 
@@ -85,7 +94,7 @@ class PeakSampler:
 
     def sample(self, discover: bool) -> None:
         if discover:
-            self._known |= set(server_children()) - self._before
+            self._known |= server_trees() - self._before
         for pid in self._known:
             peak = peak_rss_bytes(pid)
             if peak is not None:

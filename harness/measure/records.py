@@ -13,7 +13,9 @@ them, each part typed and written by one module only:
 - `browser`: the browser client's figures (`BrowserFigures`,
   `harness.measure.browser.client`);
 - `path_parameters`: what the path between clients and server recorded of itself (the
-  layers' `parameters()`, `harness.pipeline`, once the driver has returned).
+  layers' `parameters()`, `harness.pipeline`, once the driver has returned);
+- `stack`: the server stack it ran on (`StackSetup`, from `Scenario.stack_setup`:
+  `harness.pipeline` and, for load tests, `harness.load.launch`).
 
 A part a run did not have is None (`path_parameters`: empty).
 """
@@ -192,6 +194,25 @@ class BrowserFigures:
         return cls(**known_fields(cls, data))
 
 
+@dataclass(frozen=True, slots=True)
+class StackSetup:
+    """The server stack a phase ran on (`stacks.py`), as run: its name, the HTTP versions
+    its server speaks, and for a threaded stack its worker processes and threads per worker
+    (resolved: never 0). Results from before stacks have none: the default stack."""
+
+    name: str
+    http_versions: list[str]
+    workers: int | None = None  # threaded stacks only
+    threads: int | None = None  # threaded stacks only
+
+    @property
+    def thread_limit(self) -> int | None:
+        """Requests a threaded stack serves at once (workers x threads); None otherwise."""
+        if self.workers is None or self.threads is None:
+            return None
+        return self.workers * self.threads
+
+
 @dataclass(slots=True)
 class PhaseRecord:
     """One transport's measured phase: the run window and the CPU both sides spent in it.
@@ -212,6 +233,7 @@ class PhaseRecord:
     load_test: LoadTestSetup | None = None
     browser: BrowserFigures | None = None
     path_parameters: dict[str, Any] = field(default_factory=dict)  # layer name -> its figures
+    stack: StackSetup | None = None
 
     @property
     def server_processes(self) -> int:
@@ -225,7 +247,7 @@ class PhaseRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhaseRecord:
-        parts = {"requests", "setup", "load_test", "browser"}
+        parts = {"requests", "setup", "load_test", "browser", "stack"}
         phase = cls(**{k: v for k, v in known_fields(cls, data).items() if k not in parts})
         phase.requests = [RequestRecord.from_json(r) for r in data.get("requests", [])]
         if data.get("setup") is not None:
@@ -234,4 +256,6 @@ class PhaseRecord:
             phase.load_test = LoadTestSetup.from_json(data["load_test"])
         if data.get("browser") is not None:
             phase.browser = BrowserFigures.from_json(data["browser"])
+        if isinstance(data.get("stack"), Mapping):
+            phase.stack = StackSetup(**known_fields(StackSetup, data["stack"]))
         return phase

@@ -5,7 +5,8 @@ The driver binds the loopback listening socket itself and hands the descriptor t
 `running_servers` starts N of them at once on N ports (a scenario's `server_processes`), as
 one `ServerGroup`: the driver pins each client shard to one of them.
 `ChildProcess` and `stop_process` serve every process the harness starts (nginx, the relay,
-locust) the same way.
+locust) the same way. A server's CPU and memory are its whole process tree's (a stack's
+workers: `harness.measure.process_tree`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict, Unpack
 
 import httpx
-import psutil
 
 from errors import ServerStartError
+from harness.measure.process_tree import tree_cpu_seconds, tree_rss_bytes
 from servers.settings import is_loopback_host
 from servers.sources.spec import SourceSpec
 from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
@@ -66,11 +67,12 @@ class ServerProcess(ChildProcess):
     log_path: Path
 
     def cpu_seconds(self) -> float:
-        times = psutil.Process(self.pid).cpu_times()
-        return times.user + times.system
+        """CPU seconds of the server and its worker processes (`process_tree`)."""
+        return tree_cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
-        return int(psutil.Process(self.pid).memory_info().rss)
+        """Resident bytes of the server and its worker processes (`process_tree`)."""
+        return tree_rss_bytes(self.pid)
 
 
 def check_loopback(host: str) -> None:

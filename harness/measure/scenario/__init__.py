@@ -45,6 +45,14 @@ server_cpus = ""              # pin the server processes to these CPUs ("0", "0,
 client_cpus = ""              # "": not pinned) and the driver's clients (with the path's
                               # processes) to these, so that neither takes the other's core
                               # (servers.cpus; the run records both)
+stack = "fastapi@uvicorn"     # the server stack, framework@server: a framework under an
+                              # HTTP server (stacks.py lists them; `bench.py run --help`
+                              # too); the run records it. Its packages: the [stacks] extra
+workers = 1                   # a threaded stack's (flask@gunicorn's) worker processes: 1
+                              # only (polls, resumes and timelines must reach the worker
+                              # holding the stream; use server_processes for more)
+threads = 0                   # a threaded stack's threads per worker (a stream holds one);
+                              # 0: 4 per server core (of server_cpus when pinned)
 
 [source]
 kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
@@ -69,9 +77,10 @@ streaming_headers = true      # push responses ask proxies not to buffer them (C
 
 [sweep]                       # optional: run every value of one axis in one run folder
 axis = "concurrency"          # concurrency | rate | poll_interval_ms | long_poll_wait_s |
-                              # batch_ms | framing | preset | path | streaming_headers (a
-                              # preset or streaming_headers sweep restarts the server at
-                              # each point)
+                              # batch_ms | framing | preset | path | streaming_headers |
+                              # client | stack (a preset, streaming_headers or stack sweep
+                              # restarts the server at each point; over stacks, workers and
+                              # threads apply to the threaded ones)
 values = [1, 10, 50]
 
 [inject]                      # test aid: a deliberate server-side regression

@@ -10,8 +10,11 @@ from typing import Any
 
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import AUTO, auto_processes
-from harness.measure.records import SweepValue
+from harness.measure.records import StackSetup, SweepValue
+from servers.cpus import usable_cpus
 from servers.sources.spec import SourceSpec
+from stacks import DEFAULT as DEFAULT_STACK
+from stacks import DEFAULT_WORKERS, STACKS, default_threads
 from transports import TRANSPORTS
 
 KNOB_NAMES = tuple(knob.name for knob in TRANSPORTS.knobs())
@@ -26,9 +29,10 @@ SWEEP_AXES = (
     "path",
     "streaming_headers",
     "client",
+    "stack",
 )
 # axes the server process itself holds: a sweep over one restarts the server at each point
-SERVER_AXES = ("preset", "streaming_headers")
+SERVER_AXES = ("preset", "streaming_headers", "stack")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,9 @@ class Scenario:
     client_processes: int = AUTO  # processes the driver's clients run in; 0: auto
     server_cpus: str = ""  # pin the server processes to these CPUs ("0", "0-1"; "": not pinned)
     client_cpus: str = ""  # pin the driver's clients to these (servers.cpus)
+    stack: str = DEFAULT_STACK  # the server stack, framework@server (stacks.py); a sweep axis
+    workers: int = DEFAULT_WORKERS  # a threaded stack's worker processes (1: see validation)
+    threads: int = 0  # a threaded stack's threads per worker; 0: `stacks.default_threads`
 
     def knob(self, name: str) -> float:
         """The value of a transport's setting (its default if this scenario lacks it)."""
@@ -141,6 +148,8 @@ class Scenario:
         assert self.sweep is not None
         if self.sweep.axis == "preset":
             return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
+        if self.sweep.axis == "stack":
+            return self.on_stack(str(value)).runnable()
         if self.sweep.axis in KNOB_NAMES:
             assert isinstance(value, int | float) and not isinstance(value, bool)
             return self.with_knob(self.sweep.axis, value).runnable()
@@ -173,6 +182,51 @@ class Scenario:
             client_processes=self.client_processes or (1 if browser else auto),
         )
 
+    def on_stack(self, name: str) -> Scenario:
+        """This scenario served by the stack `name`: `workers` and `threads` kept for a
+        threaded stack, back to their defaults for another (a sweep over stacks, or a
+        capacity search over several, sets them for its threaded stacks only)."""
+        if name in STACKS and STACKS.get(name).threaded:
+            return replace(self, stack=name)
+        return replace(self, stack=name, workers=DEFAULT_WORKERS, threads=0)
+
+    def stacks(self) -> tuple[str, ...]:
+        """The stack, or every stack of a sweep over stacks."""
+        if self.sweep is not None and self.sweep.axis == "stack":
+            return tuple(str(v) for v in self.sweep.values)
+        return (self.stack,)
+
+    def stack_threads(self) -> int:
+        """The threads per worker a threaded stack runs: `threads`, or when 0
+        `stacks.default_threads` of the server's CPUs (those of `server_cpus` when pinned,
+        else the machine's)."""
+        if self.threads:
+            return self.threads
+        pinned = len(usable_cpus(self.server_cpus)) if self.server_cpus else None
+        return default_threads(pinned)
+
+    def stack_args(self) -> tuple[str, ...]:
+        """The server's stack flags: none for the default stack (its command line is as it
+        always was); `--stack NAME` for another, with `--workers W --threads T` (threads
+        resolved) for a threaded one."""
+        if self.stack == DEFAULT_STACK:
+            return ()
+        args: tuple[str, ...] = ("--stack", self.stack)
+        if STACKS.get(self.stack).threaded:
+            args += ("--workers", str(self.workers), "--threads", str(self.stack_threads()))
+        return args
+
+    def stack_setup(self) -> StackSetup:
+        """The stack as results record it: resolved, as `stack_args` passes it."""
+        stack = STACKS.get(self.stack)
+        threaded = stack.threaded
+        return StackSetup(
+            name=stack.name,
+            http_versions=list(stack.http_versions),
+            workers=self.workers if threaded else None,
+            threads=self.stack_threads() if threaded else None,
+        )
+
     def paths(self) -> tuple[str, ...]:
         """The path, or every path of a sweep over paths."""
         if self.sweep is not None and self.sweep.axis == "path":
@@ -181,12 +235,14 @@ class Scenario:
 
     def server_args(self) -> tuple[str, ...]:
         """The server process's flags this scenario sets (test aids, resume grace, the push
-        responses' streaming headers, the Host names its paths' clients use)."""
+        responses' streaming headers, the Host names its paths' clients use, pinning, the
+        stack: `stack_args`)."""
         streaming = ("--streaming-headers", "1" if self.streaming_headers else "0")
         hosts = dict.fromkeys(h for p in self.paths() for h in parse_path(p).server_hosts())
         allowed = tuple(arg for host in hosts for arg in ("--allowed-host", host))
         pinned = ("--cpus", self.server_cpus) if self.server_cpus else ()
-        return self.inject.server_args() + self.faults.server_args() + streaming + allowed + pinned
+        own = self.inject.server_args() + self.faults.server_args()
+        return own + streaming + allowed + pinned + self.stack_args()
 
     def to_json(self) -> dict[str, Any]:
         """The scenario as results record it: every transport setting a field of its own,

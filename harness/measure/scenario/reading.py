@@ -223,6 +223,12 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
         if "sweep" in top or scenario.sweep is not None:
             raise ScenarioError("a comma list of paths is a sweep over paths: drop the other sweep")
         top["sweep"] = parse_sweep("path", split_paths(top.pop("path")))
+    if "stack" in top and "," in top["stack"]:  # several stacks: a sweep over them
+        if "sweep" in top or scenario.sweep is not None:
+            raise ScenarioError(
+                "a comma list of stacks is a sweep over stacks: drop the other sweep"
+            )
+        top["sweep"] = parse_sweep("stack", top.pop("stack"))
     knobs = {k: top.pop(k) for k in list(top) if k in KNOB_NAMES}
     updated = replace(scenario, **top)
     for name, value in knobs.items():

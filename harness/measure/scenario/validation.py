@@ -21,6 +21,7 @@ from harness.measure.scenario.model import (
     Scenario,
 )
 from servers.cpus import usable_cpus
+from stacks import DEFAULT_WORKERS, STACKS
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
@@ -56,6 +57,7 @@ def validated(scenario: Scenario) -> Scenario:
     if scenario.framing not in FRAMINGS:
         raise ScenarioError(f"unknown framing {scenario.framing!r}; allowed: {', '.join(FRAMINGS)}")
     check_framing(scenario)
+    check_stack(scenario)
     parse_path(scenario.path)
     if scenario.order not in ORDERS:
         raise ScenarioError(f"unknown order {scenario.order!r}; allowed: {', '.join(ORDERS)}")
@@ -119,6 +121,52 @@ def check_framing(scenario: Scenario) -> None:
         raise ScenarioError(
             f"the browser client reads the framings {', '.join(PAGE_FRAMINGS)}, not "
             f'{scenario.framing}; use client = "python"'
+        )
+
+
+def check_stack(scenario: Scenario) -> None:
+    """Every stack in play (the stack, or each of a sweep over stacks) is one the registry
+    knows (`stacks.py`), installed, and able to carry every transport; `workers` and
+    `threads` only for a threaded stack, one worker, threads 1 or more (0: the default)."""
+    names = scenario.stacks()
+    for name in names:
+        if name not in STACKS:
+            raise ScenarioError(f"unknown stack {name!r}; known: {', '.join(STACKS.names())}")
+    for stack in (STACKS.get(name) for name in names):
+        try:
+            stack.check_installed()
+        except UsageError as exc:
+            raise ScenarioError(str(exc)) from None
+        reasons = [
+            (t, reason)
+            for t in scenario.transports
+            if (reason := stack.cannot_carry(TRANSPORTS.get(t))) is not None
+        ]
+        if reasons:
+            others = ", ".join(t for t, _ in reasons)
+            raise ScenarioError(f"{reasons[0][1]}; or leave out {others} with --transports")
+    threaded = [n for n in names if STACKS.get(n).threaded]
+    given = [
+        f
+        for f, unset in (("workers", DEFAULT_WORKERS), ("threads", 0))
+        if getattr(scenario, f) != unset
+    ]
+    if given and not threaded:
+        kinds = ", ".join(s.name for s in STACKS if s.threaded)
+        raise ScenarioError(
+            f"{' and '.join(given)} apply to threaded stacks ({kinds}), not to "
+            f"{', '.join(names)}: drop {' and '.join(given)} or pick a threaded stack"
+        )
+    if scenario.workers != DEFAULT_WORKERS:
+        raise ScenarioError(
+            f"workers must be {DEFAULT_WORKERS}, got {scenario.workers}: polls, resumes and "
+            "timelines must reach the worker that holds the stream, and gunicorn does not "
+            "route by stream; for more server processes use server_processes (a server per "
+            "port, each client shard sticking to one)"
+        )
+    if scenario.threads < 0:
+        raise ScenarioError(
+            f"threads must be 1 or more (0: the default, 4 per core), got {scenario.threads}"
         )
 
 

@@ -14,6 +14,7 @@ from harness.present.plots.delay_violins import added_delay
 from harness.present.plots.latency_cdfs import itl_cdf, ttft_cdf
 from harness.present.plots.poll_sweep import poll_interval
 from harness.present.plots.race_timeline import race
+from harness.present.plots.stack_sweep import stack_costs
 
 CHARTS: dict[str, Chart] = {
     chart.stem: chart
@@ -51,6 +52,13 @@ CHARTS: dict[str, Chart] = {
         Chart("sweep_path", "Transports across paths", side_by_side, "path"),
         Chart("sweep_framing", "Transports across framings", side_by_side, "framing"),
         Chart("sweep_client", "Python clients against a real browser", side_by_side, "client"),
+        Chart(
+            "sweep_stack",
+            "Server stacks: server CPU and bytes per token",
+            stack_costs,
+            "stack",
+        ),
+        Chart("sweep_stack_latency", "Transports across server stacks", side_by_side, "stack"),
         Chart(
             "sweep_streaming_headers",
             "Transports with and without streaming headers",

@@ -1,7 +1,8 @@
 """The charts' shared look, and making and saving a figure.
 
 Matplotlib draws to files only (Agg). Each transport keeps its registry colour across every
-chart; line styles, markers and hatches tell overlaid runs apart (run k takes entry k).
+chart, and each server stack its own in the stack charts (`stacks.py`); line styles,
+markers and hatches tell overlaid runs apart (run k takes entry k).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from stacks import STACKS
 from transports import TRANSPORTS
 
 if TYPE_CHECKING:  # the rc keys matplotlib knows (not in every version the project allows)
     from matplotlib.typing import RcKeyType
 
 SOURCE_COLOR = "#222222"
+UNKNOWN_STACK_COLOUR = "#7f7f7f"
 FORMATS = ("png", "svg")
 PNG_DPI = 150  # reports show PNGs at 100 px per inch: sharp on high-density screens
 LINESTYLES = ("-", "--", ":", "-.")
@@ -46,6 +49,12 @@ def color(transport: str) -> str:
     """A transport's colour in every chart, from the transport registry (`direct`, the
     live reference, has its own fixed colour)."""
     return TRANSPORTS.colour(transport)
+
+
+def stack_colour(stack: str) -> str:
+    """A server stack's colour in the stack charts, from the stack registry (a stack it
+    does not know, from another checkout's results: grey)."""
+    return STACKS.get(stack).colour if stack in STACKS else UNKNOWN_STACK_COLOUR
 
 
 def fmt_value(value: object) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from harness.analyse.results import Point, RunResult
 from harness.present.plots.style import fmt_value
 from harness.present.plots.subjects import Subject, tag
+from stacks import DEFAULT as DEFAULT_STACK
 from transports import TRANSPORTS
 
 
@@ -54,6 +55,9 @@ def describe(run: RunResult, point: Point | None) -> str:
     path = scenario.get("path") or "loopback"
     if axis != "path" and path != "loopback":
         parts.append(f"path {path}")
+    stack = scenario.get("stack") or DEFAULT_STACK
+    if axis != "stack" and stack != DEFAULT_STACK:
+        parts.append(f"stack {stack}")
     if axis is not None:
         values = ", ".join(fmt_value(p.value) for p in run.points)
         if point is None:

@@ -319,10 +319,10 @@ def test_failing_unloaded_by_design_says_so() -> None:
 def test_a_capacity_run_survives_its_json() -> None:
     probes = [fake_probe(1, True, UNLOADED), fake_probe(50, True), fake_probe(100, False)]
     result = conclude("short_poll", probes, LIMITS, stopped="bracketed")
-    run = CapacityRun({"cpu_count": 2}, {"name": "t"}, Slo(), LIMITS, {}, {"short_poll": result})
+    run = CapacityRun({"cpu_count": 2}, {"name": "t"}, Slo(), LIMITS, {}, [result])
     again = CapacityRun.from_json(run.to_json())
     assert again.to_json() == run.to_json()
-    assert again.transports["short_poll"].probes[2].verdict.limiting() == (
+    assert again.cell("short_poll").probes[2].verdict.limiting() == (
         result.probes[2].verdict.limiting()
     )
 

@@ -79,7 +79,7 @@ def capacity_run() -> CapacityRun:
         Slo(strict=True),
         LIMITS,
         {"streams_per_probe": 2.0},
-        {"sse": sse, "websocket": websocket, "short_poll": short_poll},
+        [sse, websocket, short_poll],
     )
 
 
@@ -115,17 +115,17 @@ def test_the_table_names_capacity_limit_and_figures(capacity_run: CapacityRun) -
 
 
 def test_streams_per_core_in_the_table_is_capacity_over_cores(capacity_run: CapacityRun) -> None:
-    sse = capacity_run.transports["sse"]
+    sse = capacity_run.cell("sse")
     assert sse.server_cores_busy == pytest.approx(0.004 * 400 / 5)
     assert sse.streams_per_core == pytest.approx(400 / (0.004 * 400 / 5))  # 1,250
 
 
 def test_a_probe_line_says_pass_or_what_failed(capacity_run: CapacityRun) -> None:
-    failed = capacity_run.transports["websocket"].probes[3]
+    failed = capacity_run.cell("websocket").probes[3]
     line = probe_line(failed, 4)
     assert "100 in flight, 200 streams" in line and "FAIL" in line
     assert "added delay p99 80 ms > 50 ms" in line
-    assert "pass" in probe_line(capacity_run.transports["sse"].probes[0], 1)
+    assert "pass" in probe_line(capacity_run.cell("sse").probes[0], 1)
     assert slo_ratio(failed) == pytest.approx(80 / 50)
 
 

@@ -168,10 +168,11 @@ def test_a_run_writes_json_chart_and_page(fake_probes: FakeProbes, tmp_path: Pat
     console = Console(record=True, width=220)
     run = run_capacity(SCENARIO, SETTINGS, tmp_path, console, ["capacity"])
     saved = orjson.loads((tmp_path / "capacity.json").read_bytes())
-    assert saved["kind"] == "capacity" and list(saved["transports"]) == ["sse", "short_poll"]
-    assert saved["transports"]["sse"]["capacity"] == run.transports["sse"].capacity == 200
+    assert saved["kind"] == "capacity" and saved["stacks"] == ["fastapi@uvicorn"]
+    assert [c["transport"] for c in saved["cells"]] == ["sse", "short_poll"]
+    assert saved["cells"][0]["capacity"] == run.cell("sse").capacity == 200
     assert saved["slo"]["added_p99_ms"] == 50 and saved["search"]["max_probes"] == 8
-    probe = saved["transports"]["sse"]["probes"][1]
+    probe = saved["cells"][0]["probes"][1]
     assert {"checks", "server_cores_busy", "summary", "steady_streams"} <= set(probe)
     for name in ("capacity.png", "capacity.svg", "capacity.html"):
         assert (tmp_path / name).stat().st_size > 0

@@ -15,7 +15,7 @@ from support import bench
 
 from bench import main
 from harness.analyse.results import Point, RunResult, save_run
-from harness.ci.baseline import load_baseline, make_baseline, save_baseline
+from harness.ci.baseline import load_baseline, make_baseline, save_baseline, scenario_differences
 from harness.ci.check import Verdict, check, compare_runs, rerun_scenario, rules_for
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.measure.scenario import Inject, load_scenario, validated
@@ -330,3 +330,15 @@ def test_real_runs_catch_injected_delay_and_padding(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "wire bytes per token" in done.stdout
     assert "added delay p50" in done.stdout
+
+
+def test_a_run_on_another_stack_differs_from_a_baseline_saved_before_stacks() -> None:
+    """A baseline without `stack` was made on the default stack: a run on it matches, a
+    run on another stack (or with other threads) does not."""
+    before = {"name": "ci", "requests": 24}
+    assert scenario_differences(before, {**before, "stack": "fastapi@uvicorn", "threads": 0}) == []
+    other = {**before, "stack": "flask@gunicorn", "workers": 1, "threads": 8}
+    assert scenario_differences(before, other) == [
+        "stack: baseline 'fastapi@uvicorn', run 'flask@gunicorn'",
+        "threads: baseline 0, run 8",
+    ]

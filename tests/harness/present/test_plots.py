@@ -43,6 +43,7 @@ def test_every_per_point_chart_is_written_from_saved_results(tmp_path: Path) -> 
         ("framing", ["json", "openai"], {"sweep_framing"}),
         ("client", ["python", "browser"], {"sweep_client"}),
         ("path", ["loopback", "nginx", "net:4g"], {"sweep_path"}),
+        ("stack", ["fastapi@uvicorn", "asgi@uvicorn"], {"sweep_stack", "sweep_stack_latency"}),
     ],
 )
 def test_sweeps_add_the_charts_of_their_axis(
