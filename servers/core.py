@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import cast
 
 from servers import openai_compat, timeline
 from servers.exchange import WEBSOCKET, Answer, Call, Route, json_answer
@@ -21,7 +22,7 @@ from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from servers.state import ServerState
 from servers.webhook import WebhookSender
-from transports import TRANSPORTS, TransportRegistry, resolve
+from transports import TRANSPORTS, TransportRegistry, load
 from wire.messages import dumps
 
 
@@ -103,7 +104,8 @@ def routes(transports: TransportRegistry) -> tuple[Route, ...]:
     for transport in transports:
         if transport.routes is None:
             continue
-        for route in resolve(transport.routes):
+        declared: tuple[Route, ...] = cast(tuple[Route, ...], load(transport.routes))
+        for route in declared:
             if route not in found:
                 found.append(route)
     return (*found, *SERVICE_ROUTES)

@@ -25,10 +25,10 @@ from servers.app import create_app
 from servers.connection_guard import guarded_protocol, guarded_ws_protocol
 from servers.cpus import pin, usable_cpus
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
-from servers.sources.spec import add_source_arguments, build_source, spec_from_args
+from servers.sources.spec import SourceSpec, add_source_arguments, build_source, spec_from_args
 from servers.stacks.options import ServeOptions
 from stacks import DEFAULT as DEFAULT_STACK
-from stacks import DEFAULT_WORKERS, STACKS, default_threads
+from stacks import DEFAULT_WORKERS, STACKS, Stack, default_threads
 from transports import load
 
 
@@ -140,12 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if warning is not None:
         print(f"servers.run: warning: {warning}", file=sys.stderr, flush=True)
-    serve: Callable[[ServeOptions], None] = cast(Any, load(stack.adapter))
-    argv = (*spec.to_args(), *settings.to_args())
-    serve(
-        ServeOptions(sock, settings, source, argv, args.workers, args.threads or default_threads())
-    )
+    serve_stack(stack, ServeOptions(sock, settings, source, (), args.workers, args.threads), spec)
     return 0
+
+
+def serve_stack(stack: Stack, options: ServeOptions, spec: SourceSpec) -> None:
+    """Serve with `stack`'s adapter until stopped; `options.argv` is filled in from the
+    source's spec and the settings (a worker process of the stack's own rebuilds from it),
+    and `threads` 0 is the default."""
+    serve: Callable[[ServeOptions], None] = cast(Any, load(stack.adapter))
+    argv = (*spec.to_args(), *options.settings.to_args())
+    serve(replace(options, argv=argv, threads=options.threads or default_threads()))
 
 
 def listening(args: argparse.Namespace) -> socket.socket:

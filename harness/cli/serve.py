@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from errors import UsageError
 from harness.cli.common import add_address, add_source_flags, source_overrides
 from harness.measure.scenario import Scenario, with_overrides
 from harness.measure.server_process import bind_listener
 from harness.present.console import make_console
 from servers.settings import ServerSettings
 from servers.sources.spec import build_source
+from stacks import DEFAULT as DEFAULT_STACK
+from stacks import STACKS
 from transports import TRANSPORTS
 
 NAME = "serve"
@@ -26,6 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         port_help="port (0: any free port)",
     )
     add_source_flags(parser)
+    parser.add_argument(
+        "--stack",
+        default=DEFAULT_STACK,
+        choices=STACKS.names(),
+        help=f"the framework and HTTP server to serve with (default {DEFAULT_STACK})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads of a threaded stack (flask@gunicorn; default 4 per core)",
+    )
     ServerSettings.add_arguments(parser)
 
 
@@ -36,6 +51,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def serve(args: argparse.Namespace) -> None:
     """Build the source, bind, print how to call each transport, serve until Ctrl-C."""
+    stack = STACKS.get(args.stack)
+    stack.check_installed()
+    if args.threads and not stack.threaded:
+        raise UsageError(f"--threads sizes a threaded stack; {stack.name} is not")
     overrides = source_overrides(args)
     overrides["seed"] = overrides["seed"] or 0
     spec = with_overrides(Scenario(), **overrides).source
@@ -45,7 +64,7 @@ def serve(args: argparse.Namespace) -> None:
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     console = make_console()
     console.print(
-        f"[bold]tokenwire server[/] on {base} ({spec.describe()}); Ctrl-C stops it",
+        f"[bold]tokenwire server[/] on {base} ({spec.describe()}, {stack.name}); Ctrl-C stops it",
         highlight=False,
     )
     for transport in TRANSPORTS:
@@ -63,8 +82,8 @@ def serve(args: argparse.Namespace) -> None:
     settings = ServerSettings.from_args(args)
     # the server's own modules (FastAPI, uvicorn), imported only to serve: the other
     # commands, report and compare included, run without them
-    from servers.app import create_app
-    from servers.run import serve_on_socket
+    from servers.run import serve_stack
+    from servers.stacks.options import ServeOptions
 
     with sock:
-        serve_on_socket(create_app(source, settings), sock, settings)
+        serve_stack(stack, ServeOptions(sock, settings, source, (), 1, args.threads), spec)

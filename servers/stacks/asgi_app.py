@@ -214,7 +214,7 @@ def create_app(
         from starlette.middleware.cors import CORSMiddleware
 
         app = CORSMiddleware(
-            app,  # type: ignore[arg-type]
+            app,
             allow_origins=state.settings.cors_origins,
             allow_methods=access.CORS_METHODS,
             allow_headers=access.CORS_REQUEST_HEADERS,
@@ -229,4 +229,4 @@ def serve_uvicorn(options: ServeOptions) -> None:
 
     app = create_app(options.source, options.settings)
     freeze_startup_objects()
-    serve_on_socket(app, options.sock, options.settings)  # type: ignore[arg-type]
+    serve_on_socket(app, options.sock, options.settings)
