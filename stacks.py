@@ -123,7 +123,7 @@ STACKS = StackRegistry(
             "flask@gunicorn",
             "Flask on gunicorn (gthread)",
             "servers.stacks.flask_gunicorn:serve",
-            ("flask", "gunicorn", "flask_sock"),
+            ("flask", "gunicorn", "flask_sock", "flask_cors"),
             threaded=True,
             colour="#8c564b",
         ),
