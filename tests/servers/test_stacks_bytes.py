@@ -173,3 +173,19 @@ def test_every_stack_serves_health_and_its_index(servers: Servers, stack: str) -
     assert health.status_code == 200 and health.json()["ok"] is True
     assert index.json()["transports"] == {t.name: t.endpoint for t in TRANSPORTS}
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+
+
+@pytest.mark.parametrize("stack", [s.name for s in STACKS if "2" in s.http_versions])
+async def test_a_stack_that_speaks_http2_sends_the_same_bytes_over_it(
+    servers: Servers, stack: str
+) -> None:
+    """HTTP/2 in clear text by prior knowledge (h2c), as httpx speaks it."""
+    stream_id = f"same-h2-{stack.replace('@', '-')}"
+    reference = await sse_body(servers[DEFAULT].base_url, "json", stream_id)
+    async with httpx.AsyncClient(
+        base_url=servers[stack].base_url, http1=False, http2=True, trust_env=False, timeout=30
+    ) as http:
+        body = {"seed": 7, "max_tokens": 30, "stream_id": stream_id}
+        answer = await http.post("/v1/sse?framing=json", json=body)
+    assert answer.http_version == "HTTP/2"
+    assert answer.content == reference
