@@ -52,16 +52,17 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from errors import RequestRefused
 from servers.responses import refusal
 from servers.settings import ServerSettings, is_loopback_host, normal_origin
+from servers.state import PRINCIPAL_KEY, principal_of
+
+__all__ = ["PRINCIPAL_KEY", "AccessGuard", "Gate", "install", "principal_of"]
 
 SUBPROTOCOL = "tokenwire"
 BEARER_SUBPROTOCOL_PREFIX = "tokenwire.bearer."
-PRINCIPAL_KEY = "tokenwire.principal"  # in the ASGI scope: the caller's principal
 OPEN_PATHS = frozenset({"/healthz"})
 HTTP_RESPONSE_EXTENSION = "websocket.http.response"
 
@@ -69,12 +70,6 @@ MISDIRECTED = 421
 CORS_METHODS = ("GET", "POST")
 CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "x-tokenwire-stream-id")
 CORS_EXPOSED_HEADERS = ("Retry-After", "WWW-Authenticate")
-
-
-def principal_of(conn: HTTPConnection) -> str | None:
-    """The caller's principal (a token's SHA-256, hex); None when the server has no tokens."""
-    principal = conn.scope.get(PRINCIPAL_KEY)
-    return principal if isinstance(principal, str) else None
 
 
 class Keyring:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import orjson
 
 from errors import RequestRefused
-
-if TYPE_CHECKING:  # the state's module reaches the access rules, which answer with these
-    from servers.state import ServerState
+from servers.state import ServerState
 
 JSON = "application/json"
 OPENAI_PATHS = ("/v1/chat/completions",)
@@ -80,7 +78,7 @@ class SocketPeer(Protocol):
 
 
 Handler = Callable[[Call], Awaitable[Answer]]
-SocketHandler = Callable[["ServerState", SocketPeer], Awaitable[None]]
+SocketHandler = Callable[[ServerState, SocketPeer], Awaitable[None]]
 WEBSOCKET = "WEBSOCKET"  # a route's method when it is a WebSocket endpoint
 
 

@@ -8,20 +8,26 @@ exactly as if they did not exist."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from starlette.requests import HTTPConnection
 
 from errors import RequestRefused
-from servers.access import principal_of
 from servers.generation import Generation, Generations, StreamExists, TooManyStreams
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from transports import TRANSPORTS, TransportRegistry
 from wire.messages import GenerationRequest
 
-if TYPE_CHECKING:  # the sender's module reads this state
-    from servers.webhook import WebhookSender
+PRINCIPAL_KEY = "tokenwire.principal"  # in the ASGI scope: the caller's principal
+
+
+class WebhookSending(Protocol):
+    """The server's webhook sender (`servers.webhook.WebhookSender`), as its life sees it."""
+
+    def open(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -31,7 +37,14 @@ class ServerState:
     generations: Generations
     transports: TransportRegistry = TRANSPORTS  # what the app serves (`create_app`)
     principal: str | None = None  # the caller (a token's hash) when the server has tokens
-    webhook_sender: WebhookSender | None = None  # the deliveries' pooled client (`servers.core`)
+    webhook_sender: WebhookSending | None = None  # the deliveries' pooled client (`servers.core`)
+
+
+def principal_of(conn: HTTPConnection) -> str | None:
+    """The caller's principal (a token's SHA-256, hex), as the access rules put it in the
+    scope (`servers.access`); None when the server has no tokens."""
+    principal = conn.scope.get(PRINCIPAL_KEY)
+    return principal if isinstance(principal, str) else None
 
 
 def state_of(conn: HTTPConnection) -> ServerState:

@@ -251,7 +251,7 @@ def subscribed(state: ServerState, body: bytes, framing: str) -> Answer:
     url = allowed_callback(subscription.callback_url, settings.webhook_allow)
     gen = start_generation(state, subscription.request)
     sender = state.webhook_sender
-    assert sender is not None, "servers.core.make_state gives every server a sender"
+    assert isinstance(sender, WebhookSender), "servers.core.make_state gives every server one"
     delivery = Delivery(sender, gen, codec, state.source.model, subscription, secret, url)
     sender.start(delivery)
     answer = {"id": gen.id, "callback_url": subscription.callback_url}

@@ -14,8 +14,8 @@ from support import bench
 
 pytestmark = pytest.mark.slow
 
-ARGS = ("--stack", "flask@gunicorn", "--workers", "1", "--threads", "4")
-ARGS += ("--transports", "sse,short_poll", "--requests", "16", "--quiet")
+STACK = ("--stack", "flask@gunicorn", "--workers", "1", "--threads", "4")
+ARGS = (*STACK, "--transports", "sse,short_poll", "--requests", "16", "--quiet")
 
 
 def first_tokens_and_ends(folder: Path) -> dict[str, dict[int, tuple[float, float]]]:
