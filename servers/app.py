@@ -13,12 +13,10 @@ from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from errors import RequestRefused
 from servers import access, openai_compat, timeline
 from servers.core import health, index, make_state, no_socket_here, running
-from servers.push_response import RAW_SEND
 from servers.responses import http_error_handler, refused_request_handler, whole_response
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
@@ -29,21 +27,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return JSONResponse({"error": problems}, status_code=422)
-
-
-class TokenwireApp(FastAPI):
-    """FastAPI, with the server's own ASGI `send` kept in the scope (`RAW_SEND`) for the
-    push responses' body chunks (`servers.push_response`)."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        inner = super().build_middleware_stack()
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http":
-                scope[RAW_SEND] = send
-            await inner(scope, receive, send)
-
-        return app
 
 
 def create_app(
@@ -58,7 +41,7 @@ def create_app(
         async with running(state):
             yield
 
-    app = TokenwireApp(
+    app = FastAPI(
         title="tokenwire",
         lifespan=lifespan,
         docs_url=None,

@@ -1,10 +1,6 @@
-"""The HTTP response of every push stream (SSE, chunked, chat completions).
-
-Body chunks go to the server's own ASGI `send` (`RAW_SEND`, put in the scope by
-`servers.app.TokenwireApp`), not through the `send` wrappers of Starlette's error and
-exception middleware: those only watch for the response's start, which still passes
-through them, and per token they cost about a tenth of the server's CPU at 1,000 streams
-(measured with py-spy; docs/scale.md). The bytes on the wire are the same.
+"""The HTTP response of every push stream (SSE, chunked, chat completions) on the FastAPI
+stacks: Starlette's `StreamingResponse`, as FastAPI users stream, its chunks through the
+app's middleware like any app's (the lean path is the bare ASGI stack, asgi@uvicorn).
 
 Starlette's `StreamingResponse` never closes its body iterator: a client that disconnects
 while a chunk is being sent leaves the generator suspended at its `yield`, finalised only
@@ -27,10 +23,7 @@ from servers.exchange import Answer
 from servers.responses import whole_response
 from servers.streaming import STREAMING_HEADERS, StreamAborted
 
-__all__ = ["RAW_SEND", "STREAMING_HEADERS", "PushResponse", "answer_response"]
-
-
-RAW_SEND = "tokenwire.raw_send"  # the scope key of the server's own ASGI send
+__all__ = ["STREAMING_HEADERS", "PushResponse", "answer_response"]
 
 
 class PushResponse(StreamingResponse):
@@ -47,17 +40,7 @@ class PushResponse(StreamingResponse):
         super().__init__(body, media_type=media_type, headers={**base, **(headers or {})})
         self._body = body
 
-    async def stream_response(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        body = self._raw_send or send
-        async for chunk in self._body:
-            await body({"type": "http.response.body", "body": chunk, "more_body": True})
-        await body({"type": "http.response.body", "body": b"", "more_body": False})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._raw_send: Send | None = scope.get(RAW_SEND)
         try:
             await super().__call__(scope, receive, send)
         except (ClientDisconnect, OSError):
