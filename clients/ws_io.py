@@ -233,7 +233,11 @@ async def open_websocket(settings: ClientSettings, path: str, result: StreamResu
             )
             transport.write(request)
             await conn.upgraded
-    except (OSError, TimeoutError) as exc:
+    except TimeoutError as exc:  # before OSError, of which it is a subclass
+        raise ConnectFailed(
+            f"cannot open WebSocket: no handshake within {CONNECT_TIMEOUT_S:g} s"
+        ) from exc
+    except OSError as exc:
         raise ConnectFailed(f"cannot open WebSocket: {exc}") from exc
     sock = transport.get_extra_info("socket")
     conn.sock = sock.dup() if sock is not None else None  # counters readable after close
