@@ -26,7 +26,7 @@ Before either, for every request, WebSocket upgrades and `/healthz` included:
   makes its own name resolve to 127.0.0.1 (DNS rebinding) is same-origin for the browser,
   so only the Host it sends gives it away. An HTTP/1.1 request needs exactly one `Host`
   (400 otherwise, as RFC 9112 asks); an HTTP/1.0 one without it (not a browser) is not
-  checked.
+  checked. An empty `Host` counts as none.
 - A request with an `Origin` header that is neither the server's own origin (the scheme and
   the request's `Host`) nor on `ServerSettings.cors_origins` is refused with 403, on every
   endpoint and for every method: a cross-site page cannot start a generation, not even with
@@ -214,6 +214,8 @@ class Gate:
         """The refusal of a request whose Host the server does not answer to (421), or whose
         page comes from an origin that may not call it (403); None when neither."""
         hosts = asked.all("host")
+        if hosts == [""]:  # names no host: as none (granian hands the app an empty Host for
+            hosts = []  # a request without one, so only this way do the stacks agree)
         if len(hosts) > 1 or (not hosts and asked.http_version == "1.1"):
             return RequestRefused(400, "an HTTP/1.1 request needs exactly one Host header")
         host = hosts[0] if hosts else None
@@ -270,7 +272,9 @@ class Gate:
     def admit_socket(self, asked: Asked) -> Admitted | Refused:
         refused = self.misdirected_or_foreign(asked)
         if refused is not None:
-            return Refused(refused, {})
+            # as for HTTP: the connection ends with the answer (granian would otherwise
+            # keep it open, its upgrade headers on the refusal)
+            return Refused(refused, {"Connection": "close"})
         offered = list(asked.subprotocols)
         presented = bearer_token(asked.first("authorization"))
         if presented is None:

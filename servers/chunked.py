@@ -51,11 +51,13 @@ async def chunks(
 def answer(
     state: ServerState, body: bytes, framing: str, stream: str | None, start: int | None
 ) -> Answer:
-    """A new stream (neither `stream` nor `start`: `body` is its request), or a resume."""
+    """A new stream (neither `stream` nor `start`: `body` is its request), or a resume (its
+    body, if any, a JSON object too)."""
+    request = decoded_body(body)
     codec = framing_named(state, framing, NAME)
     headers = response_headers(codec, LINES)
     if stream is None and start is None:
-        gen = start_generation(state, parse_generation_request(decoded_body(body), state.settings))
+        gen = start_generation(state, parse_generation_request(request, state.settings))
         return push_answer(chunks(state, gen, codec, 0, False), MEDIA_TYPE, state.settings, headers)
     if stream is None or start is None:
         raise RequestRefused(400, "a resume needs both ?stream=ID and &from=K")

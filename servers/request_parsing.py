@@ -4,6 +4,7 @@ types; anything else is refused with a 4xx JSON error that names the limit or th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -66,10 +67,26 @@ async def read_limited(chunks: AsyncIterator[bytes], settings: ServerSettings) -
     return bytes(body)
 
 
+async def drop_body(chunks: AsyncIterator[bytes], settings: ServerSettings) -> None:
+    """Read the body of a request refused before it was read, and drop it (within the
+    limits of `read_limited`), so that the refusal reaches the client: a server that closes
+    the connection while body bytes still arrive (granian, hypercorn) has the kernel reset
+    it, and the client's read of the answer then fails. A client that leaves raises what its
+    stack raises."""
+    with contextlib.suppress(RequestRefused):
+        await read_limited(chunks, settings)
+
+
 async def read_body(request: Request, *, starts_work: bool = True) -> bytes:
     """The whole body, within the limits (`admit_body`, `read_limited`)."""
     settings = state_of(request).settings
-    admit_body(request.headers, settings, starts_work)
+    try:
+        admit_body(request.headers, settings, starts_work)
+    except RequestRefused as refused:
+        if refused.status == 415:  # (a 413 is not read: there is too much of it)
+            with contextlib.suppress(ClientDisconnect):
+                await drop_body(request.stream(), settings)
+        raise
     try:
         body = await read_limited(request.stream(), settings)
     except ClientDisconnect:

@@ -27,6 +27,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from stack_behaviour import under_test
 
 from servers.sources.spec import SourceSpec
 from wire.sse import SSEStreamDecoder
@@ -102,11 +103,12 @@ def fuzz_settings(max_examples: int) -> settings:
 # bodies are cut off, then the client waits for the answer or leaves; it never keeps dribbling
 # bytes.
 
-# 4xx answers that are not `{"error": ..}` JSON, made below the app (uvicorn's HTTP parser, the
-# WebSocket handshake): tolerated (and counted) where a fuzzer can provoke them; see
+# 4xx answers that are not `{"error": ..}` JSON, made below the app (the HTTP server's parser,
+# its WebSocket handshake; each server's own, as tests/stack_behaviour.py describes them):
+# tolerated (and counted) where a fuzzer can provoke them; see
 # test_every_4xx_has_a_json_error_member.
-UVICORN_PARSER_400 = "uvicorn parser 400 (text/plain)"
-WS_HANDSHAKE_4XX = "websocket handshake refusal (text/plain)"
+PARSER_4XX = "HTTP parser refusal (not JSON)"
+WS_HANDSHAKE_4XX = "websocket handshake refusal (not JSON)"
 
 # Prompts stay short for speed (generation_bodies adds a few long ones).
 MAX_FUZZ_PROMPT_CHARS = 64
@@ -114,9 +116,12 @@ JSON_MEDIA_TYPE = "application/json"
 
 
 def known_non_json_4xx(status: int, body: bytes) -> str | None:
-    if status == 400 and body == b"Invalid HTTP request received.":
-        return UVICORN_PARSER_400
-    if 400 <= status < 500 and body.startswith(b"Failed to open a WebSocket connection"):
+    """The label of an answer made below the app by the server under test, else None (a 501
+    its parser makes to a Transfer-Encoding counts here too)."""
+    server = under_test()
+    if server.parser_refusal(status, body):
+        return PARSER_4XX
+    if server.handshake_refusal(status, body):
         return WS_HANDSHAKE_4XX
     return None
 
@@ -153,7 +158,7 @@ def host_samples(port: int) -> tuple[tuple[bytes, bool], ...]:
         (b"evil.example:" + p, False),
         (b"localhost.evil.example", False),
         (b"127.0.0.1.evil.example:" + p, False),
-        (b"", False),
+        (b"", False),  # no host named: as none (400 to HTTP/1.1)
         (b"user@127.0.0.1", False),
         (b"user:pw@localhost:" + p, False),
         (b"127.0.0.1:99999", False),
@@ -199,7 +204,7 @@ def origin_samples(host: bytes | None, port: int) -> tuple[tuple[bytes, bool], .
 
 
 # `Transfer-Encoding` header lines (one request each): exactly chunked, in any case, passes;
-# anything else is 501, or a plain 400 when uvicorn's parser refuses it first.
+# anything else is 501, or the server parser's own refusal when it refuses it first.
 TRANSFER_ENCODINGS = (
     (b"chunked",),
     (b"Chunked",),

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
+import psutil
 import pytest
 
 from clients.asyncio_io import AsyncStreamClient
@@ -56,14 +57,14 @@ def blocking_client(transport: str, settings: ClientSettings) -> BlockingClient:
 STACK_ENV = "TOKENWIRE_TEST_STACK"  # the stack the server suites run against (.ci/run)
 
 
-def test_stack() -> str:
+def stack_under_test() -> str:
     """The stack under test: `TOKENWIRE_TEST_STACK`, else the default."""
     return os.environ.get(STACK_ENV) or DEFAULT_STACK
 
 
 def stack_args() -> tuple[str, ...]:
     """servers.run's flags for the stack under test (none for the default)."""
-    stack = test_stack()
+    stack = stack_under_test()
     return () if stack == DEFAULT_STACK else ("--stack", stack)
 
 
@@ -75,6 +76,16 @@ def serve(
     log = tmp_path_factory.mktemp(name) / "server.log"
     with running_server(spec, log, extra_args=(*stack_args(), *server_args)) as process:
         yield process
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and its descendants (granian, gunicorn: the server's connections are its
+    worker processes')."""
+    process = psutil.Process(pid)
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [process]
 
 
 class NoServer:

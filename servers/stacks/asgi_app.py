@@ -20,7 +20,7 @@ from servers import access
 from servers.core import make_state, no_socket_here, routes, running
 from servers.exchange import WEBSOCKET, Answer, Call, RouteTable, answered, refusal_answer
 from servers.exchange import Message as Received
-from servers.request_parsing import admit_body, read_limited
+from servers.request_parsing import admit_body, drop_body, read_limited
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from servers.stacks.options import ServeOptions
@@ -130,8 +130,7 @@ class BareApp:
         body = b""
         try:
             if method == "POST":
-                admit_body(headers, state.settings, starts_work=False)
-                body = await read_limited(self.body_chunks(receive), state.settings)
+                body = await self.read_body(headers, receive, state.settings)
         except RequestRefused as exc:
             await self.reply(send, refusal_answer(path, exc))
             return
@@ -140,6 +139,20 @@ class BareApp:
         call = Call(state, method, path, params, _query(scope), headers, body)
         assert route.handler is not None
         await self.reply(send, await answered(route.handler, call), receive)
+
+    async def read_body(
+        self, headers: dict[str, str], receive: Receive, settings: ServerSettings
+    ) -> bytes:
+        """The body, within the limits; one refused by its head alone (415) is read and
+        dropped first, so that the refusal reaches the client (`drop_body`)."""
+        chunks = self.body_chunks(receive)
+        try:
+            admit_body(headers, settings, starts_work=False)
+        except RequestRefused as refused:
+            if refused.status == 415:
+                await drop_body(chunks, settings)
+            raise
+        return await read_limited(chunks, settings)
 
     async def body_chunks(self, receive: Receive) -> AsyncIterator[bytes]:
         while True:

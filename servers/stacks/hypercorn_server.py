@@ -19,8 +19,14 @@ def serve_fastapi(options: ServeOptions) -> None:
     config.bind = [f"fd://{options.sock.fileno()}"]
     config.accesslog = None
     config.loglevel = "WARNING"
-    config.keep_alive_timeout = 30  # as uvicorn's timeout_keep_alive
-    config.read_timeout = round(settings.request_timeout_s)
+    # request_timeout_s: hypercorn's idle timer runs from a connection's start, and from the
+    # end of each answer, until the next request head is whole, so it bounds silent
+    # connections and heads that never end (idle keep-alive connections close that soon
+    # too); bodies the endpoints read answer 408 themselves. Not `read_timeout`: that bounds
+    # every read of the connection, so it would cut a stream whose client sends nothing
+    # (an SSE or WebSocket reader, a long poll) after request_timeout_s.
+    config.keep_alive_timeout = settings.request_timeout_s
+    config.read_timeout = None
     config.h11_max_incomplete_size = settings.max_head_bytes
     config.websocket_max_message_size = settings.max_body_bytes
     config.websocket_ping_interval = None  # keep-alive pings would be counted as transport bytes
