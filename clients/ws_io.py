@@ -186,6 +186,9 @@ class WSConnection(asyncio.Protocol):
         if self.headers.get("sec-websocket-accept") != accept_key(self.key):
             self._fail(ConnectFailed("cannot open WebSocket: wrong Sec-WebSocket-Accept"))
             return False
+        if self.upgraded.done():  # the opener gave up (its connect timeout): nobody reads it
+            self.abort()
+            return False
         self.upgraded.set_result(None)
         return True
 
