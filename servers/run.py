@@ -26,9 +26,8 @@ from servers.connection_guard import guarded_protocol, guarded_ws_protocol
 from servers.cpus import pin, usable_cpus
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
 from servers.sources.spec import SourceSpec, add_source_arguments, build_source, spec_from_args
-from servers.stacks.options import ServeOptions
-from stacks import DEFAULT as DEFAULT_STACK
-from stacks import DEFAULT_WORKERS, STACKS, Stack, default_threads
+from servers.stacks.options import ServeOptions, add_stack_arguments, chosen_stack
+from stacks import Stack, default_threads
 from transports import load
 
 
@@ -84,24 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, help="serve on this already-bound listening socket")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument(
-        "--stack",
-        default=DEFAULT_STACK,
-        choices=STACKS.names(),
-        help=f"the framework and HTTP server to serve with (default {DEFAULT_STACK})",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULT_WORKERS,
-        help="worker processes of a threaded stack (flask@gunicorn); only 1 is supported",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="threads per worker of a threaded stack (default: 4 per core, gunicorn's advice)",
-    )
+    add_stack_arguments(parser)
     parser.add_argument(
         "--cpus",
         metavar="LIST",
@@ -118,17 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     given = None if args.fd is None else socket.socket(fileno=args.fd)
     host = args.host if given is None else str(given.getsockname()[0])
     try:
-        stack = STACKS.get(args.stack)
-        stack.check_installed()
-        if not stack.threaded and (args.workers != DEFAULT_WORKERS or args.threads):
-            raise UserError(f"--workers and --threads size a threaded stack; {stack.name} is not")
-        if args.workers != DEFAULT_WORKERS:
-            raise UserError(
-                "--workers must be 1: polls, resumes and timelines must reach the worker that "
-                "holds their stream, and gunicorn does not route by stream"
-            )
-        if args.threads < 0:
-            raise UserError(f"--threads must be 1 or more, got {args.threads}")
+        stack = chosen_stack(args)
         settings = ServerSettings.from_args(args)
         warning = exposure_warning(host, settings)
         settings = answering_to_bound_address(settings, host)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from errors import UsageError
 from harness.cli.common import add_address, add_source_flags, source_overrides
 from harness.measure.scenario import Scenario, with_overrides
 from harness.measure.server_process import bind_listener
 from harness.present.console import make_console
 from servers.settings import ServerSettings
 from servers.sources.spec import build_source
-from stacks import DEFAULT as DEFAULT_STACK
-from stacks import STACKS
+from servers.stacks.options import add_stack_arguments, chosen_stack
 from transports import TRANSPORTS
 
 NAME = "serve"
@@ -29,18 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         port_help="port (0: any free port)",
     )
     add_source_flags(parser)
-    parser.add_argument(
-        "--stack",
-        default=DEFAULT_STACK,
-        choices=STACKS.names(),
-        help=f"the framework and HTTP server to serve with (default {DEFAULT_STACK})",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="threads of a threaded stack (flask@gunicorn; default 4 per core)",
-    )
+    add_stack_arguments(parser, workers=False)
     ServerSettings.add_arguments(parser)
 
 
@@ -51,10 +38,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def serve(args: argparse.Namespace) -> None:
     """Build the source, bind, print how to call each transport, serve until Ctrl-C."""
-    stack = STACKS.get(args.stack)
-    stack.check_installed()
-    if args.threads and not stack.threaded:
-        raise UsageError(f"--threads sizes a threaded stack; {stack.name} is not")
+    stack = chosen_stack(args)
     overrides = source_overrides(args)
     overrides["seed"] = overrides["seed"] or 0
     spec = with_overrides(Scenario(), **overrides).source

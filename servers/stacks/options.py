@@ -9,9 +9,11 @@ import os
 import socket
 from dataclasses import dataclass
 
+from errors import UsageError
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
 from servers.sources.spec import add_source_arguments, build_source, spec_from_args
+from stacks import DEFAULT, DEFAULT_WORKERS, STACKS, Stack
 
 ARGS_ENV = "TOKENWIRE_STACK_ARGS"  # servers.run's arguments, for a worker process to rebuild
 
@@ -50,3 +52,43 @@ def args_env(argv: tuple[str, ...]) -> str:
 
 def rebuilt_from_env() -> tuple[TokenSource, ServerSettings]:
     return rebuilt(json.loads(os.environ.get(ARGS_ENV) or "[]"))
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser, workers: bool = True) -> None:
+    """`--stack`, `--threads` and (with `workers`) `--workers`: servers.run's and serve's."""
+    parser.add_argument(
+        "--stack",
+        default=DEFAULT,
+        choices=STACKS.names(),
+        help=f"the framework and HTTP server to serve with (default {DEFAULT})",
+    )
+    if workers:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=DEFAULT_WORKERS,
+            help="worker processes of a threaded stack (flask@gunicorn); only 1 is supported",
+        )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads per worker of a threaded stack (default: 4 per core, gunicorn's advice)",
+    )
+
+
+def chosen_stack(args: argparse.Namespace) -> Stack:
+    """The stack the flags name, installed and sized as it can be (UsageError otherwise)."""
+    stack = STACKS.get(args.stack)
+    stack.check_installed()
+    workers = getattr(args, "workers", DEFAULT_WORKERS)
+    if not stack.threaded and (workers != DEFAULT_WORKERS or args.threads):
+        raise UsageError(f"--workers and --threads size a threaded stack; {stack.name} is not")
+    if workers != DEFAULT_WORKERS:
+        raise UsageError(
+            "--workers must be 1: polls, resumes and timelines must reach the worker that "
+            "holds their stream, and gunicorn does not route by stream"
+        )
+    if args.threads < 0:
+        raise UsageError(f"--threads must be 1 or more, got {args.threads}")
+    return stack
