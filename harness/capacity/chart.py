@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +135,21 @@ def context(run: CapacityRun) -> str:
     return f"scenario {name} · {source_text(run.scenario)}\nSLO: {run.slo.text()}"
 
 
-def draw_capacity(run: CapacityRun, out_dir: Path) -> DrawnChart:
-    """`capacity.png` and `capacity.svg` in `out_dir`."""
+def drawn(
+    chart: Callable[[CapacityRun, str], Figure],
+    run: CapacityRun,
+    out_dir: Path,
+    stem: str,
+    title: str,
+) -> DrawnChart:
+    """`chart` of `run` as `stem.png` and `stem.svg` in `out_dir`, captioned by its doc."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(STYLE):
-        png, svg = save(capacity_chart(run, f"{TITLE}\n{context(run)}"), out_dir, STEM)
-    caption = " ".join((inspect.getdoc(capacity_chart) or "").split())
-    return DrawnChart(STEM, TITLE, caption, png, svg)
+        png, svg = save(chart(run, f"{title}\n{context(run)}"), out_dir, stem)
+    caption = " ".join((inspect.getdoc(chart) or "").split())
+    return DrawnChart(stem, title, caption, png, svg)
+
+
+def draw_capacity(run: CapacityRun, out_dir: Path) -> DrawnChart:
+    """`capacity.png` and `capacity.svg` in `out_dir`."""
+    return drawn(capacity_chart, run, out_dir, STEM, TITLE)

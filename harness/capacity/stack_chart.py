@@ -5,14 +5,12 @@ limit bound is hatched. Drawn from a `CapacityRun`, as PNG and SVG."""
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
-import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from harness.capacity.chart import context
+from harness.capacity.chart import drawn
 from harness.capacity.figures import CapacityRun, TransportCapacity
 from harness.present.plots.chart import DrawnChart
 from harness.present.plots.stack_sweep import (
@@ -22,7 +20,7 @@ from harness.present.plots.stack_sweep import (
     grouped_bars,
     stack_legend,
 )
-from harness.present.plots.style import STYLE, new_figure, save
+from harness.present.plots.style import new_figure
 
 STEM = "capacity_stacks"
 TITLE = "Capacity per server stack: streams per core, CPU and memory"
@@ -82,8 +80,4 @@ def _bound_hatch(run: CapacityRun, stack: str) -> Marker:
 
 def draw_stack_capacity(run: CapacityRun, out_dir: Path) -> DrawnChart:
     """`capacity_stacks.png` and `capacity_stacks.svg` in `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context(STYLE):
-        png, svg = save(stack_capacity_chart(run, f"{TITLE}\n{context(run)}"), out_dir, STEM)
-    caption = " ".join((inspect.getdoc(stack_capacity_chart) or "").split())
-    return DrawnChart(STEM, TITLE, caption, png, svg)
+    return drawn(stack_capacity_chart, run, out_dir, STEM, TITLE)

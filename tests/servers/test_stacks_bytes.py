@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -51,26 +52,15 @@ def carried(transport: str) -> list[str]:
     return [name for name, f in FRAMINGS.items() if transport in TRANSPORTS.carrying(f)]
 
 
-async def sse_body(base: str, framing: str, stream_id: str) -> bytes:
+async def http_body(base: str, framing: str, stream_id: str, *, method: str, path: str) -> bytes:
+    """The whole body of one push stream: POSTed with a JSON request, or asked for by GET."""
     async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http:
-        body = {"seed": 7, "max_tokens": 30, "stream_id": stream_id}
-        answer = await http.post(f"/v1/sse?framing={framing}", json=body)
-        assert answer.status_code == 200, answer.text
-        return answer.content
-
-
-async def sse_get_body(base: str, framing: str, stream_id: str) -> bytes:
-    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http:
-        query = f"seed=7&max_tokens=30&stream={stream_id}&framing={framing}"
-        answer = await http.get(f"/v1/sse?{query}")
-        assert answer.status_code == 200, answer.text
-        return answer.content
-
-
-async def chunked_body(base: str, framing: str, stream_id: str) -> bytes:
-    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as http:
-        body = {"seed": 7, "max_tokens": 30, "stream_id": stream_id}
-        answer = await http.post(f"/v1/chunked?framing={framing}", json=body)
+        request = {"seed": 7, "max_tokens": 30, "stream_id": stream_id}
+        if method == "GET":
+            query = f"seed=7&max_tokens=30&stream={stream_id}&framing={framing}"
+            answer = await http.get(f"{path}?{query}")
+        else:
+            answer = await http.post(f"{path}?framing={framing}", json=request)
         assert answer.status_code == 200, answer.text
         return answer.content
 
@@ -118,10 +108,10 @@ async def chat_body(base: str, stream_id: str) -> bytes:
         return answer.content
 
 
-EXCHANGES = {
-    "sse": sse_body,
-    "sse-get": sse_get_body,
-    "chunked": chunked_body,
+EXCHANGES: dict[str, Callable[[str, str, str], Awaitable[bytes]]] = {
+    "sse": functools.partial(http_body, method="POST", path="/v1/sse"),
+    "sse-get": functools.partial(http_body, method="GET", path="/v1/sse"),
+    "chunked": functools.partial(http_body, method="POST", path="/v1/chunked"),
     "websocket": websocket_body,
 }
 CARRIED_BY = {"sse": "sse", "sse-get": "sse", "chunked": "chunked", "websocket": "websocket"}
@@ -181,7 +171,7 @@ async def test_a_stack_that_speaks_http2_sends_the_same_bytes_over_it(
 ) -> None:
     """HTTP/2 in clear text by prior knowledge (h2c), as httpx speaks it."""
     stream_id = f"same-h2-{stack.replace('@', '-')}"
-    reference = await sse_body(servers[DEFAULT].base_url, "json", stream_id)
+    reference = await EXCHANGES["sse"](servers[DEFAULT].base_url, "json", stream_id)
     async with httpx.AsyncClient(
         base_url=servers[stack].base_url, http1=False, http2=True, trust_env=False, timeout=30
     ) as http:

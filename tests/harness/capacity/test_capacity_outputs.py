@@ -4,41 +4,21 @@ images), the self-contained page and the terminal table."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
+from capacity_fakes import probe
 from rich.console import Console
 from synthetic_runs import assert_valid_images
 
-from harness.capacity.assess import SEARCH, UNLOADED, Probe
+from harness.capacity.assess import UNLOADED
 from harness.capacity.chart import slo_ratio, source_text
 from harness.capacity.figures import CapacityRun, conclude
 from harness.capacity.report import capacity_table, probe_line, write_capacity_report
 from harness.capacity.search import SearchLimits
-from harness.capacity.slo import Check, DesignDelay, Slo, Verdict
+from harness.capacity.slo import DesignDelay, Slo
 
 LIMITS = SearchLimits(start=50, maximum=400, max_probes=4)
-
-
-def probe(transport: str, concurrency: int, added_ms: float, **changes: Any) -> Probe:
-    base = Probe(
-        transport=transport,
-        concurrency=concurrency,
-        streams=2 * concurrency,
-        steady_streams=concurrency,
-        role=SEARCH,
-        verdict=Verdict((Check("added_delay_p99_ms", added_ms, 50.0),)),
-        window_s=5.0,
-        server_cpu_s=0.004 * concurrency,
-        client_cpu_s=0.008 * concurrency,
-        server_peak_rss_bytes=80 * 2**20 + 20 * 1024 * concurrency,
-        tokens_per_s=40.0 * concurrency,
-        server_cpu_ms_per_1k_tokens=100.0,
-        duration_s=6.0,
-    )
-    return replace(base, **changes)
 
 
 @pytest.fixture(scope="module")

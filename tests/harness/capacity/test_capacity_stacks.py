@@ -4,27 +4,28 @@ and `capacity.json` (and the version before stacks), from synthetic cells and fa
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from capacity_fakes import probe as fake_probe
+from capacity_fakes import synthetic_phase
 from matplotlib.patches import Rectangle
 from rich.console import Console
 from synthetic_runs import assert_valid_images
 
 from bench import build_parser
 from harness.capacity import run as capacity_run
-from harness.capacity.assess import SEARCH, UNLOADED, Probe
+from harness.capacity.assess import UNLOADED, Probe
 from harness.capacity.figures import CapacityRun, TransportCapacity, conclude
 from harness.capacity.report import capacity_table, thread_limit_cell, write_capacity_report
 from harness.capacity.run import CapacitySettings, run_capacity, stack_scenarios
 from harness.capacity.search import SearchLimits
-from harness.capacity.slo import Check, Slo, Verdict
+from harness.capacity.slo import Slo
 from harness.capacity.stack_chart import stack_capacity_chart
 from harness.cli.capacity import scenario_from_args
-from harness.measure.records import PhaseRecord, PhaseSetup, RequestRecord
+from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario, with_overrides
 from stacks import DEFAULT, STACKS
 
@@ -34,23 +35,7 @@ LIMITS = SearchLimits(start=50, maximum=400, max_probes=8)
 
 
 def probe(transport: str, concurrency: int, passed: bool, **changes: Any) -> Probe:
-    added = 2.0 if passed else 80.0
-    base = Probe(
-        transport=transport,
-        concurrency=concurrency,
-        streams=2 * concurrency,
-        steady_streams=concurrency,
-        role=SEARCH,
-        verdict=Verdict((Check("added_delay_p99_ms", added, 50.0),)),
-        window_s=5.0,
-        server_cpu_s=0.004 * concurrency,
-        client_cpu_s=0.008 * concurrency,
-        server_peak_rss_bytes=80 * 2**20 + 20 * 1024 * concurrency,
-        tokens_per_s=40.0 * concurrency,
-        server_cpu_ms_per_1k_tokens=100.0,
-        duration_s=1.0,
-    )
-    return replace(base, **changes)
+    return fake_probe(transport, concurrency, 2.0 if passed else 80.0, duration_s=1.0, **changes)
 
 
 def cell(
@@ -194,41 +179,6 @@ def test_capacity_json_keeps_the_cells_and_reads_the_version_before_stacks(
 # --- the run over stacks, its probes faked ------------------------------------------------
 
 
-def fake_phase(transport: str, concurrency: int, streams: int, added_ms: float) -> PhaseRecord:
-    ms = 1_000_000
-    records = []
-    for k in range(streams):
-        emit = [k * 500 * ms + (50 + 10 * i) * ms for i in range(3)]
-        recv = [emit[0] + ms // 2] + [e + int(added_ms * ms) for e in emit[1:]]
-        records.append(
-            RequestRecord(
-                transport=transport,
-                index=k,
-                seed=k,
-                stream_id=f"{transport}-{k}",
-                scheduled_ns=k * 500 * ms,
-                end_ns=recv[-1] + ms,
-                token_index=[0, 1, 2],
-                recv_ns=recv,
-                emit_ns=list(emit),
-                token_bytes=[3, 3, 3],
-                chunk_sizes=[1, 1, 1],
-                source_tokens=3,
-                planned_delays_ns=[50 * ms, 10 * ms, 10 * ms],
-                requests=1,
-            )
-        )
-    return PhaseRecord(
-        transport=transport,
-        window_start_ns=0,
-        window_end_ns=4 * 10**9,
-        server_cpu_s=0.002 * concurrency,
-        client_cpu_s=0.004 * concurrency,
-        requests=records,
-        setup=PhaseSetup(order="sequential"),
-    )
-
-
 def test_a_run_searches_every_transport_on_every_stack(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -239,7 +189,9 @@ def test_a_run_searches_every_transport_on_every_stack(
         c = scenario.concurrency
         calls.append((scenario.transports[0], scenario.stack, c, probe_dir))
         limit = scenario.stack_setup().thread_limit or 100
-        phase = fake_phase(scenario.transports[0], c, scenario.requests, 2.0 if c <= limit else 90)
+        phase = synthetic_phase(
+            scenario.transports[0], c, scenario.requests, 2.0 if c <= limit else 90
+        )
         return phase, 80 * 2**20 + 10 * 1024 * c, 0.01
 
     monkeypatch.setattr(capacity_run, "run_probe", fake)
