@@ -27,7 +27,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from stack_behaviour import under_test
+from stack_behaviour import closes, under_test
 
 from servers.sources.spec import SourceSpec
 from wire.sse import SSEStreamDecoder
@@ -108,7 +108,7 @@ def fuzz_settings(max_examples: int) -> settings:
 # tolerated (and counted) where a fuzzer can provoke them; see
 # test_every_4xx_has_a_json_error_member.
 PARSER_4XX = "HTTP parser refusal (not JSON)"
-WS_HANDSHAKE_4XX = "websocket handshake refusal (not JSON)"
+WS_HANDSHAKE_4XX = "websocket handshake refusal (the server's own)"
 
 # Prompts stay short for speed (generation_bodies adds a few long ones).
 MAX_FUZZ_PROMPT_CHARS = 64
@@ -609,6 +609,13 @@ class RawAnswer:
     status: int
     headers: dict[bytes, bytes]
     body: bytes
+    version: bytes = b"HTTP/1.1"
+
+    def ends_connection(self) -> bool:
+        """`Connection: close`, or an HTTP/1.0 answer without keep-alive (aiohttp's parser
+        refusals)."""
+        kept = self.headers.get(b"connection", b"").lower() == b"keep-alive"
+        return closes(self.headers) or (self.version == b"HTTP/1.0" and not kept)
 
 
 class Reader:
@@ -671,7 +678,7 @@ def read_answer(reader: Reader, head_request: bool = False) -> RawAnswer | None:
             continue
         break
     if status in (101, 204, 304) or head_request:
-        return RawAnswer(status, headers, b"")
+        return RawAnswer(status, headers, b"", parts[0])
     if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
         body = b""
         while True:
@@ -683,14 +690,14 @@ def read_answer(reader: Reader, head_request: bool = False) -> RawAnswer | None:
             if chunk is None:
                 return None
             if size == 0:
-                return RawAnswer(status, headers, body)
+                return RawAnswer(status, headers, body, parts[0])
             body += chunk[:-2]
     if b"content-length" in headers:
         content = reader.exactly(int(headers[b"content-length"]))
-        return None if content is None else RawAnswer(status, headers, content)
+        return None if content is None else RawAnswer(status, headers, content, parts[0])
     while reader.fill():
         pass
-    return RawAnswer(status, headers, reader.buffer)
+    return RawAnswer(status, headers, reader.buffer, parts[0])
 
 
 ENDINGS = ("answer", "half_close", "close", "reset")

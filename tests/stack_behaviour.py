@@ -30,6 +30,10 @@ import pytest
 from support import stack_under_test
 
 # the guards of servers/connection_guard.py a server may lack (keys of `Server.lacks`)
+REQUEST_TIMEOUT = "request timeout"
+HEAD_BOUND = "request-head memory bound"
+CLOSE_STALL = "closing a connection without stalling the others"
+UNREAD_BODY_TIMEOUT = "a time bound on a body the endpoint does not read"
 WRITE_TIMEOUT = "write timeout"
 WS_CONTROL_RATE = "WebSocket control-frame rate"
 WS_QUEUE_BOUND = "WebSocket queue bound"
@@ -47,6 +51,19 @@ def last_not_chunked(codings: list[str]) -> int | None:
     return 400 if codings and codings[-1] != "chunked" else None
 
 
+def last_not_chunked_or_twice(codings: list[str]) -> int | None:
+    """aiohttp's parser refuses a Transfer-Encoding whose last coding is not chunked, or
+    with chunked more than once (400, text); it passes the others to the app (our 501)."""
+    return last_not_chunked(codings) or chunked_twice(codings)
+
+
+def gunicorn_codings(codings: list[str]) -> int | None:
+    """gunicorn's parser refuses a coding it does not know (501, HTML; it knows chunked,
+    gzip, deflate, compress and identity), and then as aiohttp's does (400, HTML)."""
+    known = {"chunked", "gzip", "deflate", "compress", "identity"}
+    return 501 if set(codings) - known else last_not_chunked_or_twice(codings)
+
+
 def any_but_chunked(codings: list[str]) -> int | None:
     """h11 (hypercorn's parser) refuses any Transfer-Encoding but `chunked` alone (501, empty
     body): the app never sees one."""
@@ -57,7 +74,7 @@ def any_but_chunked(codings: list[str]) -> int | None:
 class Server:
     name: str
     # the body of the parser's own refusals (a malformed request line or header, a bad
-    # Content-Length, an oversize head where `head_431` says so), as a regex
+    # Content-Length, an oversize head where `head_by_parser` says so), as a regex
     parser_body: bytes
     # the statuses its parser answers with that body
     parser_statuses: frozenset[int]
@@ -67,11 +84,15 @@ class Server:
     # the status its parser answers a Transfer-Encoding with, before the app (which answers
     # any coding but chunked alone with 501 JSON); None: the app sees it
     refuses_coding: Callable[[list[str]], int | None]
-    # an oversize head (past max_head_bytes) is refused by the parser itself (431 and its
-    # parser_body) rather than by our guard (431 with a JSON error naming max_head_bytes)
-    head_431: bool
+    # an oversize head (past max_head_bytes) is refused by the parser itself (`head_status`
+    # and its parser_body) rather than by our guard (431 with a JSON error naming
+    # max_head_bytes)
+    head_by_parser: bool
     # its parser takes a control byte in a header value (`X: \x01`): the app answers
     control_bytes_pass: bool = False
+    # the status it answers an oversize head with (431 from our guard or a parser bounded
+    # there; aiohttp's parser says 400, "line too long")
+    head_status: int = 431
     # the guards it does not have: guard -> what happens instead
     lacks: dict[str, str] = field(default_factory=dict)
 
@@ -93,7 +114,7 @@ SERVERS = {
             parser_statuses=frozenset({400}),
             handshake_body=rb"Failed to open a WebSocket connection.*",
             refuses_coding=chunked_twice,
-            head_431=False,
+            head_by_parser=False,
         ),
         Server(
             "granian",  # hyper and tungstenite (Rust); HTTP1Settings set by its launcher
@@ -101,7 +122,7 @@ SERVERS = {
             parser_statuses=frozenset({400, 431}),
             handshake_body=rb'No "Sec-WebSocket-[^"]*" header',
             refuses_coding=last_not_chunked,
-            head_431=True,  # max_buffer_size
+            head_by_parser=True,  # max_buffer_size
             lacks={
                 WRITE_TIMEOUT: (
                     "granian has no write timeout (HTTP1Settings: header_read_timeout, "
@@ -127,7 +148,7 @@ SERVERS = {
             parser_statuses=frozenset({400, 431, 501}),
             handshake_body=rb"",
             refuses_coding=any_but_chunked,
-            head_431=True,  # h11_max_incomplete_size
+            head_by_parser=True,  # h11_max_incomplete_size
             control_bytes_pass=True,  # h11 takes any byte but NUL and whitespace
             lacks={
                 WRITE_TIMEOUT: (
@@ -155,9 +176,29 @@ SERVERS = {
             parser_body=rb"(?s)<html>.*</html>\s*",
             parser_statuses=frozenset({400, 414, 431, 501}),
             handshake_body=rb"(?s).*",
-            refuses_coding=any_but_chunked,
-            head_431=True,
+            refuses_coding=gunicorn_codings,
+            head_by_parser=True,
             lacks={
+                REQUEST_TIMEOUT: (
+                    "gunicorn's gthread worker has no request-head timeout (its timeout is "
+                    "the worker's heartbeat; keepalive runs between requests only): a "
+                    "connection that sends nothing stays open, and a head that never ends "
+                    "holds one of the worker's threads as long as the client keeps it"
+                ),
+                UNREAD_BODY_TIMEOUT: (
+                    "gunicorn reads a body the app left unread to its end before the next "
+                    "request on the connection, without a time bound: a client that trickles "
+                    "it holds the connection (and a thread) as long as it keeps trickling"
+                ),
+                CLOSE_STALL: (
+                    "gunicorn's gthread worker closes each connection it ends (a refused "
+                    "request head, an answer with Connection: close) on its main thread, "
+                    "gracefully (gunicorn.util.close_graceful: half-close, then read up to 64 "
+                    "KiB for up to 2 s until the client closes); meanwhile the worker "
+                    "dispatches no other request. The adapter shuts the connections it drops "
+                    "itself first (servers/stacks/flask_app.py, let_go); gunicorn's own "
+                    "refusals it cannot reach"
+                ),
                 WS_CONTROL_RATE: (
                     "flask-sock (simple-websocket) has no control-frame limit: it answers "
                     "every ping from its reader thread, no 1008"
@@ -171,12 +212,27 @@ SERVERS = {
         ),
         Server(
             "aiohttp",  # its own server; limits set by servers/stacks/aiohttp_server.py
-            parser_body=rb"(?s)400, message:.*",
+            # its parser's refusals: the exception's message as text/plain, on an HTTP/1.0
+            # status line ("Invalid header value char", "Missing 'Host' header", ...)
+            parser_body=rb"(?s)[^{].*",
             parser_statuses=frozenset({400}),
-            handshake_body=rb'\{"error":"[^"]*"\}',
-            refuses_coding=any_but_chunked,
-            head_431=True,
+            # a handshake aiohttp refuses raises in `prepare`: our middleware's JSON
+            handshake_body=rb'\{"error":"Handshake error: [^"]*"\}',
+            refuses_coding=last_not_chunked_or_twice,
+            head_by_parser=True,
+            head_status=400,  # LineTooLong: a header line over max_field_size
             lacks={
+                REQUEST_TIMEOUT: (
+                    "aiohttp has no request-head timeout (keepalive_timeout runs between "
+                    "requests only): a connection that sends nothing, or a head that never "
+                    "ends, stays open as long as the client keeps it (one coroutine, no thread)"
+                ),
+                HEAD_BOUND: (
+                    "aiohttp refuses a header line over max_field_size (32 KiB) with its "
+                    "parser's 400, but keeps reading what the client sends until its answer "
+                    "is out and the connection closed: about 16 MiB of RSS per 32 MB head "
+                    "(measured; 8 at once, 144 MiB), freed when the connection ends"
+                ),
                 WRITE_TIMEOUT: (
                     "aiohttp has no write timeout: a push response to a client that never "
                     "reads waits on the transport's drain as long as the client keeps the "

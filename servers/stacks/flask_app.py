@@ -62,6 +62,17 @@ async def left_for_good(opened: websocket.Opened) -> None:
     opened.gen.reader_left(0.0)
 
 
+HANDSHAKE_INCOMPLETE = (
+    "a WebSocket handshake needs a Sec-WebSocket-Key header and Sec-WebSocket-Version: 13"
+)
+
+
+def handshake_complete() -> bool:
+    """The upgrade request carries what simple-websocket needs to accept it (RFC 6455, 4.2.1)."""
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    return bool(key.strip()) and request.headers.get("Sec-WebSocket-Version") == "13"
+
+
 def flask_path(path: str) -> str:
     return re.sub(r"\{(\w+)\}", r"<\1>", path)
 
@@ -92,9 +103,21 @@ def send_timeout(sock: socket.socket, seconds: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, packed)
 
 
+def let_go(sock: socket.socket | None) -> None:
+    """End a connection whose client is gone (or stopped reading) at once. gunicorn closes
+    every connection gracefully on its worker's main thread (RFC 9112, 9.6: half-close,
+    then read on for up to 2 s until the peer closes); for a client that neither reads nor
+    closes that is 2 s in which the worker dispatches no other request (measured: every
+    other request waited). Shut both ways first, its graceful close returns at once."""
+    if sock is not None:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def respond(core: CoreLoop, answer: Answer) -> Response:
     """An `Answer` as a Flask response: a push stream as a generator response."""
-    body = answer.body if answer.chunks is None else stream_with_context(pulled(core, answer))
+    sock = request.environ.get("gunicorn.socket")
+    body = answer.body if answer.chunks is None else stream_with_context(pulled(core, answer, sock))
     response = Response(body, status=answer.status, headers=answer.head())
     if answer.media_type is None and "content-type" not in {k.lower() for k in answer.headers}:
         del response.headers["Content-Type"]  # werkzeug's default type; the core has none
@@ -103,10 +126,11 @@ def respond(core: CoreLoop, answer: Answer) -> Response:
     return response
 
 
-def pulled(core: CoreLoop, answer: Answer) -> Iterator[bytes]:
+def pulled(core: CoreLoop, answer: Answer, sock: socket.socket | None) -> Iterator[bytes]:
     """The push stream's chunks, each pulled from the core's loop by this request's thread."""
     chunks = answer.chunks
     assert chunks is not None
+    ended = False
     with core.streaming():
         try:
             yield b""  # gunicorn writes the head now, before the first token, as uvicorn does
@@ -114,31 +138,53 @@ def pulled(core: CoreLoop, answer: Answer) -> Iterator[bytes]:
                 try:
                     yield core.call(chunks.__anext__())
                 except StopAsyncIteration:
+                    ended = True
                     return
                 except (StreamAborted, CoreStopped, CancelledError):  # cut short: gunicorn
                     raise BrokenPipeError(errno.EPIPE, "stream cut short") from None  # drops it
         finally:  # the end, the client gone (gunicorn closes this generator) or cut short
             core.close_stream(chunks)
+            if not ended:
+                let_go(sock)
 
 
-def read_body(settings: ServerSettings, headers: dict[str, str]) -> bytes:
-    """A POST's body, within max_body_bytes and request_timeout_s (worded as the core's)."""
+def read_body(core: CoreLoop, settings: ServerSettings, headers: dict[str, str]) -> bytes:
+    """A POST's body, within max_body_bytes and request_timeout_s (worded as the core's).
+    The time bounds the whole body: a socket timeout bounds each read only, and a client
+    that trickles a byte now and then would hold the thread for ever; at the deadline the
+    core's loop shuts the connection for reading, and the read ends."""
     if request.method != "POST":
         return b""
     admit_body(headers, settings, starts_work=False)
+    sock = request.environ.get("gunicorn.socket")
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
+
+    cancel = core.later(settings.request_timeout_s, expire)
     try:
-        return request.get_data()
+        body = request.get_data()
+        if expired.is_set():  # what came before the deadline: a part, read as if whole
+            raise TimeoutError
+        return body
     except RequestEntityTooLarge:
         limit = settings.max_body_bytes
         raise RequestRefused(413, f"request body exceeds max_body_bytes ({limit})") from None
-    except (TimeoutError, ClientDisconnected) as exc:
-        if not isinstance(exc, TimeoutError) and not isinstance(exc.__context__, TimeoutError):
+    except (TimeoutError, ClientDisconnected, OSError) as exc:
+        timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+        if not (timed_out or expired.is_set()):
             raise  # the client left mid-body
         raise RequestRefused(
             408,
             "the request body did not arrive within request_timeout_s "
             f"({settings.request_timeout_s:g} s)",
         ) from None
+    finally:
+        cancel()
 
 
 def create_app(state: ServerState, core: CoreLoop) -> Flask:
@@ -175,7 +221,7 @@ def create_app(state: ServerState, core: CoreLoop) -> Flask:
             if sock is not None:
                 sock.settimeout(settings.request_timeout_s)  # for the body
             try:
-                body = read_body(settings, headers)
+                body = read_body(core, settings, headers)
             except RequestRefused as exc:
                 return respond(core, refusal_answer(request.path, exc))
             if sock is not None:
@@ -203,6 +249,9 @@ def create_app(state: ServerState, core: CoreLoop) -> Flask:
         if isinstance(verdict, access.Refused):
             answer = refusal_answer(request.path, verdict.refusal, verdict.headers)
             return respond(core, answer)
+        if upgrade and not handshake_complete():  # else simple-websocket raises: a 500
+            refused = RequestRefused(400, HANDSHAKE_INCOMPLETE)
+            return respond(core, refusal_answer(request.path, refused, {"Connection": "close"}))
         g.principal = verdict.principal
         return None
 
@@ -266,7 +315,8 @@ def socket_session(core: CoreLoop, state: ServerState, ws: Any) -> None:
             pull.cancel()  # the client left while this thread waits for a token
 
     ws.event.wake = wake
-    send_timeout(ws.sock, state.settings.write_timeout_s)
+    with suppress(OSError):  # a client already gone: the first send says so
+        send_timeout(ws.sock, state.settings.write_timeout_s)
     gone = False
     with core.streaming():
         try:
@@ -283,9 +333,9 @@ def socket_session(core: CoreLoop, state: ServerState, ws: Any) -> None:
             ws.close()
         except (CancelledError, ConnectionClosed, OSError):
             gone = True
+            let_go(ws.sock)
         except (StreamAborted, CoreStopped):  # cut short: dropped, as uvicorn drops it
-            with suppress(OSError):
-                ws.sock.shutdown(socket.SHUT_RDWR)
+            let_go(ws.sock)
         finally:
             ws.event.wake = None
             core.close_stream(batches)  # a reader that left is counted out (resume grace)

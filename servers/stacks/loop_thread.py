@@ -94,6 +94,26 @@ class CoreLoop:
         """Run `coro` on the loop; this thread waits for its result."""
         return self.submit(coro).result(timeout)
 
+    def later(self, delay_s: float, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run `callback` on the loop after `delay_s`, unless the function returned (to call
+        from any thread) is called first."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return lambda: None
+        timers: list[asyncio.TimerHandle] = []
+        with contextlib.suppress(RuntimeError):  # a loop closing meanwhile: nothing to run
+            loop.call_soon_threadsafe(lambda: timers.append(loop.call_later(delay_s, callback)))
+
+        def stop() -> None:
+            for timer in timers:
+                timer.cancel()
+
+        def cancel() -> None:  # queued after the timer's start: it runs after it
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop)
+
+        return cancel
+
     def close_stream(self, agen: AsyncGenerator[Any, None]) -> None:
         """Close a stream's async generator on the loop (best effort once it is stopping)."""
         with contextlib.suppress(CoreStopped, TimeoutError, CancelledError):

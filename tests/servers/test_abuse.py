@@ -28,6 +28,8 @@ from typing import Any
 import httpx
 import pytest
 from stack_behaviour import (
+    CLOSE_STALL,
+    HEAD_BOUND,
     WRITE_TIMEOUT,
     WS_CONTROL_RATE,
     WS_QUEUE_BOUND,
@@ -249,13 +251,12 @@ class HealthWatch:
         finally:
             self._stop.set()
             self._thread.join(5)
-        assert not self.failures, self.failures
 
     def assert_prompt(self, guard: str | None = None) -> None:
-        """Every answer came within the bound; a failure is that guard's, when one is named
-        (the flood is cut by it)."""
-        prompt = self.slowest_s < self.bound_s
-        what = f"healthz took {self.slowest_s * 1e3:.0f} ms"
+        """Every answer came, within the bound; a failure is that guard's, when one is named
+        (the flood is cut by it). Call it after `running`."""
+        prompt = self.slowest_s < self.bound_s and not self.failures
+        what = f"healthz took {self.slowest_s * 1e3:.0f} ms; failed: {self.failures[:3]}"
         if guard is None:
             assert prompt, what
         else:
@@ -296,6 +297,8 @@ def send_huge_head(where: tuple[str, int], header_bytes: int) -> bytes:
     return answer
 
 
+@lacking(HEAD_BOUND)
+@lacking(CLOSE_STALL)
 def test_eight_concurrent_32_mb_heads_grow_rss_by_under_32_mb(flood_server: ServerProcess) -> None:
     """The report: 8 x 32 MB heads took RSS from 176 to 516 MB. Now each is refused at
     max_head_bytes (32 KiB) with 431, and what follows is dropped (by our guard, with a JSON
@@ -313,16 +316,18 @@ def test_eight_concurrent_32_mb_heads_grow_rss_by_under_32_mb(flood_server: Serv
         for thread in threads:
             thread.join(30)
     growth = settled_rss(flood_server, baseline, 32 * MIB)
-    assert growth < 32 * MIB, f"RSS grew {growth / MIB:.1f} MiB"
-    assert len(answers) == 8
-    assert all(a.startswith(b"HTTP/1.1 431 ") for a in answers), [a[:60] for a in answers]
     server = under_test()
-    if server.head_431:
+    assert len(answers) == 8
+    status = b" %d " % server.head_status
+    assert all(a[8:13] == status for a in answers), [a[:60] for a in answers]
+    if server.head_by_parser:
         bodies = [a.partition(b"\r\n\r\n")[2] for a in answers]
-        assert all(server.parser_refusal(431, b) for b in bodies), bodies
+        assert all(server.parser_refusal(server.head_status, b) for b in bodies), bodies
     else:
         assert b"max_head_bytes (32768)" in answers[0]
-    watch.assert_prompt()
+    # a server that reads on past the bound is kept busy by it, as it is by its memory
+    watch.assert_prompt(HEAD_BOUND if HEAD_BOUND in server.lacks else CLOSE_STALL)
+    guard_holds(HEAD_BOUND, growth < 32 * MIB, f"RSS grew {growth / MIB:.1f} MiB")
 
 
 def test_a_head_within_the_bound_passes(flood_server: ServerProcess) -> None:
@@ -658,8 +663,9 @@ def test_a_transfer_coding_other_than_chunked_is_501(server: ServerProcess, codi
         answer = b""
         while data := sock.recv(65536):  # Connection: close: the server ends it
             answer += data
-    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
-    assert b"connection: close" in answer.lower()
+    assert answer.startswith(b"HTTP/1.") and answer[8:13] == f" {status} ".encode(), answer[:80]
+    # the server says it closes (an HTTP/1.0 answer does by default: aiohttp's parser)
+    assert b"connection: close" in answer.lower() or answer.startswith(b"HTTP/1.0 ")
     body = answer.partition(b"\r\n\r\n")[2]
     if parser_status is None:
         assert b"only chunked" in body

@@ -340,6 +340,7 @@ async def test_another_principals_stream_does_not_exist_for_polls_timelines_and_
     async with connect(ws_url(guarded), additional_headers=bearer(BOB), proxy=None) as ws:
         await ws.send(resume)
         assert loads(await ws.recv())["error"] == unknown.replace("nothing-here", "alice-ws")
+        await ws.wait_closed()  # the server's close, not the one leaving this block sends
     assert ws.close_code == 1008
     async with connect(ws_url(guarded), additional_headers=bearer(ALICE), proxy=None) as ws:
         await ws.send(resume)
