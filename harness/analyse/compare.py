@@ -37,7 +37,11 @@ COMPARE_NAME = "compare.html"
 COLUMNS: tuple[Column, ...] = (
     *VERDICT,
     Column(
-        "delivered tokens/s (all streams)", "tok/s", lambda s: s.aggregate_tokens_per_s, "higher"
+        "delivered tokens/s (all streams)",
+        "tok/s",
+        lambda s: s.aggregate_tokens_per_s,
+        "higher",
+        "aggregate_tokens_per_s",
     ),
 )
 NOTABLE = 0.05  # a ratio this far from 1 is coloured as better or worse

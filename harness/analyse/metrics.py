@@ -51,6 +51,16 @@
   the server cancelled it (by design one resume grace, `resume_grace_s`, after the drop);
   cancel_beyond_grace_ms: the same minus the grace: how late the server noticed and acted.
 
+- Confidence intervals (`*_ci`, shown as ±half its width): 95%, by a bootstrap over streams
+  (harness.analyse.intervals): the streams are drawn again with replacement, each stream
+  with all its samples, and the figure computed again; the interval holds the middle 95% of
+  those figures. Seeded by the figure's name: the same records give the same interval.
+  Every distribution's p50, p90, p99 and mean has one, and so do the per-stream rates,
+  bytes per token and requests per stream. Figures measured once per phase (CPU, memory)
+  and the steady window's have none from one run.
+- Tied: transports whose intervals overlap the best one's at a figure. The report names a
+  best transport only when no other is tied with it.
+
 Distributions are summarised as p50/p90/p99 (linear interpolation), mean and max, over
 every raw sample; nothing is bucketed.
 """
@@ -58,11 +68,17 @@ every raw sample; nothing is bucketed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from harness.analyse.intervals import (
+    Interval,
+    median_interval,
+    pooled_intervals,
+    ratio_interval,
+)
 from harness.measure.records import PhaseRecord, RequestRecord
 
 NS_PER_MS = 1_000_000
@@ -76,6 +92,12 @@ class Distribution:
     p99: float | None
     mean: float | None
     max: float | None
+    # 95% confidence intervals, resampling streams (harness.analyse.intervals); None where
+    # the samples do not come in streams, or fewer than two streams have any
+    p50_ci: Interval | None = None
+    p90_ci: Interval | None = None
+    p99_ci: Interval | None = None
+    mean_ci: Interval | None = None
 
     @classmethod
     def of(cls, samples: Iterable[float]) -> Distribution:
@@ -91,6 +113,24 @@ class Distribution:
             float(values.mean()),
             float(values.max()),
         )
+
+    @classmethod
+    def of_streams(cls, groups: Sequence[Sequence[float]], name: str) -> Distribution:
+        """The pooled samples of every stream (one group each), with their intervals."""
+        pooled = cls.of(v for g in groups for v in g)
+        found = pooled_intervals(groups, name)
+        return replace(
+            pooled,
+            p50_ci=found.get("p50"),
+            p90_ci=found.get("p90"),
+            p99_ci=found.get("p99"),
+            mean_ci=found.get("mean"),
+        )
+
+    def interval(self, stat: str) -> Interval | None:
+        """The interval of `p50`, `p90`, `p99` or `mean`."""
+        found: Interval | None = getattr(self, f"{stat}_ci", None)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +175,26 @@ class TransportSummary:
     left: int = 0
     cancel_after_leave_ms: Distribution | None = None
     cancel_beyond_grace_ms: Distribution | None = None
+    # 95% confidence intervals of the scalar figures, resampling streams
+    tokens_per_s_ci: Interval | None = None
+    aggregate_tokens_per_s_ci: Interval | None = None
+    wire_bytes_per_token_ci: Interval | None = None
+    payload_bytes_per_token_ci: Interval | None = None
+    header_bytes_per_token_ci: Interval | None = None
+    requests_per_stream_ci: Interval | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+    def interval(self, figure: str) -> Interval | None:
+        """The interval of a figure: `ttft_ms.p50` (a distribution's statistic) or
+        `wire_bytes_per_token` (a scalar); None where it has none."""
+        name, _, stat = figure.partition(".")
+        if stat:
+            value = getattr(self, name, None)
+            return value.interval(stat) if isinstance(value, Distribution) else None
+        found: Interval | None = getattr(self, f"{name}_ci", None)
+        return found
 
 
 def first_token_ns(record: RequestRecord) -> int | None:
@@ -247,6 +304,11 @@ def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None]
 
 
+def window_shares(window_s: float, streams: int) -> list[float]:
+    """The run window split evenly over streams: resampled, the window of a rate's interval."""
+    return [window_s / streams] * streams if streams and window_s > 0 else [0.0] * streams
+
+
 def _per_1k(cpu_s: float | None, tokens: int) -> float | None:
     """CPU milliseconds per 1,000 tokens."""
     return None if cpu_s is None or tokens == 0 else cpu_s * 1000 / tokens * 1000
@@ -275,14 +337,16 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
     window_s = (phase.window_end_ns - phase.window_start_ns) / 1e9
     streams = len(records)
     per_stream_rate = _present(stream_tokens_per_s(r) for r in records)
+    got = [len(set(r.token_index)) for r in records]
+    per_stream = Distribution.of_streams
     return TransportSummary(
-        ttft_ms=Distribution.of(_present(ttft_ms(r) for r in records)),
-        itl_ms=Distribution.of(g for r in records for g in itl_ms(r)),
-        tpot_ms=Distribution.of(_present(tpot_ms(r) for r in records)),
-        e2e_ms=Distribution.of(_present(e2e_ms(r) for r in records)),
-        queue_wait_ms=Distribution.of(_present(queue_wait_ms(r) for r in records)),
-        added_delay_ms=Distribution.of(d for r in records for d in added_delay_ms(r)),
-        tokens_per_chunk=Distribution.of(c for r in records for c in r.chunk_sizes),
+        ttft_ms=per_stream([_present([ttft_ms(r)]) for r in records], "ttft_ms"),
+        itl_ms=per_stream([itl_ms(r) for r in records], "itl_ms"),
+        tpot_ms=per_stream([_present([tpot_ms(r)]) for r in records], "tpot_ms"),
+        e2e_ms=per_stream([_present([e2e_ms(r)]) for r in records], "e2e_ms"),
+        queue_wait_ms=per_stream([_present([queue_wait_ms(r)]) for r in records], "queue_wait"),
+        added_delay_ms=per_stream([added_delay_ms(r) for r in records], "added_delay_ms"),
+        tokens_per_chunk=per_stream([r.chunk_sizes for r in records], "tokens_per_chunk"),
         tokens_per_s=float(np.median(per_stream_rate)) if per_stream_rate else None,
         aggregate_tokens_per_s=received / window_s if window_s > 0 else None,
         wire_bytes_per_token=wire / received if received else None,
@@ -296,7 +360,9 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         server_cpu_ms_per_1k_tokens=_per_1k(phase.server_cpu_s, received),
         client_cpu_ms_per_1k_tokens=_per_1k(phase.client_cpu_s, received),
         server_rss_mb=None if phase.server_rss_bytes is None else phase.server_rss_bytes / 2**20,
-        source_gap_error_ms=Distribution.of(e for r in records for e in source_gap_error_ms(r)),
+        source_gap_error_ms=per_stream(
+            [source_gap_error_ms(r) for r in records], "source_gap_error_ms"
+        ),
         token_count_basis=count_basis(records),
         usage_tokens=(
             sum(r.usage_tokens or 0 for r in records)
@@ -313,6 +379,22 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         **steady_figures(records),
         **raw_client_figures(phase, _per_1k(phase.client_cpu_s, received)),
         **fault_figures(phase),
+        tokens_per_s_ci=median_interval(per_stream_rate, "tokens_per_s"),
+        aggregate_tokens_per_s_ci=ratio_interval(got, window_shares(window_s, streams), "agg"),
+        wire_bytes_per_token_ci=ratio_interval(
+            [r.bytes_sent + r.bytes_received for r in records], got, "wire_bytes_per_token"
+        ),
+        payload_bytes_per_token_ci=ratio_interval(
+            [sum(r.token_bytes) for r in records],
+            [len(r.token_index) for r in records],
+            "payload_bytes_per_token",
+        ),
+        header_bytes_per_token_ci=ratio_interval(
+            [r.header_bytes for r in records], got, "header_bytes_per_token"
+        ),
+        requests_per_stream_ci=ratio_interval(
+            [r.requests for r in records], [1.0] * streams, "requests_per_stream"
+        ),
     )
 
 

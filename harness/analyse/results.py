@@ -26,6 +26,12 @@ Versions:
    (the browser client's `BrowserFigures`: version 2's `browser` entry with `client_cpu`
    and `python_client_cpu_s`; its `client: "browser"` is the scenario's `client`) and
    `path_parameters`. Nothing else changes: `_v2_to_v3` moves every entry.
+4. Each summary's figures carry their 95% confidence intervals, a bootstrap over streams
+   (`harness.analyse.intervals`): a distribution's `p50_ci`, `p90_ci`, `p99_ci` and
+   `mean_ci`, and `tokens_per_s_ci`, `aggregate_tokens_per_s_ci`,
+   `wire_bytes_per_token_ci`, `payload_bytes_per_token_ci`, `header_bytes_per_token_ci`
+   and `requests_per_stream_ci`, each `{"lo": .., "hi": ..}` or null. Summaries are
+   recomputed from the records on reading, so older files get them too.
 
 Optional fields that a reader treats as absent in older files need no new version: the
 scenario's `server_processes` and `client_processes` (the counts a run used; absent: one
@@ -301,9 +307,16 @@ def _v2_to_v3(data: Document) -> Document:
     return data
 
 
+def _v3_to_v4(data: Document) -> Document:
+    """Version 4 gives every summary figure its 95% confidence interval (`*_ci`). Summaries
+    are computed again from the raw records whenever a run is read, so a version 3
+    document gets its intervals then, and needs no change here."""
+    return data
+
+
 # MIGRATIONS[k] takes a document of version k + 1 to version k + 2, so the current version is
 # one more than the migrations there are: a schema change appends its migration here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3)
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4)
 SCHEMA_VERSION = len(MIGRATIONS) + 1
 
 
@@ -368,10 +381,18 @@ def _row(run: RunResult, point: Point, name: str, summary: TransportSummary) -> 
     if run.is_sweep:
         row[str(run.sweep_axis)] = point.value
     for key, value in summary.to_json().items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "p50" in value:  # a distribution, with its intervals
             for stat in ("p50", "p90", "p99", "mean", "max"):
                 row[f"{key}_{stat}"] = value[stat]
-        else:
+            for stat in ("p50", "p90", "p99", "mean"):
+                interval = value.get(f"{stat}_ci") or {}
+                row[f"{key}_{stat}_ci_lo"] = interval.get("lo")
+                row[f"{key}_{stat}_ci_hi"] = interval.get("hi")
+        elif key.endswith("_ci"):  # a scalar's interval
+            bounds = value if isinstance(value, dict) else {}
+            row[f"{key}_lo"] = bounds.get("lo")
+            row[f"{key}_hi"] = bounds.get("hi")
+        elif not isinstance(value, dict):
             row[key] = value
     return row
 

@@ -3,6 +3,7 @@ run, with its ETA) and the summary table; for scripts, the summaries as JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from harness.analyse.intervals import Interval
 from harness.analyse.metrics import Distribution, TransportSummary
 from harness.analyse.problems import point_problems, problem_lines
 from harness.analyse.results import Point, RunResult
@@ -95,12 +97,22 @@ def _ms(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
+def _pm(text: str, interval: Interval | None, shown: Callable[[float], str]) -> str:
+    """`text ±h`: a figure and the half width of its 95% interval (none: the figure alone)."""
+    return text if interval is None else f"{text} [dim]±{shown(interval.half_width)}[/dim]"
+
+
 def _p50_p99(dist: Distribution) -> str:
-    return f"{_ms(dist.p50)} / {_ms(dist.p99)}"
+    """p50 over p99, each with its interval."""
+    return f"{_pm(_ms(dist.p50), dist.p50_ci, _ms)}\n{_pm(_ms(dist.p99), dist.p99_ci, _ms)}"
 
 
 def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _num_pm(value: float | None, interval: Interval | None, digits: int = 1) -> str:
+    return _pm(_num(value, digits), interval, lambda h: _num(h, digits))
 
 
 def _share(ratio: float | None) -> str:
@@ -120,9 +132,9 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in (
         "transport",
-        "TTFT ms\np50 / p99",
-        "ITL ms\np50 / p99",
-        "added delay ms\np50 / p99",
+        "TTFT ms\np50, p99",
+        "ITL ms\np50, p99",
+        "added delay ms\np50, p99",
         "added ms\nmean",
         "E2E ms\np50",
         "tok/s\nstream",
@@ -144,14 +156,14 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
             _p50_p99(s.ttft_ms),
             _p50_p99(s.itl_ms),
             _p50_p99(s.added_delay_ms),
-            _ms(s.added_delay_ms.mean),
-            _ms(s.e2e_ms.p50),
-            _num(s.tokens_per_s),
-            _num(s.aggregate_tokens_per_s),
+            _pm(_ms(s.added_delay_ms.mean), s.added_delay_ms.mean_ci, _ms),
+            _pm(_ms(s.e2e_ms.p50), s.e2e_ms.p50_ci, _ms),
+            _num_pm(s.tokens_per_s, s.tokens_per_s_ci),
+            _num_pm(s.aggregate_tokens_per_s, s.aggregate_tokens_per_s_ci),
             _share(s.delivered_ratio),
-            _ms(s.source_gap_error_ms.p99),
-            _num(s.wire_bytes_per_token),
-            _num(s.requests_per_stream),
+            _pm(_ms(s.source_gap_error_ms.p99), s.source_gap_error_ms.p99_ci, _ms),
+            _num_pm(s.wire_bytes_per_token, s.wire_bytes_per_token_ci),
+            _num_pm(s.requests_per_stream, s.requests_per_stream_ci),
             str(s.empty_polls),
             _cpu(s),
             f"{s.tokens_emitted} / {s.tokens_received}",

@@ -20,8 +20,10 @@ from typing import Any, Literal
 
 from errors import ResultsError
 from harness.analyse import metrics
+from harness.analyse.intervals import Interval
 from harness.analyse.metrics import Distribution, TransportSummary
 from harness.analyse.problems import ProblemRow, point_problems
+from harness.analyse.ranking import Ranked, ranked
 from harness.analyse.results import Point, RunResult, load_run
 from harness.present.plots import PNG_DPI, DrawnChart, color, describe, draw_run, representative
 
@@ -40,6 +42,8 @@ th { background: #f3f3f6; font-weight: 600; }
 td.name, th.name { text-align: left; white-space: nowrap; }
 table.wide { display: block; max-width: 100%; overflow-x: auto; }
 td.best { background: #d6f5d6; font-weight: 700; }
+td.tied { background: #eef8ee; }
+span.ci { color: #666; font-size: 85%; }
 td.better { color: #157a15; font-weight: 600; }
 td.worse { color: #b42318; font-weight: 600; }
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px;
@@ -59,21 +63,38 @@ code { background: #f3f3f6; padding: 0 0.25em; border-radius: 3px; }
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One per-transport number of a verdict or comparison table."""
+    """One per-transport number of a verdict or comparison table; `figure` names it for its
+    confidence interval (`TransportSummary.interval`), where it has one."""
 
     header: str
     unit: str
     value: Callable[[TransportSummary], float | None]
     better: Literal["lower", "higher"] = "lower"
+    figure: str | None = None
+
+    def interval(self, summary: TransportSummary) -> Interval | None:
+        return None if self.figure is None else summary.interval(self.figure)
+
+
+def figure_column(header: str, unit: str, figure: str) -> Column:
+    """A column of one summary figure (`ttft_ms.p50`, `wire_bytes_per_token`), with its
+    interval."""
+    name, _, stat = figure.partition(".")
+
+    def value(summary: TransportSummary) -> float | None:
+        found = getattr(summary, name)
+        return getattr(found, stat) if stat else found
+
+    return Column(header, unit, value, figure=figure)
 
 
 VERDICT: tuple[Column, ...] = (
-    Column("TTFT p50", "ms", lambda s: s.ttft_ms.p50),
-    Column("TTFT p99", "ms", lambda s: s.ttft_ms.p99),
-    Column("added delay p50", "ms", lambda s: s.added_delay_ms.p50),
-    Column("added delay p99", "ms", lambda s: s.added_delay_ms.p99),
-    Column("bytes per token", "B", lambda s: s.wire_bytes_per_token),
-    Column("requests per stream", "", lambda s: s.requests_per_stream),
+    figure_column("TTFT p50", "ms", "ttft_ms.p50"),
+    figure_column("TTFT p99", "ms", "ttft_ms.p99"),
+    figure_column("added delay p50", "ms", "added_delay_ms.p50"),
+    figure_column("added delay p99", "ms", "added_delay_ms.p99"),
+    figure_column("bytes per token", "B", "wire_bytes_per_token"),
+    figure_column("requests per stream", "", "requests_per_stream"),
     Column("server CPU per 1k tokens", "ms", lambda s: s.server_cpu_ms_per_1k_tokens),
     Column("client CPU per 1k tokens", "ms", lambda s: s.client_cpu_ms_per_1k_tokens),
     Column("errors", "streams", lambda s: s.errors),
@@ -113,18 +134,26 @@ def header_cell(column: Column) -> str:
     return f"<th>{esc(column.header)}{unit}</th>"
 
 
+def with_interval(value: float | None, interval: Interval | None) -> str:
+    """`344 <span class="ci">±3.1</span>`: the value and its interval's half width."""
+    if value is None or interval is None:
+        return number(value)
+    return f'{number(value)} <span class="ci">±{number(interval.half_width)}</span>'
+
+
 def best_values(
     summaries: dict[str, TransportSummary], columns: Sequence[Column]
-) -> list[float | None]:
-    """Per column, the best value, or None when there is no single best (all equal)."""
-    best: list[float | None] = []
-    for column in columns:
-        values = [v for s in summaries.values() if (v := column.value(s)) is not None]
-        if len(set(values)) < 2:
-            best.append(None)
-        else:
-            best.append(min(values) if column.better == "lower" else max(values))
-    return best
+) -> list[Ranked | None]:
+    """Per column, the best value and the transports that share it: tied when their
+    confidence intervals overlap the best one's (`harness.analyse.ranking`); None when every
+    transport has the same value."""
+    return [
+        ranked(
+            {n: (c.value(s), c.interval(s)) for n, s in summaries.items()},
+            c.better,
+        )
+        for c in columns
+    ]
 
 
 def _p(dist: Distribution | None, stat: str) -> float | None:
@@ -172,38 +201,55 @@ def verdict_table(
     for name, summary in summaries.items():
         cells = [transport_cell(name)]
         for column, top in zip(columns, best, strict=True):
-            value = column.value(summary)
-            mark = ' class="best"' if top is not None and value == top else ""
-            cells.append(f"<td{mark}>{number(value)}</td>")
+            shown = with_interval(column.value(summary), column.interval(summary))
+            mark = ""
+            if top is not None and name in top.leaders:
+                mark = ' class="tied"' if top.tied else ' class="best"'
+            cells.append(f"<td{mark}>{shown}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table class="verdict"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def at_a_glance(summaries: dict[str, TransportSummary]) -> str:
-    """One line per verdict column naming the best transport(s)."""
+    """One line per verdict column: the best transport, or the transports tied for best
+    (their 95% intervals overlap the best one's: the difference is within the noise)."""
     items = []
     for column, top in zip(VERDICT, best_values(summaries, VERDICT), strict=True):
         if top is None:
             continue
-        winners = [n for n, s in summaries.items() if column.value(s) == top]
         unit = f" {column.unit}" if column.unit else ""
+        word = "lowest" if column.better == "lower" else "highest"
+        if top.tied:
+            values = [v for n in top.leaders if (v := column.value(summaries[n])) is not None]
+            span = f"{number(min(values))}-{number(max(values))}{unit}"
+            items.append(
+                f"<li>{word} {esc(column.header)}: tied between "
+                f"<b>{esc(', '.join(top.leaders))}</b> ({esc(span)}; their 95% intervals "
+                "overlap)</li>"
+            )
+            continue
+        leader = summaries[top.leaders[0]]
         items.append(
-            f"<li>lowest {esc(column.header)}: <b>{esc(', '.join(winners))}</b> "
-            f"({number(top)}{esc(unit)})</li>"
+            f"<li>{word} {esc(column.header)}: <b>{esc(top.leaders[0])}</b> "
+            f"({with_interval(top.value, column.interval(leader))}{esc(unit)})</li>"
         )
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
-def metric_rows(summary: TransportSummary) -> dict[str, float | str | None]:
-    """Every metric of a summary by its field name (distributions: `name n/p50/.../max`)."""
-    rows: dict[str, float | str | None] = {}
+def metric_rows(summary: TransportSummary) -> dict[str, str]:
+    """Every metric of a summary by its field name (distributions: `name n/p50/.../max`),
+    shown with its interval where it has one."""
+    rows: dict[str, str] = {}
     for f in fields(summary):
         value = getattr(summary, f.name)
+        if f.name.endswith("_ci"):
+            continue  # shown with its figure
         if isinstance(value, Distribution):
             for stat in ("n", "p50", "p90", "p99", "mean", "max"):
-                rows[f"{f.name} {stat}"] = getattr(value, stat)
+                figure = getattr(value, stat)
+                rows[f"{f.name} {stat}"] = with_interval(figure, value.interval(stat))
         else:
-            rows[f.name] = value
+            rows[f.name] = with_interval(value, summary.interval(f.name))
     return rows
 
 
@@ -215,7 +261,7 @@ def all_metrics_table(summaries: dict[str, TransportSummary]) -> str:
     head = head.replace("<td", "<th").replace("</td>", "</th>")
     rows = [
         f'<tr><td class="name"><code>{esc(key)}</code></td>'
-        + "".join(f"<td>{number(per[n][key])}</td>" for n in names)
+        + "".join(f"<td>{per[n][key]}</td>" for n in names)
         + "</tr>"
         for key in keys
     ]

@@ -61,7 +61,7 @@ def test_the_fixture_is_a_version_1_file_without_kinds() -> None:
 
 
 def test_version_1_migrates_to_the_current_version_with_kinds_from_the_registry() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) + 1 == 3
+    assert SCHEMA_VERSION == len(MIGRATIONS) + 1 == 4
     data = migrate(v1_document())
     assert data["schema_version"] == SCHEMA_VERSION
     assert phase_kinds(data) == V1_KINDS

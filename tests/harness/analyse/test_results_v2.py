@@ -92,7 +92,14 @@ def test_version_2_summaries_come_out_the_same_from_the_typed_parts() -> None:
     run = load_run(V2_FIXTURE)
     for name, summary in run.summaries.items():
         assert summary.raw_client_cpu_us_per_token is not None
-        assert summary.to_json() == saved[name]
+        assert without_intervals(summary.to_json()) == saved[name]  # intervals came later
+
+
+def without_intervals(value: Any) -> Any:
+    """A summary's JSON without its confidence intervals (keys ending in `_ci`)."""
+    if isinstance(value, dict):
+        return {k: without_intervals(v) for k, v in value.items() if not k.endswith("_ci")}
+    return value
 
 
 def test_a_migrated_run_saves_as_the_current_version_and_reads_back_the_same(
@@ -101,7 +108,7 @@ def test_a_migrated_run_saves_as_the_current_version_and_reads_back_the_same(
     run = load_run(V2_FIXTURE)
     save_run(run, tmp_path / "v3")
     data = orjson.loads((tmp_path / "v3" / "results.json").read_bytes())
-    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert data["schema_version"] == SCHEMA_VERSION == 4
     phase = data["transports"]["sse"]["phase"]
     assert "extra" not in phase and phase["setup"]["raw_client"]["tokens"] == 27
     assert load_run(tmp_path / "v3").phases == run.phases

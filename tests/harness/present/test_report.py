@@ -62,7 +62,11 @@ def test_report_names_every_transport_metric_and_definition(plain_report: Path) 
     for transport in TRANSPORT_NAMES:
         assert f"</span>{transport}</td>" in text, transport
     for f in fields(TransportSummary):  # every metric, by its name in results.json
-        assert f"<code>{f.name}" in text, f.name
+        if f.name.endswith("_ci"):  # an interval: shown with its figure (±)
+            assert f"<code>{f.name.removesuffix('_ci')}" in text, f.name
+        else:
+            assert f"<code>{f.name}" in text, f.name
+    assert '<span class="ci">±' in text  # the intervals, rendered
     for column in report.VERDICT:
         assert report.esc(column.header) in text, column.header
     for term in ("TTFT (time to first token)", "ITL (inter-token latency)", "Added delay"):
@@ -90,23 +94,28 @@ def test_sweep_report_has_a_verdict_per_point_and_the_sweep_chart(sweep_report: 
     assert '<figure id="sweep_poll_interval">' in text
 
 
-def test_best_value_in_each_column_is_highlighted() -> None:
+def test_the_best_value_or_the_tied_values_of_each_column_are_marked() -> None:
+    """A single best is marked `best`; transports whose intervals overlap the best one's are
+    marked `tied` together; a column where every transport is equal marks nothing."""
     summaries = synthetic_run().summaries
     table = report.verdict_table(summaries)
     rows = {
-        name: re.findall(r"<td( class=\"best\")?>([^<]*)</td>", row)
+        name: re.findall(r'<td(?: class="(best|tied)")?>([^<]*)', row)
         for name, row in re.findall(r"</span>(\w+)</td>(.*?)</tr>", table)
     }
     assert set(rows) == set(TRANSPORT_NAMES)
     best = report.best_values(summaries, report.VERDICT)
     for k, column in enumerate(report.VERDICT):
-        marked = {name for name, cells in rows.items() if cells[k][0]}
-        if best[k] is None:  # every transport equal: nothing to single out
+        marked = {name: cells[k][0] for name, cells in rows.items() if cells[k][0]}
+        top = best[k]
+        if top is None:  # every transport equal: nothing to single out
             assert not marked, column.header
-        else:
-            assert marked == {n for n, s in summaries.items() if column.value(s) == best[k]}
+            continue
+        assert set(marked) == set(top.leaders), column.header
+        assert set(marked.values()) == {"tied" if top.tied else "best"}, column.header
     requests = next(k for k, c in enumerate(report.VERDICT) if c.header == "requests per stream")
-    assert {n for n, cells in rows.items() if cells[requests][0]} == {"sse", "chunked", "websocket"}
+    top = best[requests]
+    assert top is not None and set(top.leaders) == {"sse", "chunked", "websocket"}
 
 
 def test_definitions_come_from_the_metrics_docstring() -> None:
