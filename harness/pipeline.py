@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from harness.measure.paths import LOOPBACK, Endpoint, parse_path
 from harness.measure.records import SweepValue
 from harness.measure.scenario import SERVER_AXES, Scenario
 from harness.measure.server_process import ServerGroup, running_servers
+from harness.measure.stability import Snapshot, Stability, machine_facts
 from harness.present.console import RichProgress, faults_table, problems_text, summary_table
 from harness.present.report import has_faults, write_report
 from servers.cpus import format_cpus, pin, usable_cpus
@@ -142,8 +144,12 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         f"{_processes_text(scenario)}{_stack_text(scenario)}results in {run_dir}",
         highlight=False,
     )
+    before, clock = Snapshot.take(), time.monotonic()
     points = measure(scenario, run_dir, console)
+    stability = Stability.between(before, Snapshot.take(), time.monotonic() - clock)
     metadata = environment(started, dt.datetime.now(dt.UTC), argv)
+    metadata["machine"] = machine_facts()
+    metadata["stability"] = stability.to_json()
     metadata["processes"] = {  # as run (0, auto, resolved: harness.measure.processes)
         "server": processes.resolve(scenario.server_processes),
         "client": processes.resolve(scenario.client_processes),
@@ -167,5 +173,8 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         problems = problems_text(point, where)
         if problems is not None:  # a live upstream's, as `bench.py probe` names them
             console.print(problems, highlight=False, markup=False, soft_wrap=True)
+    warning = stability.warning()
+    if warning is not None:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(f"report: {report}", highlight=False)
     return run

@@ -66,7 +66,8 @@ def stream_draws(streams: int, resamples: int, rng: np.random.Generator) -> np.n
     return np.bincount(picks.ravel(), minlength=resamples * streams).reshape(resamples, streams)
 
 
-def _bounds(figures: np.ndarray, level: float) -> Interval | None:
+def bounds(figures: np.ndarray, level: float = LEVEL) -> Interval | None:
+    """The middle `level` of resampled figures (NaN left out); None when none is finite."""
     figures = figures[np.isfinite(figures)]
     if figures.size == 0:
         return None
@@ -75,29 +76,36 @@ def _bounds(figures: np.ndarray, level: float) -> Interval | None:
     return Interval(float(lo), float(hi))
 
 
-def pooled_intervals(
-    groups: Sequence[Sequence[float]], name: str, level: float = LEVEL
-) -> dict[str, Interval]:
-    """Intervals of the pooled p50, p90, p99 and mean of the samples of every stream (one
-    group per stream; a group of one for a per-stream figure such as TTFT), resampling
+def pooled_resamples(
+    groups: Sequence[Sequence[float]], name: str, resamples: int | None = None
+) -> dict[str, np.ndarray]:
+    """The pooled p50, p90, p99 and mean of the samples of every stream (one group per
+    stream; a group of one for a per-stream figure such as TTFT), once per resample of the
     streams. Empty when fewer than two streams have samples (nothing to resample)."""
     groups = [g for g in groups if len(g)]
     if len(groups) < 2:
         return {}
     pooled = Pooled.of(groups)
-    resamples = resamples_for(pooled.work)
-    draws = stream_draws(len(groups), resamples, rng_for(name))
+    count = resamples or resamples_for(pooled.work)
+    draws = stream_draws(len(groups), count, rng_for(name))
     figures: dict[str, list[np.ndarray]] = {k: [] for k in (*QUANTILES, "mean")}
     rows = max(1, CHUNK_CELLS // max(pooled.blocks.shape[1], pooled.block))
-    for start in range(0, resamples, rows):
+    for start in range(0, count, rows):
         chunk = draws[start : start + rows].astype(float)
         figures["mean"].append(chunk @ pooled.sums / (chunk @ pooled.counts))
         for key, q in QUANTILES.items():
             figures[key].append(pooled.quantile(chunk, q))
+    return {k: np.concatenate(parts) for k, parts in figures.items()}
+
+
+def pooled_intervals(
+    groups: Sequence[Sequence[float]], name: str, level: float = LEVEL
+) -> dict[str, Interval]:
+    """The intervals of `pooled_resamples`' figures."""
     return {
         k: bound
-        for k, parts in figures.items()
-        if (bound := _bounds(np.concatenate(parts), level)) is not None
+        for k, figures in pooled_resamples(groups, name).items()
+        if (bound := bounds(figures, level)) is not None
     }
 
 
@@ -167,20 +175,42 @@ class Pooled:
         return found
 
 
+def ratio_resamples(
+    numerators: Sequence[float],
+    denominators: Sequence[float],
+    name: str,
+    resamples: int | None = None,
+) -> np.ndarray | None:
+    """sum(numerators) / sum(denominators) over the streams of each resample (NaN where a
+    resample's denominators sum to 0); None with fewer than two streams."""
+    top = np.asarray(numerators, dtype=float)
+    bottom = np.asarray(denominators, dtype=float)
+    if top.size < 2:
+        return None
+    draws = stream_draws(top.size, resamples or resamples_for(top.size), rng_for(name))
+    below = draws @ bottom
+    with np.errstate(divide="ignore", invalid="ignore"):
+        figures: np.ndarray = np.where(below > 0, (draws @ top) / below, np.nan)
+    return figures
+
+
 def ratio_interval(
     numerators: Sequence[float], denominators: Sequence[float], name: str, level: float = LEVEL
 ) -> Interval | None:
     """The interval of sum(numerators) / sum(denominators) over streams (bytes per token,
     tokens per second of the window: give each stream window / streams), resampling
     streams. None with fewer than two streams."""
-    top = np.asarray(numerators, dtype=float)
-    bottom = np.asarray(denominators, dtype=float)
-    if top.size < 2:
-        return None
-    draws = stream_draws(top.size, resamples_for(top.size), rng_for(name))
-    below = draws @ bottom
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _bounds(np.where(below > 0, (draws @ top) / below, np.nan), level)
+    figures = ratio_resamples(numerators, denominators, name)
+    return None if figures is None else bounds(figures, level)
+
+
+def difference_interval(
+    base: np.ndarray, other: np.ndarray, level: float = LEVEL
+) -> Interval | None:
+    """The interval of `other` minus `base`, each the figures of its own run's resamples
+    (independent runs: resample k of one against resample k of the other)."""
+    n = min(base.size, other.size)
+    return bounds(other[:n] - base[:n], level)
 
 
 def median_interval(values: Sequence[float], name: str, level: float = LEVEL) -> Interval | None:

@@ -67,7 +67,7 @@ every raw sample; nothing is bucketed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -79,6 +79,7 @@ from harness.analyse.intervals import (
     pooled_intervals,
     ratio_interval,
 )
+from harness.analyse.steady import steady_figures
 from harness.measure.records import PhaseRecord, RequestRecord
 
 NS_PER_MS = 1_000_000
@@ -327,6 +328,51 @@ def ttft_minus_direct_ms(phase: PhaseRecord, direct: PhaseRecord) -> Distributio
     return Distribution.of(deltas)
 
 
+# Per stream, the samples of each distribution (one sample, or none, for a per-stream
+# figure); and per stream, the numerator and denominator of each ratio figure (the figure
+# is the sum of numerators over the sum of denominators). Summaries and comparisons both
+# read these, so an interval and a difference are of the same figure.
+STREAM_SAMPLES: dict[str, Callable[[RequestRecord], list[float]]] = {
+    "ttft_ms": lambda r: _present([ttft_ms(r)]),
+    "itl_ms": itl_ms,
+    "tpot_ms": lambda r: _present([tpot_ms(r)]),
+    "e2e_ms": lambda r: _present([e2e_ms(r)]),
+    "queue_wait_ms": lambda r: _present([queue_wait_ms(r)]),
+    "added_delay_ms": added_delay_ms,
+    "tokens_per_chunk": lambda r: [float(c) for c in r.chunk_sizes],
+    "source_gap_error_ms": source_gap_error_ms,
+}
+
+
+def ratio_parts(phase: PhaseRecord, figure: str) -> tuple[list[float], list[float]]:
+    """Per stream, the numerator and denominator of a ratio figure."""
+    records = phase.requests
+    got = [float(len(set(r.token_index))) for r in records]
+    if figure == "aggregate_tokens_per_s":
+        window_s = (phase.window_end_ns - phase.window_start_ns) / 1e9
+        return got, window_shares(window_s, len(records))
+    if figure == "wire_bytes_per_token":
+        return [float(r.bytes_sent + r.bytes_received) for r in records], got
+    if figure == "payload_bytes_per_token":
+        return [float(sum(r.token_bytes)) for r in records], [
+            float(len(r.token_index)) for r in records
+        ]
+    if figure == "header_bytes_per_token":
+        return [float(r.header_bytes) for r in records], got
+    if figure == "requests_per_stream":
+        return [float(r.requests) for r in records], [1.0] * len(records)
+    raise KeyError(figure)
+
+
+RATIOS = (
+    "aggregate_tokens_per_s",
+    "wire_bytes_per_token",
+    "payload_bytes_per_token",
+    "header_bytes_per_token",
+    "requests_per_stream",
+)
+
+
 def summarize(phase: PhaseRecord) -> TransportSummary:
     records: Sequence[RequestRecord] = phase.requests
     received = sum(len(set(r.token_index)) for r in records)
@@ -337,16 +383,20 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
     window_s = (phase.window_end_ns - phase.window_start_ns) / 1e9
     streams = len(records)
     per_stream_rate = _present(stream_tokens_per_s(r) for r in records)
-    got = [len(set(r.token_index)) for r in records]
-    per_stream = Distribution.of_streams
+    spread = {
+        name: Distribution.of_streams([samples(r) for r in records], name)
+        for name, samples in STREAM_SAMPLES.items()
+    }
+    ci = {f: ratio_interval(*ratio_parts(phase, f), f) for f in RATIOS}
     return TransportSummary(
-        ttft_ms=per_stream([_present([ttft_ms(r)]) for r in records], "ttft_ms"),
-        itl_ms=per_stream([itl_ms(r) for r in records], "itl_ms"),
-        tpot_ms=per_stream([_present([tpot_ms(r)]) for r in records], "tpot_ms"),
-        e2e_ms=per_stream([_present([e2e_ms(r)]) for r in records], "e2e_ms"),
-        queue_wait_ms=per_stream([_present([queue_wait_ms(r)]) for r in records], "queue_wait"),
-        added_delay_ms=per_stream([added_delay_ms(r) for r in records], "added_delay_ms"),
-        tokens_per_chunk=per_stream([r.chunk_sizes for r in records], "tokens_per_chunk"),
+        ttft_ms=spread["ttft_ms"],
+        itl_ms=spread["itl_ms"],
+        tpot_ms=spread["tpot_ms"],
+        e2e_ms=spread["e2e_ms"],
+        queue_wait_ms=spread["queue_wait_ms"],
+        added_delay_ms=spread["added_delay_ms"],
+        tokens_per_chunk=spread["tokens_per_chunk"],
+        source_gap_error_ms=spread["source_gap_error_ms"],
         tokens_per_s=float(np.median(per_stream_rate)) if per_stream_rate else None,
         aggregate_tokens_per_s=received / window_s if window_s > 0 else None,
         wire_bytes_per_token=wire / received if received else None,
@@ -360,9 +410,6 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         server_cpu_ms_per_1k_tokens=_per_1k(phase.server_cpu_s, received),
         client_cpu_ms_per_1k_tokens=_per_1k(phase.client_cpu_s, received),
         server_rss_mb=None if phase.server_rss_bytes is None else phase.server_rss_bytes / 2**20,
-        source_gap_error_ms=per_stream(
-            [source_gap_error_ms(r) for r in records], "source_gap_error_ms"
-        ),
         token_count_basis=count_basis(records),
         usage_tokens=(
             sum(r.usage_tokens or 0 for r in records)
@@ -380,70 +427,12 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         **raw_client_figures(phase, _per_1k(phase.client_cpu_s, received)),
         **fault_figures(phase),
         tokens_per_s_ci=median_interval(per_stream_rate, "tokens_per_s"),
-        aggregate_tokens_per_s_ci=ratio_interval(got, window_shares(window_s, streams), "agg"),
-        wire_bytes_per_token_ci=ratio_interval(
-            [r.bytes_sent + r.bytes_received for r in records], got, "wire_bytes_per_token"
-        ),
-        payload_bytes_per_token_ci=ratio_interval(
-            [sum(r.token_bytes) for r in records],
-            [len(r.token_index) for r in records],
-            "payload_bytes_per_token",
-        ),
-        header_bytes_per_token_ci=ratio_interval(
-            [r.header_bytes for r in records], got, "header_bytes_per_token"
-        ),
-        requests_per_stream_ci=ratio_interval(
-            [r.requests for r in records], [1.0] * streams, "requests_per_stream"
-        ),
+        aggregate_tokens_per_s_ci=ci["aggregate_tokens_per_s"],
+        wire_bytes_per_token_ci=ci["wire_bytes_per_token"],
+        payload_bytes_per_token_ci=ci["payload_bytes_per_token"],
+        header_bytes_per_token_ci=ci["header_bytes_per_token"],
+        requests_per_stream_ci=ci["requests_per_stream"],
     )
-
-
-STEADY_SHARE = 0.9  # the steady window: streams in flight at 90% or more of their peak
-
-
-def steady_window_ns(records: Sequence[RequestRecord]) -> tuple[int, int] | None:
-    """From the first to the last moment the streams in flight (scheduled send -> last
-    arrival or end) were at `STEADY_SHARE` of their peak or more."""
-    events: list[tuple[int, int]] = []
-    for r in records:
-        ends = [t for t in (r.end_ns, r.recv_ns[-1] if r.recv_ns else None) if t is not None]
-        if ends:
-            events += [(r.scheduled_ns, 1), (max(ends), -1)]
-    if not events:
-        return None
-    events.sort(key=lambda e: (e[0], -e[1]))
-    counts = np.cumsum([e[1] for e in events])
-    floor = STEADY_SHARE * counts.max()
-    steady = np.flatnonzero(counts >= floor)
-    start, end = events[steady[0]][0], events[min(steady[-1] + 1, len(events) - 1)][0]
-    return (start, end) if end > start else None
-
-
-def planned_arrivals_ns(record: RequestRecord) -> np.ndarray:
-    """When each planned token was due, laid from the stream's scheduled send."""
-    delays = np.asarray(record.planned_delays_ns or [], dtype=np.int64)
-    return record.scheduled_ns + np.cumsum(delays)
-
-
-def steady_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
-    """Demanded and delivered tokens per second over the steady window (planned sources)."""
-    window = steady_window_ns(records) if any(r.planned_delays_ns for r in records) else None
-    if window is None:
-        return {}
-    start, end = window
-    seconds = (end - start) / 1e9
-    demanded = delivered = 0
-    for r in records:
-        due = planned_arrivals_ns(r)
-        demanded += int(np.count_nonzero((due >= start) & (due < end)))
-        recv = np.asarray(r.recv_ns, dtype=np.int64)
-        delivered += int(np.count_nonzero((recv >= start) & (recv < end)))
-    return {
-        "steady_window_s": seconds,
-        "demanded_tokens_per_s": demanded / seconds,
-        "delivered_tokens_per_s": delivered / seconds,
-        "delivered_ratio": delivered / demanded if demanded else None,
-    }
 
 
 def raw_client_figures(phase: PhaseRecord, client_us_per_token: float | None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ table.wide { display: block; max-width: 100%; overflow-x: auto; }
 td.best { background: #d6f5d6; font-weight: 700; }
 td.tied { background: #eef8ee; }
 span.ci { color: #666; font-size: 85%; }
+p.warning { background: #fff3cd; border-left: 4px solid #d4a017; padding: 6px 10px; }
 td.better { color: #157a15; font-weight: 600; }
 td.worse { color: #b42318; font-weight: 600; }
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px;
@@ -373,6 +374,13 @@ def render_report(run: RunResult, charts: Sequence[DrawnChart], run_dir: Path) -
     lines = "<br>".join(esc(line) for line in describe(run, None).splitlines())
     body.append(f'<p class="lead">{lead}<br>{lines}<br>run folder <code>{esc(run_dir)}</code>')
     body.append(f", started {esc(run.metadata.get('started_utc', '?'))}</p>")
+    stability = run.metadata.get("stability") or {}
+    if stability.get("busy"):
+        body.append(
+            f'<p class="warning"><b>The machine was busy during this run:</b> '
+            f"{esc(stability.get('why'))}. Its timing figures carry that noise: run it "
+            "again on a quiet machine.</p>"
+        )
 
     body.append("<h2>Verdict</h2>")
     body.append(

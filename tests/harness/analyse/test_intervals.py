@@ -12,7 +12,6 @@ from harness.analyse.ranking import ranked
 
 def brute_force(groups: list[list[float]], name: str) -> dict[str, tuple[float, float]]:
     """The same resamples, each pooled by repeating its streams' samples."""
-    values = np.concatenate(groups)
     draws = intervals.stream_draws(
         len(groups),
         intervals.resamples_for(intervals.Pooled.of(groups).work),

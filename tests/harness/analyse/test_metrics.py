@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.analyse import metrics
+from harness.analyse import metrics, steady
 from harness.measure.records import PhaseRecord, PhaseSetup, RawFloor, RequestRecord
 
 MS = 1_000_000
@@ -144,14 +144,14 @@ def closed_loop(late_ns: int = 0, keep: int = 10) -> list[RequestRecord]:
 
 
 def test_a_path_that_keeps_up_delivers_what_was_demanded() -> None:
-    figures = metrics.steady_figures(closed_loop())
+    figures = steady.steady_figures(closed_loop())
     assert figures["delivered_ratio"] == pytest.approx(1.0, abs=0.02)
     # four streams in flight, each at 10 ms a token: 400 tokens/s demanded
     assert figures["demanded_tokens_per_s"] == pytest.approx(400, rel=0.05)
 
 
 def test_tokens_that_never_came_show_as_delivered_below_demand() -> None:
-    figures = metrics.steady_figures(closed_loop(keep=5))
+    figures = steady.steady_figures(closed_loop(keep=5))
     assert figures["delivered_ratio"] == pytest.approx(0.5, abs=0.06)
 
 
@@ -160,7 +160,7 @@ def test_the_steady_window_leaves_out_the_ramps() -> None:
     ms = 1_000_000
     records = [steady_record(0, 0)] + [steady_record(k, 200 * ms) for k in (1, 2, 3)]
     records.append(steady_record(4, 400 * ms))
-    window = metrics.steady_window_ns(records)
+    window = steady.steady_window_ns(records)
     assert window is not None
     assert window[0] == 200 * ms and window[1] <= 200 * ms + 97 * ms
 
