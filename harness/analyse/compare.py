@@ -14,9 +14,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from harness.analyse.metrics import TransportSummary
 from harness.analyse.results import Point, RunResult
+from harness.analyse.significance import Change, changes
 from harness.measure.records import SweepValue
 from harness.measure.server_process import PROJECT_ROOT
 from harness.present.plots import Subject, draw_charts, representative, transports_of
@@ -34,6 +38,7 @@ from harness.present.report import (
 )
 
 COMPARE_NAME = "compare.html"
+COMPARE_JSON = "compare.json"
 COLUMNS: tuple[Column, ...] = (
     *VERDICT,
     Column(
@@ -116,14 +121,37 @@ def _value(summary: TransportSummary | None, column: Column) -> float | None:
     return None if summary is None else column.value(summary)
 
 
-def comparison_table(runs: Sequence[Compared], points: Sequence[Point]) -> str:
+def point_changes(runs: Sequence[Compared], points: Sequence[Point]) -> list[Change]:
+    """Every judged figure of every later run against the baseline, at these points."""
+    found = []
+    for c, point in zip(runs[1:], points[1:], strict=True):
+        found += changes(c.label, points[0].phases, point.phases)
+    return found
+
+
+def _change_cell(judged: Change | None) -> str:
+    if judged is None or judged.interval is None or judged.verdict is None:
+        return "<td>–</td>"
+    css = {"improved": ' class="better"', "regressed": ' class="worse"'}.get(judged.verdict, "")
+    span = f"[{number(judged.interval.lo)}, {number(judged.interval.hi)}]"
+    return f'<td{css}>{esc(judged.verdict)} <span class="ci">{esc(span)}</span></td>'
+
+
+def comparison_table(
+    runs: Sequence[Compared], points: Sequence[Point], judged: Sequence[Change] = ()
+) -> str:
     """Rows: transport x metric. Columns: each run's value; for each later run, its
-    difference from the baseline (first run) and the ratio to it."""
+    difference from the baseline (first run), the ratio to it, and whether the difference
+    is beyond the noise (its 95% interval, `harness.analyse.significance`)."""
+    by_key = {(j.run, j.transport, j.metric): j for j in judged}
     head = ['<th class="name">transport</th><th class="name">metric</th>']
     head.append(f"<th>{esc(runs[0].label)}</th>")
     for c in runs[1:]:
         label = esc(c.label)
-        head.append(f"<th>{label}</th><th>Δ {label} − base</th><th>{label} / base</th>")
+        head.append(
+            f"<th>{label}</th><th>Δ {label} − base</th><th>{label} / base</th>"
+            f"<th>{label}: change (Δ 95% interval)</th>"
+        )
     rows = []
     names = transports_of([Subject(c.label, c.run, p) for c, p in zip(runs, points, strict=True)])
     for name in names:
@@ -133,7 +161,7 @@ def comparison_table(runs: Sequence[Compared], points: Sequence[Point]) -> str:
             cells = [transport_cell(name) if k == 0 else '<td class="name"></td>']
             cells.append(f'<td class="name">{esc(column.header + unit)}</td>')
             cells.append(f"<td>{number(base)}</td>")
-            for point in points[1:]:
+            for c, point in zip(runs[1:], points[1:], strict=True):
                 value = _value(point.summaries.get(name), column)
                 diff = None if value is None or base is None else value - base
                 ratio = None if value is None or not base else value / base
@@ -141,6 +169,7 @@ def comparison_table(runs: Sequence[Compared], points: Sequence[Point]) -> str:
                 cells.append(f"<td>{number(value)}</td><td>{sign}{number(diff)}</td>")
                 shown = "–" if ratio is None else f"{ratio:.2f}×"
                 cells.append(f"<td{_ratio_class(column, ratio)}>{shown}</td>")
+                cells.append(_change_cell(by_key.get((c.label, name, column.figure or ""))))
             rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table class="compare"><tr>{"".join(head)}</tr>{"".join(rows)}</table>'
 
@@ -186,13 +215,15 @@ def render_comparison(runs: Sequence[Compared], charts_html: Sequence[str]) -> s
         f'<p class="lead">Baseline: <b>{esc(runs[0].label)}</b>. Δ is a run minus the '
         "baseline, the ratio a run over the baseline; green marks a change of more than "
         f"{NOTABLE:.0%} for the better, red for the worse (lower is better except delivered "
-        "tokens/s).</p>"
+        "tokens/s). The change column says whether Δ is beyond the noise: its 95% interval "
+        "(each run's streams resampled) excludes 0 (improved, regressed) or holds it (no "
+        "change); compare.json lists every judged figure.</p>"
     )
     body.append("<h2>Runs</h2>" + runs_table(runs) + scenario_differences(runs))
     body.append("<h2>Differences per transport</h2>")
     shown = subjects(runs)[0].point
     for heading, points in matched_points(runs):
-        table = comparison_table(runs, points)
+        table = comparison_table(runs, points, point_changes(runs, points))
         if not heading:
             body.append(table)
             continue
@@ -207,10 +238,34 @@ def render_comparison(runs: Sequence[Compared], charts_html: Sequence[str]) -> s
     return page(f"tokenwire comparison: {labels}", "".join(body))
 
 
+def comparison_entries(runs: Sequence[Compared]) -> list[dict[str, Any]]:
+    """`compare.json`: one entry per later run, transport and judged figure (at each
+    shared sweep point, `point` its value; null for plain runs)."""
+    entries = []
+    for heading, points in matched_points(runs):
+        value = points[0].value if heading else None
+        for judged in point_changes(runs, points):
+            entries.append({**judged.to_json(), "point": value})
+    return entries
+
+
 def write_comparison(runs: Sequence[tuple[Path, RunResult]], out_dir: Path) -> Path:
-    """Draw the overlaid charts into `out_dir` and write `out_dir/compare.html`."""
+    """Draw the overlaid charts into `out_dir` and write `out_dir/compare.html` and
+    `out_dir/compare.json`."""
     compared = labelled(runs)
     charts = draw_charts(subjects(compared), out_dir)
     path = out_dir / COMPARE_NAME
     path.write_text(render_comparison(compared, [figure(c) for c in charts]), encoding="utf-8")
+    entries = comparison_entries(compared)
+    (out_dir / COMPARE_JSON).write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2))
     return path
+
+
+def tally(entries: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per compared run, how many figures got each verdict."""
+    counts: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        verdict = entry["verdict"] or "no interval"
+        per_run = counts.setdefault(entry["run"], {})
+        per_run[verdict] = per_run.get(verdict, 0) + 1
+    return counts

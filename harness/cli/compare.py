@@ -11,8 +11,11 @@ NAME = "compare"
 HELP = "compare saved runs (e.g. before/after a change) in one HTML report"
 DESCRIPTION = (
     "Read each RUN_DIR's results.json and write compare.html with, per transport, every "
-    "verdict metric of each run, its difference from the first run (the baseline) and the "
-    "ratio to it, and the charts with the runs overlaid. Opens without a network."
+    "verdict metric of each run, its difference from the first run (the baseline), the "
+    "ratio to it and whether the difference is beyond run-to-run noise (improved, "
+    "regressed, no change: its 95% interval, each run's streams resampled), and the charts "
+    "with the runs overlaid; and compare.json with every judged figure. Opens without a "
+    "network."
 )
 
 
@@ -22,11 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from harness.analyse.compare import default_out_dir, write_comparison
+    import orjson
+
+    from harness.analyse.compare import COMPARE_JSON, default_out_dir, tally, write_comparison
     from harness.present.report import load_run_dir
 
     if len(args.run_dirs) < 2:
         raise UsageError("compare needs at least two run folders (RUN_A RUN_B [...])")
     runs = [load_run_dir(path) for path in args.run_dirs]
-    print(write_comparison(runs, args.out or default_out_dir()))
+    out = args.out or default_out_dir()
+    path = write_comparison(runs, out)
+    entries = orjson.loads((out / COMPARE_JSON).read_bytes())
+    for run, counts in tally(entries).items():
+        told = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+        print(f"{run}: {told} (of {sum(counts.values())} figures, beyond noise at 95%)")
+    print(path)
     return 0

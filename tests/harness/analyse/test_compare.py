@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -31,7 +32,20 @@ def test_compare_command_writes_one_file_with_ratios_and_overlays(
     status, stdout, stderr = bench(capsys, "compare", str(before), str(after), "--out", str(out))
     assert status == 0, stderr
     page = out / "compare.html"
-    assert stdout.strip() == str(page)
+    *told, last = stdout.strip().splitlines()
+    assert last == str(page)
+    assert told and told[0].startswith("after: ") and "regressed" in told[0]
+    entries = json.loads((out / "compare.json").read_text())
+    keys = {"run", "transport", "metric", "baseline", "value", "difference", "interval"}
+    assert all(keys | {"verdict", "point"} == set(e) for e in entries)
+    added = [e for e in entries if e["metric"] == "added_delay_ms.p50"]
+    assert {e["transport"] for e in added} == set(TRANSPORT_NAMES)
+    for entry in added:  # the push transports: three times the delay, beyond any noise
+        lo, hi = entry["interval"]
+        assert lo <= entry["difference"] <= hi, entry
+        if entry["value"] > 2 * entry["baseline"]:
+            assert entry["verdict"] == "regressed" and lo > 0, entry
+    assert sum(e["value"] > 2 * e["baseline"] for e in added) >= 3
     text = page.read_text(encoding="utf-8")
     assert "Baseline: <b>before</b>" in text and "Δ after − base" in text
     for transport in TRANSPORT_NAMES:
