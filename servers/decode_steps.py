@@ -56,7 +56,8 @@ class Scheduled:
 
 @dataclass(eq=False, slots=True)
 class Held:
-    """A token emitted at `emitted_ns` and released only at its due time (`hold_ns` later)."""
+    """A token the source gave at `emitted_ns`, released only at its due time (`hold_ns`
+    later)."""
 
     entry: Scheduled
     text: str
@@ -67,7 +68,9 @@ class Held:
 @dataclass(eq=False)
 class DecodeClock:
     """All planned streams of one server process on one timer. `hold_ns` (a test aid,
-    `--inject-delay-ms`) releases each token that long after it was emitted and stamped."""
+    `--inject-delay-ms`) releases each token that long after the source gave it, and stamps
+    it at the step that releases it less `hold_ns`: whatever the step's own lateness, every
+    token's added delay (arrival - stamp) grows by exactly `hold_ns`."""
 
     hold_ns: int = 0
     clock_ns: Callable[[], int] = time.perf_counter_ns
@@ -124,8 +127,8 @@ class DecodeClock:
         while heap and heap[0][0] <= horizon:
             item = heapq.heappop(heap)[2]
             if isinstance(item, Held):
-                if not item.entry.cancelled:
-                    item.entry.stream.emit(item.text, item.emitted_ns)
+                if not item.entry.cancelled:  # stamped at its release, less the hold: exact
+                    item.entry.stream.emit(item.text, now - self.hold_ns)
                     if item.last:
                         item.entry.stream.finish()
                 continue

@@ -108,7 +108,8 @@ class Generation:
             self._on_end(self)
 
     async def run(self, source: TokenSource, hold_s: float = 0.0) -> None:
-        """Pull a live source to its end. `hold_s` (a test aid) delays each token's release."""
+        """Pull a live source to its end. `hold_s` (a test aid) delays each token's release,
+        and its stamp is the release less `hold_s`, so exactly that is added to its delay."""
         stream = source.stream(self.request)
         try:
             async for text in stream:
@@ -116,8 +117,9 @@ class Generation:
                     self.usage_tokens = text.completion_tokens
                     continue
                 emitted = time.perf_counter_ns()
-                if hold_s:
+                if hold_s:  # stamped at the release, less the hold: exactly hold_s is added
                     await asyncio.sleep(hold_s)
+                    emitted = time.perf_counter_ns() - round(hold_s * 1e9)
                 self.emit(text, emitted)
         except asyncio.CancelledError:
             self.cancelled = True

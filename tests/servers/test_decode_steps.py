@@ -89,8 +89,9 @@ async def test_a_cancelled_stream_gets_nothing_more() -> None:
     assert stream.texts == ["a"] and stream.finished == 0
 
 
-async def test_held_tokens_keep_their_emit_stamp_and_arrive_a_hold_later() -> None:
-    """The inject-delay test aid: stamped when emitted, readable `hold_ns` later."""
+async def test_held_tokens_are_stamped_exactly_a_hold_before_their_release() -> None:
+    """The inject-delay test aid: readable `hold_ns` after the source gave them, stamped at
+    the release less `hold_ns`, so the added delay grows by exactly `hold_ns`."""
     hold = 30 * MS
     clock = DecodeClock(hold_ns=hold)
     released: list[int] = []
@@ -105,7 +106,22 @@ async def test_held_tokens_keep_their_emit_stamp_and_arrive_a_hold_later() -> No
     await until(lambda: stream.finished)
     assert stream.texts == ["a", "b"]
     for stamp, at in zip(stream.stamps, released, strict=True):
-        assert at - stamp >= hold - STEP_TOLERANCE_NS
+        assert hold <= at - stamp < hold + STEP_TOLERANCE_NS  # (`at`: read just after)
+
+
+async def test_a_late_release_is_not_counted_in_the_held_tokens_stamp() -> None:
+    """A step that releases held tokens 0.7 ms late stamps them at its own time less the
+    hold: the injected delay stays exactly the hold, the lateness is the server's."""
+    hold, now = 2 * MS, [0]
+    clock = DecodeClock(hold_ns=hold, clock_ns=lambda: now[0])
+    stream = Recorder()
+    clock.start(stream, Plan(("a",), (0,)))
+    clock.step()  # the source gives "a" at 0; it is held until 2 ms
+    assert stream.texts == []
+    now[0] = hold + 700_000
+    clock.step()
+    assert stream.texts == ["a"] and stream.stamps == [700_000]
+    clock.close()
 
 
 async def test_an_empty_plan_finishes_at_once() -> None:
