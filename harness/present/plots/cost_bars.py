@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from harness.analyse.intervals import Interval
 from harness.present.plots.style import HATCHES, color, new_figure
 from harness.present.plots.subjects import Subject, tagged, transports_of
 
@@ -19,11 +21,20 @@ def _bar_slots(count: int) -> Iterator[tuple[int, float, float]]:
         yield k, -0.4 + width * (k + 0.5), width
 
 
+def whisker(ax: Axes, x: float, value: float, interval: Interval | None) -> None:
+    """The 95% interval of a bar's value, as an error bar (none without an interval)."""
+    if interval is None:
+        return
+    below, above = max(value - interval.lo, 0.0), max(interval.hi - value, 0.0)
+    ax.errorbar(x, value, yerr=[[below], [above]], fmt="none", ecolor="#222222", capsize=3)
+
+
 def cost(subjects: Sequence[Subject], title: str) -> Figure:
     """Left: bytes on the wire per token received (both directions), stacked: the tokens'
     own UTF-8 text (payload), HTTP request and response heads, and the rest (framing,
     envelopes, request bodies, WebSocket frame headers). Right: HTTP requests (or WebSocket
-    upgrades) per stream, log scale: push transports need one, polling one per poll."""
+    upgrades) per stream, log scale: push transports need one, polling one per poll. Error
+    bars: the 95% interval of each total, resampling streams."""
     fig = new_figure(title, width=11)
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     names = transports_of(subjects)
@@ -54,6 +65,7 @@ def cost(subjects: Sequence[Subject], title: str) -> Figure:
                     edgecolor=color(name),
                 )
                 bottom += height
+            whisker(left, pos + offset, bottom, summary.wire_bytes_per_token_ci)
             left.annotate(
                 tagged(subjects, k, f"{summary.wire_bytes_per_token:.0f}"),
                 (pos + offset, bottom),
@@ -68,6 +80,9 @@ def cost(subjects: Sequence[Subject], title: str) -> Figure:
                 color=color(name),
                 hatch=HATCHES[k % 4],
                 edgecolor="white",
+            )
+            whisker(
+                right, pos + offset, summary.requests_per_stream, summary.requests_per_stream_ci
             )
             right.annotate(
                 f"{summary.requests_per_stream:.3g}",
