@@ -254,12 +254,21 @@ async def render(page: Path, profile: Path) -> dict[str, Any]:
                     expression="document.querySelectorAll('table.verdict tr').length",
                     returnByValue=True,
                 )
+                intervals = await tools.call(  # as rendered: visible, with their text
+                    "Runtime.evaluate",
+                    session,
+                    expression="JSON.stringify(Array.from(document.querySelectorAll("
+                    "'table.verdict span.ci'), s => ({text: s.innerText, "
+                    "shown: s.getBoundingClientRect().width > 0})))",
+                    returnByValue=True,
+                )
                 await asyncio.sleep(0.2)  # late console messages
                 await tools.call("Runtime.evaluate", session, expression="1")
                 return {
                     "events": tools.events,
                     "images": json.loads(images["result"]["value"]),
                     "verdict_rows": rows["result"]["value"],
+                    "intervals": json.loads(intervals["result"]["value"]),
                 }
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -294,6 +303,11 @@ def test_report_renders_in_headless_chromium(plain_report: Path, tmp_path: Path)
     assert {image["alt"] for image in seen["images"]} == drawn
     assert all(image["complete"] and image["width"] > 0 for image in seen["images"])
     assert seen["verdict_rows"] == 1 + len(TRANSPORT_NAMES)
+    # every verdict figure with an interval shows it: TTFT and added delay p50 and p99,
+    # bytes per token and requests per stream, for every transport
+    shown = seen["intervals"]
+    assert len(shown) == 6 * len(TRANSPORT_NAMES), shown
+    assert all(i["shown"] and re.fullmatch(r"±[0-9.,e-]+", i["text"]) for i in shown), shown
 
 
 def test_report_of_a_run_folder_loads_again(plain_report: Path) -> None:
