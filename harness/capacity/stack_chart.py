@@ -50,7 +50,8 @@ def stack_capacity_chart(run: CapacityRun, title: str) -> Figure:
     handles = [*stack_legend(stacks)]
     if any(c.bound_by_threads for c in run.cells):
         handles.append(Patch(facecolor="#cccccc", hatch=BOUND_HATCH, label="thread limit bound"))
-    axes[0].legend(handles=handles, title="stack", loc="upper left", fontsize=9)
+    # below the panels: inside one, the legend would cover the bars' labels
+    fig.legend(handles=handles, title="stack", loc="outside lower center", ncol=len(handles))
     return fig
 
 
