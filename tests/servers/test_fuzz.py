@@ -1605,7 +1605,7 @@ def test_slow_clients_are_cut_off_in_time(fuzz_target: FuzzTarget) -> None:
             [j for j in jobs if j[0] not in HEAD_KINDS],
             [j for j in jobs if j[0] in HEAD_KINDS],
         ]
-    results = []
+    results: list[tuple[str, float, RawAnswer | None]] = []
     for batch in batches:
         with ThreadPoolExecutor(max_workers=min(len(batch), 64)) as pool:
             results += pool.map(lambda job: slow_client(fuzz_target.address, *job), batch)

@@ -23,7 +23,8 @@ def brute_force(groups: list[list[float]], name: str) -> dict[str, tuple[float, 
         for key, q in intervals.QUANTILES.items():
             figures[key].append(float(np.percentile(pooled, q)))
         figures["mean"].append(float(pooled.mean()))
-    return {k: tuple(np.percentile(v, [2.5, 97.5])) for k, v in figures.items()}  # type: ignore[misc]
+    ends = {k: np.percentile(v, [2.5, 97.5]) for k, v in figures.items()}
+    return {k: (float(lo), float(hi)) for k, (lo, hi) in ends.items()}
 
 
 def test_weighted_resamples_equal_repeating_the_streams_samples() -> None:
