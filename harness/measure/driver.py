@@ -101,7 +101,8 @@ class Benchmark:
         done: dict[str, list[PhaseRecord]] = {t: [] for t in transports}
         try:
             for r in range(self.scenario.repeat):
-                self.context = base if r == 0 else replace(base, run_tag=f"{base.run_tag}_{r}")
+                tag = f"{base.run_tag}_{r}"
+                self.context = base if r == 0 else replace(base, run_tag=tag, round=r + 1)
                 for transport in transports:
                     (phase,) = await self.phase([transport], self.jobs(transport))
                     done[transport].append(phase)
