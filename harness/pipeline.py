@@ -75,7 +75,8 @@ def _clients_pinned(cpus: str) -> Iterator[None]:
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
     points: list[Point] = []
     restart = scenario.sweep is not None and scenario.sweep.axis in SERVER_AXES
-    total = len(sweep_points(scenario)) * len(scenario.transports) * scenario.requests
+    per_point = len(scenario.transports) * scenario.requests * scenario.repeat
+    total = len(sweep_points(scenario)) * per_point
     with (
         _clients_pinned(scenario.client_cpus),
         contextlib.ExitStack() as stack,

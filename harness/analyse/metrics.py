@@ -56,8 +56,8 @@
   with all its samples, and the figure computed again; the interval holds the middle 95% of
   those figures. Seeded by the figure's name: the same records give the same interval.
   Every distribution's p50, p90, p99 and mean has one, and so do the per-stream rates,
-  bytes per token and requests per stream. Figures measured once per phase (CPU, memory)
-  and the steady window's have none from one run.
+  bytes per token and requests per stream; with `repeat`, rounds are resampled first.
+  CPU gets one over the rounds of a repeated run; memory and the steady window have none.
 - Tied: transports whose intervals overlap the best one's at a figure. The report names a
   best transport only when no other is tied with it.
 
@@ -74,10 +74,12 @@ from typing import Any
 import numpy as np
 
 from harness.analyse.intervals import (
+    Clusters,
     Interval,
     median_interval,
     pooled_intervals,
     ratio_interval,
+    rounds_interval,
 )
 from harness.analyse.steady import steady_figures
 from harness.measure.records import PhaseRecord, RequestRecord
@@ -116,10 +118,13 @@ class Distribution:
         )
 
     @classmethod
-    def of_streams(cls, groups: Sequence[Sequence[float]], name: str) -> Distribution:
-        """The pooled samples of every stream (one group each), with their intervals."""
+    def of_streams(
+        cls, groups: Sequence[Sequence[float]], name: str, clusters: Clusters = None
+    ) -> Distribution:
+        """The pooled samples of every stream (one group each), with their intervals
+        (resampling rounds too, given each stream's round: `clusters`)."""
         pooled = cls.of(v for g in groups for v in g)
-        found = pooled_intervals(groups, name)
+        found = pooled_intervals(groups, name, clusters=clusters)
         return replace(
             pooled,
             p50_ci=found.get("p50"),
@@ -183,6 +188,9 @@ class TransportSummary:
     payload_bytes_per_token_ci: Interval | None = None
     header_bytes_per_token_ci: Interval | None = None
     requests_per_stream_ci: Interval | None = None
+    # measured once per phase: an interval only over the rounds of a repeated run
+    server_cpu_ms_per_1k_tokens_ci: Interval | None = None
+    client_cpu_ms_per_1k_tokens_ci: Interval | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -305,6 +313,22 @@ def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None]
 
 
+def stream_rounds(phase: PhaseRecord) -> list[int] | None:
+    """Each stream's round, when the phase was repeated (several rounds); else None."""
+    return [r.repeat for r in phase.requests] if len(phase.rounds) > 1 else None
+
+
+def cpu_over_rounds(phase: PhaseRecord, side: str) -> Interval | None:
+    """The interval of a side's CPU per 1,000 tokens over a repeated phase's rounds."""
+    values = []
+    for r in phase.rounds:
+        cpu_s = r.server_cpu_s if side == "server" else r.client_cpu_s
+        tokens = sum(len(set(q.token_index)) for q in phase.requests if q.repeat == r.repeat)
+        if (per_1k := _per_1k(cpu_s, tokens)) is not None:
+            values.append(per_1k)
+    return rounds_interval(values, f"{side}_cpu") if len(values) == len(phase.rounds) else None
+
+
 def window_shares(window_s: float, streams: int) -> list[float]:
     """The run window split evenly over streams: resampled, the window of a rate's interval."""
     return [window_s / streams] * streams if streams and window_s > 0 else [0.0] * streams
@@ -349,7 +373,7 @@ def ratio_parts(phase: PhaseRecord, figure: str) -> tuple[list[float], list[floa
     records = phase.requests
     got = [float(len(set(r.token_index))) for r in records]
     if figure == "aggregate_tokens_per_s":
-        window_s = (phase.window_end_ns - phase.window_start_ns) / 1e9
+        window_s = phase.window_s
         return got, window_shares(window_s, len(records))
     if figure == "wire_bytes_per_token":
         return [float(r.bytes_sent + r.bytes_received) for r in records], got
@@ -380,14 +404,16 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
     emitted = sum(r.source_tokens for r in records)
     wire = sum(r.bytes_sent + r.bytes_received for r in records)
     payload = sum(sum(r.token_bytes) for r in records)
-    window_s = (phase.window_end_ns - phase.window_start_ns) / 1e9
+    window_s = phase.window_s
     streams = len(records)
     per_stream_rate = _present(stream_tokens_per_s(r) for r in records)
+    rounds = stream_rounds(phase)
     spread = {
-        name: Distribution.of_streams([samples(r) for r in records], name)
+        name: Distribution.of_streams([samples(r) for r in records], name, rounds)
         for name, samples in STREAM_SAMPLES.items()
     }
-    ci = {f: ratio_interval(*ratio_parts(phase, f), f) for f in RATIOS}
+    ci = {f: ratio_interval(*ratio_parts(phase, f), f, clusters=rounds) for f in RATIOS}
+    rates = [(v, r.repeat) for r in records if (v := stream_tokens_per_s(r)) is not None]
     return TransportSummary(
         ttft_ms=spread["ttft_ms"],
         itl_ms=spread["itl_ms"],
@@ -426,7 +452,13 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         **steady_figures(records),
         **raw_client_figures(phase, _per_1k(phase.client_cpu_s, received)),
         **fault_figures(phase),
-        tokens_per_s_ci=median_interval(per_stream_rate, "tokens_per_s"),
+        tokens_per_s_ci=median_interval(
+            [v for v, _ in rates],
+            "tokens_per_s",
+            clusters=None if rounds is None else [k for _, k in rates],
+        ),
+        server_cpu_ms_per_1k_tokens_ci=cpu_over_rounds(phase, "server"),
+        client_cpu_ms_per_1k_tokens_ci=cpu_over_rounds(phase, "client"),
         aggregate_tokens_per_s_ci=ci["aggregate_tokens_per_s"],
         wire_bytes_per_token_ci=ci["wire_bytes_per_token"],
         payload_bytes_per_token_ci=ci["payload_bytes_per_token"],

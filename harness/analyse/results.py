@@ -39,7 +39,9 @@ of each), `metadata.processes`, a phase's `setup` entries that default (one proc
 each, None: not recorded), the scenario's `stack`, `workers` and `threads` (absent: the
 default stack, `stacks.DEFAULT`, the only one before stacks; `threads` 0 is "4 per core")
 and a phase's `stack` (`StackSetup`: the stack as run, with a threaded stack's workers and
-threads resolved and its server's HTTP versions; absent: the default stack).
+threads resolved and its server's HTTP versions; absent: the default stack); the
+scenario's `repeat`, a request's `repeat` (its round) and a setup's `rounds` (absent: one
+round); the metadata's `machine` and `stability`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,13 @@ from harness.analyse.intervals import (
     ratio_resamples,
     resamples_for,
 )
-from harness.analyse.metrics import RATIOS, STREAM_SAMPLES, ratio_parts, stream_tokens_per_s
+from harness.analyse.metrics import (
+    RATIOS,
+    STREAM_SAMPLES,
+    ratio_parts,
+    stream_rounds,
+    stream_tokens_per_s,
+)
 from harness.measure.records import PhaseRecord
 
 Verdict = Literal["no change", "improved", "regressed"]
@@ -108,9 +114,16 @@ def figure_resamples(
     (each run its own salt: independent draws)."""
     name, _, stat = figure.partition(".")
     seed = f"{figure}|{salt}"
+    rounds = stream_rounds(phase)
     if name in RATIOS:
-        return ratio_resamples(*ratio_parts(phase, name), seed, resamples)
-    found = pooled_resamples(_groups(phase, name), seed, resamples)
+        return ratio_resamples(*ratio_parts(phase, name), seed, resamples, rounds)
+    if name == "tokens_per_s":
+        rates = [(v, r.repeat) for r in phase.requests if (v := stream_tokens_per_s(r)) is not None]
+        groups = [[v] for v, _ in rates]
+        rounds = None if rounds is None else [k for _, k in rates]
+    else:
+        groups = _groups(phase, name)
+    found = pooled_resamples(groups, seed, resamples, rounds)
     return found.get(stat or "p50")
 
 

@@ -139,7 +139,7 @@ def assess(
         steady_streams=len(steady.requests),
         role=role,
         verdict=verdict,
-        window_s=(phase.window_end_ns - phase.window_start_ns) / 1e9,
+        window_s=phase.window_s,
         server_cpu_s=phase.server_cpu_s,
         client_cpu_s=phase.client_cpu_s,
         server_peak_rss_bytes=server_peak_rss_bytes

@@ -130,6 +130,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "A comma list compares stacks in one run (a sweep over stack: the server restarts on each)",
     )
     parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        metavar="N",
+        help="run each transport's phase N times, in rounds (A B C, A B C, ...), so a machine "
+        "that drifts mid-run hits every transport alike; the results record each round and "
+        "its place in the order, intervals resample rounds as well as streams, and the "
+        "report shows each round's figures and flags drift (default 1)",
+    )
+    parser.add_argument(
         "--ramp-s",
         type=non_negative_float,
         metavar="S",
@@ -254,6 +263,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         client_cpus=getattr(args, "client_cpus", None),
         raw_client=getattr(args, "raw_client", None),
         ramp_s=getattr(args, "ramp_s", None),
+        repeat=getattr(args, "repeat", None),
         stack=getattr(args, "stack", None),
         workers=getattr(args, "workers", None),
         threads=getattr(args, "threads", None),

@@ -43,6 +43,7 @@ from harness.measure.run.context import NoProgress, ProgressSink, RunContext
 from harness.measure.run.jobs import Job, diagonal, load_prompts, measured_transports, with_arrivals
 from harness.measure.run.joining import records_for
 from harness.measure.run.python_clients import stream_servers
+from harness.measure.run.rounds import merged
 from harness.measure.run.scheduling import Shards, run_jobs
 from harness.measure.run.shards import open_shards
 from harness.measure.run.window import Measured, Server, Window, server_urls
@@ -82,13 +83,35 @@ class Benchmark:
 
     async def run(self) -> list[PhaseRecord]:
         transports = measured_transports(self.scenario)
-        if not self.scenario.interleaved:
+        if self.scenario.interleaved:
+            return await self.phase(list(transports), self.interleaved_jobs(transports))
+        if self.scenario.repeat == 1:
             return [
                 phase
                 for transport in transports
                 for phase in await self.phase([transport], self.jobs(transport))
             ]
-        return await self.phase(list(transports), self.interleaved_jobs(transports))
+        return await self.rounds(transports)
+
+    async def rounds(self, transports: Sequence[str]) -> list[PhaseRecord]:
+        """`repeat` rounds of every transport's phase (A B C, A B C, ...): round r's streams
+        carry a run tag of their own (the server keeps every stream id once), the same
+        seeds; each transport's rounds are then one phase (`run.rounds.merged`)."""
+        base = self.context
+        done: dict[str, list[PhaseRecord]] = {t: [] for t in transports}
+        try:
+            for r in range(self.scenario.repeat):
+                tag = f"{base.run_tag}_{r}"
+                self.context = base if r == 0 else replace(base, run_tag=tag, round=r + 1)
+                for transport in transports:
+                    (phase,) = await self.phase([transport], self.jobs(transport))
+                    done[transport].append(phase)
+        finally:
+            self.context = base
+        return [
+            merged(done[t], [k * len(transports) + i for k in range(len(done[t]))])
+            for i, t in enumerate(transports)
+        ]
 
     def jobs(self, transport: str) -> list[Job]:
         """Request k of `transport`; with a rate, due at the k-th time of the scenario's

@@ -75,6 +75,7 @@ class RequestRecord:
     # source, or `direct`), `warning` when it completed anyway (`direct`: buffered)
     problems: list[dict[str, str]] = field(default_factory=list)
     sweep_value: SweepValue | None = None  # the swept axis's value, in a sweep
+    repeat: int = 0  # the round it ran in (`repeat` > 1: rounds 0 .. repeat - 1)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +110,23 @@ class SharedWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Round:
+    """One round of a repeated phase (`repeat`): its own window and CPU, and its place in
+    the run's order (0: the run's first phase), so drift can be told from a transport."""
+
+    repeat: int
+    position: int
+    window_start_ns: int
+    window_end_ns: int
+    server_cpu_s: float | None
+    client_cpu_s: float | None
+
+    @property
+    def window_s(self) -> float:
+        return (self.window_end_ns - self.window_start_ns) / 1e9
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseSetup:
     """How the benchmark driver ran a phase: written by `harness.measure.run.bookkeeping` only.
     Older results leave out what their driver did not record: None, or one process."""
@@ -125,10 +143,12 @@ class PhaseSetup:
     client_cpu_s_per_process: list[float] | None = None  # several client processes
     raw_client: RawFloor | None = None
     shared_window: SharedWindow | None = None
+    rounds: tuple[Round, ...] | None = None  # a repeated phase's rounds, in order
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhaseSetup:
         raw = data.get("raw_client")
+        rounds = data.get("rounds")
         return cls(
             **known_fields(cls, data)
             | {
@@ -136,6 +156,9 @@ class PhaseSetup:
                 if isinstance(raw, Mapping)
                 else None,
                 "shared_window": shared_window(data),
+                "rounds": tuple(Round(**known_fields(Round, r)) for r in rounds)
+                if isinstance(rounds, list)
+                else None,
             }
         )
 
@@ -239,6 +262,18 @@ class PhaseRecord:
     def server_processes(self) -> int:
         """The servers the phase's streams went to (1 unless the driver recorded more)."""
         return 1 if self.setup is None else self.setup.server_processes
+
+    @property
+    def rounds(self) -> tuple[Round, ...]:
+        """A repeated phase's rounds (none: one window)."""
+        return () if self.setup is None or self.setup.rounds is None else self.setup.rounds
+
+    @property
+    def window_s(self) -> float:
+        """The time it measured: its window, or its rounds' windows added up."""
+        if self.rounds:
+            return sum(r.window_s for r in self.rounds)
+        return (self.window_end_ns - self.window_start_ns) / 1e9
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

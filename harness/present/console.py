@@ -120,9 +120,12 @@ def _share(ratio: float | None) -> str:
 
 
 def _cpu(s: TransportSummary) -> str:
-    """Server / client CPU per token (ms per 1,000 tokens is µs per token); with the raw
-    client's floor from the same run, the client's multiple of it."""
-    text = f"{_num(s.server_cpu_ms_per_1k_tokens, 0)} / {_num(s.client_cpu_ms_per_1k_tokens, 0)}"
+    """Server / client CPU per token (ms per 1,000 tokens is µs per token), ± over the rounds
+    of a repeated run; with the raw client's floor from the same run, the client's multiple
+    of it."""
+    server = _num_pm(s.server_cpu_ms_per_1k_tokens, s.server_cpu_ms_per_1k_tokens_ci, 0)
+    client = _num_pm(s.client_cpu_ms_per_1k_tokens, s.client_cpu_ms_per_1k_tokens_ci, 0)
+    text = f"{server} / {client}"
     if s.client_vs_raw_cpu is not None:
         text += f" ({s.client_vs_raw_cpu:.2f}x raw)"
     return text

@@ -10,7 +10,6 @@ shared with `harness.analyse.compare`.
 from __future__ import annotations
 
 import base64
-import html
 import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +24,9 @@ from harness.analyse.metrics import Distribution, TransportSummary
 from harness.analyse.problems import ProblemRow, point_problems
 from harness.analyse.ranking import Ranked, ranked
 from harness.analyse.results import Point, RunResult, load_run
-from harness.present.plots import PNG_DPI, DrawnChart, color, describe, draw_run, representative
+from harness.present.html import esc, number, transport_cell
+from harness.present.plots import PNG_DPI, DrawnChart, describe, draw_run, representative
+from harness.present.rounds_section import rounds_section
 
 REPORT_NAME = "report.html"
 CSS = """
@@ -96,38 +97,10 @@ VERDICT: tuple[Column, ...] = (
     figure_column("added delay p99", "ms", "added_delay_ms.p99"),
     figure_column("bytes per token", "B", "wire_bytes_per_token"),
     figure_column("requests per stream", "", "requests_per_stream"),
-    Column("server CPU per 1k tokens", "ms", lambda s: s.server_cpu_ms_per_1k_tokens),
-    Column("client CPU per 1k tokens", "ms", lambda s: s.client_cpu_ms_per_1k_tokens),
+    figure_column("server CPU per 1k tokens", "ms", "server_cpu_ms_per_1k_tokens"),
+    figure_column("client CPU per 1k tokens", "ms", "client_cpu_ms_per_1k_tokens"),
     Column("errors", "streams", lambda s: s.errors),
 )
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def number(value: float | str | None) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, str | bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 0.1 or magnitude == 0:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def transport_cell(name: str) -> str:
-    return (
-        f'<td class="name"><span class="swatch" style="background:{color(name)}"></span>'
-        f"{esc(name)}</td>"
-    )
 
 
 def header_cell(column: Column) -> str:
@@ -396,6 +369,8 @@ def render_report(run: RunResult, charts: Sequence[DrawnChart], run_dir: Path) -
     else:
         body.append(verdict_table(shown.summaries))
         body.append(at_a_glance(shown.summaries))
+
+    body.append(rounds_section(run))
 
     faulted = [p for p in run.points if has_faults(p.summaries)]
     if faulted:

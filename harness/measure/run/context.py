@@ -40,10 +40,13 @@ class RunContext:
     run_tag: str
     prompts: tuple[str, ...]
     sweep_value: SweepValue | None = None
+    round: int | None = None  # a repeated run's round, counted from 1 (None: the first)
 
     def label(self, transport: str) -> str:
-        """A phase's progress label: the transport, and the sweep point's value if any."""
-        return transport if self.sweep_value is None else f"{transport} @ {self.sweep_value}"
+        """A phase's progress label: the transport, the round of a repeated run (from 2 on)
+        and the sweep point's value if any."""
+        label = transport if self.round is None else f"{transport} #{self.round}"
+        return label if self.sweep_value is None else f"{label} @ {self.sweep_value}"
 
     def jobs(self, transport: str) -> list[Job]:
         """Request k of `transport`; with a rate, due at the k-th time of the scenario's

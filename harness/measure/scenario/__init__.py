@@ -27,6 +27,9 @@ client = "python"             # python | browser (Chromium pages: harness.measur
 ramp_s = 0                    # closed loop: start the concurrency workers evenly over this
                               # many seconds, not all at once (0); streams of equal length
                               # otherwise stay in lockstep, requested in waves
+repeat = 1                    # run each transport's phase this many times, in rounds (A B C,
+                              # A B C, ...), so drift hits every transport alike; intervals
+                              # then resample rounds too, and the report shows each round
 raw_client = false            # after each transport, the same streams through a minimal raw
                               # socket client that only counts tokens: the floor for the
                               # client's CPU per token (harness.measure.raw_client; sse,

@@ -121,6 +121,7 @@ class Scenario:
     client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
     streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
     ramp_s: float = 0.0  # closed loop: workers start evenly over this many seconds
+    repeat: int = 1  # each transport's phase this many times, in rounds (A B C, A B C, ...)
     raw_client: bool = False  # the raw client's floor after each transport (raw_client.py)
     server_processes: int = AUTO  # servers under test (harness.measure.processes); 0: auto
     client_processes: int = AUTO  # processes the driver's clients run in; 0: auto

@@ -25,6 +25,8 @@ from stacks import DEFAULT_WORKERS, STACKS
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
 
+MAX_REPEAT = 100  # rounds of a run, at most
+
 
 def validated(scenario: Scenario) -> Scenario:
     """The scenario made runnable (`Scenario.runnable`, `Scenario.with_processes`: what
@@ -52,6 +54,14 @@ def validated(scenario: Scenario) -> Scenario:
     check_rate(scenario)
     if not 0 <= scenario.ramp_s <= 3600:
         raise ScenarioError(f"ramp_s must be from 0 to 3600 seconds, got {scenario.ramp_s}")
+    if not 1 <= scenario.repeat <= MAX_REPEAT:
+        raise ScenarioError(f"repeat must be from 1 to {MAX_REPEAT}, got {scenario.repeat}")
+    if scenario.repeat > 1 and scenario.interleaved:
+        raise ScenarioError(
+            "repeat runs the transports' phases in rounds, one after another; an interleaved "
+            "run (order interleaved, or a live source) already alternates them request by "
+            'request: use order = "sequential" to repeat, or drop repeat'
+        )
     if not scenario.transports:
         raise ScenarioError("transports must name at least one transport")
     if scenario.framing not in FRAMINGS:

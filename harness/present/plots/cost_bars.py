@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from harness.analyse.intervals import Interval
-from harness.present.plots.style import HATCHES, color, new_figure
+from harness.present.plots.style import HATCHES, color, new_figure, whisker
 from harness.present.plots.subjects import Subject, tagged, transports_of
 
 
@@ -19,14 +17,6 @@ def _bar_slots(count: int) -> Iterator[tuple[int, float, float]]:
     width = 0.8 / count
     for k in range(count):
         yield k, -0.4 + width * (k + 0.5), width
-
-
-def whisker(ax: Axes, x: float, value: float, interval: Interval | None) -> None:
-    """The 95% interval of a bar's value, as an error bar (none without an interval)."""
-    if interval is None:
-        return
-    below, above = max(value - interval.lo, 0.0), max(interval.hi - value, 0.0)
-    ax.errorbar(x, value, yerr=[[below], [above]], fmt="none", ecolor="#222222", capsize=3)
 
 
 def cost(subjects: Sequence[Subject], title: str) -> Figure:

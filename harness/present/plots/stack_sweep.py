@@ -12,15 +12,21 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from harness.present.plots.style import HATCHES, new_figure, stack_colour
+from harness.analyse.intervals import Interval
+from harness.present.plots.style import HATCHES, new_figure, stack_colour, whisker
 from harness.present.plots.subjects import Subject, transports_of
 
 Reader = Callable[[str], float | None]  # transport -> a bar's height (None: no bar)
 Marker = Callable[[str], str]  # transport -> a bar's hatch ("": none)
+Spread = Callable[[str], Interval | None]  # transport -> the bar's 95% interval (None: none)
 
 
 def _plain(transport: str) -> str:
     return ""
+
+
+def _no_interval(transport: str) -> Interval | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,7 @@ class BarSeries:
     stack: str
     value: Reader
     hatch: Marker = _plain
+    interval: Spread = _no_interval
 
 
 def grouped_bars(
@@ -53,6 +60,7 @@ def grouped_bars(
                 hatch=bars.hatch(transport),
                 edgecolor="white",
             )
+            whisker(ax, pos + offset, height, bars.interval(transport))
             ax.annotate(
                 f"{height:,.{digits}f}",
                 (pos + offset, height),
@@ -75,14 +83,15 @@ def stack_costs(subjects: Sequence[Subject], title: str) -> Figure:
     (user + system, its worker processes included) per 1,000 tokens (left) and bytes on
     the wire per token, both directions (right). A group per transport, a bar per stack in
     the stack's colour; overlaid runs are hatched. The stacks serve the same tokens through
-    the same transports, so a taller bar is that framework and server's own overhead."""
+    the same transports, so a taller bar is that framework and server's own overhead. Error
+    bars: the 95% interval (bytes per token; CPU over the rounds of a repeated run)."""
     fig = new_figure(title, width=13, height=6)
     left, right = fig.subplots(1, 2)
     names = transports_of(subjects)
     stacks = list(dict.fromkeys(str(p.value) for s in subjects for p in s.run.points))
     for ax, key in ((left, "server_cpu_ms_per_1k_tokens"), (right, "wire_bytes_per_token")):
         series = [
-            BarSeries(stack, _reader(s, stack, key), _hatched(k))
+            BarSeries(stack, _reader(s, stack, key), _hatched(k), _interval(s, stack, key))
             for k, s in enumerate(subjects)
             for stack in stacks
         ]
@@ -103,6 +112,17 @@ def _reader(subject: Subject, stack: str, key: str) -> Reader:
         return None if found is None else float(found)
 
     return read
+
+
+def _interval(subject: Subject, stack: str, key: str) -> Spread:
+    """A transport's interval of figure `key` at the sweep point of `stack` in the run."""
+    summaries = next((p.summaries for p in subject.run.points if str(p.value) == stack), {})
+
+    def spread(transport: str) -> Interval | None:
+        summary = summaries.get(transport)
+        return None if summary is None else summary.interval(key)
+
+    return spread
 
 
 def _hatched(k: int) -> Marker:

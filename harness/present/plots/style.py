@@ -16,8 +16,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from harness.analyse.intervals import Interval
 from stacks import STACKS
 from transports import TRANSPORTS
 
@@ -80,3 +82,11 @@ def save(fig: Figure, out_dir: Path, stem: str) -> tuple[Path, Path]:
     fig.savefig(svg)
     plt.close(fig)
     return png, svg
+
+
+def whisker(ax: Axes, x: float, value: float, interval: Interval | None) -> None:
+    """The 95% interval of a bar's value, as an error bar (none without an interval)."""
+    if interval is None:
+        return
+    below, above = max(value - interval.lo, 0.0), max(interval.hi - value, 0.0)
+    ax.errorbar(x, value, yerr=[[below], [above]], fmt="none", ecolor="#222222", capsize=3)
