@@ -35,7 +35,7 @@ def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
     probe = Console(stderr=stderr, quiet=quiet)
     if probe.is_terminal:
         return probe
-    return Console(stderr=stderr, quiet=quiet, width=max(probe.width, 190))
+    return Console(stderr=stderr, quiet=quiet, width=max(probe.width, 240))
 
 
 class RichProgress:
