@@ -149,7 +149,7 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
     points = measure(scenario, run_dir, console)
     stability = Stability.between(before, Snapshot.take(), time.monotonic() - clock)
     metadata = environment(started, dt.datetime.now(dt.UTC), argv)
-    metadata["machine"] = machine_facts()
+    metadata["hardware"] = machine_facts()  # "machine" is the architecture (environment)
     metadata["stability"] = stability.to_json()
     metadata["processes"] = {  # as run (0, auto, resolved: harness.measure.processes)
         "server": processes.resolve(scenario.server_processes),

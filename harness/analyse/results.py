@@ -41,7 +41,7 @@ default stack, `stacks.DEFAULT`, the only one before stacks; `threads` 0 is "4 p
 and a phase's `stack` (`StackSetup`: the stack as run, with a threaded stack's workers and
 threads resolved and its server's HTTP versions; absent: the default stack); the
 scenario's `repeat`, a request's `repeat` (its round) and a setup's `rounds` (absent: one
-round); the metadata's `machine` and `stability`.
+round); the metadata's `hardware` and `stability`.
 """
 
 from __future__ import annotations

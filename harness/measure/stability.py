@@ -1,5 +1,5 @@
 """What the machine is, and whether it was quiet while a run measured: read from /proc and
-/sys (Linux), recorded in results.json's metadata (`machine`, `stability`), and a warning
+/sys (Linux), recorded in results.json's metadata (`hardware`, `stability`), and a warning
 when it was busy.
 
 - `machine_facts`: CPU model, logical cores, frequency governor and current MHz (where

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -107,5 +108,5 @@ def test_a_run_on_a_busy_machine_warns_and_records_why(tmp_path: Path) -> None:
     )
     metadata = json.loads((out / "results.json").read_text())["metadata"]
     assert metadata["stability"]["busy"] and metadata["stability"]["other_cpu_cores"] > 0.5
-    assert metadata["machine"]["logical_cores"]
+    assert metadata["hardware"]["logical_cores"] and metadata["machine"] == platform.machine()
     assert "The machine was busy during this run" in (out / "report.html").read_text()
