@@ -141,6 +141,16 @@ MIN_BLOCK = 64  # sorted samples per block of `Pooled`, at least
 MAX_BLOCKS = 256  # blocks of `Pooled`, at most (more samples: larger blocks)
 
 
+def block_size(samples: int) -> int:
+    """Sorted samples per block of `Pooled`: at most `MAX_BLOCKS` blocks."""
+    return max(MIN_BLOCK, -(-samples // MAX_BLOCKS))
+
+
+def pooled_work(streams: int, samples: int) -> int:
+    """`Pooled.work` of `streams` streams holding `samples` samples, without pooling them."""
+    return streams * -(-samples // block_size(samples))
+
+
 @dataclass(frozen=True, slots=True)
 class Pooled:
     """The streams' samples sorted once, each with its stream's number, and how many of
@@ -162,7 +172,7 @@ class Pooled:
         owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
         order = np.argsort(values, kind="stable")
         values, owner = values[order], owner[order]
-        block = max(MIN_BLOCK, -(-values.size // MAX_BLOCKS))
+        block = block_size(values.size)
         cells = owner * -(-values.size // block) + np.arange(values.size) // block
         shape = (len(groups), -(-values.size // block))
         blocks = np.bincount(cells, minlength=shape[0] * shape[1]).reshape(shape).astype(float)

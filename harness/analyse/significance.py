@@ -19,9 +19,9 @@ import numpy as np
 
 from harness.analyse.intervals import (
     Interval,
-    Pooled,
     difference_interval,
     pooled_resamples,
+    pooled_work,
     ratio_resamples,
     resamples_for,
 )
@@ -77,8 +77,10 @@ class Change:
 
 
 def _groups(phase: PhaseRecord, figure: str) -> list[list[float]]:
+    """Per stream (all of them, in order: a stream without a sample has an empty group, so
+    the groups line up with the streams' rounds), the figure's samples."""
     if figure == "tokens_per_s":
-        return [[v] for r in phase.requests if (v := stream_tokens_per_s(r)) is not None]
+        return [[v] if (v := stream_tokens_per_s(r)) is not None else [] for r in phase.requests]
     samples = STREAM_SAMPLES[figure]
     return [samples(r) for r in phase.requests]
 
@@ -104,7 +106,7 @@ def work_of(phase: PhaseRecord, figure: str) -> int:
     if name in RATIOS:
         return len(phase.requests)
     groups = [g for g in _groups(phase, name) if g]
-    return Pooled.of(groups).work if len(groups) > 1 else 0
+    return pooled_work(len(groups), sum(map(len, groups))) if len(groups) > 1 else 0
 
 
 def figure_resamples(
@@ -117,13 +119,7 @@ def figure_resamples(
     rounds = stream_rounds(phase)
     if name in RATIOS:
         return ratio_resamples(*ratio_parts(phase, name), seed, resamples, rounds)
-    if name == "tokens_per_s":
-        rates = [(v, r.repeat) for r in phase.requests if (v := stream_tokens_per_s(r)) is not None]
-        groups = [[v] for v, _ in rates]
-        rounds = None if rounds is None else [k for _, k in rates]
-    else:
-        groups = _groups(phase, name)
-    found = pooled_resamples(groups, seed, resamples, rounds)
+    found = pooled_resamples(_groups(phase, name), seed, resamples, rounds)
     return found.get(stat or "p50")
 
 
