@@ -2,7 +2,11 @@
 
 A sweep runs every value of its axis in turn, in one run folder; the server is restarted
 only when the swept axis is one the server process holds (`SERVER_AXES`: the source preset,
-the push responses' streaming headers, the server stack). Every phase records the stack it
+the push responses' streaming headers, the server stack). A repeated run (`repeat`) runs
+its rounds one after another, each on a server (and path) started for it: rounds are
+independent replications (`harness.analyse.replications`), and a server's placement and
+memory are among what differs between runs (the driver gives each of its phases a
+client process of its own for the same reason). Every phase records the stack it
 ran on (`StackSetup`, resolved: a threaded stack's workers and threads). With
 `server_processes` > 1 there are N servers, one `ServerGroup` (logs `server-<i>.log`), on
 loopback only: a path fronts one server.
@@ -24,7 +28,8 @@ from harness.analyse.results import Point, RunResult, environment, save_run
 from harness.measure import event_loop, processes
 from harness.measure.driver import run_benchmark
 from harness.measure.paths import LOOPBACK, Endpoint, parse_path
-from harness.measure.records import SweepValue
+from harness.measure.records import PhaseRecord, SweepValue
+from harness.measure.run.rounds import merged_rounds
 from harness.measure.scenario import SERVER_AXES, Scenario
 from harness.measure.server_process import ServerGroup, running_servers
 from harness.measure.stability import Snapshot, Stability, machine_facts
@@ -74,7 +79,10 @@ def _clients_pinned(cpus: str) -> Iterator[None]:
 
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
     points: list[Point] = []
-    restart = scenario.sweep is not None and scenario.sweep.axis in SERVER_AXES
+    # a repeated run's rounds each get a server of their own (harness.analyse.replications)
+    fresh = scenario.repeat > 1 or (
+        scenario.sweep is not None and scenario.sweep.axis in SERVER_AXES
+    )
     per_point = len(scenario.transports) * scenario.requests * scenario.repeat
     total = len(sweep_points(scenario)) * per_point
     with (
@@ -82,33 +90,47 @@ def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
         contextlib.ExitStack() as stack,
         RichProgress(console, total) as progress,
     ):
-        shared = None if restart else stack.enter_context(_server(scenario, run_dir, console))
+        shared = None if fresh else stack.enter_context(_server(scenario, run_dir, console))
         for value, point_scenario in sweep_points(scenario):
-            with contextlib.ExitStack() as point_stack:
-                server = (
-                    shared
-                    if shared is not None
-                    else point_stack.enter_context(_server(point_scenario, run_dir, console))
-                )
-                path = parse_path(point_scenario.path)
-                endpoint = None  # several servers: on loopback (validated), each its own
-                if len(server) == 1:
-                    endpoint = point_stack.enter_context(
-                        path.open(Endpoint(server.base_url), run_dir / "paths")
-                    )
-                    if path.layers and path.text != LOOPBACK:
-                        console.print(f"path {path.text}: clients use {endpoint.base_url}")
-                phases = event_loop.run(
-                    run_benchmark(point_scenario, server, progress, value, endpoint=endpoint)
-                )
-                # what the path's layers saw of the run: theirs to record, once it is over
-                parameters = path.parameters()
-                ran_on = point_scenario.stack_setup()
-                phases = [
-                    replace(phase, path_parameters=parameters, stack=ran_on) for phase in phases
-                ]
+            rounds = [
+                _round(point_scenario, run_dir, console, progress, value, shared, r)
+                for r in range(point_scenario.repeat)
+            ]
+            phases = merged_rounds(rounds)
             points.append(Point(value, {phase.transport: phase for phase in phases}))
     return points
+
+
+def _round(
+    scenario: Scenario,
+    run_dir: Path,
+    console: Console,
+    progress: RichProgress,
+    value: SweepValue | None,
+    shared: ServerGroup | None,
+    round: int,
+) -> list[PhaseRecord]:
+    """One sweep point's round: every transport's phase, on the `shared` server or on one
+    started for it, behind the scenario's path."""
+    with contextlib.ExitStack() as stack:
+        server = (
+            shared
+            if shared is not None
+            else stack.enter_context(_server(scenario, run_dir, console))
+        )
+        path = parse_path(scenario.path)
+        endpoint = None  # several servers: on loopback (validated), each its own
+        if len(server) == 1:
+            endpoint = stack.enter_context(path.open(Endpoint(server.base_url), run_dir / "paths"))
+            if path.layers and path.text != LOOPBACK:
+                console.print(f"path {path.text}: clients use {endpoint.base_url}")
+        phases = event_loop.run(
+            run_benchmark(scenario, server, progress, value, endpoint=endpoint, round=round)
+        )
+        # what the path's layers saw of the run: theirs to record, once it is over
+        parameters = path.parameters()
+    ran_on = scenario.stack_setup()
+    return [replace(phase, path_parameters=parameters, stack=ran_on) for phase in phases]
 
 
 def _processes_text(scenario: Scenario) -> str:

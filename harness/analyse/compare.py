@@ -142,7 +142,7 @@ def comparison_table(
 ) -> str:
     """Rows: transport x metric. Columns: each run's value; for each later run, its
     difference from the baseline (first run), the ratio to it, and whether the difference
-    is beyond the noise (its 95% interval, `harness.analyse.significance`)."""
+    is beyond the noise (its interval at the family's level, `harness.analyse.significance`)."""
     by_key = {(j.run, j.transport, j.metric): j for j in judged}
     head = ['<th class="name">transport</th><th class="name">metric</th>']
     head.append(f"<th>{esc(runs[0].label)}</th>")
@@ -150,7 +150,7 @@ def comparison_table(
         label = esc(c.label)
         head.append(
             f"<th>{label}</th><th>Δ {label} − base</th><th>{label} / base</th>"
-            f"<th>{label}: change (Δ 95% interval)</th>"
+            f"<th>{label}: change (Δ interval)</th>"
         )
     rows = []
     names = transports_of([Subject(c.label, c.run, p) for c, p in zip(runs, points, strict=True)])
@@ -215,9 +215,15 @@ def render_comparison(runs: Sequence[Compared], charts_html: Sequence[str]) -> s
         f'<p class="lead">Baseline: <b>{esc(runs[0].label)}</b>. Δ is a run minus the '
         "baseline, the ratio a run over the baseline; green marks a change of more than "
         f"{NOTABLE:.0%} for the better, red for the worse (lower is better except delivered "
-        "tokens/s). The change column says whether Δ is beyond the noise: its 95% interval "
-        "(each run's streams resampled) excludes 0 (improved, regressed) or holds it (no "
-        "change); compare.json lists every judged figure.</p>"
+        "tokens/s). The change column says whether Δ is beyond the noise: its interval "
+        "excludes 0 (improved, regressed) or holds it (no change). The interval is over the "
+        "runs' rounds when either was repeated (each round on a server and clients of its "
+        "own), else over each run's streams resampled, which misses what varies between runs. "
+        "A run's figures are judged together, holding the false discovery rate at 5% "
+        "(Benjamini-Hochberg): each interval is at the level that agrees with the verdicts, "
+        "1 - R x 0.05 / m for R changes among m figures (at least one), so a run that changed "
+        "nothing names no change 95% of the time; compare.json lists every judged figure with "
+        "its level and basis.</p>"
     )
     body.append("<h2>Runs</h2>" + runs_table(runs) + scenario_differences(runs))
     body.append("<h2>Differences per transport</h2>")

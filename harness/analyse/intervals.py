@@ -12,6 +12,10 @@ every time (a saved run's report and its re-analysis agree). Pooled percentiles 
 computed from each resample's weights without copying samples (`Pooled`), exactly as
 numpy's percentile of the repeated samples would be. A figure of many samples gets fewer
 resamples (`resamples_for`), never fewer than `MIN_RESAMPLES`.
+
+This is the interval of a run of one round. The streams of one run share its server process
+and its stretch of the machine's time, so it holds the noise within a run, not what varies
+between runs; a repeated run's intervals are over its rounds (`harness.analyse.replications`).
 """
 
 from __future__ import annotations
@@ -58,34 +62,12 @@ def rng_for(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(name.encode()))
 
 
-Clusters = Sequence[int] | None  # per stream, the round it ran in (a repeated run)
-
-
-def stream_draws(
-    streams: int, resamples: int, rng: np.random.Generator, clusters: Clusters = None
-) -> np.ndarray:
+def stream_draws(streams: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """How many times each stream is drawn, per resample (resamples x streams): `streams`
-    draws with replacement each, counted per stream. With `clusters` (each stream's round,
-    several rounds), the rounds are drawn first, then as many streams from each drawn
-    round as it holds: the resample then varies as much as whole rounds did, which a
-    shift of one round against another (drift, a busy moment) would otherwise hide."""
-    if clusters is not None and len(set(clusters)) > 1:
-        return _clustered_draws(np.asarray(clusters), resamples, rng)
+    draws with replacement each, counted per stream."""
     picks = rng.integers(0, streams, size=(resamples, streams))
     picks += np.arange(resamples)[:, None] * streams  # each resample its own range of counts
     return np.bincount(picks.ravel(), minlength=resamples * streams).reshape(resamples, streams)
-
-
-def _clustered_draws(clusters: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    names = np.unique(clusters)
-    members = [np.flatnonzero(clusters == c) for c in names]
-    draws = np.zeros((resamples, clusters.size), dtype=np.int64)
-    chosen = rng.integers(0, len(names), size=(resamples, len(names)))
-    for row in range(resamples):
-        for c in chosen[row]:
-            picked = members[c][rng.integers(0, members[c].size, size=members[c].size)]
-            draws[row] += np.bincount(picked, minlength=clusters.size)
-    return draws
 
 
 def bounds(figures: np.ndarray, level: float = LEVEL) -> Interval | None:
@@ -102,20 +84,16 @@ def pooled_resamples(
     groups: Sequence[Sequence[float]],
     name: str,
     resamples: int | None = None,
-    clusters: Clusters = None,
 ) -> dict[str, np.ndarray]:
     """The pooled p50, p90, p99 and mean of the samples of every stream (one group per
     stream; a group of one for a per-stream figure such as TTFT), once per resample of the
-    streams (and of the rounds: `clusters`). Empty when fewer than two streams have
-    samples (nothing to resample)."""
-    kept = [k for k, g in enumerate(groups) if len(g)]
-    if len(kept) < 2:
+    streams. Empty when fewer than two streams have samples (nothing to resample)."""
+    groups = [g for g in groups if len(g)]
+    if len(groups) < 2:
         return {}
-    groups = [groups[k] for k in kept]
-    rounds = None if clusters is None else [clusters[k] for k in kept]
     pooled = Pooled.of(groups)
     count = resamples or resamples_for(pooled.work)
-    draws = stream_draws(len(groups), count, rng_for(name), rounds)
+    draws = stream_draws(len(groups), count, rng_for(name))
     figures: dict[str, list[np.ndarray]] = {k: [] for k in (*QUANTILES, "mean")}
     rows = max(1, CHUNK_CELLS // max(pooled.blocks.shape[1], pooled.block))
     for start in range(0, count, rows):
@@ -127,12 +105,12 @@ def pooled_resamples(
 
 
 def pooled_intervals(
-    groups: Sequence[Sequence[float]], name: str, level: float = LEVEL, clusters: Clusters = None
+    groups: Sequence[Sequence[float]], name: str, level: float = LEVEL
 ) -> dict[str, Interval]:
     """The intervals of `pooled_resamples`' figures."""
     return {
         k: bound
-        for k, figures in pooled_resamples(groups, name, clusters=clusters).items()
+        for k, figures in pooled_resamples(groups, name).items()
         if (bound := bounds(figures, level)) is not None
     }
 
@@ -218,7 +196,6 @@ def ratio_resamples(
     denominators: Sequence[float],
     name: str,
     resamples: int | None = None,
-    clusters: Clusters = None,
 ) -> np.ndarray | None:
     """sum(numerators) / sum(denominators) over the streams of each resample (NaN where a
     resample's denominators sum to 0); None with fewer than two streams."""
@@ -227,7 +204,7 @@ def ratio_resamples(
     if top.size < 2:
         return None
     count = resamples or resamples_for(top.size)
-    draws = stream_draws(top.size, count, rng_for(name), clusters)
+    draws = stream_draws(top.size, count, rng_for(name))
     below = draws @ bottom
     with np.errstate(divide="ignore", invalid="ignore"):
         figures: np.ndarray = np.where(below > 0, (draws @ top) / below, np.nan)
@@ -239,36 +216,14 @@ def ratio_interval(
     denominators: Sequence[float],
     name: str,
     level: float = LEVEL,
-    clusters: Clusters = None,
 ) -> Interval | None:
     """The interval of sum(numerators) / sum(denominators) over streams (bytes per token,
     tokens per second of the window: give each stream window / streams), resampling
     streams. None with fewer than two streams."""
-    figures = ratio_resamples(numerators, denominators, name, clusters=clusters)
+    figures = ratio_resamples(numerators, denominators, name)
     return None if figures is None else bounds(figures, level)
 
 
-def rounds_interval(values: Sequence[float], name: str, level: float = LEVEL) -> Interval | None:
-    """The interval of the mean of one value per round (a figure measured once per phase,
-    such as CPU per token), resampling rounds. None with fewer than two rounds."""
-    found = np.asarray(values, dtype=float)
-    if found.size < 2:
-        return None
-    draws = stream_draws(found.size, RESAMPLES, rng_for(name))
-    return bounds(draws @ found / found.size, level)
-
-
-def difference_interval(
-    base: np.ndarray, other: np.ndarray, level: float = LEVEL
-) -> Interval | None:
-    """The interval of `other` minus `base`, each the figures of its own run's resamples
-    (independent runs: resample k of one against resample k of the other)."""
-    n = min(base.size, other.size)
-    return bounds(other[:n] - base[:n], level)
-
-
-def median_interval(
-    values: Sequence[float], name: str, level: float = LEVEL, clusters: Clusters = None
-) -> Interval | None:
+def median_interval(values: Sequence[float], name: str, level: float = LEVEL) -> Interval | None:
     """The interval of the median of one value per stream."""
-    return pooled_intervals([[v] for v in values], name, level, clusters).get("p50")
+    return pooled_intervals([[v] for v in values], name, level).get("p50")

@@ -56,8 +56,11 @@
   with all its samples, and the figure computed again; the interval holds the middle 95% of
   those figures. Seeded by the figure's name: the same records give the same interval.
   Every distribution's p50, p90, p99 and mean has one, and so do the per-stream rates,
-  bytes per token and requests per stream; with `repeat`, rounds are resampled first.
-  CPU gets one over the rounds of a repeated run; memory and the steady window have none.
+  bytes per token and requests per stream. A repeated run (`repeat`: rounds, each with a
+  server of its own) takes every interval over its rounds instead, CPU's included
+  (`harness.analyse.replications`: what varies between runs, which streams of one run
+  cannot show). The steady window's share of demand delivered gets one resampling streams
+  (their tokens delivered and demanded in the window). Memory has none.
 - Tied: transports whose intervals overlap the best one's at a figure. The report names a
   best transport only when no other is tied with it.
 
@@ -68,142 +71,19 @@ every raw sample; nothing is bucketed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from harness.analyse.intervals import (
-    Clusters,
-    Interval,
-    median_interval,
-    pooled_intervals,
-    ratio_interval,
-    rounds_interval,
-)
-from harness.analyse.steady import steady_figures
+from harness.analyse.intervals import median_interval, ratio_interval
+from harness.analyse.replications import round_phases
+from harness.analyse.steady import steady_figures, steady_parts
+from harness.analyse.summary import Distribution, TransportSummary, over_rounds
 from harness.measure.records import PhaseRecord, RequestRecord
 
+__all__ = ["Distribution", "TransportSummary", "summarize"]  # the records, from here too
+
 NS_PER_MS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Distribution:
-    n: int
-    p50: float | None
-    p90: float | None
-    p99: float | None
-    mean: float | None
-    max: float | None
-    # 95% confidence intervals, resampling streams (harness.analyse.intervals); None where
-    # the samples do not come in streams, or fewer than two streams have any
-    p50_ci: Interval | None = None
-    p90_ci: Interval | None = None
-    p99_ci: Interval | None = None
-    mean_ci: Interval | None = None
-
-    @classmethod
-    def of(cls, samples: Iterable[float]) -> Distribution:
-        values = np.fromiter(samples, dtype=float)
-        if values.size == 0:
-            return cls(0, None, None, None, None, None)
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
-        return cls(
-            int(values.size),
-            float(p50),
-            float(p90),
-            float(p99),
-            float(values.mean()),
-            float(values.max()),
-        )
-
-    @classmethod
-    def of_streams(
-        cls, groups: Sequence[Sequence[float]], name: str, clusters: Clusters = None
-    ) -> Distribution:
-        """The pooled samples of every stream (one group each), with their intervals
-        (resampling rounds too, given each stream's round: `clusters`)."""
-        pooled = cls.of(v for g in groups for v in g)
-        found = pooled_intervals(groups, name, clusters=clusters)
-        return replace(
-            pooled,
-            p50_ci=found.get("p50"),
-            p90_ci=found.get("p90"),
-            p99_ci=found.get("p99"),
-            mean_ci=found.get("mean"),
-        )
-
-    def interval(self, stat: str) -> Interval | None:
-        """The interval of `p50`, `p90`, `p99` or `mean`."""
-        found: Interval | None = getattr(self, f"{stat}_ci", None)
-        return found
-
-
-@dataclass(frozen=True, slots=True)
-class TransportSummary:
-    ttft_ms: Distribution
-    itl_ms: Distribution
-    tpot_ms: Distribution
-    e2e_ms: Distribution
-    queue_wait_ms: Distribution
-    added_delay_ms: Distribution
-    tokens_per_chunk: Distribution
-    tokens_per_s: float | None
-    aggregate_tokens_per_s: float | None
-    wire_bytes_per_token: float | None
-    payload_bytes_per_token: float | None
-    header_bytes_per_token: float | None
-    requests_per_stream: float
-    empty_polls: int
-    empty_polls_per_stream: float
-    server_cpu_ms_per_1k_tokens: float | None
-    client_cpu_ms_per_1k_tokens: float | None
-    server_rss_mb: float | None
-    source_gap_error_ms: Distribution
-    token_count_basis: str
-    usage_tokens: int | None
-    streams: int
-    tokens_emitted: int
-    tokens_received: int
-    tokens_lost: int
-    tokens_duplicated: int
-    text_mismatches: int
-    errors: int
-    ttft_minus_direct_ms: Distribution | None = None
-    steady_window_s: float | None = None
-    demanded_tokens_per_s: float | None = None
-    delivered_tokens_per_s: float | None = None
-    delivered_ratio: float | None = None
-    raw_client_cpu_us_per_token: float | None = None
-    client_vs_raw_cpu: float | None = None
-    drops: int = 0
-    recovery_ms: Distribution | None = None
-    left: int = 0
-    cancel_after_leave_ms: Distribution | None = None
-    cancel_beyond_grace_ms: Distribution | None = None
-    # 95% confidence intervals of the scalar figures, resampling streams
-    tokens_per_s_ci: Interval | None = None
-    aggregate_tokens_per_s_ci: Interval | None = None
-    wire_bytes_per_token_ci: Interval | None = None
-    payload_bytes_per_token_ci: Interval | None = None
-    header_bytes_per_token_ci: Interval | None = None
-    requests_per_stream_ci: Interval | None = None
-    # measured once per phase: an interval only over the rounds of a repeated run
-    server_cpu_ms_per_1k_tokens_ci: Interval | None = None
-    client_cpu_ms_per_1k_tokens_ci: Interval | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
-    def interval(self, figure: str) -> Interval | None:
-        """The interval of a figure: `ttft_ms.p50` (a distribution's statistic) or
-        `wire_bytes_per_token` (a scalar); None where it has none."""
-        name, _, stat = figure.partition(".")
-        if stat:
-            value = getattr(self, name, None)
-            return value.interval(stat) if isinstance(value, Distribution) else None
-        found: Interval | None = getattr(self, f"{name}_ci", None)
-        return found
 
 
 def first_token_ns(record: RequestRecord) -> int | None:
@@ -313,22 +193,6 @@ def _present(values: Iterable[float | None]) -> list[float]:
     return [v for v in values if v is not None]
 
 
-def stream_rounds(phase: PhaseRecord) -> list[int] | None:
-    """Each stream's round, when the phase was repeated (several rounds); else None."""
-    return [r.repeat for r in phase.requests] if len(phase.rounds) > 1 else None
-
-
-def cpu_over_rounds(phase: PhaseRecord, side: str) -> Interval | None:
-    """The interval of a side's CPU per 1,000 tokens over a repeated phase's rounds."""
-    values = []
-    for r in phase.rounds:
-        cpu_s = r.server_cpu_s if side == "server" else r.client_cpu_s
-        tokens = sum(len(set(q.token_index)) for q in phase.requests if q.repeat == r.repeat)
-        if (per_1k := _per_1k(cpu_s, tokens)) is not None:
-            values.append(per_1k)
-    return rounds_interval(values, f"{side}_cpu") if len(values) == len(phase.rounds) else None
-
-
 def window_shares(window_s: float, streams: int) -> list[float]:
     """The run window split evenly over streams: resampled, the window of a rate's interval."""
     return [window_s / streams] * streams if streams and window_s > 0 else [0.0] * streams
@@ -397,7 +261,17 @@ RATIOS = (
 )
 
 
-def summarize(phase: PhaseRecord) -> TransportSummary:
+def summarize(phase: PhaseRecord, intervals: bool = True) -> TransportSummary:
+    """One transport's figures over a phase, with their 95% intervals (unless `intervals`
+    is False): over its streams, or over its rounds when it was repeated."""
+    rounds = round_phases(phase) if len(phase.rounds) > 1 else []
+    whole = _summarized(phase, intervals and not rounds)
+    if not intervals or not rounds:
+        return whole
+    return over_rounds(whole, [_summarized(r, False) for r in rounds], STREAM_SAMPLES)
+
+
+def _summarized(phase: PhaseRecord, intervals: bool) -> TransportSummary:
     records: Sequence[RequestRecord] = phase.requests
     received = sum(len(set(r.token_index)) for r in records)
     arrivals = sum(len(r.token_index) for r in records)
@@ -407,13 +281,11 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
     window_s = phase.window_s
     streams = len(records)
     per_stream_rate = _present(stream_tokens_per_s(r) for r in records)
-    rounds = stream_rounds(phase)
     spread = {
-        name: Distribution.of_streams([samples(r) for r in records], name, rounds)
+        name: Distribution.of_streams([samples(r) for r in records], name, intervals)
         for name, samples in STREAM_SAMPLES.items()
     }
-    ci = {f: ratio_interval(*ratio_parts(phase, f), f, clusters=rounds) for f in RATIOS}
-    rates = [(v, r.repeat) for r in records if (v := stream_tokens_per_s(r)) is not None]
+    ci = {f: ratio_interval(*ratio_parts(phase, f), f) if intervals else None for f in RATIOS}
     return TransportSummary(
         ttft_ms=spread["ttft_ms"],
         itl_ms=spread["itl_ms"],
@@ -452,18 +324,17 @@ def summarize(phase: PhaseRecord) -> TransportSummary:
         **steady_figures(records),
         **raw_client_figures(phase, _per_1k(phase.client_cpu_s, received)),
         **fault_figures(phase),
-        tokens_per_s_ci=median_interval(
-            [v for v, _ in rates],
-            "tokens_per_s",
-            clusters=None if rounds is None else [k for _, k in rates],
-        ),
-        server_cpu_ms_per_1k_tokens_ci=cpu_over_rounds(phase, "server"),
-        client_cpu_ms_per_1k_tokens_ci=cpu_over_rounds(phase, "client"),
+        tokens_per_s_ci=median_interval(per_stream_rate, "tokens_per_s") if intervals else None,
         aggregate_tokens_per_s_ci=ci["aggregate_tokens_per_s"],
         wire_bytes_per_token_ci=ci["wire_bytes_per_token"],
         payload_bytes_per_token_ci=ci["payload_bytes_per_token"],
         header_bytes_per_token_ci=ci["header_bytes_per_token"],
         requests_per_stream_ci=ci["requests_per_stream"],
+        delivered_ratio_ci=(
+            ratio_interval(*parts, "delivered_ratio")
+            if intervals and (parts := steady_parts(records)) is not None
+            else None
+        ),
     )
 
 

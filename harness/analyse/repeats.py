@@ -3,16 +3,18 @@ order A B C, A B C, ..., so a machine that slows down mid-run shows in every tra
 later rounds alike, not as a difference between transports.
 
 Drift: a figure that moves the same way from each round to the next, by more in all than
-half its interval over the whole phase (resampling rounds and streams), so more than the
-noise within the rounds explains. Only with three rounds or more.
+the rounds' own intervals are wide on average (each round's streams resampled: the noise
+within a round), so more than that noise explains. Only with three rounds or more, and only
+for figures with an interval within a round (not CPU, measured once per round).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from harness.analyse.metrics import TransportSummary, summarize
+from harness.analyse.metrics import summarize
+from harness.analyse.replications import round_phases
 from harness.measure.records import PhaseRecord
 
 # (label, figure of a summary): the figures each round shows
@@ -25,29 +27,6 @@ ROUND_FIGURES = (
 )
 
 
-def round_phases(phase: PhaseRecord) -> list[PhaseRecord]:
-    """A repeated phase's rounds, each as a phase of its own (its streams, window, CPU)."""
-    return [
-        replace(
-            phase,
-            window_start_ns=r.window_start_ns,
-            window_end_ns=r.window_end_ns,
-            server_cpu_s=r.server_cpu_s,
-            client_cpu_s=r.client_cpu_s,
-            requests=[q for q in phase.requests if q.repeat == r.repeat],
-            setup=None if phase.setup is None else replace(phase.setup, rounds=None),
-        )
-        for r in phase.rounds
-    ]
-
-
-def figure_of(summary: TransportSummary, figure: str) -> float | None:
-    name, _, stat = figure.partition(".")
-    value = getattr(summary, name)
-    found = getattr(value, stat) if stat else value
-    return None if found is None else float(found)
-
-
 @dataclass(frozen=True, slots=True)
 class RoundFigures:
     """One round of one transport: its place in the run's order and its figures."""
@@ -55,26 +34,33 @@ class RoundFigures:
     repeat: int
     position: int
     values: tuple[float | None, ...]  # as ROUND_FIGURES
+    half_widths: tuple[float | None, ...] = ()  # of each value's interval within the round
 
 
 def rounds_of(phase: PhaseRecord) -> list[RoundFigures]:
     summaries = [summarize(p) for p in round_phases(phase)]
     return [
-        RoundFigures(r.repeat, r.position, tuple(figure_of(s, f) for _, f in ROUND_FIGURES))
+        RoundFigures(
+            r.repeat,
+            r.position,
+            tuple(s.figure(f) for _, f in ROUND_FIGURES),
+            tuple(None if (i := s.interval(f)) is None else i.half_width for _, f in ROUND_FIGURES),
+        )
         for r, s in zip(phase.rounds, summaries, strict=True)
     ]
 
 
-def drifting(rounds: list[RoundFigures], whole: TransportSummary) -> list[str]:
+def drifting(rounds: list[RoundFigures]) -> list[str]:
     """The labels of the figures that drift across the rounds (module docstring)."""
     found = []
-    for k, (label, figure) in enumerate(ROUND_FIGURES):
+    for k, (label, _) in enumerate(ROUND_FIGURES):
         values = [r.values[k] for r in rounds]
-        interval = whole.interval(figure)
-        if len(values) < 3 or any(v is None for v in values) or interval is None:
+        widths = [r.half_widths[k] if k < len(r.half_widths) else None for r in rounds]
+        if len(values) < 3 or any(v is None for v in values) or any(w is None for w in widths):
             continue
+        noise = sum(w for w in widths if w is not None) / len(widths)
         steps = [b - a for a, b in itertools.pairwise(values) if a is not None and b is not None]
         same_way = all(d > 0 for d in steps) or all(d < 0 for d in steps)
-        if same_way and abs(sum(steps)) > interval.half_width:
+        if same_way and abs(sum(steps)) > noise:
             found.append(label)
     return found

@@ -29,9 +29,12 @@ Versions:
 4. Each summary's figures carry their 95% confidence intervals, a bootstrap over streams
    (`harness.analyse.intervals`): a distribution's `p50_ci`, `p90_ci`, `p99_ci` and
    `mean_ci`, and `tokens_per_s_ci`, `aggregate_tokens_per_s_ci`,
-   `wire_bytes_per_token_ci`, `payload_bytes_per_token_ci`, `header_bytes_per_token_ci`
-   and `requests_per_stream_ci`, each `{"lo": .., "hi": ..}` or null. Summaries are
-   recomputed from the records on reading, so older files get them too.
+   `wire_bytes_per_token_ci`, `payload_bytes_per_token_ci`, `header_bytes_per_token_ci`,
+   `requests_per_stream_ci`, `delivered_ratio_ci` (steady % demand) and, over the rounds
+   of a repeated run, `server_cpu_ms_per_1k_tokens_ci` and `client_cpu_ms_per_1k_tokens_ci`,
+   each `{"lo": .., "hi": ..}` or null; a repeated run's are over its rounds
+   (`harness.analyse.replications`). Summaries are recomputed from the records on reading,
+   so older files get them too.
 
 Optional fields that a reader treats as absent in older files need no new version: the
 scenario's `server_processes` and `client_processes` (the counts a run used; absent: one

@@ -38,19 +38,31 @@ def planned_arrivals_ns(record: RequestRecord) -> np.ndarray:
     return record.scheduled_ns + np.cumsum(delays)
 
 
+def steady_parts(records: Sequence[RequestRecord]) -> tuple[list[float], list[float]] | None:
+    """Per stream, its tokens delivered and demanded within the steady window (their sums'
+    ratio is `delivered_ratio`, so its interval resamples these); None without a window."""
+    window = steady_window_ns(records) if any(r.planned_delays_ns for r in records) else None
+    if window is None:
+        return None
+    start, end = window
+    delivered, demanded = [], []
+    for r in records:
+        due = planned_arrivals_ns(r)
+        demanded.append(float(np.count_nonzero((due >= start) & (due < end))))
+        recv = np.asarray(r.recv_ns, dtype=np.int64)
+        delivered.append(float(np.count_nonzero((recv >= start) & (recv < end))))
+    return delivered, demanded
+
+
 def steady_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
     """Demanded and delivered tokens per second over the steady window (planned sources)."""
     window = steady_window_ns(records) if any(r.planned_delays_ns for r in records) else None
-    if window is None:
+    parts = steady_parts(records)
+    if window is None or parts is None:
         return {}
     start, end = window
     seconds = (end - start) / 1e9
-    demanded = delivered = 0
-    for r in records:
-        due = planned_arrivals_ns(r)
-        demanded += int(np.count_nonzero((due >= start) & (due < end)))
-        recv = np.asarray(r.recv_ns, dtype=np.int64)
-        delivered += int(np.count_nonzero((recv >= start) & (recv < end)))
+    delivered, demanded = sum(parts[0]), sum(parts[1])
     return {
         "steady_window_s": seconds,
         "demanded_tokens_per_s": demanded / seconds,

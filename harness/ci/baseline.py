@@ -6,23 +6,27 @@ of one scenario, with their spread, and the scenario and environment they came f
 ```json
 {
   "kind": "tokenwire-baseline",
-  "schema_version": 1,
+  "schema_version": 2,
   "created_utc": "2026-11-21T11:30:00+00:00",
   "scenario": {"name": "ci", "requests": 24, "...": "as saved in the runs' results.json"},
   "environment": {"python": "3.11.9", "cpu_count": 2, "git_commit": "...", "...": "..."},
   "runs": [{"dir": "results/ci-1", "started_utc": "..."}],
   "transports": {
-    "sse": {"added_delay_p50_ms": {"value": 0.75, "low": 0.74, "high": 0.81, "n": 3}, "...": {}}
+    "sse": {"added_delay_p50_ms": {"value": 0.75, "low": 0.74, "high": 0.81, "n": 3,
+                                   "rounds": [0.74, 0.8, 0.77, "..."]}, "...": {}}
   }
 }
 ```
 
 Per transport and figure: `value` is the median over the baseline's runs, `low`/`high` the
-range they spanned, `n` how many runs had the figure. The figures (see `FIGURES`) are read
-from the summaries of `harness.analyse.metrics`, whose docstrings define them, plus one derived
-in the run itself: `added_delay_p50_vs_fastest`, a transport's median added delay divided by
-the smallest median added delay of any transport in the same run. Which figures are
-compared, and how tightly, is decided in `harness.ci.check`, not here.
+range they spanned, `n` how many runs had the figure, `rounds` the figure in each round of
+each run (a run of `repeat` rounds: `repeat` values; of one round: one), from which the check
+tells a change from the noise between rounds (`harness.analyse.replications`). The figures
+(see `FIGURES`) are read from the summaries of `harness.analyse.metrics`, whose docstrings
+define them, plus one derived in the run itself: `added_delay_p50_vs_fastest`, a transport's
+median added delay divided by the smallest median added delay of any transport in the same
+run (in the same round, for `rounds`). Which figures are compared, and how tightly, is
+decided in `harness.ci.check`, not here.
 """
 
 from __future__ import annotations
@@ -37,13 +41,14 @@ import numpy as np
 import orjson
 
 from errors import BaselineError
-from harness.analyse.metrics import TransportSummary
+from harness.analyse.metrics import TransportSummary, summarize
+from harness.analyse.replications import round_phases
 from harness.analyse.results import RunResult
 from stacks import DEFAULT as DEFAULT_STACK
 from stacks import DEFAULT_WORKERS
 
 KIND = "tokenwire-baseline"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `rounds` per figure
 
 FIGURES: tuple[str, ...] = (
     "tokens_lost",
@@ -91,17 +96,25 @@ class FigureStats:
     low: float
     high: float
     n: int
+    rounds: tuple[float, ...] = ()  # in every round of every run
 
     @property
     def spread(self) -> float:
         return self.high - self.low
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> FigureStats:
-        return cls(float(np.median(values)), float(min(values)), float(max(values)), len(values))
+    def of(cls, values: Sequence[float], rounds: Sequence[float] = ()) -> FigureStats:
+        low, high = float(min(values)), float(max(values))
+        return cls(float(np.median(values)), low, high, len(values), tuple(rounds))
 
-    def to_json(self) -> dict[str, float | int]:
-        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "n": self.n,
+            "rounds": list(self.rounds),
+        }
 
 
 TransportBaseline = dict[str, FigureStats]
@@ -164,6 +177,26 @@ def run_figures(run: RunResult) -> dict[str, Figures]:
     require_plain(run)
     fastest = _fastest_p50(run.summaries)
     return {name: transport_figures(s, fastest) for name, s in run.summaries.items()}
+
+
+def round_figures(run: RunResult) -> list[dict[str, Figures]]:
+    """Per round of a plain run (`repeat`; a run of one round has one), every transport's
+    figures, the fastest transport's reference taken within the round."""
+    require_plain(run)
+    per_transport = {
+        name: [
+            summarize(p, intervals=False)
+            for p in (round_phases(phase) if len(phase.rounds) > 1 else [phase])
+        ]
+        for name, phase in run.points[0].phases.items()
+    }
+    rounds = min(len(summaries) for summaries in per_transport.values())
+    found = []
+    for k in range(rounds):
+        summaries = {name: s[k] for name, s in per_transport.items()}
+        fastest = _fastest_p50(summaries)
+        found.append({name: transport_figures(s, fastest) for name, s in summaries.items()})
+    return found
 
 
 def require_plain(run: RunResult, where: str = "the run") -> None:
@@ -230,14 +263,17 @@ def make_baseline(runs: Sequence[tuple[Path, RunResult]]) -> Baseline:
             detail = "; ".join(differences) or "different transports"
             raise BaselineError(f"{run_dir} and {first_dir} differ in scenario ({detail})")
     per_run = [run_figures(run) for _, run in runs]
+    per_round = [r for _, run in runs for r in round_figures(run)]
     transports: dict[str, TransportBaseline] = {}
     for name in first.summaries:
         stats: TransportBaseline = {}
         for figure in FIGURES:
             values = [f[name][figure] for f in per_run]
             present = [float(v) for v in values if v is not None]
+            rounds = [r[name][figure] for r in per_round]
             if present:
-                stats[figure] = FigureStats.of(present)
+                kept = rounds if all(v is not None for v in rounds) else []
+                stats[figure] = FigureStats.of(present, [float(v) for v in kept if v is not None])
         transports[name] = stats
     environment = {k: first.metadata.get(k) for k in ENVIRONMENT_FIELDS}
     return Baseline(
@@ -261,10 +297,17 @@ def save_baseline(baseline: Baseline, path: Path) -> Path:
 def _stats(where: str, data: Any) -> FigureStats:
     try:
         stats = FigureStats(
-            float(data["value"]), float(data["low"]), float(data["high"]), int(data["n"])
+            float(data["value"]),
+            float(data["low"]),
+            float(data["high"]),
+            int(data["n"]),
+            tuple(float(v) for v in data.get("rounds", ())),
         )
-    except (TypeError, KeyError, ValueError):
-        raise BaselineError(f"{where} needs numbers value, low, high and n; got {data!r}") from None
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise BaselineError(
+            f"{where} needs numbers value, low, high and n (and a list of numbers rounds); "
+            f"got {data!r}"
+        ) from None
     if not stats.low <= stats.value <= stats.high or stats.n < 1:
         raise BaselineError(f"{where} is inconsistent (need low <= value <= high, n >= 1)")
     return stats

@@ -58,6 +58,16 @@ Timing figures: compared with tolerances, and confirmed by repetition.
     by ~20% between quiet runs and more under contention, so this catches gross
     inefficiency (a doubling), not small drifts.
 
+Timing figures: significance. A timing figure beyond its tolerance counts only when the
+change is also beyond the noise between rounds: the 95% interval of the difference (now
+minus the baseline), Welch's from the baseline's rounds (`FigureStats.rounds`) and the
+rounds of every run so far (`harness.analyse.replications`, the test `bench.py compare`
+makes), must exclude 0. scenarios/ci.toml runs in three rounds, each with a server of its
+own, so both sides have rounds. The tolerance is then the smallest change worth failing CI
+for, and the interval tells it from a machine that alone moved the figure; the re-runs stay
+as a second line of defence. A baseline without rounds (or a figure missing in a round)
+leaves the tolerance alone to judge.
+
 Statistics within a run (p50, mean) are over every raw sample (`harness.analyse.metrics`); the
 baseline keeps, per figure, the median over the runs it was made from and their range.
 """
@@ -70,6 +80,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from harness.analyse.intervals import Interval
+from harness.analyse.replications import welch_interval
 from harness.analyse.results import RunResult
 from harness.ci.baseline import (
     Baseline,
@@ -77,6 +89,7 @@ from harness.ci.baseline import (
     FigureStats,
     TransportBaseline,
     require_same_scenario,
+    round_figures,
     run_figures,
 )
 from harness.measure.scenario import Scenario, scenario_from_dict, validated
@@ -112,15 +125,20 @@ class Rule:
     def limit(self, base: FigureStats) -> float:
         return base.value + self.allowance(base)
 
-    def status(self, base: FigureStats, current: float | None) -> Status:
+    def status(
+        self, base: FigureStats, current: float | None, interval: Interval | None = None
+    ) -> Status:
+        """Beyond the tolerance, and (a timing figure with an `interval` of the difference)
+        beyond noise: the interval excludes 0."""
         if current is None:
             return "regressed"
         allowance = self.allowance(base)
         if self.worse == "changed":
             return "regressed" if abs(current - base.value) > allowance else "ok"
-        if current > base.value + allowance:
+        noise = self.kind == "timing" and interval is not None and interval.contains(0.0)
+        if current > base.value + allowance and not noise:
             return "regressed"
-        if current < base.value - allowance:
+        if current < base.value - allowance and not noise:
             return "improved"
         return "ok"
 
@@ -227,6 +245,7 @@ class Finding:
     values: tuple[float | None, ...]
     current: float | None
     status: Status
+    interval: Interval | None = None  # of current - baseline, over rounds (timing figures)
 
     @property
     def limit(self) -> float:
@@ -235,6 +254,11 @@ class Finding:
     @property
     def change(self) -> float | None:
         return None if self.current is None else self.current - self.baseline.value
+
+    @property
+    def within_noise(self) -> bool:
+        """Beyond the tolerance, and passed only because the interval holds 0."""
+        return self.status == "ok" and self.rule.status(self.baseline, self.current) != "ok"
 
     @property
     def change_ratio(self) -> float | None:
@@ -265,6 +289,10 @@ class Verdict:
         return [f for f in self.findings if f.status == "improved"]
 
     @property
+    def within_noise(self) -> list[Finding]:
+        return [f for f in self.findings if f.within_noise]
+
+    @property
     def passed(self) -> bool:
         return not self.regressions
 
@@ -280,19 +308,33 @@ def _combine(rule: Rule, base: FigureStats, values: Sequence[float | None]) -> f
     return max(present)
 
 
+def _interval(
+    rule: Rule, base: FigureStats, current: float | None, rounds: Sequence[float | None]
+) -> Interval | None:
+    """The interval of current - baseline over both sides' rounds (timing figures)."""
+    if rule.kind != "timing" or current is None or not base.rounds:
+        return None
+    return welch_interval(current - base.value, base.rounds, rounds)
+
+
 def compare(
-    baseline: Baseline, per_run: Sequence[Mapping[str, Figures]], poll_interval_ms: float | None
+    baseline: Baseline,
+    per_run: Sequence[Mapping[str, Figures]],
+    poll_interval_ms: float | None,
+    per_round: Sequence[Mapping[str, Figures]] = (),
 ) -> Verdict:
-    """Every baseline figure of every baseline transport against the runs' figures."""
+    """Every baseline figure of every baseline transport against the runs' figures (and
+    their rounds': every round of every run)."""
     findings = []
     for transport, figures in baseline.transports.items():
         for rule in rules_for(transport, figures, poll_interval_ms):
             base = figures[rule.figure]
             values = tuple(run[transport].get(rule.figure) for run in per_run)
             current = _combine(rule, base, values)
-            findings.append(
-                Finding(transport, rule, base, values, current, rule.status(base, current))
-            )
+            rounds = [r[transport].get(rule.figure) for r in per_round]
+            interval = _interval(rule, base, current, rounds)
+            status = rule.status(base, current, interval)
+            findings.append(Finding(transport, rule, base, values, current, status, interval))
     return Verdict(tuple(findings), len(per_run))
 
 
@@ -302,7 +344,8 @@ def _poll_interval(baseline: Baseline) -> float | None:
 
 
 def compare_runs(baseline: Baseline, runs: Sequence[RunResult]) -> Verdict:
-    return compare(baseline, [run_figures(run) for run in runs], _poll_interval(baseline))
+    rounds = [r for run in runs for r in round_figures(run)]
+    return compare(baseline, [run_figures(run) for run in runs], _poll_interval(baseline), rounds)
 
 
 Rerun = Callable[[int, Verdict], RunResult]

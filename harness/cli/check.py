@@ -79,6 +79,13 @@ def _change(finding: Finding) -> str:
     return text if ratio is None else f"{text} ({ratio:+.0%})"
 
 
+def _interval(finding: Finding) -> str:
+    if finding.interval is None:
+        return "-"
+    unit = finding.rule.unit
+    return f"[{_number(finding.interval.lo, unit)}, {_number(finding.interval.hi, unit)}]"
+
+
 def _kind(finding: Finding, runs: int) -> str:
     if finding.rule.kind == "exact":
         return "exact" if runs == 1 else f"exact, worst of {runs} runs"
@@ -92,7 +99,8 @@ def regression_table(verdict: Verdict) -> Table:
         f"tolerance (of {len(verdict.findings)} compared, {verdict.runs} run(s))",
         title_justify="left",
         caption="tolerance: the largest rise allowed (range: the spread of the baseline's own "
-        "runs). Exact figures: the worst run; timing figures: the median over all runs.",
+        "runs). Exact figures: the worst run; timing figures: the median over all runs, "
+        "and the change's 95% interval over the rounds of both sides excludes 0.",
         caption_justify="left",
         header_style="bold",
     )
@@ -104,6 +112,7 @@ def regression_table(verdict: Verdict) -> Table:
         "current",
         "change",
         "tolerance",
+        "95% interval",
         "per run",
     ):
         table.add_column(column, justify="left" if column in ("transport", "metric") else "right")
@@ -117,6 +126,7 @@ def regression_table(verdict: Verdict) -> Table:
             f"[red]{_number(f.current, unit)}",
             _change(f),
             f.rule.tolerance_text(),
+            _interval(f),
             ", ".join(_number(v, unit) for v in f.values),
         )
     return table
@@ -161,6 +171,15 @@ def print_verdict(verdict: Verdict, console: Console) -> None:
         console.print(
             "the timing rows come from this one run, not confirmed by re-runs: the exact "
             "regressions fail the check already",
+            highlight=False,
+        )
+    noise = [
+        f"{f.transport} {f.rule.label} ({_change(f)}, {_interval(f)})" for f in verdict.within_noise
+    ]
+    if noise:
+        console.print(
+            f"beyond tolerance but within the noise between rounds (the change's 95% interval "
+            f"holds 0), so not a regression: {'; '.join(noise)}",
             highlight=False,
         )
     better = [f"{f.transport} {f.rule.label}" for f in verdict.improvements]

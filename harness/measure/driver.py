@@ -19,7 +19,9 @@ Several servers (a `ServerGroup`, `server_processes`): shard i speaks to server 
 (`PinnedClient`), so every request of a stream stays on one server, and its timeline is
 fetched from that server; CPU and RSS are the servers' sums. Several client processes
 (`client_processes`): `harness.measure.client_processes` runs the phase's jobs in them and
-merges their results, CPU and progress; with one, everything runs here.
+merges their results, CPU and progress; with one, everything runs here, except in a
+repeated run (`repeat`), whose every phase runs its clients in a process of its own, as
+each round has a server of its own (`harness.analyse.replications`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from harness.measure.run.context import NoProgress, ProgressSink, RunContext
 from harness.measure.run.jobs import Job, diagonal, load_prompts, measured_transports, with_arrivals
 from harness.measure.run.joining import records_for
 from harness.measure.run.python_clients import stream_servers
-from harness.measure.run.rounds import merged
 from harness.measure.run.scheduling import Shards, run_jobs
 from harness.measure.run.shards import open_shards
 from harness.measure.run.window import Measured, Server, Window, server_urls
@@ -64,6 +65,7 @@ class Benchmark:
     transports: TransportRegistry = TRANSPORTS
     endpoint: Endpoint | None = None  # where clients connect (a path's); None: the server
     run_tag: str = field(default_factory=lambda: f"r{time.time_ns() % 10**10:09x}")
+    round: int = 0  # a repeated run's round (from 0), run by `harness.pipeline`
 
     def __post_init__(self) -> None:
         urls = server_urls(self.server)
@@ -76,8 +78,15 @@ class Benchmark:
         # one per server, in order: where shard i of the run connects (server i % N)
         endpoints = (endpoint,) if len(urls) == 1 else tuple(Endpoint(u) for u in urls)
         prompts = tuple(load_prompts(self.scenario))
+        label = self.round + 1 if self.round else None  # progress labels count from 1
         self.context = RunContext(
-            self.scenario, endpoints, self.transports, self.run_tag, prompts, self.sweep_value
+            self.scenario,
+            endpoints,
+            self.transports,
+            self.run_tag,
+            prompts,
+            self.sweep_value,
+            label,
         )
         self.kind = client_kind(self.scenario.client)
 
@@ -85,32 +94,10 @@ class Benchmark:
         transports = measured_transports(self.scenario)
         if self.scenario.interleaved:
             return await self.phase(list(transports), self.interleaved_jobs(transports))
-        if self.scenario.repeat == 1:
-            return [
-                phase
-                for transport in transports
-                for phase in await self.phase([transport], self.jobs(transport))
-            ]
-        return await self.rounds(transports)
-
-    async def rounds(self, transports: Sequence[str]) -> list[PhaseRecord]:
-        """`repeat` rounds of every transport's phase (A B C, A B C, ...): round r's streams
-        carry a run tag of their own (the server keeps every stream id once), the same
-        seeds; each transport's rounds are then one phase (`run.rounds.merged`)."""
-        base = self.context
-        done: dict[str, list[PhaseRecord]] = {t: [] for t in transports}
-        try:
-            for r in range(self.scenario.repeat):
-                tag = f"{base.run_tag}_{r}"
-                self.context = base if r == 0 else replace(base, run_tag=tag, round=r + 1)
-                for transport in transports:
-                    (phase,) = await self.phase([transport], self.jobs(transport))
-                    done[transport].append(phase)
-        finally:
-            self.context = base
         return [
-            merged(done[t], [k * len(transports) + i for k in range(len(done[t]))])
-            for i, t in enumerate(transports)
+            phase
+            for transport in transports
+            for phase in await self.phase([transport], self.jobs(transport))
         ]
 
     def jobs(self, transport: str) -> list[Job]:
@@ -131,7 +118,8 @@ class Benchmark:
         processes = effective_client_processes(
             s.client_processes, s.concurrency, len(jobs), self.kind.many_processes
         )
-        if processes > 1:
+        # a repeated run's rounds are replications: their clients too in a fresh process
+        if processes > 1 or (s.repeat > 1 and self.kind.many_processes):
             measured = await self.measure_in_processes(transports, jobs, processes)
         else:
             measured = await self.measure_here(transports, jobs)
@@ -225,11 +213,14 @@ async def run_benchmark(
     sweep_value: SweepValue | None = None,
     transports: TransportRegistry = TRANSPORTS,
     endpoint: Endpoint | None = None,
+    round: int = 0,
 ) -> list[PhaseRecord]:
-    """Run one scenario (one sweep point) against a running server, its clients speaking to
-    `endpoint` (the outermost layer of the scenario's path; default: the server itself).
-    Raw records out; timelines are fetched from the server directly, out of band."""
+    """Run one scenario (one sweep point; one `round` of a repeated run) against a running
+    server, its clients speaking to `endpoint` (the outermost layer of the scenario's path;
+    default: the server itself). Raw records out, one phase per transport (of one round:
+    `harness.measure.run.rounds` merges a repeated run's); timelines are fetched from the
+    server directly, out of band."""
     benchmark = Benchmark(
-        scenario, server, progress or NoProgress(), sweep_value, transports, endpoint
+        scenario, server, progress or NoProgress(), sweep_value, transports, endpoint, round=round
     )
     return await benchmark.run()

@@ -134,7 +134,8 @@ def start_server(
     base_url = _url(sock)
     shared_webhook_secret()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with sock, open(log_path, "wb") as log:
+    # appended: a run that restarts its server (rounds, a server axis) keeps every log
+    with sock, open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable,

@@ -115,8 +115,10 @@ def _num_pm(value: float | None, interval: Interval | None, digits: int = 1) -> 
     return _pm(_num(value, digits), interval, lambda h: _num(h, digits))
 
 
-def _share(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio * 100:.1f}%"
+def _share(ratio: float | None, interval: Interval | None = None) -> str:
+    if ratio is None:
+        return "-"
+    return _pm(f"{ratio * 100:.1f}%", interval, lambda h: f"{h * 100:.1f}")
 
 
 def _cpu(s: TransportSummary) -> str:
@@ -163,7 +165,7 @@ def summary_table(summaries: dict[str, TransportSummary], title: str) -> Table:
             _pm(_ms(s.e2e_ms.p50), s.e2e_ms.p50_ci, _ms),
             _num_pm(s.tokens_per_s, s.tokens_per_s_ci),
             _num_pm(s.aggregate_tokens_per_s, s.aggregate_tokens_per_s_ci),
-            _share(s.delivered_ratio),
+            _share(s.delivered_ratio, s.delivered_ratio_ci),
             _pm(_ms(s.source_gap_error_ms.p99), s.source_gap_error_ms.p99_ci, _ms),
             _num_pm(s.wire_bytes_per_token, s.wire_bytes_per_token_ci),
             _num_pm(s.requests_per_stream, s.requests_per_stream_ci),

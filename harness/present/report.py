@@ -81,13 +81,7 @@ class Column:
 def figure_column(header: str, unit: str, figure: str) -> Column:
     """A column of one summary figure (`ttft_ms.p50`, `wire_bytes_per_token`), with its
     interval."""
-    name, _, stat = figure.partition(".")
-
-    def value(summary: TransportSummary) -> float | None:
-        found = getattr(summary, name)
-        return getattr(found, stat) if stat else found
-
-    return Column(header, unit, value, figure=figure)
+    return Column(header, unit, lambda summary: summary.figure(figure), figure=figure)
 
 
 VERDICT: tuple[Column, ...] = (

@@ -20,7 +20,7 @@ def rounds_section(run: RunResult) -> str:
         "every transport again), so a machine that drifts mid-run moves every transport's "
         "later rounds alike. <i>order</i> is the phase's place in the run (0: first). "
         "<b>Drift</b> marks a figure that moved the same way from round to round by more "
-        "than half its interval over all rounds.</p>",
+        "than a round's own interval is wide (half of it, on average over the rounds).</p>",
     ]
     head = '<th class="name">transport</th><th>round</th><th>order</th>' + "".join(
         f"<th>{esc(label)}</th>" for label, _ in ROUND_FIGURES
@@ -38,7 +38,7 @@ def rounds_section(run: RunResult) -> str:
                     f"<tr>{first}<td>{figures.repeat + 1}</td><td>{figures.position}</td>"
                     f"{cells}</tr>"
                 )
-            drift = drifting(rounds, point.summaries[name])
+            drift = drifting(rounds)
             if drift:
                 notes.append(f"<li><b>{esc(name)}</b>: drift in {esc(', '.join(drift))}</li>")
         body.append(f'<table class="rounds"><tr>{head}</tr>{"".join(rows)}</table>')

@@ -1,4 +1,4 @@
-"""A repeated phase (`repeat`): each transport's rounds made one phase. Its records are
+"""A repeated run (`repeat`): each transport's rounds made one phase. Its records are
 every round's streams, each marked with its round; its CPU the rounds' sums; its setup
 lists the rounds (`Round`: window, CPU and place in the run's order), from which analysis
 takes each round's figures and the time measured (`harness.analyse.repeats`)."""
@@ -34,3 +34,16 @@ def merged(rounds: Sequence[PhaseRecord], positions: Sequence[int]) -> PhaseReco
         requests=[replace(r, repeat=k) for k, p in enumerate(rounds) for r in p.requests],
         setup=setup,
     )
+
+
+def merged_rounds(rounds: Sequence[Sequence[PhaseRecord]]) -> list[PhaseRecord]:
+    """A repeated run's rounds (each: one phase per transport, in the run's order, the same
+    transports every round) as one phase per transport: round k's phase i ran at position
+    k x transports + i (A B C, A B C, ...)."""
+    if len(rounds) == 1:
+        return list(rounds[0])
+    count = len(rounds[0])
+    return [
+        merged([r[i] for r in rounds], [k * count + i for k in range(len(rounds))])
+        for i in range(count)
+    ]

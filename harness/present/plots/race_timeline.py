@@ -16,12 +16,13 @@ from harness.present.plots.subjects import Subject, run_label
 
 def race_index(phases: dict[str, PhaseRecord]) -> int | None:
     """The representative request: among requests every transport completed without error,
-    the one whose source timeline (last emit - scheduled send) is the median."""
+    the one whose source timeline (last emit - scheduled send) is the median. Of a
+    repeated run, the first round's."""
     complete: dict[int, list[float]] = {}
     for phase in phases.values():
         for record in phase.requests:
             emits = [e for e in record.emit_ns if e is not None]
-            if record.error_kind is None and emits:
+            if record.error_kind is None and emits and record.repeat == 0:
                 complete.setdefault(record.index, []).append(
                     (max(emits) - record.scheduled_ns) / metrics.NS_PER_MS
                 )
@@ -33,7 +34,7 @@ def race_index(phases: dict[str, PhaseRecord]) -> int | None:
 
 
 def _record(phase: PhaseRecord, index: int) -> RequestRecord | None:
-    return next((r for r in phase.requests if r.index == index), None)
+    return next((r for r in phase.requests if r.index == index and r.repeat == 0), None)
 
 
 def race(subjects: Sequence[Subject], title: str) -> Figure:

@@ -37,7 +37,7 @@ def test_compare_command_writes_one_file_with_ratios_and_overlays(
     assert told and told[0].startswith("after: ") and "regressed" in told[0]
     entries = json.loads((out / "compare.json").read_text())
     keys = {"run", "transport", "metric", "baseline", "value", "difference", "interval"}
-    assert all(keys | {"verdict", "point"} == set(e) for e in entries)
+    assert all(keys | {"verdict", "basis", "level", "point"} == set(e) for e in entries)
     added = [e for e in entries if e["metric"] == "added_delay_ms.p50"]
     assert {e["transport"] for e in added} == set(TRANSPORT_NAMES)
     for entry in added:  # the push transports: three times the delay, beyond any noise

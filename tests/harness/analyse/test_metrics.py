@@ -155,6 +155,23 @@ def test_tokens_that_never_came_show_as_delivered_below_demand() -> None:
     assert figures["delivered_ratio"] == pytest.approx(0.5, abs=0.06)
 
 
+def test_steady_share_of_demand_has_an_interval_over_streams() -> None:
+    """Every stream delivering all it was asked: the interval is the figure itself; half
+    the streams delivering half: an interval around the figure, wider than nothing."""
+    whole = metrics.summarize(
+        PhaseRecord("sse", 0, 400_000_000, None, None, requests=closed_loop())
+    )
+    assert whole.delivered_ratio_ci is not None
+    assert whole.delivered_ratio_ci.lo == whole.delivered_ratio_ci.hi == whole.delivered_ratio
+    mixed = [
+        r if r.index % 2 else steady_record(r.index, r.scheduled_ns, keep=5) for r in closed_loop()
+    ]
+    half = metrics.summarize(PhaseRecord("sse", 0, 400_000_000, None, None, requests=mixed))
+    found = half.delivered_ratio_ci
+    assert found is not None and half.delivered_ratio is not None
+    assert found.lo < half.delivered_ratio < found.hi
+
+
 def test_the_steady_window_leaves_out_the_ramps() -> None:
     """Streams in flight: 1, then 4, then 1 again: the window is where all four ran."""
     ms = 1_000_000

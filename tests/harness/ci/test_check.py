@@ -4,7 +4,7 @@ pair of short runs proves an injected regression is caught end to end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
@@ -18,6 +18,7 @@ from harness.analyse.results import Point, RunResult, save_run
 from harness.ci.baseline import load_baseline, make_baseline, save_baseline, scenario_differences
 from harness.ci.check import Verdict, check, compare_runs, rerun_scenario, rules_for
 from harness.measure.records import PhaseRecord, RequestRecord
+from harness.measure.run.rounds import merged_rounds
 from harness.measure.scenario import Inject, load_scenario, validated
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -195,13 +196,18 @@ def rerunner(**change: Unpack[Change]) -> tuple[Callable[[int, Verdict], RunResu
 
 
 def test_a_noise_burst_is_cleared_by_reruns(baseline_file: Path) -> None:
+    """A burst beyond tolerance in the first run; one quiet re-run, and the change's
+    interval over the rounds of both runs (one each) holds 0: the runs disagree by more
+    than the median moved, so it is not a regression."""
     baseline = load_baseline(baseline_file)
     quiet_again, calls = rerunner(noise=1.2)
     burst = synthetic_run(noise=12)  # every delay and CPU figure x12: a busy neighbour
     assert not compare_runs(baseline, [burst]).passed
     verdict = check(baseline, [burst], quiet_again, max_reruns=2)
     assert verdict.passed
-    assert verdict.runs == 3 and calls == [1, 2]
+    assert verdict.runs == 2 and calls == [1]
+    assert verdict.within_noise  # beyond tolerance, within noise
+    assert all(f.interval is not None and f.interval.contains(0.0) for f in verdict.within_noise)
 
 
 def test_a_real_timing_regression_persists_through_reruns(baseline_file: Path) -> None:
@@ -246,7 +252,7 @@ def test_the_baseline_records_median_and_range(tmp_path: Path) -> None:
     assert stats.low < stats.value < stats.high and stats.n == 3
     path = save_baseline(baseline, tmp_path / "b.json")
     data = orjson.loads(path.read_bytes())
-    assert data["kind"] == "tokenwire-baseline" and data["schema_version"] == 1
+    assert data["kind"] == "tokenwire-baseline" and data["schema_version"] == 2
     assert data["scenario"]["name"] == "ci" and data["environment"]["cpu_count"] == 2
     assert load_baseline(path) == baseline
 
@@ -342,3 +348,29 @@ def test_a_run_on_another_stack_differs_from_a_baseline_saved_before_stacks() ->
         "stack: baseline 'fastapi@uvicorn', run 'flask@gunicorn'",
         "threads: baseline 0, run 8",
     ]
+
+
+def repeated_run(noises: Sequence[float], extra_delay_ms: float = 0.0) -> RunResult:
+    """A run of the CI scenario in rounds, round k with contention `noises[k]`."""
+    rounds = [synthetic_run(noise=n, extra_delay_ms=extra_delay_ms) for n in noises]
+    phases = merged_rounds([list(r.points[0].phases.values()) for r in rounds])
+    by_name = {phase.transport: phase for phase in phases}
+    return RunResult.single(dict(rounds[0].metadata), CI_SCENARIO.to_json(), by_name)
+
+
+def test_a_change_within_the_noise_between_rounds_is_no_regression(tmp_path: Path) -> None:
+    """Against a baseline of three steady rounds: 5 ms more per token in every round is a
+    regression, its interval clear of 0; rounds that disagree wildly (x1, x4, x8 delays)
+    move the median added delay beyond tolerance, but its interval holds 0: noise."""
+    baseline = make_baseline([(tmp_path / "b", repeated_run([1.0, 1.1, 1.2]))])
+    assert len(baseline.transports["sse"]["added_delay_p50_ms"].rounds) == 3
+    slower = compare_runs(baseline, [repeated_run([1.0, 1.1, 1.2], extra_delay_ms=5.0)])
+    found = {(f.transport, f.rule.figure): f for f in slower.regressions}
+    sse = found[("sse", "added_delay_p50_ms")]
+    assert sse.interval is not None and sse.interval.contains(5.0) and sse.interval.lo > 0
+    noisy = compare_runs(baseline, [repeated_run([1.0, 4.0, 8.0])])
+    sse_noisy = next(
+        f for f in noisy.findings if (f.transport, f.rule.figure) == ("sse", "added_delay_p50_ms")
+    )
+    assert sse_noisy.rule.status(sse_noisy.baseline, sse_noisy.current) == "regressed"
+    assert sse_noisy.status == "ok" and sse_noisy in noisy.within_noise

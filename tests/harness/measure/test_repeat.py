@@ -5,6 +5,7 @@ rounds; the report's rounds and drift."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from support import bench
 from errors import ScenarioError
 from harness.analyse.intervals import pooled_intervals
 from harness.analyse.metrics import summarize
-from harness.analyse.repeats import ROUND_FIGURES, RoundFigures, drifting
+from harness.analyse.repeats import ROUND_FIGURES, RoundFigures, drifting, rounds_of
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.measure.run.rounds import merged
 from harness.measure.scenario import Scenario, validated
@@ -29,6 +30,8 @@ def test_a_repeated_run_alternates_the_transports_in_rounds(tmp_path: Path) -> N
         "--preset", "instant", "--repeat", "3", "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+    # every round on a server process of its own (replications: harness.analyse.replications)
+    assert len(set(re.findall(r"server pid (\d+) on", done.stdout))) == 3, done.stdout
     data = json.loads((out / "results.json").read_text())
     assert data["scenario"]["repeat"] == 3
     for k, name in enumerate(("sse", "chunked")):
@@ -85,37 +88,44 @@ def test_merged_rounds_keep_each_rounds_window_cpu_and_streams() -> None:
     assert [q.repeat for q in phase.requests] == [0] * 10 + [1] * 10 + [2] * 10
 
 
-def test_resampling_rounds_widens_the_interval_by_what_the_rounds_differ() -> None:
+def test_a_repeated_phases_interval_is_students_t_over_its_rounds() -> None:
     """Three rounds 1 ms apart (1, 2 and 3 ms added delay), each steady within itself:
-    streams alone give a narrow interval around 2 ms; rounds resampled too, one that
-    spans most of the rounds' spread."""
+    streams alone give a narrow interval around 2 ms; over the rounds, the known answer
+    2 +- t(0.975, 2 df) x 1 / sqrt(3) = 2 +- 2.484 ms (their standard deviation is 1)."""
     phase = merged([phase_round(k, 1.0 + k) for k in range(3)], [0, 1, 2])
     groups = [
         [(r - e) / MS for r, e in zip(q.recv_ns, q.emit_ns, strict=True) if e]
         for q in phase.requests
     ]
     alone = pooled_intervals(groups, "added_delay_ms")["mean"]
-    clusters = [q.repeat for q in phase.requests]
-    rounds = pooled_intervals(groups, "added_delay_ms", clusters=clusters)["mean"]
-    assert alone.half_width < 0.5 and rounds.half_width > 0.6
-    summarized = summarize(phase).added_delay_ms.mean_ci  # the summary resamples rounds too
-    assert rounds.contains(2.0) and summarized is not None
-    assert summarized.lo == pytest.approx(rounds.lo, abs=0.01)
-    assert summarized.hi == pytest.approx(rounds.hi, abs=0.01)
+    assert alone.half_width < 0.5
+    summary = summarize(phase)
+    mean = summary.added_delay_ms.mean
+    over = summary.added_delay_ms.mean_ci
+    assert mean is not None and over is not None
+    assert over.lo == pytest.approx(mean - 2.484, abs=0.01)
+    assert over.hi == pytest.approx(mean + 2.484, abs=0.01)
+    cpu = summary.server_cpu_ms_per_1k_tokens_ci  # CPU too: once per round
+    assert cpu is not None and cpu.contains(summary.server_cpu_ms_per_1k_tokens or 0.0)
 
 
 def test_drift_is_a_figure_moving_one_way_round_after_round_beyond_its_noise() -> None:
-    phase = merged([phase_round(k, 1.0 + k) for k in range(3)], [0, 1, 2])
-    whole = summarize(phase)
     added = [label for label, _ in ROUND_FIGURES].index("added delay p50 ms")
 
-    def rounds(values: list[float]) -> list[RoundFigures]:
+    def rounds(values: list[float], half_width: float = 0.1) -> list[RoundFigures]:
         blank: list[float | None] = [None] * len(ROUND_FIGURES)
+        widths = tuple(half_width if j == added else None for j in range(len(blank)))
         return [
-            RoundFigures(k, k, tuple(v if j == added else blank[j] for j in range(len(blank))))
+            RoundFigures(
+                k, k, tuple(v if j == added else blank[j] for j in range(len(blank))), widths
+            )
             for k, v in enumerate(values)
         ]
 
-    assert drifting(rounds([1.0, 2.0, 3.0]), whole) == ["added delay p50 ms"]
-    assert drifting(rounds([1.0, 3.0, 2.0]), whole) == []  # not one way
-    assert drifting(rounds([2.0, 2.01, 2.02]), whole) == []  # within the noise
+    assert drifting(rounds([1.0, 2.0, 3.0])) == ["added delay p50 ms"]
+    assert drifting(rounds([1.0, 3.0, 2.0])) == []  # not one way
+    assert drifting(rounds([2.0, 2.01, 2.02])) == []  # within the noise
+    assert drifting(rounds([1.0, 2.0, 3.0], half_width=2.5)) == []  # noisier rounds
+    # the rounds of a real merged phase: 1, 2, 3 ms, each steady within itself
+    phase = merged([phase_round(k, 1.0 + k) for k in range(3)], [0, 1, 2])
+    assert "added delay p50 ms" in drifting(rounds_of(phase))
