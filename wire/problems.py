@@ -180,6 +180,15 @@ RULES: dict[str, Rule] = {
             "send a chunk with choices[0].finish_reason, then `data: [DONE]`",
         ),
         Rule(
+            "headers_late",
+            W,
+            "the response head waited for the first token: clients and proxies saw nothing, "
+            "not even the status, until the body began",
+            "send the status and headers as soon as the request is accepted, before the "
+            "model answers (start the streaming response first; an SSE comment line such as "
+            "`: ok` flushes the head at once)",
+        ),
+        Rule(
             "too_short",
             W,
             "too few events to judge whether the body streams",
@@ -203,11 +212,37 @@ class Finding:
         return Finding(self.code, Severity.PROBLEM, self.message, self.fix)
 
 
-def finding(code: str, evidence: str = "") -> Finding:
-    """The rule `code` applied: its summary, then `evidence` after a colon."""
+def finding(code: str, evidence: str = "", fix: str | None = None) -> Finding:
+    """The rule `code` applied: its summary, then `evidence` after a colon; `fix` in place
+    of the rule's when the evidence calls for a more specific one."""
     rule = RULES[code]
     message = f"{rule.summary}: {evidence}" if evidence else rule.summary
-    return Finding(rule.code, rule.severity, message, rule.fix)
+    return Finding(rule.code, rule.severity, message, rule.fix if fix is None else fix)
+
+
+# How to flush each compressor after an event: the `compressed` rule's fix, by encoding.
+FLUSH_BY_ENCODING = {
+    "gzip": "gzip: flush with Z_SYNC_FLUSH after every event (Python: "
+    "compressobj.flush(zlib.Z_SYNC_FLUSH); Node: res.flush() with `compression`)",
+    "deflate": "deflate: flush with Z_SYNC_FLUSH after every event (Python: "
+    "compressobj.flush(zlib.Z_SYNC_FLUSH))",
+    "br": "br: flush with BROTLI_OPERATION_FLUSH after every event (Python brotli: "
+    "Compressor.flush(); Node zlib: brotli.flush())",
+    "zstd": "zstd: end a block with ZSTD_e_flush after every event (Python: "
+    "ZstdCompressor.flush(FLUSH_BLOCK))",
+}
+
+
+def compressed_fix(encoding: str) -> str:
+    """The `compressed` rule's fix for one Content-Encoding."""
+    how = FLUSH_BY_ENCODING.get(encoding.strip().lower())
+    if how is None:
+        return RULES["compressed"].fix
+    return (
+        f"do not compress text/event-stream (exclude it from the compression middleware), "
+        f"or {how}; probe again with --header 'Accept-Encoding: identity' to see the "
+        "stream without compression"
+    )
 
 
 # --- the `buffered` rule (reasons: harness/probe/verdict.py) ---------------------------------

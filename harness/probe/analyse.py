@@ -38,9 +38,12 @@ from harness.probe.decode import (
 )
 from harness.probe.exchange import Ending, Exchange
 from harness.probe.http1 import Head
-from wire.problems import Finding, finding, tail_share
+from wire.problems import Finding, compressed_fix, finding, tail_share
 
 SAMPLE_BYTES = 4096
+SAMPLE_CHARS = 80  # of a body shown as evidence
+HEADERS_LATE_MS = 500.0  # a head later than this, arriving with the first body bytes
+WITH_BODY_MS = 50.0  # the first body bytes this soon after the head came with it
 NORMAL_CLOSE = {1000, 1001, 1005}
 
 
@@ -57,6 +60,7 @@ class RunAnalysis:
     findings: list[Finding] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     reading: Reading = field(default_factory=Reading)
+    ttfh_ms: float | None = None  # to the response head (status and headers)
     ttfb_ms: float | None = None
     ttft_ms: float | None = None
     ttft_text_ms: float | None = None  # to the first event that carried text
@@ -136,7 +140,8 @@ def _http(run: RunAnalysis, exchange: Exchange, kind: str) -> None:
         run.findings.append(finding("http_status", _status_evidence(head, body)))
         return
     if undecodable:
-        run.findings.append(finding("compressed", undecodable))
+        encoding = head.get("content-encoding") or ""
+        run.findings.append(finding("compressed", undecodable, compressed_fix(encoding)))
     run.wire_bytes = sum(len(d) for _, d in exchange.reads)
     deliveries = [(stamp, data) for stamp, data in decoded if data]
     sample = b"".join(d for _, d in deliveries)[:SAMPLE_BYTES].decode("utf-8", "replace")
@@ -160,9 +165,12 @@ def _http(run: RunAnalysis, exchange: Exchange, kind: str) -> None:
     run.reads = len(exchange.reads)
     run.delivering_reads = len(deliveries)
     run.bytes = sum(len(d) for _, d in deliveries)
+    if exchange.head_ns is not None:
+        run.ttfh_ms = _ms(exchange.head_ns, t0)
     if exchange.reads:
         run.ttfb_ms = _ms(exchange.reads[0][0], t0)
         run.e2e_ms = _ms(exchange.reads[-1][0], t0)
+    _headers_late(run)
     run.tail_share = tail_share([(s, len(d)) for s, d in deliveries], t0) if deliveries else None
     _timing(run, t0)
     text = b"".join(d for _, d in deliveries).decode("utf-8", "replace")
@@ -183,6 +191,19 @@ def _timing(run: RunAnalysis, t0: int) -> None:
         run.gaps_ms = [(b - a) / 1e6 for a, b in pairwise(stamps)]
     run.ids_sent = any(e.id for e in run.events)
     run.last_id = run.events[-1].id if run.events else ""
+
+
+def _headers_late(run: RunAnalysis) -> None:
+    """The head held back until the body began: `fetch()`, EventSource's `onopen` and a
+    proxy's header timeout all wait for the head, so a slow first token looks like a dead
+    server to them."""
+    ttfh, ttfb = run.ttfh_ms, run.ttfb_ms
+    if ttfh is None or ttfb is None or ttfh < HEADERS_LATE_MS or ttfb - ttfh > WITH_BODY_MS:
+        return
+    evidence = (
+        f"the head came {ttfh:.0f} ms after the request, {ttfb - ttfh:.0f} ms before the body"
+    )
+    run.findings.append(finding("headers_late", evidence))
 
 
 def _status_evidence(head: Head, body: bytes) -> str:
@@ -243,7 +264,7 @@ def _framing(run: RunAnalysis, decoder: EventDecoder, body: str) -> None:
                 f"retry:), e.g. {audit.first_unknown!r}"
             )
         if body.strip() and not audit.data_lines:
-            bad.append("no data: line at all")
+            bad.append(f"no data: line at all; the body begins {body.strip()[:SAMPLE_CHARS]!r}")
         elif audit.data_lines and not run.events:
             bad.append("no event is ended by a blank line")
         elif audit.unterminated:
@@ -260,7 +281,8 @@ def _framing(run: RunAnalysis, decoder: EventDecoder, body: str) -> None:
             run.findings.append(
                 finding("multiline_data", f"{audit.multiline_events} event(s) span several lines")
             )
-        if run.events and not audit.id_lines:
+        # OpenAI's own streams carry no id: (so no compatible client resumes by it)
+        if run.events and not audit.id_lines and run.kind != "openai":
             run.findings.append(finding("no_event_id", f"{len(run.events)} events, no id: line"))
         return
     if run.container == LINES:

@@ -42,6 +42,7 @@ def _run_json(run: RunAnalysis) -> dict[str, Any]:
         "status": run.status,
         "ending": str(run.ending),
         "ttft_ms": _round(run.ttft_ms),
+        "ttfh_ms": _round(run.ttfh_ms),
         "ttfb_ms": _round(run.ttfb_ms),
         "ttft_text_ms": _round(run.ttft_text_ms),
         "e2e_ms": _round(run.e2e_ms),
@@ -70,6 +71,7 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "headers": summary["headers"],
         "runs": summary["runs"],
         "ttft_ms": _round(summary["ttft_ms"]),
+        "ttfh_ms": _round(summary["ttfh_ms"]),
         "ttfb_ms": _round(summary["ttfb_ms"]),
         "ttft_text_ms": _round(summary["ttft_text_ms"]),
         "e2e_ms": _round(summary["e2e_ms"]),
@@ -94,7 +96,8 @@ def render_json(result: ProbeResult) -> str:
 
 
 def _ttft(s: dict[str, Any]) -> str:
-    text = f"{_ms(s['ttfb_ms'])} to the first byte, {_ms(s['ttft_ms'])} to the first event"
+    text = f"{_ms(s['ttfh_ms'])} to the headers, {_ms(s['ttfb_ms'])} to the first byte, "
+    text += f"{_ms(s['ttft_ms'])} to the first event"
     if s["ttft_text_ms"] is not None and s["ttft_text_ms"] != s["ttft_ms"]:
         text += f", {_ms(s['ttft_text_ms'])} to the first text"
     return text

@@ -40,9 +40,12 @@ from wire.problems import (  # the thresholds this docstring documents, shared w
     Finding,
     Severity,
     buffered_evidence,
+    compressed_fix,
     finding,
     looks_buffered,
 )
+
+FRAMING = frozenset({"sse_framing", "line_framing"})  # a body whose events did not parse
 
 SHOWN_HEADERS = (  # the headers the summary shows
     "content-type",
@@ -108,6 +111,8 @@ def buffering_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
     if not events and not _median([r.bytes for r in runs]):
         return finding("not_streaming", "the body is empty")
     if events < MIN_EVENTS:
+        if any(f.code in FRAMING for r in runs for f in r.findings):
+            return None  # the framing failed: the events are too few because none parsed
         return finding("too_short", f"{events:g} events (at least {MIN_EVENTS} are needed)")
     share = _median([r.tail_share for r in runs])
     per_read = _median([r.events_per_read for r in runs])
@@ -125,7 +130,7 @@ def buffering_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
         encoding = next(
             (r.head.get("content-encoding") for r in runs if r.head and r.compressing), ""
         )
-        return finding("compressed", f"{encoding}: {evidence}")
+        return finding("compressed", f"{encoding}: {evidence}", compressed_fix(encoding or ""))
     return finding("buffered", evidence)
 
 
@@ -181,6 +186,7 @@ def summarise(runs: Sequence[RunAnalysis]) -> dict[str, object]:
         "kind": first.kind if first else None,
         "runs": len(runs),
         "ttft_ms": med("ttft_ms"),
+        "ttfh_ms": med("ttfh_ms"),
         "ttfb_ms": med("ttfb_ms"),
         "ttft_text_ms": med("ttft_text_ms"),
         "e2e_ms": med("e2e_ms"),
