@@ -76,6 +76,7 @@ class H1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._lost: BaseException | None = None
+        self.last_bytes_ns = 0  # the request written or the response read last
         self._reset()
 
     def _reset(self) -> None:
@@ -85,6 +86,7 @@ class H1Connection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.head_size = 0
         self.complete = False
+        self.keep_alive = False  # the response lets the connection carry another exchange
         self._parts: list[bytes] = []  # body bytes parsed from the current read
         self._head: asyncio.Future[None] | None = None
         self._done: asyncio.Future[None] | None = None
@@ -98,7 +100,7 @@ class H1Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        now = time.perf_counter_ns()
+        now = self.last_bytes_ns = time.perf_counter_ns()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -117,7 +119,14 @@ class H1Connection(asyncio.Protocol):
         self.closed = True
         self.pool.forget(self)
         if not self.complete:
-            self._fail(StreamIncomplete("connection ended early: the server closed it"))
+            quiet_s = (time.perf_counter_ns() - self.last_bytes_ns) / 1e9
+            self._fail(
+                StreamIncomplete(
+                    "connection ended early: closed by the server or something on the path, "
+                    f"{quiet_s:.1f} s after the last bytes either way"
+                    + (" (an idle timeout closes silent connections)" if quiet_s >= 1 else "")
+                )
+            )
 
     # --- httptools callbacks --------------------------------------------------------------
 
@@ -141,6 +150,9 @@ class H1Connection(asyncio.Protocol):
         self._parts.append(body)
 
     def on_message_complete(self) -> None:
+        # asked here: once the message is over, httptools (0.9.0) answers False whatever
+        # the response said, and every exchange then paid a new connection
+        self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
@@ -168,6 +180,7 @@ class H1Connection(asyncio.Protocol):
         if whole:
             self._done = waited = loop.create_future()
         self.transport.write(request)
+        self.last_bytes_ns = time.perf_counter_ns()
         return waited
 
     def body(self) -> bytes:
@@ -209,6 +222,7 @@ class H1Pool:
         self.meter = ByteMeter()
         self._idle: list[H1Connection] = []
         self._open: set[H1Connection] = set()
+        self.connections_made = 0
 
     async def acquire(self) -> H1Connection:
         while self._idle:
@@ -225,11 +239,12 @@ class H1Pool:
             raise ConnectFailed(f"cannot connect to {self.authority}: {exc}") from exc
         conn.transport = transport  # uvloop may tell connection_made only after this
         self._open.add(conn)
+        self.connections_made += 1
         return conn
 
     def release(self, conn: H1Connection) -> None:
         """Back to the pool after a complete exchange the server keeps alive; else closed."""
-        if conn.complete and not conn.closed and conn.parser.should_keep_alive():
+        if conn.complete and not conn.closed and conn.keep_alive:
             self._idle.append(conn)
         else:
             conn.abort()

@@ -21,6 +21,7 @@ from clients.interface import ClientSettings, StreamResult
 from clients.resume import Connection, drop_connection, resumable
 from errors import ProtocolViolation, StreamIncomplete
 from wire.carriages import LINES
+from wire.content import ContentDecoder
 from wire.framing import Framing, get_framing
 from wire.messages import EndMsg, GenerationRequest
 from wire.raw import AS_SENT
@@ -74,11 +75,24 @@ class BodyReader:
     cut short never gets here: the driver raises `StreamIncomplete`)."""
 
     def __init__(
-        self, kind: HTTPStream, framing: Framing, result: StreamResult, content_type: str
+        self,
+        kind: HTTPStream,
+        framing: Framing,
+        result: StreamResult,
+        content_type: str,
+        content_encoding: str | None = None,
     ) -> None:
         expected = kind.media_type_of(framing).partition(";")[0]
         if content_type.partition(";")[0].strip().lower() != expected:
             raise ProtocolViolation(f"expected Content-Type {expected}, got {content_type!r}")
+        # the clients accept gzip, deflate and br (httpx's Accept-Encoding): undone here,
+        # read by read, so a compressor that holds the stream back shows in the timing
+        self._content = ContentDecoder(content_encoding)
+        if self._content.unsupported:
+            raise ProtocolViolation(
+                f"cannot decode Content-Encoding {self._content.unsupported} (the request "
+                "accepts gzip, deflate and br)"
+            )
         undelimited = None if framing.boundaries else kind.undelimited
         self._decoder = undelimited() if undelimited is not None else kind.decoder()
         self._framing = framing
@@ -87,12 +101,15 @@ class BodyReader:
             result.pieces = kind.pieces
 
     def feed(self, raw: bytes, now_ns: int) -> None:
-        payloads = self._decoder.feed(raw)
+        payloads = self._decoder.feed(self._content.feed(raw))
         if payloads:
             self._result.take([self._framing.decode(p) for p in payloads], now_ns)
 
     def close(self, now_ns: int) -> None:
-        """End of body: what the decoder still holds, stamped with the last read's time."""
+        """End of body: what the decoders still hold, stamped with the last read's time."""
+        rest = self._content.close()
+        if rest:
+            self.feed(rest, now_ns)
         tail = self._decoder.close()
         if tail:
             self._result.take([self._framing.decode(p) for p in tail], now_ns)
@@ -115,7 +132,14 @@ def http_stream_exchange(kind: HTTPStream) -> ExchangeLogic:
             )
             reply: Reply = yield OpenStream(call)
             require_status(reply, call)
-            body = BodyReader(kind, framing, result, reply.headers.get("content-type", ""))
+            headers = reply.headers
+            body = BodyReader(
+                kind,
+                framing,
+                result,
+                headers.get("content-type", ""),
+                headers.get("content-encoding"),
+            )
             last_ns = reply.now_ns
             while (arrival := (yield READ_BODY)) is not None:
                 body.feed(arrival.data, arrival.now_ns)

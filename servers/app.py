@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from errors import RequestRefused
 from servers import access, openai_compat, timeline
 from servers.core import health, index, make_state, no_socket_here, running
+from servers.faults import HTTP_FAULTS, FaultyResponses
 from servers.responses import http_error_handler, refused_request_handler, whole_response
 from servers.settings import ServerSettings
 from servers.sources.mock import TokenSource
@@ -52,6 +53,8 @@ def create_app(
     )
     app.state.tokenwire = state
     access.install(app, state.settings)  # Host, Origin, tokens, principals, CORS
+    if any(f in HTTP_FAULTS for f in state.settings.faults):  # outermost: nearest the socket
+        app.add_middleware(FaultyResponses, faults=state.settings.faults)
     app.add_exception_handler(RequestRefused, refused_request_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -31,16 +31,27 @@ from wire.framing import Framing
 from wire.ndjson import MEDIA_TYPE, encode_line
 
 NAME = "chunked"  # as the registry names this transport
+KEEP_ALIVE = b"\n"  # a blank line: NDJSON readers skip it (`wire.ndjson.LineDecoder`)
 router = APIRouter(tags=[NAME])
 
 
 async def chunks(
     state: ServerState, gen: Generation, framing: Framing, start: int, resumed: bool
 ) -> AsyncGenerator[bytes, None]:
-    grace = state.settings.resume_grace_s
-    stream = framed_batches(gen, framing, state.source.model, start, grace, resumed)
+    settings = state.settings
+    stream = framed_batches(
+        gen,
+        framing,
+        state.source.model,
+        start,
+        settings.resume_grace_s,
+        resumed,
+        heartbeat_s=settings.heartbeat_s if framing.boundaries else 0.0,
+    )
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
+            if not batch:
+                yield KEEP_ALIVE
             for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
                 if framing.boundaries:
                     yield encode_line(m.payload)

@@ -29,6 +29,7 @@ hostile clients needs and uvicorn does not apply (each a `ServerSettings` field)
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -101,6 +102,7 @@ def guarded_protocol(settings: ServerSettings) -> type[HttpToolsProtocol]:
     """The protocol class to pass as uvicorn's `http=`, with these settings' bounds."""
     request_timeout_s = settings.request_timeout_s
     max_head = settings.max_head_bytes
+    nagle = "nagle" in settings.faults
 
     class GuardedHttpProtocol(WriteTimeout, HttpToolsProtocol):
         write_timeout_s = settings.write_timeout_s
@@ -130,6 +132,10 @@ def guarded_protocol(settings: ServerSettings) -> type[HttpToolsProtocol]:
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(cast(asyncio.Transport, transport))  # always a stream one
+            if nagle:  # the failure lab's `nagle` fault (servers/faults.py): asyncio sets it
+                sock = transport.get_extra_info("socket")
+                if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
             self._arm()
 
         def data_received(self, data: bytes) -> None:

@@ -29,7 +29,7 @@ from servers.state import ServerState, start_generation, state_of
 from servers.streaming import framed_batches, push_answer
 from wire.framing import OPENAI
 from wire.messages import STREAM_ID, loads
-from wire.sse import MEDIA_TYPE, encode_event
+from wire.sse import KEEP_ALIVE, MEDIA_TYPE, encode_event
 
 router = APIRouter(tags=["openai"])
 
@@ -120,8 +120,12 @@ def chat_call(state: ServerState, raw: bytes, stream_id: str | None) -> ChatCall
 async def events(call: ChatCall) -> AsyncGenerator[bytes, None]:
     """The chunks as SSE events (`wire.sse.encode_event`); the usage chunk only when the
     request asked for it."""
-    async with contextlib.aclosing(framed_batches(call.gen, OPENAI, call.model)) as batches:
+    beat = call.state.settings.heartbeat_s
+    stream = framed_batches(call.gen, OPENAI, call.model, heartbeat_s=beat)
+    async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
+            if not batch:
+                yield KEEP_ALIVE
             for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
                 if call.include_usage or not (m.index is None and '"usage"' in m.payload):
                     yield encode_event(m.payload)

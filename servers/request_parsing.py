@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -162,4 +163,6 @@ def framing_named(state: ServerState, name: str, transport: str) -> Framing:
         framing = state.transports.framing_over(name, transport)
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
+    if "no_terminal" in state.settings.faults:  # a failure-lab fault (servers/faults.py)
+        framing = dataclasses.replace(framing, encode_end=lambda *_: [])
     return padded(framing, state.settings.inject_pad_bytes)

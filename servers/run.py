@@ -24,6 +24,7 @@ from errors import ServerSettingsError, SourceError, UserError
 from servers.app import create_app
 from servers.connection_guard import guarded_protocol, guarded_ws_protocol
 from servers.cpus import pin, usable_cpus
+from servers.faults import refuse_other_stack
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
 from servers.sources.spec import SourceSpec, add_source_arguments, build_source, spec_from_args
 from servers.stacks.options import ServeOptions, add_stack_arguments, chosen_stack
@@ -44,7 +45,8 @@ def uvicorn_config(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
-        ws_ping_interval=None,  # keep-alive pings would be counted as transport bytes
+        # keep-alive pings would be counted as transport bytes: only when asked for
+        ws_ping_interval=settings.heartbeat_s or None,
         ws_max_size=settings.max_body_bytes,
     )
 
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = chosen_stack(args)
         settings = ServerSettings.from_args(args)
+        refuse_other_stack(settings.faults, stack.name)
         warning = exposure_warning(host, settings)
         settings = answering_to_bound_address(settings, host)
         spec = spec_from_args(args)

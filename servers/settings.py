@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from errors import ProtocolError, ServerSettingsError
+from servers.faults import FAULTS, dump_faults, load_faults
 from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
 from wire.webhook import checked_secret
 
@@ -247,6 +248,7 @@ WEBHOOK_SECRET_FLAG = Flag(
 WEBHOOK_ALLOW_FLAG = Flag(
     "--webhook-allow", "ORIGIN", load_webhook_allow, dump_origins, repeat=True
 )
+FAULT_FLAG = Flag("--fault", "NAME", load_faults, dump_faults, repeat=True)
 ALLOWED_HOST_FLAG = Flag("--allowed-host", "HOST", load_allowed_hosts, dump_origins, repeat=True)
 
 
@@ -306,6 +308,18 @@ class ServerSettings:
         "1: push responses send `Cache-Control: no-cache` and `X-Accel-Buffering: no`, so "
         "proxies pass them through as they come; 0: they do not, as a naive server would "
         "(nginx then buffers them)",
+    )
+    # the failure lab (servers/faults.py): deliberate mistakes, and the keep-alive fix
+    faults: tuple[str, ...] = setting(
+        (),
+        "a streaming mistake to make on purpose, for the failure lab; repeat for several: "
+        + "; ".join(f"{name}: {what}" for name, what in FAULTS.items()),
+        FAULT_FLAG,
+    )
+    heartbeat_s: float = setting(
+        0.0,
+        "while a push stream has nothing to send for this long, send keep-alive bytes (an SSE "
+        "comment, a blank NDJSON line, a WebSocket ping); 0: none",
     )
     # who may call the server, and from which pages (servers/access.py)
     tokens: Tokens = setting(  # noqa: RUF009 (a frozen dataclass: immutable)

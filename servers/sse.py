@@ -52,7 +52,7 @@ from servers.streaming import framed_batches, push_answer, response_headers
 from wire.carriages import EVENTS
 from wire.framing import Framing
 from wire.messages import MAX_SEED, GenerationRequest
-from wire.sse import MEDIA_TYPE, encode_event
+from wire.sse import KEEP_ALIVE, MEDIA_TYPE, encode_event
 
 NAME = "sse"  # as the registry names this transport
 router = APIRouter(tags=[NAME])
@@ -123,6 +123,8 @@ def open_stream(
 ) -> Opened | None:
     """The generation to stream (new, rejoined or resumed); None when nothing is left to send."""
     framing = framing_named(state, framing_name, NAME)
+    if "no_terminal" in state.settings.faults:  # a naive server (servers/faults.py): a
+        last_event_id = None  # reconnect is a new request, whatever it says it continues
     if last_event_id is None:
         gen = rejoined(state, generation_request) or start_generation(state, generation_request)
         return Opened(state, gen, framing, 0, False)
@@ -139,25 +141,35 @@ def open_stream(
     return Opened(state, gen, framing, start, True)
 
 
+def bare(payload: str, event_id: str | None = None) -> bytes:
+    """The `no_data_prefix` fault (servers/faults.py): the payload alone, as lanarky wrote it."""
+    return payload.encode()
+
+
 async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
+    settings = opened.state.settings
     stream = framed_batches(
         opened.gen,
         opened.framing,
         opened.state.source.model,
         opened.start,
-        opened.state.settings.resume_grace_s,
+        settings.resume_grace_s,
         opened.resumed,
+        settings.heartbeat_s,
     )
     numbered = opened.framing.event_ids
+    encode = bare if "no_data_prefix" in settings.faults else encode_event
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
+            if not batch:
+                yield KEEP_ALIVE
             for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
                 if not numbered:
-                    yield encode_event(m.payload, None)
+                    yield encode(m.payload, None)
                 elif m.index is not None:
-                    yield encode_event(m.payload, str(m.index))
+                    yield encode(m.payload, str(m.index))
                 else:  # start messages carry NO_TOKEN_YET; end messages no id
-                    yield encode_event(m.payload, NO_TOKEN_YET if m.start else None)
+                    yield encode(m.payload, NO_TOKEN_YET if m.start else None)
 
 
 def answer(opened: Opened | None) -> Answer:

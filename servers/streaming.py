@@ -9,6 +9,7 @@ generators that were stacked per token before (the profiles are in docs/scale.md
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
@@ -67,13 +68,17 @@ async def framed_batches(
     start: int = 0,
     resume_grace_s: float = 0.0,
     resumed: bool = False,
+    heartbeat_s: float = 0.0,
 ) -> AsyncGenerator[list[Framed], None]:
     """Start messages (not on a resume), tokens from `start`, end messages, in batches:
     everything that is ready when the reader gets to run, for one wake-up (one token per
     batch while the server keeps up; more when it fell behind). HTTP endpoints still send
     each message as its own body chunk, so the bytes on the wire (HTTP chunk framing
     included) never depend on timing. The first batch holds all the start messages. Close
-    it (`contextlib.aclosing`): a reader that leaves early is counted out at once."""
+    it (`contextlib.aclosing`): a reader that leaves early is counted out at once.
+
+    With `heartbeat_s`, a wait that long with nothing to send yields an empty batch: the
+    endpoint's cue to send its keep-alive bytes (`ServerSettings.heartbeat_s`)."""
     complete = False
     try:
         starting = [] if resumed else framing.encode_start(gen.id, model)
@@ -95,7 +100,14 @@ async def framed_batches(
                     yield batch
                     batch = []
                     continue  # more may have come while the batch was sent
-                await gen.changed()
+                if heartbeat_s <= 0:
+                    await gen.changed()
+                    continue
+                waiter = gen.changed()
+                done, _ = await asyncio.wait((waiter,), timeout=heartbeat_s)
+                if not done:
+                    waiter.cancel()
+                    yield []  # nothing to send for heartbeat_s
         if gen.error is not None and not framing.boundaries:
             if batch:
                 yield batch

@@ -19,8 +19,12 @@ def encode_line(payload: str) -> bytes:
     return payload.encode() + b"\n"
 
 
+BLANK = (b"", b"\r")
+
+
 class LineDecoder:
-    """Feed raw bytes as they arrive; get back the complete lines (without the newline)."""
+    """Feed raw bytes as they arrive; get back the complete lines (without the newline).
+    A blank line is a keep-alive (the server's `heartbeat_s`), not a message: skipped."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -31,12 +35,12 @@ class LineDecoder:
             return []
         *complete, rest = bytes(self._buffer).split(b"\n")
         self._buffer = bytearray(rest)
-        return [_decode(line) for line in complete]
+        return [_decode(line) for line in complete if line not in BLANK]
 
     def close(self) -> list[str]:
         """End of stream: a trailing line without a newline is still a line."""
         rest, self._buffer = bytes(self._buffer), bytearray()
-        return [_decode(rest)] if rest else []
+        return [_decode(rest)] if rest not in BLANK else []
 
 
 def _decode(line: bytes) -> str:

@@ -189,6 +189,33 @@ RULES: dict[str, Rule] = {
             "`: ok` flushes the head at once)",
         ),
         Rule(
+            "nagle",
+            W,
+            "the first token waited for the client's delayed ACK on a reused keep-alive "
+            "connection: the server writes without TCP_NODELAY, and Nagle's algorithm held "
+            "the first body bytes until the head was acknowledged",
+            "set TCP_NODELAY on the server's sockets (asyncio and most servers do; a "
+            "hand-written socket server or WSGI server may not), and write the head and the "
+            "first chunk in one write, or send the head as soon as the request is accepted",
+        ),
+        Rule(
+            "idle_timeout",
+            P,
+            "the connection was closed before the first token: something on the path closes "
+            "a connection that carries no bytes for a while (a load balancer's idle timeout)",
+            "send keep-alive bytes while the model thinks (an SSE comment such as `: ping` "
+            "every few seconds, a blank NDJSON line, WebSocket pings), or raise the idle "
+            "timeout of the load balancer or proxy",
+        ),
+        Rule(
+            "no_heartbeat",
+            W,
+            "a long silence with no keep-alive bytes: a load balancer or proxy with an idle "
+            "timeout shorter than this silence would close the connection",
+            "send keep-alive bytes while the model thinks (an SSE comment such as `: ping` "
+            "every 15 s or less, a blank NDJSON line, WebSocket pings)",
+        ),
+        Rule(
             "too_short",
             W,
             "too few events to judge whether the body streams",

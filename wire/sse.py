@@ -24,6 +24,7 @@ from errors import ProtocolError
 MEDIA_TYPE = "text/event-stream"
 LINE_END = re.compile(r"\r\n|\r|\n")
 BOM = "\ufeff"
+KEEP_ALIVE = b": keep-alive\n\n"  # a comment: readers skip it, and it keeps the connection busy
 
 
 @dataclass(frozen=True, slots=True)

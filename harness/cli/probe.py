@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests to make; timing verdicts use their medians (default 3)",
     )
     parser.add_argument(
+        "--fresh-connections",
+        action="store_true",
+        help="send every repeat on a new connection (default: the repeats after the first "
+        "reuse its keep-alive connection, as browsers and SDK clients do; a reused "
+        "connection is what shows Nagle's delay)",
+    )
+    parser.add_argument(
         "--timeout",
         type=positive_float,
         default=60.0,
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         kind=args.kind,
         repeat=args.repeat,
         timeout_s=args.timeout,
+        fresh=args.fresh_connections,
     )
     with contextlib.ExitStack() as stack:
         if args.path:

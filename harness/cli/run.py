@@ -22,6 +22,7 @@ from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS
 from harness.measure.processes import AUTO, MAX_PROCESSES
 from harness.measure.scenario import SWEEP_AXES, Scenario, load_scenario, with_overrides
+from servers.faults import FAULTS
 from stacks import DEFAULT as DEFAULT_STACK
 from stacks import DEFAULT_WORKERS, STACKS, STACKS_EXTRA
 from transports import TRANSPORTS
@@ -100,6 +101,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "net:PROFILE (lan, wifi, 4g, 3g, intercontinental) or net:rtt=80ms,bw=10mbit,... ; "
         "layers join with + (server side first: nginx+net:4g); a comma list compares paths "
         "in one run",
+    )
+    parser.add_argument(
+        "--server-fault",
+        dest="server_faults",
+        metavar="NAME[,NAME]",
+        help="failure lab: the server makes these streaming mistakes on purpose ("
+        + ", ".join(FAULTS)
+        + "; docs/failures.md says what each does); fastapi@uvicorn only",
+    )
+    parser.add_argument(
+        "--heartbeat-s",
+        type=float,
+        metavar="S",
+        help="the server sends keep-alive bytes (SSE comments, blank NDJSON lines, WebSocket "
+        "pings) after S seconds with nothing to send (default 0: none)",
     )
     parser.add_argument(
         "--client",
@@ -257,6 +273,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         sweep=args.sweep,
         path=args.path,
         client=args.client,
+        server_faults=args.server_faults and args.server_faults.replace(",", "+"),
+        heartbeat_s=args.heartbeat_s,
         server_processes=args.server_processes,
         client_processes=args.client_processes,
         server_cpus=getattr(args, "server_cpus", None),

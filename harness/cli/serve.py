@@ -8,6 +8,7 @@ from harness.cli.common import add_address, add_source_flags, source_overrides
 from harness.measure.scenario import Scenario, with_overrides
 from harness.measure.server_process import bind_listener
 from harness.present.console import make_console
+from servers.faults import refuse_other_stack
 from servers.settings import ServerSettings
 from servers.sources.spec import build_source
 from servers.stacks.options import add_stack_arguments, chosen_stack
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 def serve(args: argparse.Namespace) -> None:
     """Build the source, bind, print how to call each transport, serve until Ctrl-C."""
     stack = chosen_stack(args)
+    settings = ServerSettings.from_args(args)
+    refuse_other_stack(settings.faults, stack.name)
     overrides = source_overrides(args)
     overrides["seed"] = overrides["seed"] or 0
     spec = with_overrides(Scenario(), **overrides).source
@@ -63,7 +66,6 @@ def serve(args: argparse.Namespace) -> None:
         f"  any OpenAI client: base_url='{base}/v1'",
         soft_wrap=True,
     )
-    settings = ServerSettings.from_args(args)
     # the server's own modules (FastAPI, uvicorn), imported only to serve: the other
     # commands, report and compare included, run without them
     from servers.run import serve_stack

@@ -5,7 +5,6 @@
     http1.py     HTTP/1.1 request bytes and an incremental response parser (h11: its
                  docstring says why not httptools)
     exchange.py  what one request saw: the head and the stamped body reads (plain data)
-    content.py   content decoding (gzip, deflate, br), read by read
     decode.py    the stream's kind, events and what their payloads say
     analyse.py   one run's measures and findings
     reconnect.py the reconnect check: would EventSource loop, keep trying, or stop?

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from errors import ProtocolError
-from harness.probe.content import ContentDecoder
 from harness.probe.decode import (
     JSON_TYPES,
     LINES,
@@ -38,6 +37,7 @@ from harness.probe.decode import (
 )
 from harness.probe.exchange import Ending, Exchange
 from harness.probe.http1 import Head
+from wire.content import ContentDecoder
 from wire.problems import Finding, compressed_fix, finding, tail_share
 
 SAMPLE_BYTES = 4096
@@ -45,6 +45,8 @@ SAMPLE_CHARS = 80  # of a body shown as evidence
 HEADERS_LATE_MS = 500.0  # a head later than this, arriving with the first body bytes
 WITH_BODY_MS = 50.0  # the first body bytes this soon after the head came with it
 NORMAL_CLOSE = {1000, 1001, 1005}
+SILENCE_MS = 5000.0  # no bytes for this long (no keep-alive bytes either): `no_heartbeat`
+IDLE_CLOSE_MS = 1000.0  # a close this long after the last byte, before any event: idle
 
 
 @dataclass
@@ -60,6 +62,8 @@ class RunAnalysis:
     findings: list[Finding] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     reading: Reading = field(default_factory=Reading)
+    reused: bool = False  # sent on a keep-alive connection an earlier request used
+    silence_ms: float | None = None  # the longest wait with no bytes at all (HTTP)
     ttfh_ms: float | None = None  # to the response head (status and headers)
     ttfb_ms: float | None = None
     ttft_ms: float | None = None
@@ -108,6 +112,7 @@ def analyse_run(exchange: Exchange, kind: str = "auto") -> RunAnalysis:
     (`buffered`, `compressed`, `too_short`) need every repeat: see `judge`."""
     head = exchange.head
     run = RunAnalysis(exchange.transport, kind, TEXT, head, exchange.ending, exchange.error)
+    run.reused = exchange.reused
     if head is None:
         run.findings.append(finding("connection_error", exchange.error or "no response"))
         return run
@@ -171,6 +176,7 @@ def _http(run: RunAnalysis, exchange: Exchange, kind: str) -> None:
         run.ttfb_ms = _ms(exchange.reads[0][0], t0)
         run.e2e_ms = _ms(exchange.reads[-1][0], t0)
     _headers_late(run)
+    _silence(run, exchange)
     run.tail_share = tail_share([(s, len(d)) for s, d in deliveries], t0) if deliveries else None
     _timing(run, t0)
     text = b"".join(d for _, d in deliveries).decode("utf-8", "replace")
@@ -206,6 +212,20 @@ def _headers_late(run: RunAnalysis) -> None:
     run.findings.append(finding("headers_late", evidence))
 
 
+def _silence(run: RunAnalysis, exchange: Exchange) -> None:
+    """The longest wait with no bytes (request sent, head, body reads: keep-alive bytes
+    count), and `no_heartbeat` when a stream that delivered events waited that long."""
+    stamps = [exchange.t_sent_ns, *(s for s in [exchange.head_ns] if s is not None)]
+    stamps += [stamp for stamp, _ in exchange.reads]
+    gaps = [(b - a) / 1e6 for a, b in pairwise(sorted(stamps))]
+    run.silence_ms = max(gaps, default=0.0)
+    if run.events and run.silence_ms >= SILENCE_MS:
+        evidence = (
+            f"{run.silence_ms / 1000:.1f} s without a byte (more than {SILENCE_MS / 1000:g} s)"
+        )
+        run.findings.append(finding("no_heartbeat", evidence))
+
+
 def _status_evidence(head: Head, body: bytes) -> str:
     text = " ".join(body.decode("utf-8", "replace").split())
     evidence = f"{head.status} {head.reason}".strip()
@@ -221,6 +241,13 @@ def _ending(run: RunAnalysis, exchange: Exchange) -> None:
         if ended:
             evidence += f"; the stream said it was over ({ended}) but stayed open"
         run.findings.append(finding("timeout", evidence))
+    elif exchange.ending is Ending.EOF and not run.events and _closed_idle(exchange):
+        quiet = _ms(exchange.end_ns, _last_byte_ns(exchange))
+        evidence = (
+            f"closed {_ms(exchange.end_ns, exchange.t_sent_ns) / 1000:.1f} s after the "
+            f"request, after {quiet / 1000:.1f} s with no bytes, before any event"
+        )
+        run.findings.append(finding("idle_timeout", evidence))
     elif exchange.ending is Ending.EOF:
         run.findings.append(
             finding(
@@ -228,6 +255,16 @@ def _ending(run: RunAnalysis, exchange: Exchange) -> None:
                 f"{exchange.error or 'the connection broke'} (after {len(run.events)} events)",
             )
         )
+
+
+def _last_byte_ns(exchange: Exchange) -> int:
+    stamps = [exchange.t_sent_ns, exchange.head_ns or 0, *(s for s, _ in exchange.reads)]
+    return max(stamps)
+
+
+def _closed_idle(exchange: Exchange) -> bool:
+    """The connection closed a while after its last byte: an idle timeout on the path."""
+    return _ms(exchange.end_ns, _last_byte_ns(exchange)) >= IDLE_CLOSE_MS
 
 
 def _content_type(run: RunAnalysis, head: Head, sniffed_sse: bool) -> None:

@@ -1,6 +1,6 @@
 """From decoded body bytes to events and text (pure): the kind of stream, the event
 decoders of each container, and what each payload means (Content-Encoding is undone
-before, by `content.py`).
+before, by `wire.content`).
 
 Kinds and the container that carries them:
 

@@ -43,3 +43,4 @@ class Exchange:
     close_code: int | None = None  # WebSocket: the code of the close frame received
     close_reason: str = ""
     wire_reads: int = 0  # every network read, head and framing included
+    reused: bool = False  # sent on a keep-alive connection an earlier request used

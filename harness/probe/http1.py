@@ -71,6 +71,13 @@ class ResponseParser:
             raise ProtocolError(f"cannot write this request: {exc}") from exc
         return data
 
+    @property
+    def reusable(self) -> bool:
+        """The exchange ended cleanly and the connection may carry another (keep-alive)."""
+        conn = self._conn
+        done = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        return done and not conn.trailing_data[0]
+
     def feed(self, data: bytes) -> Parsed:
         """Bytes from one read (b"" at the end of the connection)."""
         try:

@@ -1,4 +1,5 @@
-"""The probe's only I/O: one request on a raw asyncio connection, every read stamped.
+"""The probe's only I/O: one request on a raw asyncio connection, every read stamped. An
+HTTP request may reuse the connection an earlier one left open (`KeepAlive`).
 
 Each `reader.read()` is stamped with `time.perf_counter_ns()` as it returns, before any
 parsing, so the stamps are when the bytes left the kernel. HTTP/1.1 is parsed by h11
@@ -35,10 +36,11 @@ async def fetch(
     request: ProbeRequest,
     extra_headers: tuple[tuple[str, str], ...] = (),
     stop: StopReading | None = None,
+    keep_alive: KeepAlive | None = None,
 ) -> Exchange:
     if request.target.websocket:
         return await fetch_websocket(request)
-    return await fetch_http(request, extra_headers, stop)
+    return await fetch_http(request, extra_headers, stop, keep_alive)
 
 
 def _now() -> int:
@@ -118,16 +120,63 @@ async def _open(
         return exchange, None, deadline
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class KeepAlive:
+    """The probe's HTTP/1.1 connection kept between requests, as browsers and SDK clients
+    keep one: a response that ends cleanly leaves its connection here for the next."""
+
+    def __init__(self) -> None:
+        self._kept: Connection | None = None
+
+    def take(self) -> Connection | None:
+        kept, self._kept = self._kept, None
+        return kept
+
+    def keep(self, connection: Connection) -> None:
+        self._kept = connection
+
+    async def close(self) -> None:
+        kept = self.take()
+        if kept is not None:
+            await _close(kept[1])
+
+
 async def fetch_http(
     request: ProbeRequest,
     extra_headers: tuple[tuple[str, str], ...] = (),
     stop: StopReading | None = None,
+    keep_alive: KeepAlive | None = None,
 ) -> Exchange:
     """One HTTP/1.1 request; the response read until its body ends, the peer closes, `stop`
-    says so, or --timeout runs out."""
+    says so, or --timeout runs out. With `keep_alive`, on its kept connection when it has
+    one (a new one if the server had closed it unused, as HTTP clients retry), and the
+    connection kept for the next request when the response ends cleanly."""
+    kept = keep_alive.take() if keep_alive is not None else None
+    if kept is not None:
+        deadline = asyncio.get_running_loop().time() + request.timeout_s
+        exchange = Exchange("http", t_sent_ns=_now(), reused=True)
+        await _exchange_http(request, extra_headers, stop, kept, exchange, deadline, keep_alive)
+        if exchange.head is not None or exchange.reads or exchange.ending is not Ending.ERROR:
+            return exchange
     exchange, connection, deadline = await _open(request, "http")
-    if connection is None:
-        return exchange
+    if connection is not None:
+        await _exchange_http(
+            request, extra_headers, stop, connection, exchange, deadline, keep_alive
+        )
+    return exchange
+
+
+async def _exchange_http(
+    request: ProbeRequest,
+    extra_headers: tuple[tuple[str, str], ...],
+    stop: StopReading | None,
+    connection: Connection,
+    exchange: Exchange,
+    deadline: float,
+    keep_alive: KeepAlive | None,
+) -> None:
     reader, writer = connection
     parser = ResponseParser()
     try:
@@ -159,9 +208,10 @@ async def fetch_http(
     except (ProtocolError, OSError) as exc:
         error = str(exc) if isinstance(exc, ProtocolError) else _error_text(exc)
         _failed(exchange, Ending.EOF if exchange.head is not None else Ending.ERROR, error)
-    finally:
+    if keep_alive is not None and exchange.ending is Ending.COMPLETE and parser.reusable:
+        keep_alive.keep(connection)
+    else:
         await _close(writer)
-    return exchange
 
 
 async def fetch_websocket(request: ProbeRequest) -> Exchange:

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 
 from errors import ProtocolError
 from harness.probe.analyse import RunAnalysis, analyse_run
-from harness.probe.content import ContentDecoder
 from harness.probe.decode import SSE, SSE_TYPE
 from harness.probe.exchange import Ending, Exchange
 from harness.probe.http1 import Head
+from wire.content import ContentDecoder
 from wire.sse import SSEStreamDecoder
 
 

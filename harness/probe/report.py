@@ -41,6 +41,8 @@ def _run_json(run: RunAnalysis) -> dict[str, Any]:
     return {
         "status": run.status,
         "ending": str(run.ending),
+        "reused": run.reused,
+        "silence_ms": _round(run.silence_ms),
         "ttft_ms": _round(run.ttft_ms),
         "ttfh_ms": _round(run.ttfh_ms),
         "ttfb_ms": _round(run.ttfb_ms),
@@ -73,6 +75,8 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "ttft_ms": _round(summary["ttft_ms"]),
         "ttfh_ms": _round(summary["ttfh_ms"]),
         "ttfb_ms": _round(summary["ttfb_ms"]),
+        "silence_ms": _round(summary["silence_ms"]),
+        "reused_connections": summary["reused"],
         "ttft_text_ms": _round(summary["ttft_text_ms"]),
         "e2e_ms": _round(summary["e2e_ms"]),
         "reads": _count(summary["reads"]),
@@ -124,6 +128,10 @@ def render_text(result: ProbeResult) -> str:
         f"probe {method} {display_url(request.target.url)}  ->  {s['kind'] or request.kind}, "
         f"{runs} run{'s' if runs != 1 else ''}"
     ]
+    if isinstance(runs, int) and runs > 1 and not request.target.websocket:
+        reused = s["reused"]
+        assert isinstance(reused, int)
+        lines.append(_line("connections", f"{runs - reused} new, {reused} reused (keep-alive)"))
     for name, variables in request.env_headers:
         lines.append(_line("sent", f"{name}: <from {variables}>"))
     first = result.runs[0] if result.runs else None
@@ -140,6 +148,7 @@ def render_text(result: ProbeResult) -> str:
         lines += [
             _line("TTFT" + median, _ttft(s)),
             _line("E2E", _ms(s["e2e_ms"])),
+            _line("longest silence", _ms(s["silence_ms"])),
             _line(
                 "reads",
                 f"{s['reads']:g}"

@@ -61,6 +61,7 @@ class ProbeRequest:
     kind: str = "auto"
     repeat: int = 3
     timeout_s: float = 60.0
+    fresh: bool = False  # every repeat on a new connection (default: repeats reuse one)
     secrets: tuple[str, ...] = field(default=(), repr=False)
     env_headers: tuple[tuple[str, str], ...] = ()  # (header name, variable names) for display
 
@@ -182,6 +183,7 @@ def build_request(
     kind: str = "auto",
     repeat: int = 3,
     timeout_s: float = 60.0,
+    fresh: bool = False,
 ) -> ProbeRequest:
     """A checked ProbeRequest from the command line's values (UsageError on bad input)."""
     target = parse_target(url)
@@ -211,6 +213,7 @@ def build_request(
         kind="websocket" if target.websocket else kind,
         repeat=repeat,
         timeout_s=timeout_s,
+        fresh=fresh,
         secrets=tuple(s for s in secrets if s),
         env_headers=tuple(shown),
     )

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from harness.probe.analyse import RunAnalysis, analyse_run
-from harness.probe.read import fetch
+from harness.probe.read import KeepAlive, fetch
 from harness.probe.reconnect import (
     EnoughEvents,
     Reconnect,
@@ -31,15 +31,22 @@ class ProbeResult:
 
 
 async def probe_async(request: ProbeRequest, strict: bool = False) -> ProbeResult:
+    """The repeats: the first on a new connection, the others on the connection it leaves
+    open (a new one each with `fresh`), as a browser or an SDK client sends requests."""
     runs: list[RunAnalysis] = []
     reconnect = None
-    for index in range(request.repeat):
-        run = analyse_run(await fetch(request), request.kind)
-        runs.append(run)
-        if not run.streamed:
-            break  # no stream to measure: repeating would only repeat the failure
-        if index == 0 and needs_reconnect_check(run):
-            reconnect = await check_reconnect(request, run)
+    keep_alive = None if request.fresh else KeepAlive()
+    try:
+        for index in range(request.repeat):
+            run = analyse_run(await fetch(request, keep_alive=keep_alive), request.kind)
+            runs.append(run)
+            if not run.streamed:
+                break  # no stream to measure: repeating would only repeat the failure
+            if index == 0 and needs_reconnect_check(run):
+                reconnect = await check_reconnect(request, run)
+    finally:
+        if keep_alive is not None:
+            await keep_alive.close()
     return ProbeResult(request, runs, reconnect, judge(runs, reconnect, strict))
 
 

@@ -46,6 +46,10 @@ from wire.problems import (  # the thresholds this docstring documents, shared w
 )
 
 FRAMING = frozenset({"sse_framing", "line_framing"})  # a body whose events did not parse
+# `nagle`: on reused connections the first body bytes wait for the client's delayed ACK of
+# the head (Linux delays it up to 40 ms), which a new connection acknowledges at once
+NAGLE_MS = (30.0, 60.0)  # head -> first body bytes on the reused connection, median
+NAGLE_EXTRA_MS = 20.0  # ... at least this much later than on the new connection
 
 SHOWN_HEADERS = (  # the headers the summary shows
     "content-type",
@@ -109,6 +113,8 @@ def buffering_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
         return None
     events = _median([len(r.events) for r in runs]) or 0
     if not events and not _median([r.bytes for r in runs]):
+        if any(f.code == "idle_timeout" for r in runs for f in r.findings):
+            return None  # cut before it began: the body says nothing of the endpoint
         return finding("not_streaming", "the body is empty")
     if events < MIN_EVENTS:
         if any(f.code in FRAMING for r in runs for f in r.findings):
@@ -132,6 +138,29 @@ def buffering_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
         )
         return finding("compressed", f"{encoding}: {evidence}", compressed_fix(encoding or ""))
     return finding("buffered", evidence)
+
+
+def nagle_finding(runs: Sequence[RunAnalysis]) -> Finding | None:
+    """The first body bytes later after the head on a reused keep-alive connection than
+    on a new one, by about the client's delayed-ACK time: Nagle held them."""
+
+    def head_to_body(group: list[RunAnalysis]) -> float | None:
+        gaps = [
+            r.ttfb_ms - r.ttfh_ms for r in group if r.ttfb_ms is not None and r.ttfh_ms is not None
+        ]
+        return _median(gaps)
+
+    fresh = head_to_body([r for r in runs if not r.reused])
+    reused = head_to_body([r for r in runs if r.reused])
+    if fresh is None or reused is None:
+        return None
+    if not (NAGLE_MS[0] <= reused <= NAGLE_MS[1] and reused - fresh >= NAGLE_EXTRA_MS):
+        return None
+    evidence = (
+        f"the first body bytes came {reused:.1f} ms after the head on the reused connection, "
+        f"{fresh:.1f} ms after it on a new one"
+    )
+    return finding("nagle", evidence)
 
 
 def terminal_finding(runs: Sequence[RunAnalysis], reconnect: Reconnect | None) -> Finding | None:
@@ -158,7 +187,12 @@ def judge(
 ) -> Judgement:
     findings = merged_findings(runs)
     streamed = [r for r in runs if r.streamed]
-    for extra in (buffering_finding(streamed), terminal_finding(runs, reconnect)):
+    extras = (
+        buffering_finding(streamed),
+        nagle_finding(streamed),
+        terminal_finding(runs, reconnect),
+    )
+    for extra in extras:
         if extra is not None:
             findings.append(extra)
     problems = [f for f in findings if f.severity is Severity.PROBLEM]
@@ -187,6 +221,8 @@ def summarise(runs: Sequence[RunAnalysis]) -> dict[str, object]:
         "runs": len(runs),
         "ttft_ms": med("ttft_ms"),
         "ttfh_ms": med("ttfh_ms"),
+        "silence_ms": med("silence_ms"),
+        "reused": sum(r.reused for r in runs),
         "ttfb_ms": med("ttfb_ms"),
         "ttft_text_ms": med("ttft_text_ms"),
         "e2e_ms": med("e2e_ms"),

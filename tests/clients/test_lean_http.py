@@ -102,6 +102,29 @@ def test_the_lean_client_counts_what_httpx_counts(
         )
 
 
+@pytest.mark.parametrize("transport", ("short_poll", "long_poll", "sse", "chunked"))
+def test_streams_one_after_another_reuse_one_keep_alive_connection(
+    lean_server: ServerProcess, transport: str
+) -> None:
+    """Every request of four streams in a row (each poll, each stream) on one connection:
+    the server keeps it alive, so the pool must too (it once asked httptools after the
+    message was over, got False, and paid a new connection for every exchange)."""
+    settings = ClientSettings(lean_server.base_url)
+
+    async def run() -> tuple[list[StreamResult], int]:
+        client = AsyncStreamClient(transport, TRANSPORTS.get(transport).exchange, settings)
+        try:
+            results = [await client.stream(GenerationRequest(seed=k), 0) for k in range(4)]
+            assert client.h1 is not None
+            return results, client.h1.connections_made
+        finally:
+            await client.aclose()
+
+    results, made = event_loop.run(run())
+    assert [r.error for r in results] == [None] * 4
+    assert sum(r.requests for r in results) >= 4 and made == 1
+
+
 @pytest.mark.parametrize("transport", ("sse", "chunked", "websocket"))
 def test_a_dropped_and_resumed_stream_loses_nothing_on_the_lean_client(
     lean_server: ServerProcess, transport: str

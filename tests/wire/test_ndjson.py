@@ -76,15 +76,15 @@ def test_close_after_complete_lines_returns_nothing(data: bytes) -> None:
     assert decoder.close() == []
 
 
-def test_empty_lines_are_returned_as_empty_strings() -> None:
-    assert decode_all([b"\n\na\n"]) == ["", "", "a"]
+def test_blank_lines_are_keep_alives_and_skipped() -> None:
+    assert decode_all([b"\n\na\n\r\n"]) == ["a"]
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_crlf_line_endings(partitions: Partitioner, mode: str) -> None:
     data = b"a\r\nb\r\n\r\nc\r\n"
     for label, chunks in partitions(data, mode):
-        assert decode_all(chunks) == ["a", "b", "", "c"], label
+        assert decode_all(chunks) == ["a", "b", "c"], label
 
 
 def test_lone_cr_is_not_a_line_ending() -> None:

@@ -164,13 +164,16 @@
     }
   }
 
-  /* NDJSON: every line is a message (Python's wire.ndjson.LineDecoder: CR stripped). */
+  /* NDJSON: every line is a message, a blank one a keep-alive (Python's
+     wire.ndjson.LineDecoder: CR stripped, blank lines skipped). */
   function ndjson() {
     const lines = new Lines();
     const text = (bytes) => decodeUtf8(bytes).replace(/\r$/, "");
+    const messages = (found) =>
+      found.map(([line, end]) => [text(line), end]).filter(([line]) => line !== "");
     return {
-      feed: (bytes) => lines.feed(bytes).map(([line, end]) => [text(line), end]),
-      close: () => lines.close().map(([line, end]) => [text(line), end]),
+      feed: (bytes) => messages(lines.feed(bytes)),
+      close: () => messages(lines.close()),
     };
   }
 

@@ -8,8 +8,13 @@ run, takes the endpoint of what is behind it, and hands the clients a new endpoi
     loopback                 nothing in between (the default)
     nginx                    a real nginx reverse proxy (harness/measure/paths/nginx.py)
     nginx-h2                 the same with TLS and HTTP/2 towards the clients
+    nginx-gzip               nginx with `gzip on` for the streamed types
     net:PROFILE              an emulated network (harness/measure/paths/net/),
     net:rtt=80ms,bw=10mbit   by named profile or by parameters
+    idle-timeout:S           a load balancer's idle timeout: a connection with no bytes for
+                             S seconds is closed (harness/measure/paths/intermediaries.py)
+    cdn-buffer[:KIB]         a CDN that holds each response until KIB KiB or its end, unless
+                             X-Accel-Buffering: no or Cache-Control: no-transform
 
 The one place a layer kind is named is `LAYER_KINDS` below; the CLI, scenarios and results
 read it. Metrics stay honest on every path: added delay is still client arrival minus
@@ -104,7 +109,10 @@ LAYER_KINDS: dict[str, Callable[[str], PathLayer]] = {
     LOOPBACK: _loopback,
     "nginx": _lazy("harness.measure.paths.nginx", "nginx_layer"),
     "nginx-h2": _lazy("harness.measure.paths.nginx", "nginx_h2_layer"),
+    "nginx-gzip": _lazy("harness.measure.paths.nginx", "nginx_gzip_layer"),
     "net": _lazy("harness.measure.paths.net.layer", "network_layer"),
+    "idle-timeout": _lazy("harness.measure.paths.intermediaries", "idle_timeout_layer"),
+    "cdn-buffer": _lazy("harness.measure.paths.intermediaries", "cdn_buffer_layer"),
 }
 
 

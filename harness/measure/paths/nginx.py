@@ -150,12 +150,22 @@ def proxy_headers(websocket: bool) -> str:
     )
 
 
+# nginx-gzip: compression on for the streamed types, as a site that turns on `gzip` for
+# text and JSON does (nginx's own defaults otherwise: level 1, 20-byte minimum)
+GZIP_TYPES = ("text/event-stream", "application/x-ndjson", "application/json", "text/plain")
+GZIP_BLOCK = f"""    gzip on;
+    gzip_types {" ".join(GZIP_TYPES)};
+    gzip_proxied any;
+"""
+
+
 def render_config(
     work_dir: Path,
     port: int,
     upstream: Endpoint,
     tls: bool,
     version: tuple[int, int, int],
+    gzip: bool = False,
 ) -> str:
     """The whole nginx.conf: every path inside `work_dir`, nothing from /etc/nginx."""
     scheme, address = upstream_address(upstream)
@@ -208,7 +218,7 @@ http {{
     keepalive_requests {KEEPALIVE_REQUESTS};
     # proxy_buffering is left at nginx's default (on): a response streams through only
     # when it says `X-Accel-Buffering: no`
-
+{GZIP_BLOCK if gzip else ""}
     map $http_upgrade $connection_upgrade {{
         default upgrade;
         ''      "";
@@ -365,6 +375,7 @@ def start_nginx(
     work_dir: Path,
     tls: bool,
     timeout_s: float = START_TIMEOUT_S,
+    gzip: bool = False,
 ) -> NginxProcess:
     """nginx in the foreground on a free loopback port, once it answers; ServerStartError
     with its error log's last lines when it does not."""
@@ -377,7 +388,7 @@ def start_nginx(
     for _ in range(START_ATTEMPTS):
         port = free_port()
         (work_dir / CONFIG).write_text(
-            render_config(work_dir, port, upstream, tls, version), encoding="utf-8"
+            render_config(work_dir, port, upstream, tls, version, gzip), encoding="utf-8"
         )
         scheme = "https" if tls else "http"
         endpoint = Endpoint(f"{scheme}://{HOST}:{port}", http2=tls, ca_file=ca_file)
@@ -421,6 +432,7 @@ class Nginx:
 
     name: str
     tls: bool
+    gzip: bool = False  # nginx-gzip: `gzip on` for the streamed types (GZIP_TYPES)
 
     def parameters(self) -> dict[str, Any]:
         try:
@@ -437,6 +449,7 @@ class Nginx:
             "worker_connections": WORKER_CONNECTIONS,
             "keepalive_requests": KEEPALIVE_REQUESTS,
             **({"http2_max_concurrent_streams": HTTP2_MAX_STREAMS} if self.tls else {}),
+            **({"gzip": f"on for {', '.join(GZIP_TYPES)}"} if self.gzip else {}),
         }
 
     def server_hosts(self) -> tuple[str, ...]:
@@ -448,7 +461,7 @@ class Nginx:
         binary = find_nginx()
         work_dir = work_dir.resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
-        nginx = start_nginx(binary, upstream, work_dir, self.tls)
+        nginx = start_nginx(binary, upstream, work_dir, self.tls, gzip=self.gzip)
         try:
             yield nginx.endpoint
         finally:
@@ -468,3 +481,8 @@ def nginx_layer(argument: str) -> PathLayer:
 def nginx_h2_layer(argument: str) -> PathLayer:
     _no_argument("nginx-h2", argument)
     return Nginx("nginx-h2", tls=True)
+
+
+def nginx_gzip_layer(argument: str) -> PathLayer:
+    _no_argument("nginx-gzip", argument)
+    return Nginx("nginx-gzip", tls=False, gzip=True)

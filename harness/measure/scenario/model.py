@@ -12,6 +12,7 @@ from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import AUTO, auto_processes
 from harness.measure.records import StackSetup, SweepValue
 from servers.cpus import usable_cpus
+from servers.faults import load_faults
 from servers.sources.spec import SourceSpec
 from stacks import DEFAULT as DEFAULT_STACK
 from stacks import DEFAULT_WORKERS, STACKS, default_threads
@@ -30,9 +31,11 @@ SWEEP_AXES = (
     "streaming_headers",
     "client",
     "stack",
+    "server_faults",
+    "heartbeat_s",
 )
 # axes the server process itself holds: a sweep over one restarts the server at each point
-SERVER_AXES = ("preset", "streaming_headers", "stack")
+SERVER_AXES = ("preset", "streaming_headers", "stack", "server_faults", "heartbeat_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,9 @@ class Scenario:
     path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
     client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
     streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
+    server_faults: str = ""  # failure lab: the server's deliberate mistakes (servers/faults.py),
+    # joined by + ("nagle+headers_late"; "" or "none": none); a sweep axis
+    heartbeat_s: float = 0.0  # keep-alive bytes after this long with nothing to send; 0: none
     ramp_s: float = 0.0  # closed loop: workers start evenly over this many seconds
     repeat: int = 1  # each transport's phase this many times, in rounds (A B C, A B C, ...)
     raw_client: bool = False  # the raw client's floor after each transport (raw_client.py)
@@ -243,7 +249,14 @@ class Scenario:
         allowed = tuple(arg for host in hosts for arg in ("--allowed-host", host))
         pinned = ("--cpus", self.server_cpus) if self.server_cpus else ()
         own = self.inject.server_args() + self.faults.server_args()
-        return own + streaming + allowed + pinned + self.stack_args()
+        lab = tuple(arg for name in self.fault_names() for arg in ("--fault", name))
+        if self.heartbeat_s:
+            lab += ("--heartbeat-s", str(self.heartbeat_s))
+        return own + lab + streaming + allowed + pinned + self.stack_args()
+
+    def fault_names(self) -> tuple[str, ...]:
+        """The server faults, by name (`servers.faults.FAULTS`)."""
+        return load_faults([self.server_faults])
 
     def to_json(self) -> dict[str, Any]:
         """The scenario as results record it: every transport setting a field of its own,

@@ -113,6 +113,8 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             knobs[key] = _check_type(where, key, value, (int, float))
         elif key == "transports":
             values[key] = parse_transports(value)
+        elif key == "server_faults" and isinstance(value, list):  # a list of fault names
+            values[key] = "+".join(_check_type(where, key, v, (str,)) for v in value)
         elif key == "source":
             if not isinstance(value, dict):
                 raise ScenarioError(f"{where}[source] must be a table")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from errors import ScenarioError, SourceError, UsageError
+from errors import ScenarioError, ServerSettingsError, SourceError, UsageError
 from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS, PAGE_FRAMINGS, refuse_for_browser
 from harness.measure.paths import LOOPBACK, parse_path
@@ -21,6 +21,7 @@ from harness.measure.scenario.model import (
     Scenario,
 )
 from servers.cpus import usable_cpus
+from servers.faults import load_faults, refuse_other_stack
 from stacks import DEFAULT_WORKERS, STACKS
 from transports import TRANSPORTS
 from wire.framing import FRAMINGS
@@ -68,6 +69,7 @@ def validated(scenario: Scenario) -> Scenario:
         raise ScenarioError(f"unknown framing {scenario.framing!r}; allowed: {', '.join(FRAMINGS)}")
     check_framing(scenario)
     check_stack(scenario)
+    check_server_faults(scenario)
     parse_path(scenario.path)
     if scenario.order not in ORDERS:
         raise ScenarioError(f"unknown order {scenario.order!r}; allowed: {', '.join(ORDERS)}")
@@ -132,6 +134,26 @@ def check_framing(scenario: Scenario) -> None:
             f"the browser client reads the framings {', '.join(PAGE_FRAMINGS)}, not "
             f'{scenario.framing}; use client = "python"'
         )
+
+
+def check_server_faults(scenario: Scenario) -> None:
+    """Known fault names (at every point of a sweep over them), on the stack they are
+    modelled on; a heartbeat of 0 or more seconds."""
+    sweep = scenario.sweep
+    texts = [scenario.server_faults]
+    if sweep is not None and sweep.axis == "server_faults":
+        texts += [str(v) for v in sweep.values]
+    try:
+        named = tuple(name for text in texts for name in load_faults([text]))
+        for stack in scenario.stacks():
+            refuse_other_stack(named, stack)
+    except ServerSettingsError as exc:
+        raise ScenarioError(str(exc)) from None
+    beats = [scenario.heartbeat_s]
+    if sweep is not None and sweep.axis == "heartbeat_s":
+        beats += [float(v) for v in sweep.values]
+    if any(b < 0 for b in beats):
+        raise ScenarioError("heartbeat_s must be 0 (no heartbeat) or more seconds")
 
 
 def check_stack(scenario: Scenario) -> None:

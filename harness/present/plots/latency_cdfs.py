@@ -46,7 +46,8 @@ def _cdf_axes(ax: Axes, xlabel: str, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no stream delivered: no legend
+        ax.legend(loc="lower right")
 
 
 def ttft_cdf(subjects: Sequence[Subject], title: str) -> Figure:
@@ -113,5 +114,6 @@ def itl_cdf(subjects: Sequence[Subject], title: str) -> Figure:
         "gap between consecutive tokens (ms, log scale; gaps under 10 µs drawn at 10 µs)",
         "fraction of gaps",
     )
-    ax.legend(loc="center left")
+    if ax.get_legend_handles_labels()[0]:  # no stream delivered: no legend
+        ax.legend(loc="center left")
     return fig

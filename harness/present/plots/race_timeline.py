@@ -88,5 +88,6 @@ def race(subjects: Sequence[Subject], title: str) -> Figure:
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no stream delivered: no legend
+        ax.legend(loc="lower right")
     return fig

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.measure.paths.net.holding import HoldStats, ResponseHold
 from harness.measure.paths.net.pacing import Impairment, TokenBucket
 
 HIGH_WATER = 1 << 20  # bytes held in one direction before its reader is paused
@@ -38,6 +39,7 @@ class Stats:
     chunks_down: int = 0
     held_for_loss: int = 0
     direct_writes: int = 0  # chunks written in the callback that read them (nothing to hold)
+    idle_closes: int = 0  # connections closed for carrying no bytes for `idle_s`
     lateness_s: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=LATENESS_SAMPLES)
     )
@@ -60,6 +62,7 @@ class Stats:
             "chunks_down": self.chunks_down,
             "held_for_loss": self.held_for_loss,
             "direct_writes": self.direct_writes,
+            "idle_closes": self.idle_closes,
             "timer": timer,
             "scheduling": scheduling,
             "held_chunks_sampled": len(late),
@@ -240,9 +243,27 @@ class Side(asyncio.Protocol):
         self.conn.side_made(self)
 
     def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        conn.active_at = conn.relay.loop.time()
+        if conn.hold is not None:  # a buffering CDN: what it lets through now
+            if self is conn.client:
+                conn.hold.from_client(data)
+            else:
+                data = conn.hold.from_origin(data)
+                if not data:
+                    return
         self.outbound.push(data)
 
+    def _held_rest(self) -> None:
+        """The origin's end: whatever the CDN still holds goes first."""
+        conn = self.conn
+        if conn.hold is not None and self is conn.upstream:
+            rest = conn.hold.from_origin(b"")
+            if rest:
+                self.outbound.push(rest)
+
     def eof_received(self) -> bool:
+        self._held_rest()
         self.outbound.push_eof()
         return True  # keep the other direction open (a half-close)
 
@@ -256,6 +277,7 @@ class Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.outbound.src = None
+        self._held_rest()
         self.outbound.push_eof()  # what it sent still arrives, then the end
         self.inbound.dst = None
         self.inbound.finish()  # nobody left to write to
@@ -277,6 +299,24 @@ class Connection:
         self.upstream = Side(self, outbound=self.down, inbound=self.up)
         self.up.on_done = self.down.on_done = self._pipe_done
         self.closed = False
+        self.active_at = accepted  # the last bytes either way (the idle timeout's clock)
+        self.hold = ResponseHold(relay.hold_bytes, relay.hold_stats) if relay.hold_bytes else None
+        if relay.idle_s > 0:
+            loop.call_at(accepted + relay.idle_s, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """A load balancer's idle timeout: no bytes either way for `idle_s`, and both
+        connections are closed (a FIN each way; what was in flight is dropped)."""
+        if self.closed:
+            return
+        loop, idle_s = self.relay.loop, self.relay.idle_s
+        quiet_until = self.active_at + idle_s
+        if loop.time() < quiet_until:
+            loop.call_at(quiet_until, self._idle_check)
+            return
+        self.relay.stats.idle_closes += 1
+        self.up.finish()
+        self.down.finish()
 
     def side_made(self, side: Side) -> None:
         if side is self.client:
@@ -324,8 +364,13 @@ class Relay:
         down_bps: float,
         up_bps: float,
         seed: int,
+        idle_s: float = 0.0,
+        hold_bytes: int = 0,
     ) -> None:
         self.loop = loop
+        self.idle_s = idle_s  # close a connection with no bytes either way for this long
+        self.hold_bytes = hold_bytes  # a buffering CDN's hold (holding.py); 0: none
+        self.hold_stats = HoldStats()
         self.upstream = upstream
         self.impairment = impairment
         self.down_bucket = TokenBucket(down_bps / 8) if down_bps > 0 else None

@@ -33,6 +33,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from harness.measure.paths.net.pacing import Impairment
@@ -94,6 +95,8 @@ def write_stats(path: Path | None, relay: Relay, timer: str, scheduling: str) ->
         return
     tmp = path.with_suffix(path.suffix + ".tmp")
     stats = relay.stats.to_json(timer, scheduling)
+    if relay.hold_bytes:
+        stats["cdn_hold"] = {"hold_bytes": relay.hold_bytes, **asdict(relay.hold_stats)}
     tmp.write_text(json.dumps(stats, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -114,7 +117,16 @@ async def serve(args: argparse.Namespace, timer: str, scheduling: str) -> None:
         rtt_s=args.rtt_ms / 1e3,
         handshake=not args.no_handshake,
     )
-    relay = Relay(loop, args.upstream, impairment, args.down_bps, args.up_bps, args.seed)
+    relay = Relay(
+        loop,
+        args.upstream,
+        impairment,
+        args.down_bps,
+        args.up_bps,
+        args.seed,
+        args.idle_s,
+        round(args.hold_kib * 1024),
+    )
     server = await loop.create_server(relay.accept, sock=sock)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -160,6 +172,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--up-bps", type=float, default=0.0, help="bit/s to the server")
     parser.add_argument("--seed", type=int, default=1, help="jitter and loss draws")
     parser.add_argument("--no-handshake", action="store_true", help="no RTT for a new connection")
+    parser.add_argument(
+        "--idle-s", type=float, default=0.0, help="close a connection idle this long (0: never)"
+    )
+    parser.add_argument(
+        "--hold-kib",
+        type=float,
+        default=0.0,
+        help="hold responses until this much body or their end, as a buffering CDN (0: never)",
+    )
     parser.add_argument("--stats", type=Path, help="JSON statistics, on SIGUSR1 and at exit")
     parser.add_argument("--parent-pid", type=int, help="stop when no longer this PID's child")
     parser.add_argument(

@@ -103,6 +103,10 @@ def relay_command(
     ]
     if bucket:
         command += ["--down-bps", repr(spec.down_bps or 0.0), "--up-bps", repr(spec.up_bps or 0.0)]
+    if spec.idle_s:
+        command += ["--idle-s", repr(spec.idle_s)]
+    if spec.hold_kib:
+        command += ["--hold-kib", repr(spec.hold_kib)]
     return command
 
 

@@ -40,6 +40,8 @@ class NetSpec:
     loss: float = 0.0
     shaper: str = "auto"
     seed: int = 1
+    idle_s: float = 0.0  # the `idle-timeout:S` layer: close a connection idle this long
+    hold_kib: float = 0.0  # the `cdn-buffer` layer: hold responses (net/holding.py)
 
     @property
     def delay_s(self) -> float:

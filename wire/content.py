@@ -1,5 +1,6 @@
-"""Content decoding for the probe (pure): a body's Content-Encoding undone read by read, so
-the analysis sees when decoded bytes arrive (a compressor that holds data delivers none).
+"""Content decoding (pure): a body's Content-Encoding undone read by read. The probe sees
+when decoded bytes arrive (a compressor that holds data delivers none); the clients read a
+compressed stream as a browser would (they accept gzip, deflate and br, as httpx does).
 """
 
 from __future__ import annotations
