@@ -77,6 +77,7 @@ class H1Connection(asyncio.Protocol):
         self.closed = False
         self._lost: BaseException | None = None
         self.last_bytes_ns = 0  # the request written or the response read last
+        self.exchanges = 0  # requests sent on it (more than 0: a reused connection)
         self._reset()
 
     def _reset(self) -> None:
@@ -164,6 +165,7 @@ class H1Connection(asyncio.Protocol):
         for future in (self._head, self._done):
             if future is not None and not future.done():
                 future.set_exception(exc)
+                future.exception()  # retrieved: a whole exchange awaits only `_done`
         self.reads.fail(exc)
 
     def abort(self) -> None:
@@ -180,8 +182,14 @@ class H1Connection(asyncio.Protocol):
         if whole:
             self._done = waited = loop.create_future()
         self.transport.write(request)
+        self.exchanges += 1
         self.last_bytes_ns = time.perf_counter_ns()
         return waited
+
+    @property
+    def answered(self) -> bool:
+        """Some of the current response has arrived (its status line at least)."""
+        return bool(self.status or self.reason or self.headers)
 
     def body(self) -> bytes:
         data = b"".join(self._parts)
@@ -224,8 +232,9 @@ class H1Pool:
         self._open: set[H1Connection] = set()
         self.connections_made = 0
 
-    async def acquire(self) -> H1Connection:
-        while self._idle:
+    async def acquire(self, fresh: bool = False) -> H1Connection:
+        """An idle keep-alive connection (unless `fresh`), else a new one."""
+        while self._idle and not fresh:
             conn = self._idle.pop()
             if not conn.closed:
                 return conn
@@ -281,15 +290,32 @@ def reply(conn: H1Connection, call: effects.HTTPCall, body: bytes, now_ns: int) 
     return effects.Reply(conn.status, conn.headers, body, call.url, now_ns)
 
 
+async def sent(pool: H1Pool, request: bytes, whole: bool) -> H1Connection:
+    """`request` sent on a pooled connection, its head (`whole`: its body) in. A reused
+    connection that ends before any of the response (the server closed it while it was
+    idle) is retried once on a new one, as browsers and httpx do: the server never read
+    the request."""
+    conn = await pool.acquire()
+    for fresh in (False, True):
+        reused = conn.exchanges > 0
+        try:
+            await conn.send(request, whole)
+            return conn
+        except StreamIncomplete:
+            conn.abort()
+            if fresh or not reused or conn.answered:
+                raise
+        except BaseException:
+            conn.abort()
+            raise
+        conn = await pool.acquire(fresh=True)
+    raise AssertionError("unreachable")
+
+
 async def fetch(pool: H1Pool, result: StreamResult, call: effects.HTTPCall) -> effects.Reply:
     """One whole exchange."""
-    conn = await pool.acquire()
     request = pool.request(call)
-    try:
-        await conn.send(request, whole=True)
-    except BaseException:
-        conn.abort()
-        raise
+    conn = await sent(pool, request, whole=True)
     now = time.perf_counter_ns()
     count_exchange(result, request, conn)
     pool.charge(conn, result)
@@ -303,10 +329,9 @@ async def open_stream(
 ) -> tuple[H1Connection, effects.Reply]:
     """Send the request and wait for the response head (a body with an unexpected status
     is read whole, to explain). The caller pumps the body and then ends the exchange."""
-    conn = await pool.acquire()
     request = pool.request(call)
+    conn = await sent(pool, request, whole=False)
     try:
-        await conn.send(request, whole=False)
         count_exchange(result, request, conn)
         body = b""
         if conn.status != call.expected_status:

@@ -33,7 +33,13 @@ from harness.measure.run.rounds import merged_rounds
 from harness.measure.scenario import SERVER_AXES, Scenario
 from harness.measure.server_process import ServerGroup, running_servers
 from harness.measure.stability import Snapshot, Stability, machine_facts
-from harness.present.console import RichProgress, faults_table, problems_text, summary_table
+from harness.present.console import (
+    RichProgress,
+    browser_text,
+    faults_table,
+    problems_text,
+    summary_table,
+)
 from harness.present.report import has_faults, write_report
 from servers.cpus import format_cpus, pin, usable_cpus
 from stacks import DEFAULT as DEFAULT_STACK
@@ -193,6 +199,9 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         )
         if has_faults(point.summaries):
             console.print(faults_table(point.summaries, f"faults{where}"))
+        shown = browser_text(point, where)
+        if shown is not None:
+            console.print(shown, highlight=False, markup=False, soft_wrap=True)
         problems = problems_text(point, where)
         if problems is not None:  # a live upstream's, as `bench.py probe` names them
             console.print(problems, highlight=False, markup=False, soft_wrap=True)

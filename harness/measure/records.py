@@ -211,6 +211,9 @@ class BrowserFigures:
     python_client_cpu_s: float  # the Python side's, which only relays CDP events
     # not in the first browser results: no samples there
     js_after_network_process_ms: Stats = field(default_factory=lambda: {"n": 0})
+    # per stream: token 0's first animation frame after its DOM update, minus its network
+    # arrival (page.js `renders`); not in results from before it
+    first_render_after_network_ms: Stats = field(default_factory=lambda: {"n": 0})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BrowserFigures:

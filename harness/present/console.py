@@ -199,6 +199,22 @@ def problems_text(point: Point, where: str = "") -> str | None:
     return "\n".join([title, *problem_lines(rows)])
 
 
+def browser_text(point: Point, where: str = "") -> str | None:
+    """The browser client's first token on screen after its network arrival (p50, p99 over
+    the streams); None when no phase rendered in a browser."""
+    parts = []
+    for name, phase in point.phases.items():
+        rendered = phase.browser.first_render_after_network_ms if phase.browser else None
+        if rendered and rendered.get("n"):
+            parts.append(
+                f"{name} p50 {rendered['p50']:.1f} ms, p99 {rendered['p99']:.1f} ms "
+                f"({rendered['n']} streams)"
+            )
+    if not parts:
+        return None
+    return f"browser{where}: token 0 on screen after its network arrival: " + "; ".join(parts)
+
+
 def summaries_json(run: RunResult) -> dict[str, Any]:
     """The summaries of a run for scripts (`bench.py run --json`): a plain run's
     `transports.<name>`, or a sweep's `sweep.axis` and `points[k].{value, transports}`."""

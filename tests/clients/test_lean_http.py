@@ -142,3 +142,34 @@ def test_a_dropped_and_resumed_stream_loses_nothing_on_the_lean_client(
     result = event_loop.run(run())
     assert result.error is None and len(result.drops_ns) == 1 and result.requests == 2
     assert result.indices == list(range(len(result.indices))) and result.end_ns is not None
+
+
+def test_a_reused_connection_the_server_dropped_is_retried_once_on_a_new_one() -> None:
+    """A server that answers one request per connection, says keep-alive, and closes the
+    connection a moment later without reading the next: the next request, sent on the
+    reused connection before its close arrived, is sent again on a new connection (the
+    server never read it), as browsers and httpx do."""
+
+    async def run() -> tuple[list[bytes], int, int]:
+        async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the client sends its next request meanwhile
+            writer.close()
+
+        server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = h1_io.H1Pool(ClientSettings(f"http://127.0.0.1:{port}"))
+        result = StreamResult.start("short_poll", GenerationRequest(seed=1), 0)
+        try:
+            call = HTTPCall("GET", "/x")
+            bodies = [(await h1_io.fetch(pool, result, call)).body for _ in range(3)]
+            return bodies, pool.connections_made, result.requests
+        finally:
+            pool.close()
+            server.close()
+
+    bodies, made, requests = event_loop.run(run())
+    assert bodies == [b"ok"] * 3 and requests == 3
+    assert made == 3  # each reuse failed unanswered, and was sent again on a new connection

@@ -28,7 +28,7 @@ from harness.measure.browser.cdp import RequestTrace
 from harness.measure.browser.clock import JsClock
 from transports import TRANSPORTS
 from wire.framing import get_framing
-from wire.messages import GenerationRequest, loads
+from wire.messages import GenerationRequest, TokenMsg, loads
 
 POLL_READERS = ("polls", "heldPolls")  # page.js's readers that poll (`page_reader`)
 WEBSOCKET_READER = "webSocket"
@@ -54,6 +54,7 @@ class PageRecord:
     error: StreamError | None
     messages: list[PageMessage]
     heads: list[tuple[int, float]] = field(default_factory=list)  # (req, jsMs): head in JS
+    renders: dict[int, float] = field(default_factory=dict)  # message -> its frame (jsMs)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PageRecord:
@@ -72,6 +73,7 @@ class PageRecord:
             error=error,
             messages=[PageMessage(p, float(t), int(r), int(o)) for p, t, r, o in data["messages"]],
             heads=[(int(r), float(t)) for r, t in data.get("heads", [])],
+            renders={int(k): float(t) for k, t in data.get("renders", [])},
         )
 
 
@@ -89,6 +91,7 @@ class Assembly:
     js_gaps_ns: list[int] = field(default_factory=list)  # JavaScript saw it - CDP stamp
     head_gaps_ns: list[int] = field(default_factory=list)  # renderer - network process (heads)
     js_head_gaps_ns: list[int] = field(default_factory=list)  # JavaScript - network (heads)
+    render_gaps_ns: list[int] = field(default_factory=list)  # token 0's frame - its arrival
     js_stamped: int = 0  # messages stamped with the page's clock: no CDP event found
     reads: list[tuple[int, int, list[int]]] = field(default_factory=list)  # (cdp, seen, indices)
     page_requests: int = 0
@@ -230,4 +233,26 @@ def assemble(
             result.error = record.error
         elif result.end_ns is None:
             raise StreamIncomplete("the stream ended without a terminal message")
+    first = first_token_message(reader, framing_name, record.messages)
+    if first is not None and first in record.renders and result.recv_ns:
+        extra.render_gaps_ns.append(clock.mono_ns(record.renders[first]) - result.recv_ns[0])
     return result, extra
+
+
+def first_token_message(
+    reader: str, framing_name: str, messages: Sequence[PageMessage]
+) -> int | None:
+    """The index of the first message that carried a token (start messages carry none)."""
+    framing = get_framing(framing_name)
+    for k, message in enumerate(messages):
+        try:
+            if reader in POLL_READERS:
+                body = loads(message.payload)
+                carries = isinstance(body, dict) and bool(body.get("tokens"))
+            else:
+                carries = isinstance(framing.decode(message.payload), TokenMsg)
+        except ProtocolError:
+            continue
+        if carries:
+            return k
+    return None

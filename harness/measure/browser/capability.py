@@ -17,6 +17,10 @@ PAGE_FRAMINGS = ("json", "openai")  # the framings page.js knows the terminal me
 # completed, nothing lost, but with ~100-150 ms added delay; the added delay stays under
 # 5 ms (p50) up to 18 streams. Chromium tops out near 500-650 delivered tokens/s there.
 MAX_BROWSER_CONCURRENCY = 96
+# Chromium's HTTP/1.1 connections per host in one browser context: a page runs at most this
+# many streams at once unless a scenario asks for more (`streams_per_page`, to show the
+# limit: the seventh EventSource waits for a connection on HTTP/1.1, not on HTTP/2)
+STREAMS_PER_PAGE = 6
 
 
 def refuse_for_browser(

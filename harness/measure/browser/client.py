@@ -2,7 +2,8 @@
 (one per page), and what a measured phase records of the browser.
 
 `BrowserClients.open` gives one client per page of one `BrowserSession` (pages =
-concurrency / `STREAMS_PER_PAGE`, rounded up; the driver's workers spread evenly over them).
+concurrency / `streams_per_page`, rounded up: `STREAMS_PER_PAGE`, 6, unless the scenario
+says; the driver's workers spread evenly over them).
 `start` starts the sessions (Chromium, pages, clock checks) before the warm-up, so none of
 that falls in a measured window. `report` gives the phase's `BrowserFigures` and Chromium's
 CPU as the window's client CPU (the Python side only relays CDP events; its own CPU is kept
@@ -20,6 +21,9 @@ in the figures as `python_client_cpu_s`).
   the renderer's (CDP) and the JavaScript's receipt of the response head after the network
   process's own stamp of it (load timing `receiveHeadersEnd`): the only network-process
   stamp CDP exposes (none for body chunks or WebSocket frames).
+- `first_render_after_network_ms`: per stream, the first token on screen after it came off
+  the network: the first animation frame after page.js appended its text to the page
+  (`renders`), minus its CDP stamp. What a user sees later than a network trace says.
 - `python_after_cdp_ms`: how late CDP events reached Python (harness only: it bounds the
   clock check from below and otherwise does not matter).
 - `dispatch_ms`: the driver's scheduled stamp -> the page starting the stream (harness
@@ -36,11 +40,10 @@ from collections.abc import Iterable, Sequence
 from clients.interface import ClientSettings, StreamClient, StreamResult
 from errors import ScenarioError
 from harness.measure.browser.assemble import EVENT_READER
-from harness.measure.browser.capability import refuse_for_browser
+from harness.measure.browser.capability import STREAMS_PER_PAGE, refuse_for_browser
 from harness.measure.browser.clock import stats_ms
 from harness.measure.browser.session import (
     CHROMIUM_ARGS,
-    STREAMS_PER_PAGE,
     BrowserSession,
 )
 from harness.measure.records import BrowserFigures
@@ -86,8 +89,10 @@ def open_browser_shards(
     settings: ClientSettings,
     transports: TransportRegistry = TRANSPORTS,
     sse_api: str = SSE_API,
+    streams_per_page: int = STREAMS_PER_PAGE,
 ) -> list[StreamClient]:
-    """One browser session for this transport's phase, one client per page."""
+    """One browser session for this transport's phase, one client per page of at most
+    `streams_per_page` streams."""
     refuse_for_browser([transport], False, transports)
     eventsource = transports.get(transport).page_reader == EVENT_READER
     if eventsource and sse_api == "eventsource" and settings.token is not None:
@@ -95,8 +100,8 @@ def open_browser_shards(
             f"the browser client reads {transport} with EventSource, which cannot send the "
             f"server's bearer token: unset TOKENWIRE_SERVER_TOKEN or leave {transport} out"
         )
-    pages = -(-concurrency // STREAMS_PER_PAGE)
-    session = BrowserSession(settings, pages, sse_api)
+    pages = -(-concurrency // streams_per_page)
+    session = BrowserSession(settings, pages, sse_api, streams_per_page=streams_per_page)
     return [BrowserStreamClient(transport, session, k) for k in range(pages)]
 
 
@@ -121,7 +126,12 @@ class BrowserClients:
         if len(plan.settings) > 1:
             raise ScenarioError("the browser client reads from one server: server_processes = 1")
         return open_browser_shards(
-            plan.transport, plan.concurrency, plan.settings[0], plan.registry, self.sse_api
+            plan.transport,
+            plan.concurrency,
+            plan.settings[0],
+            plan.registry,
+            self.sse_api,
+            plan.streams_per_page or STREAMS_PER_PAGE,
         )
 
     async def start(self, clients: Sequence[StreamClient]) -> None:
@@ -152,7 +162,7 @@ def browser_figures(sessions: Sequence[BrowserSession], python_cpu_s: float) -> 
         chromium=first.version,
         flags=list(CHROMIUM_ARGS),
         pages=sum(s.page_count for s in sessions),
-        streams_per_page=STREAMS_PER_PAGE,
+        streams_per_page=first.streams_per_page,
         sse_api={"eventsource": "EventSource (GET)", "fetch": "fetch (POST)"}[first.sse_api],
         stamps="CDP Network event timestamps (CLOCK_MONOTONIC), one per network read",
         cdp_clock_check=[s.clock_check for s in sessions],
@@ -178,5 +188,8 @@ def browser_figures(sessions: Sequence[BrowserSession], python_cpu_s: float) -> 
         python_client_cpu_s=python_cpu_s,
         js_after_network_process_ms=stats_ms(
             [g for s in sessions for g in s.figures.js_head_gaps_ns]
+        ),
+        first_render_after_network_ms=stats_ms(
+            [g for s in sessions for g in s.figures.render_gaps_ns]
         ),
     )

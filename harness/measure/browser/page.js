@@ -23,6 +23,11 @@
  * heads: when the JavaScript got each HTTP response's head (fetch resolved, EventSource
  * opened), to set against the network process's own stamp of it.
  *
+ * renders: [[message index, jsMs], ...]: each message's text is appended to the page as it
+ * comes, as a chat UI shows tokens, and stamped in the first animation frame after that
+ * DOM update (requestAnimationFrame, then a task: the frame was produced). Messages shown
+ * in one frame share its stamp.
+ *
  * The page only recognises the terminal message (to stop: close the EventSource, stop
  * polling); every other check is Python's, on the same payloads.
  */
@@ -33,6 +38,38 @@
       super(message);
       this.kind = kind; // an errors.ErrorKind value: connect, http_status, protocol, ...
     }
+  }
+
+  const RENDER_WAIT_MS = 1000; // at the end, the longest wait for the last frame's stamp
+
+  /* The DOM a stream's text goes into, and the frame stamps of its messages (`renders`). */
+  function renderer(rec) {
+    const view = document.body.appendChild(document.createElement("div"));
+    let pending = [];
+    let frame = Promise.resolve();
+    const stamp = () => {
+      const t = performance.now();
+      for (const index of pending) rec.renders.push([index, t]);
+      pending = [];
+    };
+    return {
+      show(index, text) {
+        view.appendChild(document.createTextNode(text));
+        if (pending.push(index) === 1) {
+          frame = new Promise((resolve) =>
+            requestAnimationFrame(() => setTimeout(() => resolve(stamp()), 0)),
+          );
+        }
+      },
+      settled: () => Promise.race([frame, sleep(RENDER_WAIT_MS)]),
+    };
+  }
+  const views = new WeakMap(); // rec -> its renderer (rec itself goes back to Python)
+
+  /* One message received: recorded, and shown. */
+  function deliver(rec, message) {
+    rec.messages.push(message);
+    views.get(rec)?.show(rec.messages.length - 1, message[0]);
   }
 
   const utf8 = () => new TextDecoder("utf-8", { fatal: true });
@@ -118,7 +155,7 @@
       };
       source.onmessage = (event) => {
         const t = performance.now();
-        rec.messages.push([event.data, t, req, ordinal++]);
+        deliver(rec, [event.data, t, req, ordinal++]);
         if (isTerminal(spec.framing, event.data)) {
           rec.done = true;
           finish(null);
@@ -237,7 +274,7 @@
         const t = performance.now();
         const messages = chunk.done ? decoder.close() : decoder.feed(chunk.value);
         for (const [payload, end] of messages) {
-          rec.messages.push([payload, t, 0, end]);
+          deliver(rec, [payload, t, 0, end]);
           if (isTerminal(spec.framing, payload)) rec.done = true;
         }
         if (chunk.done) break;
@@ -283,7 +320,7 @@
           finish(new Failure("protocol", "expected text messages, got a binary one"));
           return;
         }
-        rec.messages.push([event.data, t, 0, ordinal++]);
+        deliver(rec, [event.data, t, 0, ordinal++]);
         if (isTerminal(spec.framing, event.data)) {
           rec.done = true;
           finish(null);
@@ -350,7 +387,7 @@
         }
         const query = long ? `offset=${offset}&wait=${spec.longPollWait}` : `offset=${offset}`;
         const body = await call("GET", `/v1/streams/${encodeURIComponent(id)}?${query}`, undefined, 200);
-        rec.messages.push([body, performance.now(), n + 1, 0]);
+        deliver(rec, [body, performance.now(), n + 1, 0]);
         let batch;
         try {
           batch = JSON.parse(body);
@@ -384,7 +421,9 @@
   };
 
   async function run(spec) {
-    const rec = { startMs: performance.now(), endMs: null, requests: 0, done: false, error: null, messages: [], heads: [] };
+    const rec = { startMs: performance.now(), endMs: null, requests: 0, done: false, error: null, messages: [], heads: [], renders: [] };
+    const view = renderer(rec);
+    views.set(rec, view);
     try {
       const runner = RUNNERS[spec.reader];
       if (!runner) throw new Failure("protocol", `this page has no reader ${spec.reader}`);
@@ -395,6 +434,7 @@
     }
     if (rec.error instanceof Failure) rec.error = { kind: rec.error.kind, message: rec.error.message };
     rec.endMs = performance.now();
+    await view.settled(); // the last messages' frame (after endMs: not the stream's time)
     return rec;
   }
 

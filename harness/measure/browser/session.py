@@ -38,6 +38,7 @@ from harness.measure.browser.assemble import (
     complete,
     page_reader,
 )
+from harness.measure.browser.capability import STREAMS_PER_PAGE
 from harness.measure.browser.cdp import HANDLERS, NetworkLog
 from harness.measure.browser.clock import (
     BrowserClockInconclusive,
@@ -66,7 +67,6 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-STREAMS_PER_PAGE = 6  # Chromium's HTTP/1.1 connections per host in one browser context
 PAGE_JS = Path(__file__).with_name("page.js")
 RUN = "spec => window.tokenwire.run(spec)"
 SETTLE_S = 2.0  # how long CDP events may trail the page's own view of a stream
@@ -150,6 +150,7 @@ class SessionFigures:
     js_gaps_ns: list[int] = field(default_factory=list)
     head_gaps_ns: list[int] = field(default_factory=list)
     js_head_gaps_ns: list[int] = field(default_factory=list)
+    render_gaps_ns: list[int] = field(default_factory=list)
     relay_ns: list[int] = field(default_factory=list)  # Python got the CDP event - its stamp
     dispatch_ns: list[int] = field(default_factory=list)
     js_stamped: int = 0
@@ -164,6 +165,7 @@ class SessionFigures:
         self.js_gaps_ns += extra.js_gaps_ns
         self.head_gaps_ns += extra.head_gaps_ns
         self.js_head_gaps_ns += extra.js_head_gaps_ns
+        self.render_gaps_ns += extra.render_gaps_ns
         self.relay_ns += [seen - cdp for cdp, seen, _ in extra.reads]
         self.dispatch_ns.append(dispatch_ns)
         self.js_stamped += extra.js_stamped
@@ -179,9 +181,11 @@ class BrowserSession:
         pages: int,
         sse_api: str = "eventsource",
         executable: str = CHROMIUM,
+        streams_per_page: int = STREAMS_PER_PAGE,
     ) -> None:
         self.settings = settings
         self.page_count = pages
+        self.streams_per_page = streams_per_page
         self.sse_api = sse_api
         self.executable = executable
         self.pages: list[BrowserPage] = []
@@ -392,7 +396,7 @@ class BrowserSession:
         finally:
             self._started, self.sse_api = False, saved
             self.figures = SessionFigures()  # the check streams are not the phase's
-        timelines = await fetch_timelines(self.settings.base_url, ids)
+        timelines = await fetch_timelines(self.settings.base_url, ids, self.settings.ca_file)
         samples = clock_samples(checks, runs, timelines)
         report = check_cdp_clock(samples)
         report["js_clock"] = page.clock.to_json()

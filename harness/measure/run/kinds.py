@@ -36,6 +36,7 @@ class ShardPlan:
     concurrency: int
     server_offset: int
     registry: TransportRegistry
+    streams_per_page: int | None = None  # the browser client's pages (None: its default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,5 +77,13 @@ def open_shards(
         upstream = direct_settings(settings[0], scenario.source)
         logic = direct_exchange(scenario.source)
         return [AsyncStreamClient(DIRECT, logic, upstream) for _ in range(count)]
-    plan = ShardPlan(transport, settings, count, concurrency, server_offset, transports)
+    plan = ShardPlan(
+        transport,
+        settings,
+        count,
+        concurrency,
+        server_offset,
+        transports,
+        scenario.streams_per_page,
+    )
     return client_kind(scenario.client).open(plan)

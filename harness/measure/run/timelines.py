@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from clients.interface import StreamResult, bearer_headers
+from clients.httpx_io import tls_context
+from clients.interface import ClientSettings, StreamResult, bearer_headers
 from servers.settings import SERVER_TOKEN_ENV
 from wire.messages import loads
 
@@ -44,12 +45,16 @@ def server_token() -> str | None:
     return os.environ.get(SERVER_TOKEN_ENV, "").strip() or None
 
 
-async def fetch_timelines(base_url: str, ids: Sequence[str]) -> dict[str, Timeline]:
-    """The server's emit timelines, fetched out of band after the phase, then dropped."""
+async def fetch_timelines(
+    base_url: str, ids: Sequence[str], ca_file: str | None = None
+) -> dict[str, Timeline]:
+    """The server's emit timelines, fetched out of band after the phase, then dropped
+    (`ca_file`: the certificate of a path's TLS endpoint, when `base_url` is one)."""
     found: dict[str, Timeline] = {}
     headers = bearer_headers(server_token())
+    verify = tls_context(ClientSettings(base_url, ca_file=ca_file))
     async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, trust_env=False, timeout=60
+        base_url=base_url, headers=headers, trust_env=False, timeout=60, verify=verify
     ) as http:
         for start in range(0, len(ids), TIMELINE_BATCH):
             batch = list(ids[start : start + TIMELINE_BATCH])

@@ -24,6 +24,8 @@ batch_ms = 0                  # webhook: the server batches tokens this long per
                               # (0: one POST per token; at most 60000)
 stream_timeout_s = 120        # one stream must finish within this
 client = "python"             # python | browser (Chromium pages: harness.measure.browser)
+streams_per_page = 6          # browser: streams one page runs at once (6: Chromium's HTTP/1.1
+                              # connections per host; 7 shows the seventh waiting)
 ramp_s = 0                    # closed loop: start the concurrency workers evenly over this
                               # many seconds, not all at once (0); streams of equal length
                               # otherwise stay in lockstep, requested in waves
@@ -77,13 +79,21 @@ path = "loopback"             # between clients and server: loopback | nginx | n
                               # side first: nginx+net:4g); a comma list compares several
 streaming_headers = true      # push responses ask proxies not to buffer them (Cache-Control:
                               # no-cache, X-Accel-Buffering: no); false: a naive server
+server_faults = []            # the failure lab: mistakes the server makes on purpose (nagle,
+                              # headers_late, buffer_body, gzip_noflush, no_terminal,
+                              # no_data_prefix: servers/faults.py, docs/failures.md); also a
+                              # string, "nagle+headers_late"; fastapi@uvicorn only
+heartbeat_s = 0               # keep-alive bytes after this long with nothing to send (SSE
+                              # comments, blank NDJSON lines, WebSocket pings); 0: none
 
 [sweep]                       # optional: run every value of one axis in one run folder
 axis = "concurrency"          # concurrency | rate | poll_interval_ms | long_poll_wait_s |
                               # batch_ms | framing | preset | path | streaming_headers |
-                              # client | stack (a preset, streaming_headers or stack sweep
+                              # client | stack | server_faults | heartbeat_s (a preset,
+                              # streaming_headers, stack, server_faults or heartbeat_s sweep
                               # restarts the server at each point; over stacks, workers and
-                              # threads apply to the threaded ones)
+                              # threads apply to the threaded ones; a server_faults value
+                              # is one fault, "none", or faults joined by +)
 values = [1, 10, 50]
 
 [inject]                      # test aid: a deliberate server-side regression

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from harness.measure.browser.capability import STREAMS_PER_PAGE
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import AUTO, auto_processes
 from harness.measure.records import StackSetup, SweepValue
@@ -122,6 +123,7 @@ class Scenario:
     order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
     path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
     client: str = "python"  # python | browser: who reads the streams (harness.measure.browser)
+    streams_per_page: int = STREAMS_PER_PAGE  # browser: streams one page runs at once
     streaming_headers: bool = True  # the server's push responses ask proxies not to buffer
     server_faults: str = ""  # failure lab: the server's deliberate mistakes (servers/faults.py),
     # joined by + ("nagle+headers_late"; "" or "none": none); a sweep axis

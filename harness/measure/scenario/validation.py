@@ -9,7 +9,12 @@ from dataclasses import replace
 
 from errors import ScenarioError, ServerSettingsError, SourceError, UsageError
 from harness.measure.arrivals import ARRIVALS
-from harness.measure.browser.capability import CLIENTS, PAGE_FRAMINGS, refuse_for_browser
+from harness.measure.browser.capability import (
+    CLIENTS,
+    PAGE_FRAMINGS,
+    STREAMS_PER_PAGE,
+    refuse_for_browser,
+)
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import PROCESS_FIELDS, check_count
 from harness.measure.scenario.model import (
@@ -70,6 +75,12 @@ def validated(scenario: Scenario) -> Scenario:
     check_framing(scenario)
     check_stack(scenario)
     check_server_faults(scenario)
+    if scenario.streams_per_page < 1:
+        raise ScenarioError("streams_per_page must be 1 or more")
+    if scenario.streams_per_page != STREAMS_PER_PAGE and scenario.client != "browser":
+        raise ScenarioError(
+            'streams_per_page sets the browser client\'s pages: use it with client = "browser"'
+        )
     parse_path(scenario.path)
     if scenario.order not in ORDERS:
         raise ScenarioError(f"unknown order {scenario.order!r}; allowed: {', '.join(ORDERS)}")

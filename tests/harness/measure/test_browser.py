@@ -13,9 +13,11 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import orjson
 import pytest
 from support import bench
 
@@ -95,6 +97,21 @@ def test_fetch_body_messages_take_the_stamp_of_the_read_that_completed_them() ->
     assert result.requests == 1 and result.bytes_received == 500
     assert extra.js_stamped == 0
     assert [indices for _, _, indices in extra.reads] == [[0], [1, 2], []]
+
+
+def test_the_first_token_on_screen_is_measured_from_its_network_arrival() -> None:
+    """page.js stamps each message's first animation frame after its DOM update: token 0's
+    frame minus token 0's CDP stamp, one per stream (a start message carries no token)."""
+    payloads = [line(0, "a"), line(1, "b"), END % 2]
+    ends = [sum(len(p) + 1 for p in payloads[: k + 1]) for k in range(len(payloads))]
+    trace = trace_with_reads(ends[0], ends[1] - ends[0], ends[2] - ends[1])
+    record = page(payloads, ends)
+    shown = replace(record, renders={0: 1016.0, 1: 1016.0})
+    result, extra = run("chunked", shown, [trace])
+    assert result.recv_ns[0] == 1000 * MS
+    assert extra.render_gaps_ns == [NO_OFFSET.mono_ns(1016.0) - 1000 * MS]
+    _, unseen = run("chunked", record, [trace])  # no frame stamp (a page that never drew)
+    assert unseen.render_gaps_ns == []
 
 
 def test_eventsource_events_are_stamped_by_the_read_they_came_in() -> None:
@@ -357,6 +374,10 @@ def test_every_transport_in_chromium_loses_and_duplicates_nothing(
     assert all(check is not None and check["ok"] for check in browser.cdp_clock_check)
     assert browser.stamped_by_page_clock == 0  # every token has its CDP stamp
     assert browser.js_after_cdp_ms["n"] > 0
+    rendered = browser.first_render_after_network_ms
+    # one per stream, the warm-up's included (the session's figures count every stream);
+    # on screen after it came off the network
+    assert rendered["n"] == summary.streams + 1 and rendered["min"] >= 0
     if transport != "websocket":  # CDP has the network process's stamp of HTTP heads only
         assert browser.js_after_network_process_ms["n"] > 0
     assert phase.client_cpu_s and phase.client_cpu_s > 0  # Chromium's CPU
@@ -436,3 +457,30 @@ def test_a_stream_past_its_timeout_is_a_timeout_error(logged: ServerProcess) -> 
     for (transport, _), result in zip(runs, results, strict=True):
         assert result.error is not None and result.error.kind == ErrorKind.TIMEOUT, transport
         assert result.end_ns is None
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_the_seventh_eventsource_waits_for_a_connection_on_http1_only(
+    logged: ServerProcess, tmp_path: Path
+) -> None:
+    """scenarios/browser-seventh.toml: seven EventSources in one page. Chromium opens six
+    HTTP/1.1 connections per host, so on loopback the last stream's first token comes after
+    the first stream has ended; over nginx-h2 all seven share one connection."""
+    out = tmp_path / "seventh"
+    scenario = Path(__file__).parents[3] / "scenarios" / "browser-seventh.toml"
+    args = ["run", "--scenario", str(scenario), "--tokens-per-response", "30", "--out", str(out)]
+    done = bench(*args, "--quiet", timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = orjson.loads((out / "results.json").read_bytes())
+    waits = {}
+    for point in results["points"]:
+        phase = point["transports"]["sse"]["phase"]
+        records = phase["requests"]
+        assert [r["error_kind"] for r in records] == [None] * 7
+        ttft = max(r["recv_ns"][0] - r["started_ns"] for r in records)
+        first_end = min(r["end_ns"] - r["started_ns"] for r in records)
+        waits[point["value"]] = (ttft > first_end, {r["http_version"] for r in records})
+        assert phase["browser"]["streams_per_page"] == 7 and phase["browser"]["pages"] == 1
+    assert waits["loopback"] == (True, {"HTTP/1.1"}), waits
+    assert waits["nginx-h2"][0] is False, waits
