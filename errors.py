@@ -128,6 +128,7 @@ class ErrorKind(StrEnum):
     INCOMPLETE = "incomplete"
     UPSTREAM = "upstream"
     TIMELINE = "timeline"  # the server has no timeline for the stream (set by the driver)
+    NOT_RUN = "not_run"  # a conversation's turn after one that failed (set by the driver)
 
 
 class TransportError(TokenwireError):

@@ -23,7 +23,9 @@ from clients import exchange as effects
 from clients import h1_io, httpx_io, websockets_io, ws_io
 from clients.callbacks_asyncio import AsyncMailbox, AsyncReceiver
 from clients.callbacks_http import count_callback
-from clients.interface import ClientSettings, StreamResult, failures_recorded
+from clients.interface import ClientSettings, StreamResult, Turn, failures_recorded
+from clients.sessions import WSSession
+from clients.wirebytes import ByteMeter
 from wire.messages import GenerationRequest
 
 
@@ -40,6 +42,7 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
         # httpx and the websockets library
         self.h1 = h1_io.H1Pool(settings) if settings.lean_http and h1_io.usable(settings) else None
         self.lean_ws = settings.lean_http and ws_io.usable(settings)
+        self.ws_sessions: dict[str, WSSession] = {}  # conversations' open WebSockets
 
     async def callback_receiver(self) -> AsyncReceiver:
         """This client's callback receiver, started on first use."""
@@ -48,14 +51,22 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
         await self._receiver.start()
         return self._receiver
 
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+    async def stream(
+        self, request: GenerationRequest, scheduled_ns: int, turn: Turn | None = None
+    ) -> StreamResult:
         result = StreamResult.start(self.transport, request, scheduled_ns)
+        result.turn = turn
         with failures_recorded(result):
             async with AsyncIO(self, result) as io:
                 await io.run(self.logic(self.settings, request, result))
+        if self.settings.base_url.startswith("https://"):  # every connection begins with TLS
+            result.tls_handshakes = result.connections
         return result
 
     async def aclose(self) -> None:
+        for session in self.ws_sessions.values():
+            await session.close(StreamResult(self.transport, "", 0))
+        self.ws_sessions.clear()
         if self.h1 is not None:
             self.h1.close()
         if self._pool is not None:
@@ -74,7 +85,8 @@ class AsyncIO:
         self.response: httpx.Response | None = None  # the open streamed response
         self.reads: AsyncIterator[bytes] | None = None
         self.ws: ClientConnection | None = None
-        self.probes: list[socket.socket] = []  # one per WebSocket connection
+        self.probes: list[socket.socket] = []  # one per WebSocket connection (or per request
+        self.probing = False  # of a turn without keep-alive over httpx), charged at exit
         self.mailbox: AsyncMailbox | None = None  # this stream's callbacks
         self.h1: h1_io.H1Connection | None = None  # the lean client's open streamed response
         self.wsc: ws_io.WSConnection | None = None  # the lean client's open WebSocket
@@ -117,28 +129,63 @@ class AsyncIO:
             conn.abort()
             self.h1 = None
 
+    @property
+    def closing(self) -> bool:
+        """A conversation's turn without keep-alive: a new connection for every request."""
+        turn = self.result.turn
+        return turn is not None and not turn.keepalive
+
+    @property
+    def meter(self) -> ByteMeter | None:
+        """The pooled client's byte meter; None without keep-alive, where each connection's
+        whole-life bytes are charged from its probe instead (`http`)."""
+        return None if self.closing else self.client.meter
+
+    async def http(self) -> httpx.AsyncClient:
+        """The pooled httpx client; without keep-alive, a client of the request's own (HTTP/2
+        has no `Connection: close`), closed when the stream ends. Its one connection closes
+        with its response, so it is counted, and its bytes read from a duplicate of its
+        socket (a probe), as its response head comes in."""
+        if not self.closing:
+            return self.client.http
+        options = httpx_io.http_client_options(self.client.settings)
+        options["limits"] = httpx.Limits(max_connections=1, max_keepalive_connections=0)
+        options["event_hooks"] = {"response": [self._probe_connection]}
+        if not self.probing:  # charged once the clients below have closed (last in, first out)
+            self.probing = True
+            self.stack.callback(websockets_io.charge_probes, self.result, self.probes)
+        return await self.stack.enter_async_context(httpx.AsyncClient(**options))
+
+    async def _probe_connection(self, response: httpx.Response) -> None:
+        network = response.extensions.get("network_stream")
+        sock = None if network is None else network.get_extra_info("socket")
+        if sock is not None:
+            self.result.connections += 1
+            self.probes.append(sock.dup())
+
     async def fetch(self, effect: effects.Fetch) -> effects.Reply:
         call = effect.call
         if self.client.h1 is not None:
-            return await h1_io.fetch(self.client.h1, self.result, call)
+            call = h1_io.closing(call) if self.closing else call
+            return await h1_io.fetch(self.client.h1, self.result, call, self.closing)
+        http = await self.http()
         with httpx_io.mapped_errors():
-            response = await self.client.http.request(call.method, call.url, **call.kwargs())
-        return httpx_io.complete_exchange(
-            self.client.meter, self.result, response, time.perf_counter_ns()
-        )
+            response = await http.request(call.method, call.url, **call.kwargs())
+        return httpx_io.complete_exchange(self.meter, self.result, response, time.perf_counter_ns())
 
     async def open_stream(self, effect: effects.OpenStream) -> effects.Reply:
         call = effect.call
         if self.client.h1 is not None:
-            conn, reply = await h1_io.open_stream(self.client.h1, self.result, call)
+            call = h1_io.closing(call) if self.closing else call
+            conn, reply = await h1_io.open_stream(self.client.h1, self.result, call, self.closing)
             self.h1 = conn
             self.stack.callback(self._h1_exit, conn)
             return reply
-        opening = self.client.http.stream(call.method, call.url, **call.kwargs())
+        opening = (await self.http()).stream(call.method, call.url, **call.kwargs())
         with httpx_io.mapped_errors():
             response = await self.stack.enter_async_context(opening)
-            self.stack.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
-            httpx_io.count_exchange(self.result, response)
+            self.stack.callback(httpx_io.charge_bytes, self.meter, self.result, response)
+            httpx_io.count_exchange(self.result, response, self.meter)
             body = await response.aread() if httpx_io.unexpected(response, call) else b""
         # the raw body, read as `aiter_raw` reads it, but not closed at its end: the end is
         # charged first, while a connection the peer closes (`Connection: close`) still has
@@ -156,7 +203,7 @@ class AsyncIO:
                 data = await anext(self.reads, None)
         if data is None:
             assert self.response is not None
-            httpx_io.charge_bytes(self.client.meter, self.result, self.response)
+            httpx_io.charge_bytes(self.meter, self.result, self.response)
             return None
         return effects.Arrival(data, time.perf_counter_ns())
 
@@ -164,6 +211,11 @@ class AsyncIO:
         await asyncio.sleep(effect.seconds)
 
     async def open_websocket(self, effect: effects.OpenWebSocket) -> None:
+        turn = self.result.turn
+        if turn is not None:
+            await self._open_session(effect, turn)
+            return
+        self.result.connections += 1
         if self.client.lean_ws:
             self.wsc = await ws_io.open_websocket(self.client.settings, effect.path, self.result)
             self.stack.push_async_callback(ws_io.close_and_charge, self.wsc, self.result)
@@ -177,6 +229,39 @@ class AsyncIO:
             )
         sock = self.ws.transport.get_extra_info("socket")
         self.probes.append(websockets_io.count_upgrade(self.result, self.ws, sock))
+
+    async def _open_session(self, effect: effects.OpenWebSocket, turn: Turn) -> None:
+        """A conversation's WebSocket: the one its previous turn left open, else a new one;
+        kept open after this turn unless it is the last or it failed."""
+        sessions = self.client.ws_sessions
+        session = sessions.pop(turn.conversation, None)
+        if session is not None and not session.usable:
+            await session.close(self.result)
+            session = None
+        if session is None:
+            session = WSSession()
+            self.result.connections += 1
+            if self.client.lean_ws:
+                session.lean = await ws_io.open_websocket(
+                    self.client.settings, effect.path, self.result
+                )
+            else:
+                url = websockets_io.ws_url(self.client.settings.base_url, effect.path)
+                with websockets_io.mapped_ws_errors():
+                    ws = await connect(url, **websockets_io.connect_options(self.client.settings))
+                session.library = ws
+                sock = ws.transport.get_extra_info("socket")
+                session.probe = websockets_io.count_upgrade(self.result, ws, sock)
+        self.wsc, self.ws = session.lean, session.library
+        self.stack.push_async_callback(self._end_turn, session, turn)
+
+    async def _end_turn(self, session: WSSession, turn: Turn) -> None:
+        if turn.last or self.result.end_ns is None or self.result.error is not None:
+            await session.close(self.result)
+        else:
+            session.charge(self.result)
+            self.client.ws_sessions[turn.conversation] = session
+        self.wsc = self.ws = None
 
     async def send_text(self, effect: effects.SendText) -> None:
         if self.wsc is not None:
@@ -203,7 +288,7 @@ class AsyncIO:
             self.ws.transport.abort()  # no close frame: the peer sees the connection vanish
             self.ws = None
         if self.response is not None:
-            httpx_io.charge_bytes(self.client.meter, self.result, self.response)
+            httpx_io.charge_bytes(self.meter, self.result, self.response)
             await self.response.aclose()  # unread body: httpx closes the connection
             self.response = self.reads = None
         return dropped_ns

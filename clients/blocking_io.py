@@ -129,7 +129,7 @@ class BlockingIO(contextlib.ExitStack):
                 self.client.http.stream(call.method, call.url, **call.kwargs())
             )
             self.callback(httpx_io.charge_bytes, self.client.meter, self.result, response)
-            httpx_io.count_exchange(self.result, response)
+            httpx_io.count_exchange(self.result, response, self.client.meter)
             body = response.read() if httpx_io.unexpected(response, call) else b""
         self.response, self.reads = response, response.iter_raw()
         return httpx_io.reply_of(response, body, time.perf_counter_ns())

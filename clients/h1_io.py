@@ -278,10 +278,17 @@ class H1Pool:
         self._open.clear()
 
 
+def closing(call: effects.HTTPCall) -> effects.HTTPCall:
+    """The call with `Connection: close`: the server closes the connection after it (sent
+    on a new connection: `fresh`)."""
+    return dataclasses.replace(call, headers={**call.headers, "connection": "close"})
+
+
 def count_exchange(result: StreamResult, request: bytes, conn: H1Connection) -> None:
     """One exchange, as soon as its response head is in: the request's head as written,
-    the response's as received."""
+    the response's as received (and its connection, if it is the connection's first)."""
     result.requests += 1
+    result.connections += conn.exchanges == 1
     result.header_bytes += request.index(b"\r\n\r\n") + 4 + conn.head_size
     result.http_version = "HTTP/1.1"
 
@@ -290,20 +297,20 @@ def reply(conn: H1Connection, call: effects.HTTPCall, body: bytes, now_ns: int) 
     return effects.Reply(conn.status, conn.headers, body, call.url, now_ns)
 
 
-async def sent(pool: H1Pool, request: bytes, whole: bool) -> H1Connection:
+async def sent(pool: H1Pool, request: bytes, whole: bool, fresh: bool = False) -> H1Connection:
     """`request` sent on a pooled connection, its head (`whole`: its body) in. A reused
     connection that ends before any of the response (the server closed it while it was
     idle) is retried once on a new one, as browsers and httpx do: the server never read
-    the request."""
-    conn = await pool.acquire()
-    for fresh in (False, True):
+    the request. `fresh`: on a new connection, whatever is idle."""
+    conn = await pool.acquire(fresh)
+    for retried in (False, True):
         reused = conn.exchanges > 0
         try:
             await conn.send(request, whole)
             return conn
         except StreamIncomplete:
             conn.abort()
-            if fresh or not reused or conn.answered:
+            if retried or not reused or conn.answered:
                 raise
         except BaseException:
             conn.abort()
@@ -312,10 +319,12 @@ async def sent(pool: H1Pool, request: bytes, whole: bool) -> H1Connection:
     raise AssertionError("unreachable")
 
 
-async def fetch(pool: H1Pool, result: StreamResult, call: effects.HTTPCall) -> effects.Reply:
-    """One whole exchange."""
+async def fetch(
+    pool: H1Pool, result: StreamResult, call: effects.HTTPCall, fresh: bool = False
+) -> effects.Reply:
+    """One whole exchange (`fresh`: on a new connection)."""
     request = pool.request(call)
-    conn = await sent(pool, request, whole=True)
+    conn = await sent(pool, request, True, fresh)
     now = time.perf_counter_ns()
     count_exchange(result, request, conn)
     pool.charge(conn, result)
@@ -325,12 +334,12 @@ async def fetch(pool: H1Pool, result: StreamResult, call: effects.HTTPCall) -> e
 
 
 async def open_stream(
-    pool: H1Pool, result: StreamResult, call: effects.HTTPCall
+    pool: H1Pool, result: StreamResult, call: effects.HTTPCall, fresh: bool = False
 ) -> tuple[H1Connection, effects.Reply]:
     """Send the request and wait for the response head (a body with an unexpected status
     is read whole, to explain). The caller pumps the body and then ends the exchange."""
     request = pool.request(call)
-    conn = await sent(pool, request, whole=False)
+    conn = await sent(pool, request, False, fresh)
     try:
         count_exchange(result, request, conn)
         body = b""

@@ -58,18 +58,27 @@ def exchange_head_bytes(response: httpx.Response) -> int:
     )
 
 
-def charge_bytes(meter: ByteMeter, result: StreamResult, response: httpx.Response) -> None:
+def charge_bytes(meter: ByteMeter | None, result: StreamResult, response: httpx.Response) -> None:
     """The bytes the exchange's connection moved since the meter last looked at it. A
     connection the library has already closed (a read that failed, was cancelled or was
-    killed mid-body) has no counters left to read: nothing is charged then."""
+    killed mid-body) has no counters left to read: nothing is charged then; nor without a
+    meter (the connection is charged from a probe of its own)."""
+    if meter is None:
+        return
     network = response.extensions.get("network_stream")
     sock = None if network is None else network.get_extra_info("socket")
     if sock is not None and sock.fileno() != -1:
         result.add_bytes(meter.charge(sock))
 
 
-def count_exchange(result: StreamResult, response: httpx.Response) -> None:
-    """An exchange's request and its heads, as soon as the response head is in."""
+def count_exchange(result: StreamResult, response: httpx.Response, meter: ByteMeter | None) -> None:
+    """An exchange's request and its heads, as soon as the response head is in (and its
+    connection, when the meter has not seen it before; without a meter, whoever probes the
+    connection counts it)."""
+    network = response.extensions.get("network_stream")
+    sock = None if network is None else network.get_extra_info("socket")
+    if meter is not None and sock is not None and sock.fileno() != -1 and meter.is_new(sock):
+        result.connections += 1
     result.requests += 1
     result.header_bytes += exchange_head_bytes(response)
     result.http_version = response.http_version
@@ -101,10 +110,10 @@ def mapped_errors() -> Iterator[None]:
 
 
 def complete_exchange(
-    meter: ByteMeter, result: StreamResult, response: httpx.Response, now_ns: int
+    meter: ByteMeter | None, result: StreamResult, response: httpx.Response, now_ns: int
 ) -> Reply:
     """A fetched exchange, body read: count it, charge its bytes, hand back the reply."""
-    count_exchange(result, response)
+    count_exchange(result, response, meter)
     charge_bytes(meter, result, response)
     return reply_of(response, response.content, now_ns)
 

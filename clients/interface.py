@@ -16,7 +16,7 @@ from typing import Protocol
 
 from errors import ErrorKind, ProtocolViolation, TransportError, UpstreamFailed
 from transports import TRANSPORTS
-from wire.messages import EndMsg, GenerationRequest, IgnoredMsg, Message, TokenMsg
+from wire.messages import EndMsg, GenerationRequest, IgnoredMsg, Message, TokenMsg, ToolCall
 from wire.webhook import SECRET_ENV as WEBHOOK_SECRET_ENV
 
 
@@ -72,6 +72,21 @@ def bearer_headers(token: str | None) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """A stream that is one turn of a conversation (`harness.measure.run.conversations`).
+    A WebSocket client keeps its connection for the conversation's next turn unless this is
+    the `last`; with `keepalive` False, an HTTP client sends `Connection: close` (HTTP/1.1)
+    or uses a connection of its own (HTTP/2), so the turn pays a new connection, as behind
+    a proxy or a serverless platform that closes connections."""
+
+    conversation: str
+    index: int
+    last: bool = True
+    keepalive: bool = True
+    state: str = "client"  # who keeps the conversation: client or server (for the records)
+
+
+@dataclass(frozen=True, slots=True)
 class StreamError:
     kind: ErrorKind
     message: str
@@ -111,6 +126,10 @@ class StreamResult:
     # as sent, or as SSE data, where CR and CRLF arrive as LF). None: every received message
     # is one token.
     pieces: str | None = None
+    connections: int = 0  # new connections the stream opened
+    tls_handshakes: int = 0  # of them, those that began with a TLS handshake (https, wss)
+    turn: Turn | None = None  # the conversation's turn this stream is, if it is one
+    tool_call: ToolCall | None = None  # the call the answer ended with, if it ended with one
 
     @classmethod
     def start(cls, transport: str, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
@@ -145,6 +164,7 @@ class StreamResult:
                     raise UpstreamFailed(message.error)
                 self.end_ns = now_ns
                 self.end_tokens = message.tokens
+                self.tool_call = message.tool_call
                 ended = True
             else:
                 assert isinstance(message, IgnoredMsg)
@@ -167,9 +187,11 @@ class StreamClient(Protocol):
 
     transport: str
 
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
-        """Run one stream to its end. Transport failures are recorded in `StreamResult.error`;
-        anything else is a bug and propagates."""
+    async def stream(
+        self, request: GenerationRequest, scheduled_ns: int, turn: Turn | None = None
+    ) -> StreamResult:
+        """Run one stream (a conversation's `turn`, if given) to its end. Transport failures
+        are recorded in `StreamResult.error`; anything else is a bug and propagates."""
         ...
 
     async def aclose(self) -> None: ...

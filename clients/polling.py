@@ -60,7 +60,7 @@ def take_batch(result: StreamResult, body: object, offset: int, now_ns: int) -> 
         raise ProtocolViolation(f"asked for offset {offset}, got index {batch.tokens[0].i}")
     messages: list[Message] = [*batch.tokens]
     if batch.done:
-        messages.append(EndMsg(tokens=batch.next))
+        messages.append(EndMsg(tokens=batch.next, tool_call=batch.tool_call))
     elif not batch.tokens:
         result.empty_polls += 1
     result.take(messages, now_ns)

@@ -1,5 +1,7 @@
 """WebSocket client logic: one connection per stream, the request as the first message,
-one message per token, the framing's terminal message last. No I/O here."""
+one message per token, the framing's terminal message last. A conversation's turns share
+one connection (the driver keeps it: `clients.sessions`): each turn's request but the
+last's asks the server to keep it open. No I/O here."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from wire.messages import GenerationRequest, dumps
 PATH = "/v1/ws"
 
 
-def first_message(framing: Framing, request: GenerationRequest) -> str:
-    return dumps({**request.to_json(), "framing": framing.name})
+def first_message(framing: Framing, request: GenerationRequest, keep_open: bool = False) -> str:
+    """The request message; `keep_open`: the connection stays open for the next one (a
+    conversation's turn but its last)."""
+    extra = {"keep_open": True} if keep_open else {}
+    return dumps({**request.to_json(), "framing": framing.name, **extra})
 
 
 def resume_message(result: StreamResult) -> str:
@@ -27,10 +32,13 @@ def exchange(
     """Open, send the request, read a message per token until the terminal one; when the
     fault plan drops the connection, open a new one and resume by stream id and index."""
     framing = get_framing(settings.framing)
+    keep_open = result.turn is not None and not result.turn.last
 
     def connect(resuming: bool) -> Connection:
         yield OpenWebSocket(PATH)
-        yield SendText(resume_message(result) if resuming else first_message(framing, request))
+        yield SendText(
+            resume_message(result) if resuming else first_message(framing, request, keep_open)
+        )
         while (arrival := (yield RECEIVE)) is not None:
             if not isinstance(arrival.data, str):
                 raise ProtocolViolation("expected text messages, got a binary one")

@@ -47,6 +47,15 @@ class ByteMeter:
     """Attributes each connection's counter growth to the request that just used it."""
 
     _seen: dict[ConnectionKey, tuple[int, int]] = field(default_factory=dict)
+    _known: set[ConnectionKey] = field(default_factory=set)
+
+    def is_new(self, sock: socket.socket) -> bool:
+        """True the first time it is asked of a connection (its descriptor and addresses)."""
+        key: ConnectionKey = (sock.fileno(), sock.getsockname(), sock.getpeername())
+        if key in self._known:
+            return False
+        self._known.add(key)
+        return True
 
     def charge(self, sock: socket.socket) -> tuple[int, int]:
         """Bytes (sent, received) on `sock` since this meter last looked at it."""

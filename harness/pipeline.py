@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.analyse.conversations import point_conversations
 from harness.analyse.results import Point, RunResult, environment, save_run
 from harness.measure import event_loop, processes
 from harness.measure.driver import run_benchmark
@@ -40,6 +41,7 @@ from harness.present.console import (
     problems_text,
     summary_table,
 )
+from harness.present.conversation_section import console_tables
 from harness.present.report import has_faults, write_report
 from servers.cpus import format_cpus, pin, usable_cpus
 from stacks import DEFAULT as DEFAULT_STACK
@@ -166,9 +168,15 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         if scenario.sweep is None
         else f"; sweeping {scenario.sweep.axis} over {list(scenario.sweep.values)}"
     )
+    turns = scenario.conversation.turns
+    load = (
+        f"{scenario.requests} conversations of {turns} turns each"
+        if turns
+        else f"{scenario.requests} streams each"
+    )
     console.print(
         f"[bold]tokenwire[/] scenario [cyan]{scenario.name}[/]: "
-        f"{', '.join(scenario.transports)}; {scenario.requests} streams each at concurrency "
+        f"{', '.join(scenario.transports)}; {load} at concurrency "
         f"{scenario.concurrency}; source preset {scenario.source.preset}{sweep}; "
         f"{_processes_text(scenario)}{_stack_text(scenario)}results in {run_dir}",
         highlight=False,
@@ -199,6 +207,8 @@ def run_scenario(scenario: Scenario, run_dir: Path, console: Console, argv: list
         )
         if has_faults(point.summaries):
             console.print(faults_table(point.summaries, f"faults{where}"))
+        for table in console_tables(point_conversations(point.phases), where):
+            console.print(table)
         shown = browser_text(point, where)
         if shown is not None:
             console.print(shown, highlight=False, markup=False, soft_wrap=True)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errors import RequestRefused
-from servers import access, openai_compat, timeline
+from servers import access, openai_compat, openai_responses, responses_socket, timeline
 from servers.core import health, index, make_state, no_socket_here, running
 from servers.faults import HTTP_FAULTS, FaultyResponses
 from servers.responses import http_error_handler, refused_request_handler, whole_response
@@ -62,6 +62,8 @@ def create_app(
         app.include_router(router)
     app.include_router(timeline.router)
     app.include_router(openai_compat.router)
+    app.include_router(openai_responses.router)
+    app.include_router(responses_socket.router)
 
     @app.websocket("/{path:path}")
     async def no_websocket_here(websocket: WebSocket, path: str) -> None:

@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import cast
 
-from servers import openai_compat, timeline
+from servers import openai_compat, openai_responses, timeline
 from servers.exchange import WEBSOCKET, Answer, Call, Route, json_answer
 from servers.generation import Generations
 from servers.settings import ServerSettings
@@ -94,6 +94,7 @@ SERVICE_ROUTES = (
     Route("GET", "/", _index),
     *timeline.ROUTES,
     *openai_compat.ROUTES,
+    *openai_responses.ROUTES,
 )
 
 

@@ -21,7 +21,7 @@ from errors import RequestRefused
 from servers.state import ServerState
 
 JSON = "application/json"
-OPENAI_PATHS = ("/v1/chat/completions",)
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/responses")
 UNREAD_BODY = (408, 413)  # refusals that leave part of the request body unread
 
 

@@ -70,6 +70,10 @@ class Generation:
     _departures: int = 0  # readers that left before the end (a resume grace is per departure)
     resume_deadline: float = 0.0  # monotonic time until which a left push stream awaits a resume
     prompt_hash: bytes = b""  # `prompt_digest` of the prompt, kept when `finish` drops it
+    # a conversation's turn: what the server holds of the conversation (the previous turn's
+    # kept conversation, then this turn's context); at the end this turn's answer is added
+    # and the whole kept when the request asked to `store` it, else dropped
+    conversation: str = ""
 
     def _notify(self) -> None:
         if not self._waiters:
@@ -99,7 +103,8 @@ class Generation:
             return
         if self.request.prompt:
             self.prompt_hash = prompt_digest(self.request.prompt)
-        self.request = replace(self.request, prompt="")  # kept for minutes: no prompt
+        self.request = replace(self.request, prompt="", context="")  # kept for minutes
+        self.conversation = self.conversation + "".join(self.texts) if self.request.store else ""
         self.ended_ns = time.perf_counter_ns()
         self.done = True
         self.finished_at = time.monotonic()
@@ -221,6 +226,7 @@ class Generation:
             RETAINED_BYTES_PER_STREAM
             + RETAINED_BYTES_PER_TOKEN * len(self.texts)
             + sum(map(len, self.texts))
+            + len(self.conversation)
         )
 
     def timeline(self, texts: bool) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def _prompt(messages: Any) -> str:
     return content
 
 
-def _positive_int(body: dict[str, Any], *names: str) -> int | None:
+def positive_int(body: dict[str, Any], *names: str) -> int | None:
+    """The first of `names` the body gives, a positive integer (400 otherwise)."""
     for name in names:
         value = body.get(name)
         if value is None:
@@ -75,24 +76,31 @@ async def open_chat(request: Request) -> ChatCall:
     return chat_call(state_of(request), raw, request.headers.get(STREAM_ID_HEADER))
 
 
-def chat_call(state: ServerState, raw: bytes, stream_id: str | None) -> ChatCall:
+def request_object(raw: bytes) -> dict[str, Any]:
+    """An OpenAI-style request body: a JSON object (400 otherwise)."""
     try:
         body = loads(raw)
     except ProtocolError as exc:
         raise RequestRefused(400, str(exc)) from exc
     if not isinstance(body, dict):
         raise RequestRefused(400, "request body must be a JSON object")
-    prompt = _prompt(body.get("messages"))
+    return body
+
+
+def seed_and_model(
+    state: ServerState, body: dict[str, Any], stream_id: str | None, seed_of: str
+) -> tuple[int, str]:
+    """The request's seed (given; else the CRC-32 of `seed_of`, so the same request gets the
+    same answer) and model, checked, with the stream id its header names (400 otherwise)."""
     seed = body.get("seed")
     if seed is None:
-        seed = zlib.crc32(prompt.encode())
+        seed = zlib.crc32(seed_of.encode())
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise RequestRefused(400, "seed must be an integer")
     if stream_id is not None and not STREAM_ID.fullmatch(stream_id):
         raise RequestRefused(
             400, f"{STREAM_ID_HEADER} must be 1-64 characters from A-Z a-z 0-9 _ -"
         )
-    options = body.get("stream_options") or {}
     model = body.get("model") or state.source.model
     if not isinstance(model, str) or len(model) > state.settings.max_model_name_chars:
         raise RequestRefused(
@@ -100,9 +108,17 @@ def chat_call(state: ServerState, raw: bytes, stream_id: str | None) -> ChatCall
             f"model must be a string of at most max_model_name_chars "
             f"({state.settings.max_model_name_chars}) characters",
         )
+    return seed, model
+
+
+def chat_call(state: ServerState, raw: bytes, stream_id: str | None) -> ChatCall:
+    body = request_object(raw)
+    prompt = _prompt(body.get("messages"))
+    seed, model = seed_and_model(state, body, stream_id, prompt)
+    options = body.get("stream_options") or {}
     fields = {
         "seed": seed,  # validated with the other fields: 0 to MAX_SEED, 400 otherwise
-        "max_tokens": _positive_int(body, "max_completion_tokens", "max_tokens"),
+        "max_tokens": positive_int(body, "max_completion_tokens", "max_tokens"),
         "prompt": prompt,
         "stream_id": stream_id,
     }

@@ -44,7 +44,8 @@ async def polled(state: ServerState, stream_id: str, offset: int, wait: float) -
             await gen.wait_beyond(offset, wait)
     texts = gen.texts[offset:]
     pad = state.settings.inject_pad_bytes
-    return json_answer(encode_batch(offset, texts, gen.done, gen.error, pad))
+    call = gen.request.tool_call() if gen.done else None
+    return json_answer(encode_batch(offset, texts, gen.done, gen.error, pad, call))
 
 
 @router.post("/v1/streams", status_code=201)

@@ -265,6 +265,10 @@ class ServerSettings:
     # limits: each refusal is a 4xx JSON error naming the setting
     max_body_bytes: int = setting(1 << 20, "the largest request body accepted (413 beyond)")
     max_prompt_chars: int = setting(100_000, "the longest prompt accepted (400 beyond)")
+    max_conversation_chars: int = setting(
+        1 << 20,
+        "the longest conversation a turn may send or the server keep for one (400 beyond)",
+    )
     max_tokens_limit: int = setting(65_536, "the largest max_tokens a request may ask for")
     max_active_streams: int = setting(
         10_000, "generations running at once; more are refused with 503 and Retry-After"

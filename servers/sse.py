@@ -141,7 +141,7 @@ def open_stream(
     return Opened(state, gen, framing, start, True)
 
 
-def bare(payload: str, event_id: str | None = None) -> bytes:
+def bare(payload: str, event_id: str | None = None, event: str | None = None) -> bytes:
     """The `no_data_prefix` fault (servers/faults.py): the payload alone, as lanarky wrote it."""
     return payload.encode()
 
@@ -158,18 +158,20 @@ async def events(opened: Opened) -> AsyncGenerator[bytes, None]:
         settings.heartbeat_s,
     )
     numbered = opened.framing.event_ids
+    named = opened.framing.event_name  # the framing's `event:` field, if it has one
     encode = bare if "no_data_prefix" in settings.faults else encode_event
     async with contextlib.aclosing(stream) as batches:
         async for batch in batches:
             if not batch:
                 yield KEEP_ALIVE
             for m in batch:  # a body chunk each: the bytes on the wire never depend on timing
+                event = None if named is None else named(m.payload)
                 if not numbered:
-                    yield encode(m.payload, None)
+                    yield encode(m.payload, None, event)
                 elif m.index is not None:
-                    yield encode(m.payload, str(m.index))
+                    yield encode(m.payload, str(m.index), event)
                 else:  # start messages carry NO_TOKEN_YET; end messages no id
-                    yield encode(m.payload, NO_TOKEN_YET if m.start else None)
+                    yield encode(m.payload, NO_TOKEN_YET if m.start else None, event)
 
 
 def answer(opened: Opened | None) -> Answer:

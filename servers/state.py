@@ -55,15 +55,48 @@ def state_of(conn: HTTPConnection) -> ServerState:
 
 
 def start_generation(state: ServerState, request: GenerationRequest) -> Generation:
+    kept = kept_conversation(state, request.previous_response_id)
+    conversation = kept + request.context
+    limit = state.settings.max_conversation_chars
+    if len(conversation) > limit:
+        raise RequestRefused(
+            400,
+            f"the conversation ({len(conversation)} characters) exceeds max_conversation_chars "
+            f"({limit})",
+        )
     try:
-        return state.generations.create(request, owner=state.principal)
+        gen = state.generations.create(request, owner=state.principal)
     except StreamExists:
         raise RequestRefused(409, f"stream {request.stream_id!r} already exists") from None
     except TooManyStreams:
-        limit = state.settings.max_active_streams
         raise RequestRefused(
-            503, f"the server runs max_active_streams ({limit}) already", retry_after_s=1
+            503,
+            f"the server runs max_active_streams ({state.settings.max_active_streams}) already",
+            retry_after_s=1,
         ) from None
+    gen.conversation = conversation
+    return gen
+
+
+def kept_conversation(state: ServerState, previous_response_id: str | None) -> str:
+    """The conversation the server kept for the turn `previous_response_id` (a finished
+    stream whose request asked to `store` it); "" when there is none to continue."""
+    if previous_response_id is None:
+        return ""
+    previous = state.generations.get(previous_response_id, state.principal)
+    if previous is None:
+        raise RequestRefused(
+            404, f"no response {previous_response_id!r} to continue (unknown, or forgotten)"
+        )
+    if not previous.done:
+        raise RequestRefused(
+            409, f"response {previous_response_id!r} is still streaming: continue it once done"
+        )
+    if not previous.request.store:
+        raise RequestRefused(
+            400, f"response {previous_response_id!r} was not stored: its request set no store"
+        )
+    return previous.conversation
 
 
 def find_generation(state: ServerState, stream_id: str) -> Generation:

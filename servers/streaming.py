@@ -113,7 +113,8 @@ async def framed_batches(
                 yield batch
             complete = True
             raise StreamAborted(gen.error)
-        batch += [Framed(None, p) for p in framing.encode_end(gen.id, model, i, gen.error)]
+        ending = framing.end(gen.id, model, i, gen.error, gen.request.tool_call())
+        batch += [Framed(None, p) for p in ending]
         yield batch
         complete = True
     finally:

@@ -153,7 +153,9 @@ class Delivery:
                 await self.post(sent, start + payloads)
                 start, sent = [], end
             elif gen.done:
-                end_messages = self.framing.encode_end(gen.id, self.model, sent, gen.error)
+                end_messages = self.framing.end(
+                    gen.id, self.model, sent, gen.error, gen.request.tool_call()
+                )
                 await self.post(sent, start + end_messages)
                 return
 

@@ -3,6 +3,12 @@ fields plus an optional `"framing"`); the server sends one text message per toke
 framing's terminal message(s), then closes. `{"resume": ID, "from": K}` as the first
 message continues generation ID at token K instead (no start messages).
 
+A request with `"keep_open": true` (a conversation's turn, as OpenAI's Responses API
+WebSocket mode keeps one connection for many responses) leaves the connection open after
+its terminal message: the client's next request message, within `idle_timeout_s` (the
+tool's time), starts the next stream on the same connection; none within it, and the
+server closes.
+
 A bad first message (not JSON, not an object, binary, a refused request), or none within
 `request_timeout_s`, gets `{"error": ..}` and close code 1008. The server keeps reading while
 it sends, so a client that leaves is noticed at once, before the first token too: a close
@@ -35,6 +41,7 @@ router = APIRouter(tags=[NAME])
 POLICY_VIOLATION = 1008
 CLOSED_BY_CLIENT = (1000, 1001)  # normal closure, going away: the client left on purpose
 RESUME_FIELDS = ("resume", "from")  # and "framing", which every first message may carry
+KEEP_OPEN = "keep_open"  # a request's field: the connection stays open for the next request
 # what sending to or closing a socket whose client left raises, on the stacks served
 GONE = (WebSocketDisconnect, RuntimeError, OSError, ConnectionError)
 
@@ -45,6 +52,7 @@ class Opened:
     framing: Framing
     start: int
     resumed: bool
+    keep_open: bool = False
 
 
 def open_stream(state: ServerState, text: str | None) -> Opened:
@@ -57,11 +65,15 @@ def open_stream(state: ServerState, text: str | None) -> Opened:
     name = str(body.pop("framing", "json"))
     framing = framing_named(state, name, NAME)
     if "resume" not in body:
+        keep_open = body.pop(KEEP_OPEN, False)
+        if not isinstance(keep_open, bool):
+            raise ProtocolError(f"{KEEP_OPEN} must be true or false")
         return Opened(
             start_generation(state, parse_generation_request(body, state.settings)),
             framing,
             0,
             False,
+            keep_open,
         )
     unknown = sorted(set(body) - set(RESUME_FIELDS))
     if unknown:
@@ -91,7 +103,8 @@ async def send_stream(peer: SocketPeer, state: ServerState, opened: Opened) -> N
         async for batch in batches:
             for message in batch:  # one WebSocket message each
                 await peer.send_text(message.payload)
-    await peer.close()
+    if not opened.keep_open:
+        await peer.close()
 
 
 async def until_client_leaves(peer: SocketPeer) -> int:
@@ -111,9 +124,10 @@ async def refuse(peer: SocketPeer, message: str) -> None:
 
 async def session(state: ServerState, peer: SocketPeer) -> None:
     """One accepted WebSocket, on any stack: its first message opens the stream, which is
-    sent while the client is watched for leaving (module docstring)."""
+    sent while the client is watched for leaving (module docstring); a request that keeps
+    the connection open is followed by the next one, on the same connection."""
+    timeout_s = state.settings.request_timeout_s
     try:
-        timeout_s = state.settings.request_timeout_s
         try:
             first = await asyncio.wait_for(peer.receive(), timeout_s)
         except TimeoutError:
@@ -124,6 +138,20 @@ async def session(state: ServerState, peer: SocketPeer) -> None:
     except (ProtocolError, RequestRefused) as exc:
         await refuse(peer, str(exc))
         return
+    while opened.keep_open:
+        following = await one_of_many(peer, state, opened)
+        if following is None:
+            return
+        try:
+            opened = open_stream(state, following.text)
+        except (ProtocolError, RequestRefused) as exc:
+            await refuse(peer, str(exc))
+            return
+    await only_one(peer, state, opened)
+
+
+async def only_one(peer: SocketPeer, state: ServerState, opened: Opened) -> None:
+    """The connection's one stream, sent while the client is watched for leaving."""
     sender = asyncio.create_task(send_stream(peer, state, opened))
     watcher = asyncio.create_task(until_client_leaves(peer))
     done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -141,6 +169,35 @@ async def session(state: ServerState, peer: SocketPeer) -> None:
         sender.result()
     with contextlib.suppress(*GONE):
         await peer.close()
+
+
+async def one_of_many(peer: SocketPeer, state: ServerState, opened: Opened) -> Message | None:
+    """A stream on a connection kept open: sent while the client's next message is awaited
+    (never cancelled mid-read: the next request may be in it). Returns that message when it
+    is a request; None when the client left, or sent nothing within `idle_timeout_s` of
+    the stream's end (then the server closes)."""
+    sender = asyncio.create_task(send_stream(peer, state, opened))
+    listener = asyncio.create_task(peer.receive())
+    done, _ = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+    if listener in done and listener.result().closed is not None:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, *GONE):
+            await sender
+        if listener.result().closed in CLOSED_BY_CLIENT:
+            opened.gen.reader_left(0.0)
+        return None
+    try:
+        await sender  # a request sent before the stream ended waits for its end
+    except GONE:
+        listener.cancel()
+        return None
+    try:
+        following = await asyncio.wait_for(listener, state.settings.idle_timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(*GONE):
+            await peer.close()
+        return None
+    return following if following.closed is None else None
 
 
 class StarletteSocket:

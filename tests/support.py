@@ -39,6 +39,14 @@ TRANSPORT_NAMES = TRANSPORTS.names()
 FAST_POLLS = (("poll_interval_ms", 20.0),)  # clients' settings: short polls 20 ms apart
 
 
+def splits(data: bytes, step: int = 1) -> Iterator[list[bytes]]:
+    """The bytes whole, byte by byte, and cut in two at every `step`-th position."""
+    yield [data]
+    yield [data[i : i + 1] for i in range(len(data))]
+    for cut in range(1, len(data), step):
+        yield [data[:cut], data[cut:]]
+
+
 def all_known(stamps: Sequence[int | None]) -> TypeGuard[Sequence[int]]:
     """Every stamp is known (`assert all_known(record.emit_ns)` narrows the stamps' type)."""
     return None not in stamps

@@ -18,7 +18,7 @@ from transports import TRANSPORTS, Kind
 MS = 1_000_000
 TOKENS = 12
 STREAMS = 6
-PER_POINT = {c.stem for c in CHARTS.values() if c.sweep_axis is None}
+PER_POINT = {c.stem for c in CHARTS.values() if c.every_run}
 
 
 def synthetic_phase(

@@ -9,6 +9,8 @@
 - `vercel-ui`, `vercel-data`: the Vercel AI SDK's UI message stream (SSE) and its older data
   stream (lines over chunked HTTP), with the SDK's headers (`wire.vercel`).
 - `langchain`: LangChain's WebSocket callback messages (`wire.langchain`).
+- `openai-responses`: OpenAI Responses API stream events (`wire.openai_responses`), over SSE
+  as `event: <type>` events, over WebSocket as one message each.
 - `raw`: plain text, no token boundaries and no terminal message (`wire.raw`).
 
 Each framing names the carriages it can travel on (`carriages`, from `wire.carriages`:
@@ -31,9 +33,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from errors import ProtocolError
-from wire import langchain, raw, vercel
+from wire import langchain, openai_responses, raw, vercel
 from wire.carriages import EVENTS, LINES, MESSAGES
-from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, dumps_line, loads
+from wire.messages import EndMsg, IgnoredMsg, Message, TokenMsg, ToolCall, dumps_line, loads
 
 OPENAI_DONE = "[DONE]"
 
@@ -45,10 +47,13 @@ class Framing:
     `carriages`: the carriages it can travel on (`wire.carriages`; None: every one, polling's
     envelope included). `content_types`: (carriage, exact Content-Type) where the
     transport's own does not apply. `headers`: response headers it adds (a vendor's
-    marker). `event_ids`: SSE token events carry `id: <index>`. `boundaries`: each token is
-    one message and a terminal message ends the stream; False (`raw`): text arrives in
-    pieces that need not be tokens, written bare over chunked HTTP, and the end of the body
-    is the end. `variants`: (carriage, the framing as it travels on that carriage)."""
+    marker). `event_ids`: SSE token events carry `id: <index>`. `event_name`: the SSE
+    `event:` field each payload travels with (None: no field, the default `message` type).
+    `boundaries`: each token is one message and a terminal message ends the stream; False
+    (`raw`): text arrives in pieces that need not be tokens, written bare over chunked
+    HTTP, and the end of the body is the end. `variants`: (carriage, the framing as it
+    travels on that carriage). `encode_tool_end`: the end of an answer that ends with a tool
+    call (None: the framing carries no tool call; `end` writes the plain end then)."""
 
     name: str
     encode_start: Callable[[str, str], list[str]]
@@ -60,8 +65,23 @@ class Framing:
     content_types: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     event_ids: bool = True
+    event_name: Callable[[str], str | None] | None = None
     boundaries: bool = True
     variants: tuple[tuple[str, Framing], ...] = ()
+    encode_tool_end: Callable[[str, str, int, ToolCall], list[str]] | None = None
+
+    @property
+    def carries_tool_calls(self) -> bool:
+        return self.encode_tool_end is not None
+
+    def end(
+        self, stream_id: str, model: str, n: int, error: str | None, tool_call: ToolCall | None
+    ) -> list[str]:
+        """The end messages after `n` tokens: with the answer's tool call when it has one
+        and the framing carries them, else `encode_end`'s."""
+        if tool_call is not None and error is None and self.encode_tool_end is not None:
+            return self.encode_tool_end(stream_id, model, n, tool_call)
+        return self.encode_end(stream_id, model, n, error)
 
     def can_travel(self, carriage: str) -> bool:
         return self.carriages is None or carriage in self.carriages
@@ -100,16 +120,22 @@ def _json_end(stream_id: str, model: str, n: int, error: str | None) -> list[str
     return [dumps_line(end)]
 
 
+def _json_tool_end(stream_id: str, model: str, n: int, call: ToolCall) -> list[str]:
+    return [dumps_line({"done": True, "n": n, "id": stream_id, "tool_call": call.to_json()})]
+
+
 def _json_decode(payload: str) -> Message:
     obj = loads(payload)
     if not isinstance(obj, dict):
         raise ProtocolError(f"expected a JSON object, got {payload[:80]!r}")
     if obj.get("done") is True:
         n = obj.get("n")
+        call = obj.get("tool_call")
         return EndMsg(
             tokens=n if isinstance(n, int) else None,
             stream_id=obj.get("id"),
             error=obj.get("error"),
+            tool_call=None if call is None else ToolCall.from_json(call),
         )
     i, text = obj.get("i"), obj.get("t")
     if not isinstance(i, int) or isinstance(i, bool) or not isinstance(text, str):
@@ -117,7 +143,15 @@ def _json_decode(payload: str) -> Message:
     return TokenMsg(i=i, text=text)
 
 
-JSON = Framing("json", _json_start, _json_token, _json_end, _json_decode, carries_index=True)
+JSON = Framing(
+    "json",
+    _json_start,
+    _json_token,
+    _json_end,
+    _json_decode,
+    carries_index=True,
+    encode_tool_end=_json_tool_end,
+)
 
 
 # --- openai -------------------------------------------------------------------------------
@@ -259,8 +293,16 @@ RAW = _shipped(
     boundaries=False,
 )
 
+OPENAI_RESPONSES = _shipped(
+    "openai-responses",
+    openai_responses.CODEC,
+    (EVENTS, MESSAGES),
+    event_name=openai_responses.event_type,
+    encode_tool_end=openai_responses.tool_end,
+)
+
 FRAMINGS: dict[str, Framing] = {
-    f.name: f for f in (JSON, OPENAI, VERCEL_UI, VERCEL_DATA, LANGCHAIN, RAW)
+    f.name: f for f in (JSON, OPENAI, OPENAI_RESPONSES, VERCEL_UI, VERCEL_DATA, LANGCHAIN, RAW)
 }
 
 

@@ -15,7 +15,16 @@ import orjson
 
 from errors import ProtocolError
 
-REQUEST_FIELDS = ("seed", "max_tokens", "prompt", "stream_id")
+REQUEST_FIELDS = (
+    "seed",
+    "max_tokens",
+    "prompt",
+    "stream_id",
+    "context",
+    "previous_response_id",
+    "store",
+    "tool",
+)
 STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SEED = 2**63 - 1  # seeds travel in JSON timelines: 64-bit integers
 
@@ -30,13 +39,36 @@ class TokenMsg:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function (tool) call an answer ends with: the tool's name, its arguments as JSON
+    text (an agent loop's turn: `GenerationRequest.tool`)."""
+
+    name: str
+    arguments: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ToolCall:
+        if not isinstance(data, dict):
+            raise ProtocolError(f"a tool call must be an object, got {data!r:.80}")
+        name, arguments = data.get("name"), data.get("arguments")
+        if not isinstance(name, str) or not isinstance(arguments, str):
+            raise ProtocolError(f'a tool call needs "name" and "arguments" strings: {data!r:.80}')
+        return cls(name, arguments)
+
+
+@dataclass(frozen=True, slots=True)
 class EndMsg:
     """The terminal message: the stream is complete. `tokens` is the source's own count
-    when the framing carries it; `error` is set when the generation failed upstream."""
+    when the framing carries it; `error` is set when the generation failed upstream;
+    `tool_call`, the call the answer ended with (when the request named a `tool`)."""
 
     tokens: int | None = None
     stream_id: str | None = None
     error: str | None = None
+    tool_call: ToolCall | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +87,30 @@ class GenerationRequest:
     on every transport; `max_tokens` caps the output; `prompt` is passed to live sources;
     `stream_id` lets the client name the stream (the server picks one when it is absent),
     so the driver can fetch every stream's server timeline whatever the transport.
+
+    A conversation's turn (an agent loop: `harness.measure.run.conversations`) also sends
+    `context`, the conversation as the client sends it this turn: all of it when the client
+    keeps the state, only what is new when the server does. Then `previous_response_id`
+    names the previous turn's stream, whose conversation the server kept because that
+    turn asked it to (`store`), as the Responses API's fields of those names do.
     """
 
     seed: int = 0
     max_tokens: int | None = None
     prompt: str = ""
     stream_id: str | None = None
+    context: str = ""
+    previous_response_id: str | None = None
+    store: bool = False
+    tool: str | None = None  # the answer ends with a call of this tool (`tool_call`)
+
+    def tool_call(self) -> ToolCall | None:
+        """The call the answer ends with when the request names a `tool`: its arguments made
+        from the seed, so every transport's turn k calls the tool alike and a client can
+        check what arrived."""
+        if self.tool is None:
+            return None
+        return ToolCall(self.tool, dumps({"query": f"rows for step {self.seed}", "limit": 20}))
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"seed": self.seed, "prompt": self.prompt}
@@ -68,6 +118,14 @@ class GenerationRequest:
             body["max_tokens"] = self.max_tokens
         if self.stream_id is not None:
             body["stream_id"] = self.stream_id
+        if self.context:
+            body["context"] = self.context
+        if self.previous_response_id is not None:
+            body["previous_response_id"] = self.previous_response_id
+        if self.store:
+            body["store"] = True
+        if self.tool is not None:
+            body["tool"] = self.tool
         return body
 
     @classmethod
@@ -98,7 +156,32 @@ class GenerationRequest:
             not isinstance(stream_id, str) or not STREAM_ID.fullmatch(stream_id)
         ):
             raise ProtocolError("stream_id must be 1-64 characters from A-Z a-z 0-9 _ -")
-        return cls(seed=seed, max_tokens=max_tokens, prompt=prompt, stream_id=stream_id)
+        context = body.get("context", "")
+        previous = body.get("previous_response_id")
+        store = body.get("store", False)
+        if not isinstance(context, str):
+            raise ProtocolError("context must be a string")
+        if previous is not None and (
+            not isinstance(previous, str) or not STREAM_ID.fullmatch(previous)
+        ):
+            raise ProtocolError(
+                "previous_response_id must be a stream id: 1-64 characters from A-Z a-z 0-9 _ -"
+            )
+        if not isinstance(store, bool):
+            raise ProtocolError("store must be true or false")
+        tool = body.get("tool")
+        if tool is not None and (not isinstance(tool, str) or not STREAM_ID.fullmatch(tool)):
+            raise ProtocolError("tool must be a name: 1-64 characters from A-Z a-z 0-9 _ -")
+        return cls(
+            seed=seed,
+            max_tokens=max_tokens,
+            prompt=prompt,
+            stream_id=stream_id,
+            context=context,
+            previous_response_id=previous,
+            store=store,
+            tool=tool,
+        )
 
 
 def dumps(obj: Any) -> str:

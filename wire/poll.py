@@ -2,7 +2,8 @@
 
 `GET /v1/streams/{id}?offset=k` answers `{"tokens":[{"i":k,"t":..},...], "next": k+n,
 "done": bool}`; `done` is true once the stream has ended and every token up to `next`
-has been handed out. `error` is present when the generation failed.
+has been handed out. `error` is present when the generation failed, `tool_call` (`{"name",
+"arguments"}`) with `done` when the answer ended with one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from errors import ProtocolError
-from wire.messages import TokenMsg
+from wire.messages import TokenMsg, ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +22,16 @@ class PollBatch:
     next: int
     done: bool
     error: str | None = None
+    tool_call: ToolCall | None = None
 
 
 def encode_batch(
-    offset: int, texts: Sequence[str], done: bool, error: str | None, pad_bytes: int = 0
+    offset: int,
+    texts: Sequence[str],
+    done: bool,
+    error: str | None,
+    pad_bytes: int = 0,
+    tool_call: ToolCall | None = None,
 ) -> dict[str, Any]:
     """`pad_bytes` (a test aid) adds a `"pad"` member to every token: deliberate bloat."""
     pad = {"pad": " " * pad_bytes} if pad_bytes > 0 else {}
@@ -35,6 +42,8 @@ def encode_batch(
     }
     if error is not None:
         body["error"] = error
+    if tool_call is not None and done:
+        body["tool_call"] = tool_call.to_json()
     return body
 
 
@@ -56,7 +65,9 @@ def decode_batch(body: Any) -> PollBatch:
         if not isinstance(token.get("t"), str):
             raise ProtocolError(f'each polled token needs a string "t": {token!r:.80}')
         messages.append(TokenMsg(i=token["i"], text=token["t"]))
-    return PollBatch(tokens=messages, next=next_offset, done=done, error=error)
+    call = body.get("tool_call")
+    tool_call = None if call is None else ToolCall.from_json(call)
+    return PollBatch(tokens=messages, next=next_offset, done=done, error=error, tool_call=tool_call)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -133,6 +133,22 @@ RULES: dict[str, Rule] = {
             "streaming response (SSE, NDJSON or chunked text)",
         ),
         Rule(
+            "responses_truncated",
+            P,
+            "the OpenAI Responses stream ends without response.completed (nor "
+            "response.failed, response.incomplete or an error event)",
+            "end every Responses stream with a `response.completed` event carrying the whole "
+            "response (status, output, usage) before closing; a stream that stops without "
+            "one was cut off",
+        ),
+        Rule(
+            "responses_bad_event",
+            P,
+            "events of the OpenAI Responses stream are not JSON objects with a `type`",
+            "send every event's data as one JSON object whose `type` names the event (and a "
+            "`sequence_number`): the openai SDK parses each one, and fails on anything else",
+        ),
+        Rule(
             "ws_close",
             P,
             "the WebSocket did not end with a normal close",
@@ -178,6 +194,15 @@ RULES: dict[str, Rule] = {
             W,
             "the OpenAI-compatible stream ends without one of finish_reason and [DONE]",
             "send a chunk with choices[0].finish_reason, then `data: [DONE]`",
+        ),
+        Rule(
+            "responses_event_names",
+            W,
+            "SSE events of the OpenAI Responses stream do not name their type in `event:`",
+            "write each event as `event: <type>` then `data: <event>`, the same type in both, "
+            "as OpenAI does: the openai SDKs read the data's type, but EventSource listeners "
+            "(addEventListener('response.output_text.delta')) and other SSE clients dispatch "
+            "on the event field",
         ),
         Rule(
             "headers_late",

@@ -223,6 +223,11 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         raise UsageError(
             "capacity searches concurrent streams in a closed loop: drop the scenario's rate"
         )
+    if scenario.conversation.turns:
+        raise UsageError(
+            "capacity searches concurrent single streams: drop the scenario's [conversation] "
+            "turns (bench.py run measures conversations)"
+        )
     return scenario
 
 

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from errors import UsageError
 from harness.cli.common import (
     PROJECT_ROOT,
     add_out,
@@ -79,6 +80,11 @@ def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:
     scenario = with_overrides(load_scenario(path), transports=args.transports)
     given = {"users": args.users, "spawn_rate": args.spawn_rate, "run_time_s": args.run_time}
     load = replace(scenario.load, **{k: v for k, v in given.items() if v is not None})
+    if scenario.conversation.turns:
+        raise UsageError(
+            "the load test's users run single streams: drop the scenario's [conversation] "
+            "turns (bench.py run measures conversations)"
+        )
     return validated(replace(scenario, load=load)), path.resolve()
 
 

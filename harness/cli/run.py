@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
+from errors import ScenarioError
 from harness.cli.common import (
     DEFAULT_SCENARIO,
     add_out,
@@ -22,6 +24,8 @@ from harness.measure.arrivals import ARRIVALS
 from harness.measure.browser.capability import CLIENTS
 from harness.measure.processes import AUTO, MAX_PROCESSES
 from harness.measure.scenario import SWEEP_AXES, Scenario, load_scenario, with_overrides
+from harness.measure.scenario.model import Conversation
+from harness.measure.scenario.reading import conversation_from_dict
 from servers.faults import FAULTS
 from stacks import DEFAULT as DEFAULT_STACK
 from stacks import DEFAULT_WORKERS, STACKS, STACKS_EXTRA
@@ -116,6 +120,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="the server sends keep-alive bytes (SSE comments, blank NDJSON lines, WebSocket "
         "pings) after S seconds with nothing to send (default 0: none)",
+    )
+    talk = parser.add_argument_group(
+        "conversations (agent loops: each request is a conversation of many turns)"
+    )
+    talk.add_argument(
+        "--turns", type=int, metavar="N", help="turns per conversation (default 0: single streams)"
+    )
+    talk.add_argument(
+        "--tool-call-ms",
+        type=float,
+        metavar="MS",
+        help="the client runs each turn's tool this long before the next turn (default 300)",
+    )
+    talk.add_argument(
+        "--context-bytes",
+        type=int,
+        metavar="B",
+        help="how much the conversation grows each turn: the answer and the tool's result "
+        "(default 4096)",
+    )
+    talk.add_argument(
+        "--state",
+        metavar="client|server[,...]",
+        help="who keeps the conversation: client (re-sent whole each turn) or server (the "
+        "previous turn's id, as previous_response_id); both, comma-separated, as variants",
+    )
+    talk.add_argument(
+        "--keepalive",
+        metavar="on|off[,...]",
+        help="HTTP turns reuse connections (on) or open a new one each (off); both as variants",
     )
     parser.add_argument(
         "--client",
@@ -258,10 +292,32 @@ def add_stack(parser: argparse.ArgumentParser, several: str) -> None:
     )
 
 
+def conversation_from_args(args: argparse.Namespace, base: Conversation) -> Conversation | None:
+    """The scenario's `[conversation]` with the flags given over it; None: no flag given."""
+    given: dict[str, object] = {}
+    for name in ("turns", "tool_call_ms", "context_bytes"):
+        if getattr(args, name, None) is not None:
+            given[name] = getattr(args, name)
+    if getattr(args, "state", None):
+        given["state"] = [v.strip() for v in args.state.split(",") if v.strip()]
+    if getattr(args, "keepalive", None):
+        flags = {"on": True, "off": False, "true": True, "false": False}
+        values = [v.strip().lower() for v in args.keepalive.split(",") if v.strip()]
+        if any(v not in flags for v in values):
+            raise ScenarioError(f"--keepalive takes on, off or on,off; got {args.keepalive!r}")
+        given["keepalive"] = [flags[v] for v in values]
+    if not given:
+        return None
+    merged = {**asdict(base), **given}
+    merged["state"], merged["keepalive"] = list(merged["state"]), list(merged["keepalive"])
+    return conversation_from_dict(merged)
+
+
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     return with_overrides(
         scenario,
+        conversation=conversation_from_args(args, scenario.conversation),
         transports=args.transports,
         requests=args.requests,
         concurrency=args.concurrency,

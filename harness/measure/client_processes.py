@@ -50,7 +50,7 @@ from harness.measure import event_loop
 from harness.measure.paths import Endpoint
 from harness.measure.processes import split
 from harness.measure.run.context import ProgressSink, RunContext
-from harness.measure.run.jobs import Job
+from harness.measure.run.jobs import Job, job_units
 from harness.measure.run.python_clients import stream_servers
 from harness.measure.run.scheduling import run_jobs
 from harness.measure.run.shards import open_shards
@@ -88,10 +88,18 @@ class ChildOutcome:
     end_ns: int  # when its last stream ended
 
 
+def shares_of_jobs(jobs: Sequence[Job], processes: int) -> list[list[int]]:
+    """The jobs (indices) each process runs: unit u of `job_units` to process u % processes
+    (without conversations, job k to process k % processes)."""
+    units = job_units(jobs)
+    return [[k for unit in units[p::processes] for k in unit] for p in range(processes)]
+
+
 def plans(
     context: RunContext, transports: Sequence[str], jobs: Sequence[Job], processes: int
 ) -> list[ChildPlan]:
-    """Job k to process k % `processes`; the concurrency split as evenly as it goes."""
+    """Job k to process k % `processes` (a conversation's turns: all to the process of its
+    first turn, `shares_of_jobs`); the concurrency split as evenly as it goes."""
     scenario = context.scenario
     shares = split(scenario.concurrency, processes)
     registry = None if context.registry is TRANSPORTS else context.registry
@@ -110,7 +118,7 @@ def plans(
                 labels=labels,
                 concurrency=concurrency,
                 warmups=warmups if scenario.warmup else (),
-                jobs=tuple(jobs[index::processes]),
+                jobs=tuple(jobs[k] for k in shares_of_jobs(jobs, processes)[index]),
             )
         )
     return found
@@ -166,8 +174,10 @@ def run_in_processes(
     ordered: list[ChildOutcome] = sorted(outcomes.values(), key=lambda o: o.index)
     results: list[StreamResult] = []
     routes: dict[str, int] = {}
-    for k in range(len(jobs)):  # job k ran in process k % processes, its (k // processes)-th
-        results.append(ordered[k % processes].results[k // processes])
+    found: dict[int, StreamResult] = {}
+    for outcome, share in zip(ordered, shares_of_jobs(jobs, processes), strict=True):
+        found.update(zip(share, outcome.results, strict=True))
+    results.extend(found[k] for k in range(len(jobs)))
     for outcome in ordered:
         routes |= outcome.routes
     window = Window(

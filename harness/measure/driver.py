@@ -42,7 +42,14 @@ from harness.measure.records import PhaseRecord, RawFloor, SweepValue
 from harness.measure.run.bookkeeping import phase_records, phase_setup
 from harness.measure.run.client_kinds import client_kind
 from harness.measure.run.context import NoProgress, ProgressSink, RunContext
-from harness.measure.run.jobs import Job, diagonal, load_prompts, measured_transports, with_arrivals
+from harness.measure.run.jobs import (
+    Job,
+    diagonal,
+    job_units,
+    load_prompts,
+    measured_transports,
+    with_arrivals,
+)
 from harness.measure.run.joining import records_for
 from harness.measure.run.python_clients import stream_servers
 from harness.measure.run.scheduling import Shards, run_jobs
@@ -116,7 +123,7 @@ class Benchmark:
         """One measured window of `jobs` over `transports`, with its records."""
         s = self.scenario
         processes = effective_client_processes(
-            s.client_processes, s.concurrency, len(jobs), self.kind.many_processes
+            s.client_processes, s.concurrency, len(job_units(jobs)), self.kind.many_processes
         )
         # a repeated run's rounds are replications: their clients too in a fresh process
         if processes > 1 or (s.repeat > 1 and self.kind.many_processes):

@@ -76,6 +76,18 @@ class RequestRecord:
     problems: list[dict[str, str]] = field(default_factory=list)
     sweep_value: SweepValue | None = None  # the swept axis's value, in a sweep
     repeat: int = 0  # the round it ran in (`repeat` > 1: rounds 0 .. repeat - 1)
+    connections: int = 0  # new connections the stream opened
+    tls_handshakes: int = 0  # of them, those that began with a TLS handshake (https, wss)
+    # a conversation's turn (`harness.measure.run.conversations`): the conversation's name,
+    # the turn's index, who kept the conversation (client, server) and whether HTTP turns
+    # reused connections; None: a single stream
+    conversation: str | None = None
+    turn: int | None = None
+    state: str | None = None
+    keepalive: bool | None = None
+    # the request named a tool: whether the answer ended with exactly the call the source
+    # made (`GenerationRequest.tool_call`); None: no tool asked for
+    tool_call_ok: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,11 +19,13 @@ from typing import Any, Literal
 
 from errors import ResultsError
 from harness.analyse import metrics
+from harness.analyse.conversations import point_conversations
 from harness.analyse.intervals import Interval
 from harness.analyse.metrics import Distribution, TransportSummary
 from harness.analyse.problems import ProblemRow, point_problems
 from harness.analyse.ranking import Ranked, ranked
 from harness.analyse.results import Point, RunResult, load_run
+from harness.present.conversation_section import html_section
 from harness.present.html import esc, number, transport_cell
 from harness.present.plots import PNG_DPI, DrawnChart, describe, draw_run, representative
 from harness.present.rounds_section import rounds_section
@@ -365,6 +367,9 @@ def render_report(run: RunResult, charts: Sequence[DrawnChart], run_dir: Path) -
         body.append(at_a_glance(shown.summaries))
 
     body.append(rounds_section(run))
+    body.append(
+        html_section([(point_heading(run, p), point_conversations(p.phases)) for p in run.points])
+    )
 
     faulted = [p for p in run.points if has_faults(p.summaries)]
     if faulted:

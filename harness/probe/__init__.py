@@ -6,6 +6,7 @@
                  docstring says why not httptools)
     exchange.py  what one request saw: the head and the stamped body reads (plain data)
     decode.py    the stream's kind, events and what their payloads say
+    responses.py an OpenAI Responses API stream: recognised, and what each event says
     analyse.py   one run's measures and findings
     reconnect.py the reconnect check: would EventSource loop, keep trying, or stop?
     verdict.py   the verdict over the repeats (the `buffered` rule and its thresholds are

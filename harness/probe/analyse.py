@@ -23,6 +23,7 @@ from harness.probe.decode import (
     JSON_TYPES,
     LINES,
     MESSAGES,
+    RESPONSES,
     SSE,
     SSE_TYPE,
     TEXT,
@@ -319,7 +320,7 @@ def _framing(run: RunAnalysis, decoder: EventDecoder, body: str) -> None:
                 finding("multiline_data", f"{audit.multiline_events} event(s) span several lines")
             )
         # OpenAI's own streams carry no id: (so no compatible client resumes by it)
-        if run.events and not audit.id_lines and run.kind != "openai":
+        if run.events and not audit.id_lines and run.kind not in ("openai", RESPONSES):
             run.findings.append(finding("no_event_id", f"{len(run.events)} events, no id: line"))
         return
     if run.container == LINES:
@@ -329,6 +330,8 @@ def _framing(run: RunAnalysis, decoder: EventDecoder, body: str) -> None:
             what = "one JSON document"
             if isinstance(document, dict) and document.get("object") == "chat.completion":
                 what = "one chat.completion object (not chunks)"
+            if isinstance(document, dict) and document.get("object") == "response":
+                what = "one Responses API response object (not events)"
             size = len(body.encode())
             run.findings.append(finding("not_streaming", f"{what}, {size} bytes"))
             run.reading.bad_lines = 0
@@ -346,6 +349,8 @@ def _payload_findings(run: RunAnalysis) -> None:
     reading = run.reading
     if reading.error:
         run.findings.append(finding("stream_error", reading.error))
+    if reading.responses:
+        _responses_findings(run)
     if run.kind == "openai" and run.events and not run.single_document:
         if not reading.error and not reading.finish_reason and not reading.done_marker:
             run.findings.append(
@@ -358,6 +363,32 @@ def _payload_findings(run: RunAnalysis) -> None:
             run.findings.append(finding("incomplete_end", f"no {missing}"))
         if not reading.usage and not reading.error:
             run.findings.append(finding("no_usage", "no chunk carries a usage object"))
+
+
+def _responses_findings(run: RunAnalysis) -> None:
+    """An OpenAI Responses stream (over SSE, or WebSocket messages): its events parse, it
+    ends, it reports usage, and over SSE each event names its type."""
+    reading = run.reading
+    if reading.bad_lines:
+        evidence = f"{reading.bad_lines} event(s), e.g. {reading.first_bad!r}"
+        run.findings.append(finding("responses_bad_event", evidence))
+    if run.events and not reading.terminal and not reading.error:
+        last = run.events[-1].data[:80]
+        run.findings.append(
+            finding("responses_truncated", f"{len(run.events)} events, the last {last!r}")
+        )
+    if reading.terminal and not reading.error and not reading.usage:
+        run.findings.append(
+            finding(
+                "no_usage",
+                f"{reading.terminal} carries no usage object",
+                "send usage (input_tokens, output_tokens, total_tokens) in the final "
+                "event's response, as OpenAI does",
+            )
+        )
+    if reading.misnamed_events:
+        evidence = f"{reading.misnamed_events} of {len(run.events)}, e.g. {reading.first_misnamed}"
+        run.findings.append(finding("responses_event_names", evidence))
 
 
 def _proxy_headers(run: RunAnalysis, head: Head) -> None:
@@ -418,3 +449,5 @@ def _websocket(run: RunAnalysis, exchange: Exchange) -> None:
         )
     if run.reading.error:
         run.findings.append(finding("stream_error", run.reading.error))
+    if run.reading.responses and exchange.ending is not Ending.TIMEOUT:
+        _responses_findings(run)

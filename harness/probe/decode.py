@@ -9,13 +9,15 @@ Kinds and the container that carries them:
 | `sse`         | SSE       | a dispatched SSE event (`wire/sse.py` decodes)         |
 | `vercel-ui`   | SSE       | AI SDK 5 UI message stream: `data: {"type": ...}`      |
 | `openai`      | SSE/lines | a `chat.completion.chunk` (SSE, or one JSON per line)  |
+| `openai-responses` | SSE  | a Responses API event: `event: response.*` + its JSON  |
 | `ndjson`      | lines     | one line (`wire/ndjson.py` splits)                     |
 | `vercel-data` | lines     | AI SDK 4 data stream part: `TYPE:JSON` per line        |
 | `text`        | text      | a word: a run of non-space text (no framing to go by)  |
 | `websocket`   | messages  | one data message                                       |
 
 `auto` takes the kind from the Content-Type and vendor headers, then from the first bytes
-of the body (`detect`).
+of the body (`detect`). A WebSocket whose first message is a Responses API event is read as
+one too (`read_payloads`): text from `response.output_text.delta` only.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from typing import Any
 import orjson
 
 from harness.probe.http1 import Head
+from harness.probe.responses import (
+    PREFIX,
+    RESPONSES,
+    first_sse_name,
+    looks_responses,
+    read_event,
+)
 from wire.ndjson import LineDecoder
 from wire.sse import MEDIA_TYPE as SSE_TYPE
 from wire.sse import SSEStreamDecoder
@@ -97,7 +106,7 @@ OPENAI_DONE = "[DONE]"
 def container_of(kind: str, head: Head | None, sample: str) -> str:
     if kind == "websocket":
         return MESSAGES
-    if kind in ("sse", "vercel-ui"):
+    if kind in ("sse", "vercel-ui", RESPONSES):
         return SSE
     if kind == "openai":
         media = head.media_type if head else ""
@@ -118,6 +127,10 @@ def detect(requested: str, head: Head | None, sample: str) -> tuple[str, str]:
         if header("x-vercel-ai-ui-message-stream"):
             return "vercel-ui", SSE
         first = first_sse_payload(sample)
+        if first_sse_name(sample).startswith(PREFIX) or (
+            first is not None and looks_responses(_json(first))
+        ):
+            return RESPONSES, SSE
         if first is not None and looks_openai(first):
             return "openai", SSE
         if first is not None and looks_ui(first):
@@ -296,6 +309,10 @@ class Reading:
     bad_lines: int = 0
     first_bad: str = ""
     first_text_event: int | None = None  # the index of the first event that carried text
+    responses: bool = False  # read as an OpenAI Responses stream (`harness.probe.responses`)
+    tool_calls: list[str] = field(default_factory=list)  # Responses: function calls' names
+    misnamed_events: int = 0  # Responses over SSE: `event:` missing or not the data's type
+    first_misnamed: str = ""
 
     @property
     def text(self) -> str:
@@ -304,9 +321,13 @@ class Reading:
 
 def read_payloads(kind: str, events: list[Event]) -> Reading:
     reading = Reading()
+    sniffed = kind == "websocket" and bool(events) and looks_responses(_json(events[0].data))
+    reading.responses = kind == RESPONSES or sniffed
     for index, event in enumerate(events):
         before = len(reading.text_parts)
-        if kind == "vercel-data":
+        if reading.responses:
+            _responses_event(reading, event, named=kind == RESPONSES)
+        elif kind == "vercel-data":
             _vercel_part(reading, event.data)
         elif kind != "text":
             _payload(reading, kind, event)
@@ -352,6 +373,27 @@ def _payload(reading: Reading, kind: str, event: Event) -> None:
     if text:
         reading.text_parts.append(text)
     _object_end(reading, obj)
+
+
+def _responses_event(reading: Reading, event: Event, named: bool) -> None:
+    """One Responses API event (`harness.probe.responses.read_event`) on the reading."""
+    said = read_event(_json(event.data))
+    if said is None:
+        _bad(reading, event.data)
+        return
+    if named and event.name != said.kind:
+        reading.misnamed_events += 1
+        shown = f"event: {event.name}" if event.name else "no event: field"
+        reading.first_misnamed = reading.first_misnamed or f"{shown} for type {said.kind!r}"[:80]
+    if said.text:
+        reading.text_parts.append(said.text)
+    if said.tool_call is not None:
+        reading.tool_calls.append(said.tool_call)
+    if said.terminal is not None:
+        _terminal(reading, said.terminal)
+    reading.finish_reason = said.finish_reason or reading.finish_reason
+    reading.usage = reading.usage or said.usage
+    reading.error = reading.error or said.error
 
 
 def _object_end(reading: Reading, obj: dict[str, Any]) -> None:

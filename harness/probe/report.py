@@ -89,6 +89,7 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
         "terminal": summary["terminal"],
         "text": shorten(text, TEXT_JSON),
         "text_chars": len(text),
+        "tool_calls": summary["tool_calls"],
         "reconnect": result.reconnect.to_json() if result.reconnect else None,
         "per_run": [_run_json(r) for r in result.runs],
     }
@@ -169,6 +170,9 @@ def render_text(result: ProbeResult) -> str:
             lines.append(_line("last 10% of E2E", f"{s['tail_share']:.0%} of the bytes"))
         text = str(s["text"])
         lines.append(_line("text", f'"{shorten(text, TEXT_SHOWN)}" ({len(text)} chars)'))
+        calls = s["tool_calls"]
+        if isinstance(calls, list) and calls:
+            lines.append(_line("tool calls", ", ".join(map(str, calls))))
     if result.reconnect is not None:
         r = result.reconnect
         sent = f" with Last-Event-ID {r.last_event_id}" if r.last_event_id else ""

@@ -18,7 +18,17 @@ import orjson
 
 from errors import UsageError
 
-KINDS = ("auto", "sse", "ndjson", "text", "openai", "vercel-data", "vercel-ui", "websocket")
+KINDS = (
+    "auto",
+    "sse",
+    "ndjson",
+    "text",
+    "openai",
+    "openai-responses",
+    "vercel-data",
+    "vercel-ui",
+    "websocket",
+)
 HTTP_SCHEMES = {"http": 80, "https": 443}
 WS_SCHEMES = {"ws": 80, "wss": 443}
 CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
@@ -228,7 +238,7 @@ def redact(text: str, secrets: Sequence[str]) -> str:
 
 
 def accept_header(kind: str) -> str:
-    if kind in ("sse", "vercel-ui"):
+    if kind in ("sse", "vercel-ui", "openai-responses"):
         return "text/event-stream"
     if kind == "ndjson":
         return "application/x-ndjson"

@@ -236,4 +236,5 @@ def summarise(runs: Sequence[RunAnalysis]) -> dict[str, object]:
         "tail_share": med("tail_share"),
         "terminal": next((r.reading.terminal for r in streamed if r.reading.terminal), None),
         "text": first.text if first else "",
+        "tool_calls": list(first.reading.tool_calls) if first else [],
     }

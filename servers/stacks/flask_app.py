@@ -294,18 +294,40 @@ def create_app(state: ServerState, core: CoreLoop) -> Flask:
 def socket_session(core: CoreLoop, state: ServerState, ws: Any) -> None:
     """`servers.websocket.session`, written for a thread: the first message opens the stream;
     this thread sends each message and is held until the stream ends. The connection's
-    reader thread (simple-websocket's) wakes it when the client leaves mid-wait."""
+    reader thread (simple-websocket's) wakes it when the client leaves mid-wait. A request
+    that keeps the connection open is followed by the next one, within `idle_timeout_s`."""
     timeout_s = state.settings.request_timeout_s
-    first = ws.receive(timeout=timeout_s)  # ConnectionClosed: the client left (flask-sock)
-    try:
-        if first is None:
-            raise ProtocolError(f"no request within request_timeout_s ({timeout_s:g} s)")
-        opened = core.call(opening(state, first if isinstance(first, str) else None))
-    except (ProtocolError, RequestRefused) as exc:
-        with suppress(ConnectionClosed, OSError):
-            ws.send(dumps({"error": str(exc)}))
-            ws.close(websocket.POLICY_VIOLATION)
+    text = ws.receive(timeout=timeout_s)  # ConnectionClosed: the client left (flask-sock)
+    if text is None:
+        refuse(ws, f"no request within request_timeout_s ({timeout_s:g} s)")
         return
+    while True:
+        try:
+            opened = core.call(opening(state, text if isinstance(text, str) else None))
+        except (ProtocolError, RequestRefused) as exc:
+            refuse(ws, str(exc))
+            return
+        if not stream_one(core, state, ws, opened) or not opened.keep_open:
+            return
+        try:
+            text = ws.receive(timeout=state.settings.idle_timeout_s)
+        except ConnectionClosed:
+            return
+        if text is None:  # nothing more within idle_timeout_s: closed, as uvicorn's does
+            with suppress(ConnectionClosed, OSError):
+                ws.close()
+            return
+
+
+def refuse(ws: Any, message: str) -> None:
+    with suppress(ConnectionClosed, OSError):
+        ws.send(dumps({"error": message}))
+        ws.close(websocket.POLICY_VIOLATION)
+
+
+def stream_one(core: CoreLoop, state: ServerState, ws: Any, opened: websocket.Opened) -> bool:
+    """One stream on the connection; closed after it unless the request keeps it open.
+    False when the connection ended (the client left, or the stream was cut short)."""
     grace, model = state.settings.resume_grace_s, state.source.model
     batches = framed_batches(opened.gen, opened.framing, model, opened.start, grace, opened.resumed)
     pull: Future[Any] | None = None
@@ -317,7 +339,7 @@ def socket_session(core: CoreLoop, state: ServerState, ws: Any) -> None:
     ws.event.wake = wake
     with suppress(OSError):  # a client already gone: the first send says so
         send_timeout(ws.sock, state.settings.write_timeout_s)
-    gone = False
+    gone = ended = False
     with core.streaming():
         try:
             while True:
@@ -330,7 +352,9 @@ def socket_session(core: CoreLoop, state: ServerState, ws: Any) -> None:
                     break
                 for message in batch:  # one WebSocket message each
                     ws.send(message.payload)
-            ws.close()
+            if not opened.keep_open:
+                ws.close()
+            ended = True
         except (CancelledError, ConnectionClosed, OSError):
             gone = True
             let_go(ws.sock)
@@ -342,3 +366,4 @@ def socket_session(core: CoreLoop, state: ServerState, ws: Any) -> None:
     if gone and ws.close_reason in websocket.CLOSED_BY_CLIENT:  # a close frame: for good
         with suppress(CoreStopped):
             core.call(left_for_good(opened))
+    return ended

@@ -132,12 +132,20 @@ OPERATIONS = [
     ("GET", "/v1/streams/{stream_id}/timeline"),
     ("POST", "/v1/timelines"),
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/responses"),
     ("POST", "/v1/webhooks"),
     ("GET", "/healthz"),
     ("GET", "/"),
 ]
 FUZZED_ENDPOINTS = [f"{m} {p}" for m, p in OPERATIONS] + [WEBSOCKET, SCHEMA, RAW, SLOW, GUARDS]
-BODY_ENDPOINTS = ["/v1/streams", "/v1/sse", "/v1/chunked", "/v1/chat/completions", "/v1/timelines"]
+BODY_ENDPOINTS = [
+    "/v1/streams",
+    "/v1/sse",
+    "/v1/chunked",
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/timelines",
+]
 READS = ("all", "some", "none")  # read a streaming answer to its end, a little, or not at all
 ALL_KNOWN_4XX = (PARSER_4XX, WS_HANDSHAKE_4XX)
 BYTES_IN_HEADERS = (PARSER_4XX,)  # arbitrary header bytes: the server's parser may refuse

@@ -184,7 +184,7 @@ def test_carries_index_flags() -> None:
 def test_get_framing_unknown(name: str) -> None:
     with pytest.raises(ProtocolError) as exc_info:
         get_framing(name)
-    allowed = "json, openai, vercel-ui, vercel-data, langchain, raw"
+    allowed = "json, openai, openai-responses, vercel-ui, vercel-data, langchain, raw"
     assert str(exc_info.value) == f"unknown framing {name!r}; allowed: {allowed}"
     assert exc_info.value.__cause__ is None
 

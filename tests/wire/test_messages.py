@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from errors import ProtocolError
-from wire.messages import GenerationRequest, dumps, loads
+from wire.messages import REQUEST_FIELDS, GenerationRequest, dumps, loads
 
 
 def test_wire_error_is_a_value_error() -> None:
@@ -55,9 +55,10 @@ def test_explicit_null_max_tokens_and_stream_id_are_absent() -> None:
 def test_unknown_fields_are_rejected(body: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError) as exc_info:
         GenerationRequest.from_json(body)
-    unknown = sorted(set(body) - {"seed", "max_tokens", "prompt", "stream_id"})
+    unknown = sorted(set(body) - set(REQUEST_FIELDS))
     assert str(exc_info.value) == (
-        f"unknown request field(s) {unknown}; allowed: seed, max_tokens, prompt, stream_id"
+        f"unknown request field(s) {unknown}; allowed: seed, max_tokens, prompt, stream_id, "
+        "context, previous_response_id, store, tool"
     )
 
 

@@ -314,6 +314,7 @@ def test_each_framing_names_its_carriages() -> None:
     assert {name: f.carriages for name, f in FRAMINGS.items()} == {
         "json": None,
         "openai": None,
+        "openai-responses": (EVENTS, MESSAGES),
         "vercel-ui": (EVENTS,),
         "vercel-data": (LINES,),
         "langchain": (EVENTS, LINES, MESSAGES),

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from clients.interface import ClientSettings, StreamClient, StreamResult
+from clients.interface import ClientSettings, StreamClient, StreamResult, Turn
 from errors import ScenarioError
 from harness.measure.browser.assemble import EVENT_READER
 from harness.measure.browser.capability import STREAMS_PER_PAGE, refuse_for_browser
@@ -73,7 +73,11 @@ class BrowserStreamClient:
         self.page_index = page_index
         session.users += 1
 
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+    async def stream(
+        self, request: GenerationRequest, scheduled_ns: int, turn: Turn | None = None
+    ) -> StreamResult:
+        # a conversation scenario is refused for the browser client when it is validated
+        assert turn is None, "the browser client runs no conversations"
         result, _ = await self.session.stream(
             self.page_index, self.transport, request, scheduled_ns
         )

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from harness.measure.paths import Endpoint
 from harness.measure.records import SweepValue
+from harness.measure.run.conversations import conversation_jobs
 from harness.measure.run.jobs import Job, make_requests, warmup_requests, with_arrivals
 from harness.measure.scenario import Scenario
 from transports import TransportRegistry
@@ -52,6 +53,8 @@ class RunContext:
         """Request k of `transport`; with a rate, due at the k-th time of the scenario's
         arrival schedule (the same on every transport)."""
         s = self.scenario
+        if s.conversation.turns:
+            return conversation_jobs(s, transport, self.run_tag, self.prompts, self.registry)
         requests = make_requests(s, transport, self.run_tag, self.prompts)
         return with_arrivals([Job(transport, r) for r in requests], s.rate, s.arrivals, s.seed)
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from clients.interface import Turn
 from errors import ScenarioError
 from harness.measure.arrivals import arrival_offsets
 from harness.measure.scenario import Scenario
@@ -27,9 +28,31 @@ DEFAULT_PROMPTS = PROJECT_ROOT / "scenarios" / "prompts.txt"
 
 @dataclass(frozen=True, slots=True)
 class Job:
+    """One stream to run. A conversation's turns are consecutive jobs with a `turn` each;
+    every turn but the first follows the previous one's end after `pause_s` (the tool)."""
+
     transport: str
     request: GenerationRequest
     at_s: float | None = None  # open loop: due this long after the window's start (None: closed)
+    turn: Turn | None = None
+    pause_s: float = 0.0
+
+
+def job_units(jobs: Sequence[Job]) -> list[list[int]]:
+    """The jobs' indices in units that one client runs in order: a conversation's turns
+    together, any other job on its own."""
+    units: list[list[int]] = []
+    for k, job in enumerate(jobs):
+        previous = jobs[k - 1].turn if k else None
+        turn = job.turn
+        goes_on = turn is not None and turn.index > 0 and previous is not None
+        if goes_on and previous is not None and turn is not None:
+            goes_on = previous.conversation == turn.conversation
+        if goes_on:
+            units[-1].append(k)
+        else:
+            units.append([k])
+    return units
 
 
 def measured_transports(scenario: Scenario) -> tuple[str, ...]:

@@ -116,6 +116,12 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else error.message,
         problems=[*result.problems, *relayed_problems(timeline)],
+        connections=result.connections,
+        tls_handshakes=result.tls_handshakes,
+        conversation=None if result.turn is None else result.turn.conversation,
+        turn=None if result.turn is None else result.turn.index,
+        state=None if result.turn is None else result.turn.state,
+        keepalive=None if result.turn is None else result.turn.keepalive,
     )
 
 
@@ -147,5 +153,7 @@ async def records_for(
             job.request.seed, job.request.seed, result, timeline or timelines.get(result.stream_id)
         )
         record.sweep_value = sweep_value
+        planned = job.request.tool_call()
+        record.tool_call_ok = None if planned is None else result.tool_call == planned
         records.append(record)
     return records

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from clients.asyncio_io import AsyncStreamClient
-from clients.interface import StreamClient, StreamResult
+from clients.interface import StreamClient, StreamResult, Turn
 from harness.measure.run.kinds import ClientReport, ShardPlan
 from harness.measure.run.window import Window
 from wire.messages import GenerationRequest
@@ -27,9 +27,11 @@ class PinnedClient:
         self.server = server
         self.stream_ids: list[str] = []
 
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+    async def stream(
+        self, request: GenerationRequest, scheduled_ns: int, turn: Turn | None = None
+    ) -> StreamResult:
         self.stream_ids.append(request.stream_id or "")
-        return await self.client.stream(request, scheduled_ns)
+        return await self.client.stream(request, scheduled_ns, turn)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -17,9 +17,9 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from clients.interface import StreamClient, StreamError, StreamResult
+from clients.interface import StreamClient, StreamError, StreamResult, Turn
 from errors import ErrorKind
-from harness.measure.run.jobs import Job
+from harness.measure.run.jobs import Job, job_units
 from wire.messages import GenerationRequest
 
 Shards = Mapping[str, Sequence[StreamClient]]  # transport -> one client per shard
@@ -32,6 +32,7 @@ async def run_stream(
     scheduled_ns: int,
     timeout_s: float,
     started_ns: int | None = None,
+    turn: Turn | None = None,
 ) -> StreamResult:
     """One stream, bounded in time whatever the transport does. It was due at
     `scheduled_ns` and begins at `started_ns` (default: then; later when an open-loop
@@ -42,14 +43,25 @@ async def run_stream(
     started = scheduled_ns if started_ns is None else started_ns
     try:
         async with asyncio.timeout(timeout_s):
-            result = await client.stream(request, started)
+            result = await client.stream(request, started, turn)
     except TimeoutError:
-        result = StreamResult(client.transport, request.stream_id or "", started)
+        result = StreamResult(client.transport, request.stream_id or "", started, turn=turn)
         result.error = StreamError(
             ErrorKind.TIMEOUT, f"the stream did not finish within {timeout_s:g} s"
         )
     result.started_ns = result.scheduled_ns
     result.scheduled_ns -= started - scheduled_ns
+    return result
+
+
+def not_run(job: Job, failed: StreamResult) -> StreamResult:
+    """A conversation's turn after one that failed: never sent, recorded as not run."""
+    now = time.perf_counter_ns()
+    result = StreamResult(job.transport, job.request.stream_id or "", now, turn=job.turn)
+    result.started_ns = now
+    result.error = StreamError(
+        ErrorKind.NOT_RUN, f"not run: turn {failed.stream_id} of its conversation failed"
+    )
     return result
 
 
@@ -94,8 +106,9 @@ async def run_jobs(
         start = time.perf_counter_ns() if start_ns is None else start_ns
         return await open_loop(shards, jobs, concurrency, timeout_s, on_done, start)
     results: list[StreamResult | None] = [None] * len(jobs)  # in job order
-    queue = iter(range(len(jobs)))
-    workers = min(concurrency, len(jobs))
+    units = job_units(jobs)  # a conversation's turns: one unit, run in order by one worker
+    queue = iter(units)
+    workers = min(concurrency, len(units))
     start = time.perf_counter_ns() if start_ns is None else start_ns
 
     async def worker(w: int) -> None:
@@ -103,15 +116,26 @@ async def run_jobs(
             begin = start + round(w * ramp_s * 1e9 / workers)
             while (wait_ns := begin - time.perf_counter_ns()) > 0:
                 await asyncio.sleep(wait_ns / 1e9)
-        for k in queue:
-            job = jobs[k]
-            pool = shards[job.transport]
-            client = pool[w * len(pool) // concurrency]
-            scheduled = time.perf_counter_ns()
-            result = await run_stream(client, job.request, scheduled, timeout_s)
-            results[k] = result
-            if on_done is not None:
-                on_done(job, result)
+        for unit in queue:
+            failed: StreamResult | None = None
+            for k in unit:
+                job = jobs[k]
+                pool = shards[job.transport]
+                client = pool[w * len(pool) // concurrency]
+                if failed is not None:
+                    result = not_run(job, failed)
+                else:
+                    if job.pause_s:  # the tool runs: the turn's timers start when it is done
+                        await asyncio.sleep(job.pause_s)
+                    scheduled = time.perf_counter_ns()
+                    result = await run_stream(
+                        client, job.request, scheduled, timeout_s, turn=job.turn
+                    )
+                    if result.error is not None:
+                        failed = result
+                results[k] = result
+                if on_done is not None:
+                    on_done(job, result)
 
     async with asyncio.TaskGroup() as group:
         for w in range(workers):

@@ -78,6 +78,29 @@ class Faults:
         return ("--resume-grace-s", f"{self.resume_grace_s:g}")
 
 
+CONVERSATION_STATES = ("client", "server")
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Agent loops (`harness.measure.run.conversations`): each request is a conversation of
+    `turns` streams (0: single streams, the default). A turn's answer streams and ends; the
+    client "runs the tool" for `tool_call_ms`, then sends the next turn, whose request
+    carries the conversation, grown by `context_bytes` a turn (the answer and the tool's
+    result). `state`: who keeps the conversation, `client` (re-sent whole every turn) or
+    `server` (the client sends only what is new and the previous turn's id: the Responses
+    API's `previous_response_id`); `keepalive`: HTTP turns reuse connections, or not (a new
+    connection a turn, as a proxy that closes them forces; WebSocket keeps its one
+    connection either way). Several values of `state` and `keepalive` are variants, and
+    conversation k runs variant k mod their number, on every transport."""
+
+    turns: int = 0
+    tool_call_ms: float = 300.0
+    context_bytes: int = 4096
+    state: tuple[str, ...] = ("client",)
+    keepalive: tuple[bool, ...] = (True,)
+
+
 LOAD_SHAPES = ("steady", "step", "spike")
 
 
@@ -119,6 +142,7 @@ class Scenario:
     inject: Inject = field(default_factory=Inject)
     faults: Faults = field(default_factory=Faults)
     load: Load = field(default_factory=Load)
+    conversation: Conversation = field(default_factory=Conversation)
     prompts: str | None = None  # live sources: a prompts file, request k uses line k
     order: str = "auto"  # sequential | interleaved | auto (interleaved for live sources)
     path: str = LOOPBACK  # between clients and server (harness.measure.paths); a sweep axis
@@ -270,6 +294,11 @@ class Scenario:
             else:
                 data[name] = value
         data["transports"] = list(self.transports)
+        data["conversation"] = {
+            **asdict(self.conversation),
+            "state": list(self.conversation.state),
+            "keepalive": list(self.conversation.keepalive),
+        }
         if self.sweep is not None:
             data["sweep"] = {"axis": self.sweep.axis, "values": list(self.sweep.values)}
         return data

@@ -16,6 +16,7 @@ from harness.measure.scenario.model import (
     DEFAULT_KNOBS,
     KNOB_NAMES,
     SWEEP_AXES,
+    Conversation,
     Faults,
     Inject,
     Load,
@@ -129,12 +130,42 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             values[key] = Inject(**_table(where, key, value, _INJECT_TYPES))
         elif key == "faults":
             values[key] = Faults(**_table(where, key, value, _FAULTS_TYPES))
+        elif key == "conversation":
+            values[key] = conversation_from_dict(value, where)
         elif key in PROCESS_FIELDS:
             values[key] = parse_count(where, key, value)
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
     scenario = Scenario(**values, knobs=tuple({**dict(DEFAULT_KNOBS), **knobs}.items()))
     return replace(scenario, source=replace(scenario.source, seed=scenario.seed))
+
+
+_CONVERSATION_TYPES: dict[str, tuple[type, ...]] = {
+    "turns": (int,),
+    "tool_call_ms": (int, float),
+    "context_bytes": (int,),
+}
+
+
+def conversation_from_dict(data: Any, where: str = "") -> Conversation:
+    """`[conversation]`: turns, tool_call_ms, context_bytes as numbers; `state` a name or a
+    list of names, `keepalive` true, false or a list of both (variants)."""
+    allowed = (*_CONVERSATION_TYPES, "state", "keepalive")
+    if not isinstance(data, dict) or not set(data) <= set(allowed):
+        raise ScenarioError(f"{where}[conversation] allows only {', '.join(allowed)}, got {data!r}")
+    plain = {k: v for k, v in data.items() if k in _CONVERSATION_TYPES}
+    values: dict[str, Any] = _table(where, "conversation", plain, _CONVERSATION_TYPES)
+    if "state" in data:
+        states = data["state"] if isinstance(data["state"], list) else [data["state"]]
+        values["state"] = tuple(
+            _check_type(f"{where}conversation.", "state", v, (str,)) for v in states
+        )
+    if "keepalive" in data:
+        keeps = data["keepalive"] if isinstance(data["keepalive"], list) else [data["keepalive"]]
+        values["keepalive"] = tuple(
+            _check_type(f"{where}conversation.", "keepalive", v, (bool,)) for v in keeps
+        )
+    return Conversation(**values)
 
 
 def parse_sweep(axis: object, values: object, where: str = "") -> Sweep:

@@ -18,6 +18,7 @@ from harness.measure.browser.capability import (
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import PROCESS_FIELDS, check_count
 from harness.measure.scenario.model import (
+    CONVERSATION_STATES,
     KNOB_NAMES,
     LOAD_SHAPES,
     ORDERS,
@@ -75,6 +76,7 @@ def validated(scenario: Scenario) -> Scenario:
     check_framing(scenario)
     check_stack(scenario)
     check_server_faults(scenario)
+    check_conversation(scenario)
     if scenario.streams_per_page < 1:
         raise ScenarioError("streams_per_page must be 1 or more")
     if scenario.streams_per_page != STREAMS_PER_PAGE and scenario.client != "browser":
@@ -298,3 +300,57 @@ def check_load(load: Load) -> None:
             raise ScenarioError(f"load.{name} must be 0 or more")
     if load.shape == "spike" and load.spike_at_s + load.spike_time_s > load.run_time_s:
         raise ScenarioError("load: the spike must end within run_time_s")
+
+
+MAX_TURNS = 1000  # turns of a conversation, at most
+MAX_CONVERSATION_BYTES = 1 << 20  # the server's default max_conversation_chars
+
+
+def check_conversation(scenario: Scenario) -> None:
+    """`[conversation]`: sizes in range, known states, and what conversations cannot run."""
+    talk = scenario.conversation
+    if not 0 <= talk.turns <= MAX_TURNS:
+        raise ScenarioError(f"conversation turns must be from 0 to {MAX_TURNS}, got {talk.turns}")
+    if not 0 <= talk.tool_call_ms <= 600_000:
+        raise ScenarioError(
+            f"conversation tool_call_ms must be from 0 to 600000, got {talk.tool_call_ms}"
+        )
+    if talk.context_bytes < 0:
+        raise ScenarioError(
+            f"conversation context_bytes must be 0 or more, got {talk.context_bytes}"
+        )
+    if talk.turns * talk.context_bytes > MAX_CONVERSATION_BYTES:
+        raise ScenarioError(
+            f"a conversation of {talk.turns} turns x {talk.context_bytes} bytes exceeds the "
+            f"server's max_conversation_chars ({MAX_CONVERSATION_BYTES}): fewer turns or bytes"
+        )
+    unknown = [s for s in talk.state if s not in CONVERSATION_STATES]
+    if unknown or not talk.state or len(set(talk.state)) != len(talk.state):
+        raise ScenarioError(
+            f"conversation state must be {' or '.join(CONVERSATION_STATES)}, or a list of "
+            f"both; got {list(talk.state)}"
+        )
+    if not talk.keepalive or len(set(talk.keepalive)) != len(talk.keepalive):
+        raise ScenarioError(
+            f"conversation keepalive must be true, false or [true, false]; got {talk.keepalive}"
+        )
+    if not talk.turns:
+        return
+    if not FRAMINGS[scenario.framing].carries_tool_calls:
+        tooled = ", ".join(name for name, f in FRAMINGS.items() if f.carries_tool_calls)
+        raise ScenarioError(
+            f"a conversation's turns end in tool calls, which framing {scenario.framing} does "
+            f"not carry: use {tooled}"
+        )
+    if scenario.client != "python":
+        raise ScenarioError("conversations run on the python client only: drop client or turns")
+    if scenario.rate > 0:
+        raise ScenarioError(
+            "conversations run as a closed loop (each turn follows the previous one): drop rate"
+        )
+    if scenario.faults.drop_at_token or scenario.faults.leave_at_token:
+        raise ScenarioError("conversations and the fault benchmark do not combine: drop one")
+    if scenario.source.live:
+        raise ScenarioError(
+            "conversations need the mock or a trace (every transport must see the same turns)"
+        )

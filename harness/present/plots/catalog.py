@@ -9,6 +9,7 @@ from harness.present.plots.batch_sweep import batch_window
 from harness.present.plots.category_sweep import side_by_side
 from harness.present.plots.chart import Chart
 from harness.present.plots.concurrency_sweep import concurrency_latency, concurrency_throughput
+from harness.present.plots.conversation_time import conversation_time, has_conversations
 from harness.present.plots.cost_bars import cost, cpu
 from harness.present.plots.delay_violins import added_delay
 from harness.present.plots.latency_cdfs import itl_cdf, ttft_cdf
@@ -25,6 +26,12 @@ CHARTS: dict[str, Chart] = {
         Chart("race", "Race: one request's tokens arriving over time", race),
         Chart("cost", "Cost per token: bytes on the wire and HTTP requests", cost),
         Chart("cpu", "CPU per 1,000 tokens, server and client", cpu),
+        Chart(
+            "conversation_time",
+            "Conversations: time by turn, and each turn's overhead",
+            conversation_time,
+            needs=has_conversations,
+        ),
         Chart(
             "sweep_concurrency_latency",
             "Latency against concurrent streams",

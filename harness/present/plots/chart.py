@@ -22,12 +22,20 @@ class Chart:
     title: str
     draw: DrawFn
     sweep_axis: str | None = None  # drawn only for a sweep of this axis
+    needs: Callable[[RunResult], bool] | None = None  # drawn only for runs it holds for
 
     @property
     def caption(self) -> str:
         return " ".join((inspect.getdoc(self.draw) or "").split())
 
+    @property
+    def every_run(self) -> bool:
+        """Drawn for every run: neither a sweep chart nor one that needs something."""
+        return self.sweep_axis is None and self.needs is None
+
     def applies_to(self, runs: Sequence[RunResult]) -> bool:
+        if self.needs is not None and not all(self.needs(r) for r in runs):
+            return False
         return self.sweep_axis is None or all(r.sweep_axis == self.sweep_axis for r in runs)
 
 

@@ -40,7 +40,15 @@ def describe(run: RunResult, point: Point | None) -> str:
     first = f"scenario {scenario.get('name')} · source {preset}"
     if overrides:
         first += f" ({', '.join(o.strip() for o in overrides)})"
-    load = f"{scenario.get('requests')} streams per transport"
+    talk = scenario.get("conversation") or {}
+    turns = talk.get("turns") or 0
+    load = (
+        f"{scenario.get('requests')} conversations of {turns} turns "
+        f"({fmt_value(talk.get('tool_call_ms'))} ms tools, "
+        f"+{fmt_value(talk.get('context_bytes'))} B a turn) per transport"
+        if turns
+        else f"{scenario.get('requests')} streams per transport"
+    )
     if axis == "concurrency" and point is None:
         load += " at each point"
     else:

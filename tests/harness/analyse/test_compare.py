@@ -53,7 +53,7 @@ def test_compare_command_writes_one_file_with_ratios_and_overlays(
     for column in compare.COLUMNS:
         assert compare.esc(column.header) in text, column.header
     assert '<td class="worse">3.00×</td>' in text  # added delay p50: three times worse
-    per_point = [c for c in CHARTS.values() if c.sweep_axis is None]
+    per_point = [c for c in CHARTS.values() if c.every_run]
     for chart in per_point:
         assert f'<figure id="{chart.stem}">' in text
     assert not re.search(r'(?:src|href)="(?!data:image/png;base64,)', text)

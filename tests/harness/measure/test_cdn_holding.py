@@ -4,9 +4,8 @@ passed on unchanged and in order, whole, byte by byte and at every split."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+from support import splits
 
 from harness.measure.paths.net.holding import HoldStats, ResponseHold, exempt
 
@@ -20,13 +19,6 @@ def response(*extra: bytes) -> tuple[bytes, list[bytes]]:
     head += b"".join(h + b"\r\n" for h in extra) + b"\r\n"
     chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in EVENTS] + [b"0\r\n\r\n"]
     return head, chunks
-
-
-def splits(data: bytes) -> Iterator[list[bytes]]:
-    yield [data]
-    yield [data[i : i + 1] for i in range(len(data))]
-    for cut in range(1, len(data), 7):
-        yield [data[:cut], data[cut:]]
 
 
 def through(hold: ResponseHold, pieces: list[bytes]) -> list[bytes]:
@@ -74,9 +66,9 @@ def test_exempt_reads_the_headers_as_documented() -> None:
 def test_every_split_passes_every_byte_in_order() -> None:
     head, chunks = response()
     whole = head + b"".join(chunks)
-    for pieces in splits(whole):
+    for pieces in splits(whole, 7):
         hold = ResponseHold(hold_bytes=40)
-        for piece in splits(REQUEST).__next__():
+        for piece in splits(REQUEST, 7).__next__():
             hold.from_client(piece)
         assert b"".join(through(hold, pieces)) == whole
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support import NoServer, serve
 
-from clients.interface import StreamClient, StreamResult
+from clients.interface import StreamClient, StreamResult, Turn
 from harness.analyse.metrics import e2e_ms, first_token_ns, queue_wait_ms, summarize, ttft_ms
 from harness.analyse.results import load_run
 from harness.measure.driver import Benchmark, run_benchmark
@@ -57,7 +57,9 @@ class SleepyClient:
     duration_s: float
     flight: Flight
 
-    async def stream(self, request: GenerationRequest, scheduled_ns: int) -> StreamResult:
+    async def stream(
+        self, request: GenerationRequest, scheduled_ns: int, turn: Turn | None = None
+    ) -> StreamResult:
         result = StreamResult.start(self.transport, request, scheduled_ns)
         self.flight.enter(self.shard)
         try:

@@ -72,7 +72,7 @@ def test_report_names_every_transport_metric_and_definition(plain_report: Path) 
     for term in ("TTFT (time to first token)", "ITL (inter-token latency)", "Added delay"):
         assert f"<dt>{report.esc(term)}" in text, term
     for chart in CHARTS.values():
-        if chart.sweep_axis is None:
+        if chart.every_run:
             assert f'<figure id="{chart.stem}">' in text, chart.stem
     assert "scenario synthetic" in text and "cpu_count" in text  # scenario and environment
 
@@ -129,7 +129,7 @@ def test_definitions_come_from_the_metrics_docstring() -> None:
 def test_report_command_writes_report_html_and_charts(plain_report: Path) -> None:
     assert plain_report.stat().st_size > 10_000
     for chart in CHARTS.values():
-        if chart.sweep_axis is None:
+        if chart.every_run:
             assert (plain_report.parent / f"{chart.stem}.svg").exists()
 
 
@@ -299,7 +299,7 @@ def test_report_renders_in_headless_chromium(plain_report: Path, tmp_path: Path)
         if e.get("method") == "Network.requestWillBeSent"
     ]
     assert fetched and all(url.startswith(("file://", "data:")) for url in fetched), fetched
-    drawn = {c.title for c in CHARTS.values() if c.sweep_axis is None}
+    drawn = {c.title for c in CHARTS.values() if c.every_run}
     assert {image["alt"] for image in seen["images"]} == drawn
     assert all(image["complete"] and image["width"] > 0 for image in seen["images"])
     assert seen["verdict_rows"] == 1 + len(TRANSPORT_NAMES)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import brotli
 import orjson
 import pytest
+from support import splits
 
 from errors import UsageError
 from harness.probe.analyse import RunAnalysis, analyse_run, tail_share
@@ -51,14 +52,6 @@ def exchange(
     reads = [(T0 + int(ms * MS), p) for ms, p in zip(stamps, pieces, strict=True)]
     end = reads[-1][0] if reads else T0
     return Exchange("http", T0, Head(status, "OK", headers), T0, reads, end_ns=end, ending=ending)
-
-
-def splits(body: bytes) -> Iterator[list[bytes]]:
-    """The body whole, byte by byte, and cut in two at every position."""
-    yield [body]
-    yield [body[i : i + 1] for i in range(len(body))]
-    for cut in range(1, len(body)):
-        yield [body[:cut], body[cut:]]
 
 
 def essence(run: RunAnalysis) -> tuple[object, ...]:

@@ -1,7 +1,7 @@
 """The relay's model: when each chunk it holds is due. Pure (no I/O): `Pipe._due` in
 `pipes.py` applies it to each chunk as it is read, in either direction:
 
-    depart = arrival, paced by the direction's token bucket (--down-bps / --up-bps)
+    depart = max(arrival, handshake done), paced by the token bucket (--down-bps, --up-bps)
     due    = max(previous due, depart + delay + jitter (+ one RTT with probability loss))
 
 so chunks leave in the order they came (a later chunk never overtakes an earlier one, as on
@@ -19,8 +19,10 @@ in each direction. The model, part by part:
   at `--down-bps` (server to client) and `--up-bps` (client to server); its burst is
   `BURST_S` worth of bytes (at least two full-size segments). Large reads are cut into
   slices (`SLICE_S` worth, at least one segment) so a slow link delivers progressively.
-- handshake: a new connection's first bytes towards the server leave no earlier than one
-  RTT after it was accepted, the cost of TCP's SYN / SYN-ACK that loopback does not charge.
+- handshake: a new connection's bytes towards the server take the link no earlier than one
+  RTT after it was accepted, the cost of TCP's SYN / SYN-ACK that loopback does not charge
+  (then they are paced: a large request after a handshake costs the RTT plus its time on
+  the link, as TCP sends no data before the handshake is done).
 
 With no delay, jitter, loss or bandwidth a chunk is written in the same callback that read
 it.

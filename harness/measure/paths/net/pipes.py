@@ -104,9 +104,10 @@ class Pipe:
 
     def _due(self, now: float, size: int) -> float:
         imp = self.imp
-        depart = now if self.bucket is None else self.bucket.depart(now, size)
-        if depart < self.not_before:
-            depart = self.not_before
+        # a new connection's bytes take the link only once its handshake is done: TCP sends
+        # no data before it (pacing them first let a large upload hide the handshake)
+        ready = now if now >= self.not_before else self.not_before
+        depart = ready if self.bucket is None else self.bucket.depart(ready, size)
         hold = imp.delay_s
         if imp.jitter_s:
             hold = max(0.0, hold + self.rng.uniform(-imp.jitter_s, imp.jitter_s))
