@@ -21,8 +21,6 @@ from clients.wirebytes import connection_bytes
 if TYPE_CHECKING:  # the asyncio driver opens it; this module only closes it
     from websockets.asyncio.client import ClientConnection
 
-CLOSE_WAIT_S = 2.0  # the library's close handshake, at most
-
 
 @dataclass
 class WSSession:
@@ -37,7 +35,7 @@ class WSSession:
     @property
     def usable(self) -> bool:
         """Still open, as far as the client knows (the server may close it between turns
-        after its `request_timeout_s`)."""
+        after its `idle_timeout_s`)."""
         if self.lean is not None:
             return not self.lean.closed.done() and not self.lean.close_received
         return self.library is not None and self.library.close_code is None
@@ -55,10 +53,12 @@ class WSSession:
         """Close the connection (its closing handshake), charge what is left to `result`."""
         if self.lean is not None:
             lean, self.lean = self.lean, None
-            sock, lean.sock = lean.sock, None  # charged below, then closed
-            await ws_io.close_and_charge(lean, StreamResult(result.transport, "", 0))
-            self.lean, self.probe = None, sock
-        elif self.library is not None:
+            whole = StreamResult(result.transport, "", 0)  # the connection's whole-life bytes
+            await ws_io.close_and_charge(lean, whole)
+            sent, received = whole.bytes_sent, whole.bytes_received
+            result.add_bytes((sent - self.charged[0], received - self.charged[1]))
+            return
+        if self.library is not None:
             with contextlib.suppress(Exception):  # a connection already gone closes as it is
                 await self.library.close()
                 await self.library.wait_closed()

@@ -156,11 +156,7 @@ async def only_one(peer: SocketPeer, state: ServerState, opened: Opened) -> None
     watcher = asyncio.create_task(until_client_leaves(peer))
     done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
     if watcher in done:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, *GONE):
-            await sender
-        if watcher.result() in CLOSED_BY_CLIENT:
-            opened.gen.reader_left(0.0)
+        await stop_for_leaver(sender, watcher.result(), opened)
         return
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError, *GONE):
@@ -171,6 +167,16 @@ async def only_one(peer: SocketPeer, state: ServerState, opened: Opened) -> None
         await peer.close()
 
 
+async def stop_for_leaver(sender: asyncio.Task[None], code: int, opened: Opened) -> None:
+    """The client left (close `code`) while its stream was sent: stop sending; a close frame
+    means it left for good (the generation is cancelled now)."""
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError, *GONE):
+        await sender
+    if code in CLOSED_BY_CLIENT:
+        opened.gen.reader_left(0.0)
+
+
 async def one_of_many(peer: SocketPeer, state: ServerState, opened: Opened) -> Message | None:
     """A stream on a connection kept open: sent while the client's next message is awaited
     (never cancelled mid-read: the next request may be in it). Returns that message when it
@@ -179,12 +185,9 @@ async def one_of_many(peer: SocketPeer, state: ServerState, opened: Opened) -> M
     sender = asyncio.create_task(send_stream(peer, state, opened))
     listener = asyncio.create_task(peer.receive())
     done, _ = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
-    if listener in done and listener.result().closed is not None:
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, *GONE):
-            await sender
-        if listener.result().closed in CLOSED_BY_CLIENT:
-            opened.gen.reader_left(0.0)
+    left = listener.result().closed if listener in done else None
+    if left is not None:
+        await stop_for_leaver(sender, left, opened)
         return None
     try:
         await sender  # a request sent before the stream ended waits for its end

@@ -186,11 +186,6 @@ def decomposition(figures: Sequence[ConversationFigures]) -> dict[str, list[Term
         if shipped is None:
             continue
 
-        def diff(a: ConversationFigures | None, b: ConversationFigures | None) -> float | None:
-            if a is None or b is None or a.overhead_sum_ms is None or b.overhead_sum_ms is None:
-                return None
-            return a.overhead_sum_ms - b.overhead_sum_ms
-
         first = None
         if shipped.overhead_ms[0] is not None and ws.overhead_ms[0] is not None:
             first = shipped.overhead_ms[0] - ws.overhead_ms[0]
@@ -214,6 +209,13 @@ def decomposition(figures: Sequence[ConversationFigures]) -> dict[str, list[Term
                 )
         found[transport] = terms
     return found
+
+
+def diff(a: ConversationFigures | None, b: ConversationFigures | None) -> float | None:
+    """The difference of two variants' median summed overheads (None: one is missing)."""
+    if a is None or b is None or a.overhead_sum_ms is None or b.overhead_sum_ms is None:
+        return None
+    return a.overhead_sum_ms - b.overhead_sum_ms
 
 
 def _label(figures: ConversationFigures | None) -> str:

@@ -43,12 +43,8 @@ def job_units(jobs: Sequence[Job]) -> list[list[int]]:
     together, any other job on its own."""
     units: list[list[int]] = []
     for k, job in enumerate(jobs):
-        previous = jobs[k - 1].turn if k else None
-        turn = job.turn
-        goes_on = turn is not None and turn.index > 0 and previous is not None
-        if goes_on and previous is not None and turn is not None:
-            goes_on = previous.conversation == turn.conversation
-        if goes_on:
+        turn, previous = job.turn, jobs[k - 1].turn if k else None
+        if turn and turn.index > 0 and previous and previous.conversation == turn.conversation:
             units[-1].append(k)
         else:
             units.append([k])
