@@ -36,6 +36,23 @@ def tcp_counters(sock: socket.socket) -> tuple[int, int]:
     return acked, received
 
 
+_RETRANS_OFFSET = 100  # tcpi_total_retrans (__u32), per linux/tcp.h
+_DATA_SEGS_OUT_OFFSET = 156  # tcpi_data_segs_out (__u32, Linux >= 4.6)
+
+
+def retransmissions(sock: socket.socket) -> tuple[int, int]:
+    """(segments retransmitted, data segments sent, retransmissions included) so far on
+    this TCP connection: the kernel's own count of what loss cost it."""
+    if not sys.platform.startswith("linux"):
+        raise OSError("retransmission counts need Linux TCP_INFO counters")
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    if len(info) < _DATA_SEGS_OUT_OFFSET + 4:
+        raise OSError("this kernel's TCP_INFO has no segment counters (needs Linux >= 4.6)")
+    (retrans,) = struct.unpack_from("=I", info, _RETRANS_OFFSET)
+    (segs,) = struct.unpack_from("=I", info, _DATA_SEGS_OUT_OFFSET)
+    return retrans, segs
+
+
 def connection_bytes(sock: socket.socket) -> tuple[int, int]:
     """(sent, received) over the whole life of a connection (readable even after it closed)."""
     sent, received = tcp_counters(sock)

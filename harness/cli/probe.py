@@ -119,7 +119,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 @contextlib.contextmanager
 def through_path(request: ProbeRequest, path_text: str) -> Iterator[ProbeRequest]:
-    """The same request, sent through `path` started in front of the URL's host."""
+    """The same request, sent through `path` started in front of the URL's host (with the
+    URL's own Host header: an emulated network is not a different site)."""
     from harness.measure.paths import Endpoint, parse_path
     from harness.probe.request import parse_target
 
@@ -136,4 +137,6 @@ def through_path(request: ProbeRequest, path_text: str) -> Iterator[ProbeRequest
             raise UsageError(f"probe speaks HTTP/1.1 in the clear; {path_text} offers TLS")
         netloc = urlsplit(front.base_url).netloc
         moved = urlunsplit((target.scheme, netloc, *urlsplit(target.url)[2:4], ""))
-        yield replace(request, target=parse_target(moved))
+        # the endpoint behind the path is the URL's: its Host, as a client of it would send
+        front_target = replace(parse_target(moved), authority=target.host_header)
+        yield replace(request, target=front_target)

@@ -46,6 +46,7 @@ class Target:
     port: int
     path: str  # path and query: the request target
     url: str
+    authority: str | None = None  # the Host to send when it differs (through a path: the URL's)
 
     @property
     def websocket(self) -> bool:
@@ -57,6 +58,8 @@ class Target:
 
     @property
     def host_header(self) -> str:
+        if self.authority is not None:
+            return self.authority
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = (HTTP_SCHEMES | WS_SCHEMES)[self.scheme]
         return host if self.port == default else f"{host}:{self.port}"

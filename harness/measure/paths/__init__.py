@@ -9,8 +9,10 @@ run, takes the endpoint of what is behind it, and hands the clients a new endpoi
     nginx                    a real nginx reverse proxy (harness/measure/paths/nginx.py)
     nginx-h2                 the same with TLS and HTTP/2 towards the clients
     nginx-gzip               nginx with `gzip on` for the streamed types
-    net:PROFILE              an emulated network (harness/measure/paths/net/),
-    net:rtt=80ms,bw=10mbit   by named profile or by parameters
+    net:PROFILE              an emulated network (harness/measure/paths/net/): every IP
+    net:rtt=80ms,bw=10mbit   packet delayed, lost, queued (by named profile or parameters)
+    relay:PROFILE            the same profiles on the stream relay, which holds TCP data
+                             (loss as a one-RTT hold): for comparison
     idle-timeout:S           a load balancer's idle timeout: a connection with no bytes for
                              S seconds is closed (harness/measure/paths/intermediaries.py)
     cdn-buffer[:KIB]         a CDN that holds each response until KIB KiB or its end, unless
@@ -110,7 +112,8 @@ LAYER_KINDS: dict[str, Callable[[str], PathLayer]] = {
     "nginx": _lazy("harness.measure.paths.nginx", "nginx_layer"),
     "nginx-h2": _lazy("harness.measure.paths.nginx", "nginx_h2_layer"),
     "nginx-gzip": _lazy("harness.measure.paths.nginx", "nginx_gzip_layer"),
-    "net": _lazy("harness.measure.paths.net.layer", "network_layer"),
+    "net": _lazy("harness.measure.paths.net.packet_layer", "packet_layer"),
+    "relay": _lazy("harness.measure.paths.net.layer", "relay_layer"),
     "idle-timeout": _lazy("harness.measure.paths.intermediaries", "idle_timeout_layer"),
     "cdn-buffer": _lazy("harness.measure.paths.intermediaries", "cdn_buffer_layer"),
 }

@@ -32,7 +32,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -44,6 +44,7 @@ import psutil
 
 from errors import ScenarioError, ServerStartError
 from harness.measure.paths import Endpoint, PathLayer
+from harness.measure.paths.net.namespace import emulator_addresses
 from harness.measure.server_process import ChildProcess, stop_process
 from transports import TRANSPORTS
 
@@ -250,9 +251,12 @@ http {{
 """
 
 
-def make_certificate(work_dir: Path, host: str = HOST) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for `host` (subjectAltName IP), valid two days:
-    (certificate, key) in `work_dir`; the key readable by its owner only."""
+def make_certificate(
+    work_dir: Path, host: str = HOST, also: Sequence[str] = ()
+) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for `host` and the addresses `also`
+    (subjectAltName IPs), valid two days: (certificate, key) in `work_dir`; the key readable
+    by its owner only."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -271,7 +275,9 @@ def make_certificate(work_dir: Path, host: str = HOST) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(a)) for a in (host, *also)]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -382,7 +388,8 @@ def start_nginx(
     version = nginx_version(binary)
     for folder in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (work_dir / "tmp" / folder).mkdir(parents=True, exist_ok=True)
-    ca_file = make_certificate(work_dir)[0] if tls else None
+    # also the packet emulator's far ends: `nginx-h2+net:...` reaches nginx at one of those
+    ca_file = make_certificate(work_dir, also=emulator_addresses())[0] if tls else None
     error_log = work_dir / ERROR_LOG
     reason = ""
     for _ in range(START_ATTEMPTS):

@@ -1,160 +1,51 @@
-"""`net:` path layers, by known answers: through `net:rtt=40ms` a ping-pong over a plain TCP
-echo server takes about 40 ms, a stream of timestamped messages arrives about 20 ms after
-it was sent (never earlier), `rtt=0` adds well under a millisecond, a bandwidth-limited
-relay moves 1 MB in about size / bandwidth, the relay process (and any namespace) is gone
-after the context exits, and bad parameters are one-line ScenarioErrors.
+"""`relay:` path layers (the stream relay), by known answers: through `relay:rtt=40ms` a
+ping-pong over a plain TCP echo server takes about 40 ms, a stream of timestamped messages
+arrives about 20 ms after it was sent (never earlier), `rtt=0` adds well under a
+millisecond, a bandwidth-limited relay moves 1 MB in about size / bandwidth, the relay
+process (and any namespace) is gone after the context exits, and bad parameters are
+one-line ScenarioErrors.
 
-The servers are tiny ones of our own on loopback, one thread per connection. Timing bounds
-are generous (two shared cores): these are behaviour checks; the figures belong in the
+The servers (tests/net_servers.py) are tiny ones of our own on loopback. Timing bounds are
+generous (two shared cores): these are behaviour checks; the figures belong in the
 benchmark.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import socketserver
 import statistics
-import struct
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
+from net_servers import (
+    MB,
+    STAMP,
+    Blob,
+    Echo,
+    Stamps,
+    connect,
+    download,
+    ping_pongs,
+    serving,
+    stamped_delays,
+    through,
+)
 
 from errors import ScenarioError
-from harness.measure.paths import Endpoint, parse_path
-from harness.measure.paths.net.layer import NetworkLayer, network_layer
+from harness.measure.paths import parse_path
+from harness.measure.paths.net.layer import NetworkLayer, relay_layer
 from harness.measure.paths.net.namespace import namespace_exists, shaping_unavailable
 from harness.measure.paths.net.spec import PROFILES, parse_network
-
-STAMP = struct.Struct("=IQ")  # sequence number, perf_counter_ns at send
-MB = 1_000_000
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        sock = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(100_000):
-            data = sock.recv(65536)
-            if not data:
-                return
-            sock.sendall(data)
-
-
-class Stamps(socketserver.BaseRequestHandler):
-    """On a request `count:gap_ms`, sends `count` stamped messages `gap_ms` apart."""
-
-    def handle(self) -> None:
-        sock = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        count, gap_ms = (int(x) for x in sock.recv(64).decode().split(":"))
-        for k in range(count):
-            sock.sendall(STAMP.pack(k, time.perf_counter_ns()))
-            time.sleep(gap_ms / 1e3)
-
-
-class Blob(socketserver.BaseRequestHandler):
-    """On any byte, sends 1 MB and closes."""
-
-    def handle(self) -> None:
-        sock = self.request
-        if sock.recv(1):
-            sock.sendall(b"x" * MB)
-        sock.shutdown(socket.SHUT_WR)
-
-
-@contextlib.contextmanager
-def serving(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@contextlib.contextmanager
-def through(path: str, upstream_port: int, work_dir: Path) -> Iterator[tuple[str, int, Any]]:
-    """(host, port) clients use through the `net:` layer `path`, and the layer."""
-    layer = parse_path(path).layers[0]
-    with layer.open(Endpoint(f"http://127.0.0.1:{upstream_port}"), work_dir) as endpoint:
-        netloc = endpoint.base_url.split("//", 1)[1]
-        host, _, port = netloc.rpartition(":")
-        yield host.strip("[]"), int(port), layer
-
-
-def connect(host: str, port: int) -> socket.socket:
-    sock = socket.create_connection((host, port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def ping_pongs(sock: socket.socket, count: int) -> list[float]:
-    """Round trips of 4 bytes, in ms."""
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        sock.sendall(b"ping")
-        got = b""
-        while len(got) < 4:
-            chunk = sock.recv(16)
-            assert chunk, "the relay closed the connection"
-            got += chunk
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
-def stamped_delays(sock: socket.socket, count: int, gap_ms: int) -> list[tuple[int, float]]:
-    """(sequence, arrival - send in ms) of every stamped message."""
-    sock.sendall(f"{count}:{gap_ms}".encode())
-    buffer, out = b"", list[tuple[int, float]]()
-    while len(out) < count:
-        chunk = sock.recv(4096)
-        assert chunk, "the relay closed the connection"
-        now = time.perf_counter_ns()
-        buffer += chunk
-        while len(buffer) >= STAMP.size:
-            seq, sent = STAMP.unpack_from(buffer)
-            buffer = buffer[STAMP.size :]
-            out.append((seq, (now - sent) / 1e6))
-    return out
-
-
-def download(host: str, port: int) -> tuple[float, int]:
-    """Seconds from asking to the last byte of the Blob server's 1 MB, and bytes received."""
-    with connect(host, port) as sock:
-        start = time.perf_counter()
-        sock.sendall(b"g")
-        received = 0
-        for _ in range(100_000):
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            received += len(chunk)
-        return time.perf_counter() - start, received
-
 
 # --- parsing ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_every_profile_resolves_with_its_source(name: str) -> None:
-    layer = network_layer(name)
+    layer = relay_layer(name)
     figures = layer.parameters()
-    assert layer.name == f"net:{name}"
+    assert layer.name == f"relay:{name}"
     assert figures["profile"] == name
     assert figures["rtt_ms"] > 0
     assert figures["one_way_delay_ms"] == pytest.approx(figures["rtt_ms"] / 2)
@@ -162,17 +53,17 @@ def test_every_profile_resolves_with_its_source(name: str) -> None:
 
 
 def test_parameters_with_units_and_profile_overrides() -> None:
-    spec, profile = parse_network("rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%")
+    spec, profile = parse_network("rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%", "relay")
     assert profile is None
     assert (spec.rtt_s, spec.jitter_s, spec.loss) == pytest.approx((0.08, 0.005, 0.005))
     assert spec.down_bps == spec.up_bps == 10e6
-    spec, _ = parse_network("rtt=0.2s,bw=1gbit,up=500kbit")
+    spec, _ = parse_network("rtt=0.2s,bw=1gbit,up=500kbit", "relay")
     assert (spec.rtt_s, spec.down_bps, spec.up_bps) == (0.2, 1e9, 500e3)
-    spec, profile = parse_network("4g,loss=1%")
+    spec, profile = parse_network("4g,loss=1%", "relay")
     assert profile == "4g"
     assert spec.rtt_s == PROFILES["4g"].spec.rtt_s
     assert spec.loss == pytest.approx(0.01)
-    assert parse_network("rtt=0")[0].rtt_s == 0.0
+    assert parse_network("rtt=0", "relay")[0].rtt_s == 0.0
 
 
 @pytest.mark.parametrize(
@@ -203,7 +94,7 @@ def test_parameters_with_units_and_profile_overrides() -> None:
 )
 def test_bad_parameters_are_one_line_scenario_errors(argument: str, named: str) -> None:
     with pytest.raises(ScenarioError) as caught:
-        parse_path(f"net:{argument}")
+        parse_path(f"relay:{argument}")
     message = str(caught.value)
     assert "\n" not in message
     assert named in message
@@ -214,7 +105,7 @@ def test_bad_parameters_are_one_line_scenario_errors(argument: str, named: str) 
 
 
 def test_a_ping_pong_through_rtt_40ms_takes_40ms(tmp_path: Path) -> None:
-    with serving(Echo) as port, through("net:rtt=40ms", port, tmp_path) as (host, relay_port, _):
+    with serving(Echo) as port, through("relay:rtt=40ms", port, tmp_path) as (host, relay_port, _):
         with connect(host, relay_port) as sock:
             start = time.perf_counter()
             first = ping_pongs(sock, 1)[0]
@@ -230,7 +121,7 @@ def test_a_ping_pong_through_rtt_40ms_takes_40ms(tmp_path: Path) -> None:
 
 
 def test_one_way_delay_from_timestamped_messages_is_20ms(tmp_path: Path) -> None:
-    with serving(Stamps) as port, through("net:rtt=40ms", port, tmp_path) as (host, p, layer):
+    with serving(Stamps) as port, through("relay:rtt=40ms", port, tmp_path) as (host, p, layer):
         with connect(host, p) as sock:
             arrivals = stamped_delays(sock, count=30, gap_ms=10)
         stats = layer.parameters()["relay_stats"]
@@ -242,7 +133,7 @@ def test_one_way_delay_from_timestamped_messages_is_20ms(tmp_path: Path) -> None
 
 
 def test_rtt_zero_adds_well_under_a_millisecond(tmp_path: Path) -> None:
-    with serving(Echo) as port, through("net:rtt=0", port, tmp_path) as (host, relay_port, _):
+    with serving(Echo) as port, through("relay:rtt=0", port, tmp_path) as (host, relay_port, _):
         with connect(host, relay_port) as sock:
             ping_pongs(sock, 20)
             relayed = statistics.median(ping_pongs(sock, 200))
@@ -254,7 +145,7 @@ def test_rtt_zero_adds_well_under_a_millisecond(tmp_path: Path) -> None:
 
 
 def test_jitter_spreads_the_delay_but_keeps_the_order(tmp_path: Path) -> None:
-    path = "net:rtt=40ms,jitter=10ms"
+    path = "relay:rtt=40ms,jitter=10ms"
     with (
         serving(Stamps) as port,
         through(path, port, tmp_path) as (host, p, _),
@@ -269,7 +160,7 @@ def test_jitter_spreads_the_delay_but_keeps_the_order(tmp_path: Path) -> None:
 
 
 def test_loss_holds_a_chunk_one_extra_rtt(tmp_path: Path) -> None:
-    path = "net:rtt=40ms,loss=50%"
+    path = "relay:rtt=40ms,loss=50%"
     with serving(Stamps) as port, through(path, port, tmp_path) as (host, p, layer):
         with connect(host, p) as sock:
             arrivals = stamped_delays(sock, count=20, gap_ms=50)
@@ -283,7 +174,7 @@ def test_loss_holds_a_chunk_one_extra_rtt(tmp_path: Path) -> None:
 
 
 def test_the_relay_bucket_moves_1mb_in_size_over_bandwidth(tmp_path: Path) -> None:
-    path = "net:bw=8mbit,shaper=relay"  # 1 MB at 8 Mbit/s: 1 s
+    path = "relay:bw=8mbit,shaper=relay"  # 1 MB at 8 Mbit/s: 1 s
     with serving(Blob) as port, through(path, port, tmp_path) as (host, p, layer):
         assert host == "127.0.0.1"
         seconds, received = download(host, p)
@@ -294,7 +185,7 @@ def test_the_relay_bucket_moves_1mb_in_size_over_bandwidth(tmp_path: Path) -> No
 
 @pytest.mark.skipif(shaping_unavailable() is not None, reason=f"{shaping_unavailable()}")
 def test_tbf_in_a_namespace_moves_1mb_in_size_over_bandwidth(tmp_path: Path) -> None:
-    path = "net:bw=8mbit,shaper=tbf"
+    path = "relay:bw=8mbit,shaper=tbf"
     with serving(Blob) as port, through(path, port, tmp_path) as (host, p, layer):
         assert isinstance(layer, NetworkLayer) and layer.namespace is not None
         name = layer.namespace.name
@@ -309,7 +200,7 @@ def test_tbf_in_a_namespace_moves_1mb_in_size_over_bandwidth(tmp_path: Path) -> 
 
 def test_the_relay_process_is_gone_after_the_context(tmp_path: Path) -> None:
     with serving(Echo) as port:
-        with through("net:rtt=10ms", port, tmp_path / "a") as (_, _, layer):
+        with through("relay:rtt=10ms", port, tmp_path / "a") as (_, _, layer):
             pid = layer.relay.pid
             assert psutil.pid_exists(pid)
         assert layer.relay.process.poll() is not None
@@ -317,7 +208,7 @@ def test_the_relay_process_is_gone_after_the_context(tmp_path: Path) -> None:
         assert layer.parameters()["relay_stats"]["connections"] == 0
         with (
             pytest.raises(RuntimeError, match="boom"),
-            through("net:rtt=10ms", port, tmp_path / "b") as (_, _, layer),
+            through("relay:rtt=10ms", port, tmp_path / "b") as (_, _, layer),
         ):
             pid = layer.relay.pid
             raise RuntimeError("boom")

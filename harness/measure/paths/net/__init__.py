@@ -1,26 +1,25 @@
-"""`net:PROFILE` and `net:rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%`: an emulated network.
+"""`net:PROFILE` and `net:rtt=80ms,jitter=5ms,bw=10mbit,loss=0.5%`: an emulated network of
+packets; `relay:` the same profiles on the stream relay, kept for comparison.
 
-This kernel has no `netem` qdisc, so delay, jitter and loss come from a userspace TCP relay
-(`relay.py`, a separate process started by the layer's `open()` and stopped by its PID):
-every chunk it reads is held for the one-way delay (plus jitter) before it is written on,
-in order, in each direction, so a request round trip costs the full RTT. Loss
-is modelled as what TCP makes of it: with probability `loss` a chunk is held one extra RTT
-(a retransmission); nothing is dropped. A new connection's first request waits one RTT (the
-handshake loopback does not charge). `pacing.py` has the model in full.
+**`net:`, the packet emulator.** This kernel has no `netem` qdisc, so a forwarder process
+(`forwarder.py`) does netem's work in userspace: the harness makes a network namespace and
+two TUN devices, one here (10.214.x.1) and one inside it (10.214.x.2), and the forwarder
+passes every IP packet between them through the link model (`link.py`), per direction:
+loss (independent, or bursty Gilbert-Elliott with `burst`), duplication, a rate queue with a
+bounded size (`queue`, so bufferbloat shows), the one-way delay with jitter (kept in order
+unless `reorder` asks). Inside the namespace the relay listens with no impairment of its own
+and splices each connection to the server on loopback, so the clients' own TCP connections
+(and any UDP) cross the link as packets: TCP's handshakes, retransmissions, congestion
+control and head-of-line blocking are the kernel's, not a model. The forwarder stops by
+itself when the harness is gone, its TUN devices go with it, and the harness removes the
+namespace. Needs root and /dev/net/tun; without them `net:` says so in one line.
 
-Bandwidth is shaped by one of two, recorded as `shaper` in `parameters()`:
-
-- `tbf`: the kernel's token bucket filter on a veth pair between the harness's namespace
-  and a network namespace this layer creates (and removes) for the run. The relay's
-  listening socket lives in that namespace, so clients connect to its address
-  (10.213.x.y), their bytes cross the veth (shaped by `tbf` on each end: `up` leaving the
-  host side, `bw` leaving the namespace) and the relay then forwards them to the server on
-  loopback. Needs root, `ip` and `tc`; chosen by `shaper=auto` (the default) when they work
-  and the upstream speaks plain HTTP (a TLS upstream's certificate names 127.0.0.1).
-- `relay`: a token bucket per direction inside the relay, shared by all connections, with
-  the relay listening on loopback. The fallback, or asked for with `shaper=relay`.
-
-Without `bw` nothing shapes (`shaper: none`) and the relay listens on loopback.
+**`relay:`, the stream relay.** A userspace TCP relay holds every chunk it reads for the
+one-way delay (plus jitter) before writing it on, in order, in each direction; loss is
+modelled as what TCP makes of it, a chunk held one extra RTT (nothing is dropped); a new
+connection's first request waits one RTT. `pacing.py` has the model in full. Bandwidth is
+shaped by `tbf` on a veth pair into a namespace (`shaper=tbf`, the default when root) or by
+the relay's own token buckets (`shaper=relay`), recorded as `shaper`.
 
 Parameters (`net:PROFILE`, `net:k=v,...`, or a profile then overrides: `net:4g,loss=1%`):
 
@@ -28,22 +27,35 @@ Parameters (`net:PROFILE`, `net:k=v,...`, or a profile then overrides: `net:4g,l
     jitter   per direction, uniform in [-jitter, +jitter]            ms or s     <= rtt/2
     bw       bandwidth both ways (towards the client when up is set) kbit/mbit/gbit
     up       bandwidth towards the server                            kbit/mbit/gbit
-    loss     probability that a chunk is held one extra RTT          %           < 100%
-    shaper   auto | relay | tbf                                      (with bw)
+    loss     net: each packet dropped, per direction; relay: a      %           < 100%
+             chunk held one extra RTT
+    burst    net: mean packets per loss burst (Gilbert-Elliott)      packets     1 to 1000
+    reorder  net: probability a packet skips the delay (overtakes)   %
+    dup      net: probability a packet arrives twice                 %
+    queue    net: the rate queue's size, in time at the rate         ms or s     (500ms)
+    shaper   relay: auto | relay | tbf                               (with bw)
     seed     the jitter and loss draws                               an integer
 
 Metrics stay honest: added delay is still client arrival minus server emit on one clock, so
 it grows by the one-way delay; wire bytes are counted on the clients' own sockets.
 
-The modules, the harness's side first, then the relay process's (standard library only):
+The modules, the harness's side first, then the helper processes' (standard library only):
 
-    spec.py           profiles and parameters into a NetSpec (pure)
-    namespace.py      a network namespace on a veth pair with tbf on each end (ip, tc)
-    relay_process.py  the relay as a subprocess: its command line, start, statistics, stop
-    layer.py          NetworkLayer: chooses the shaper, opens namespace and relay, records both
-    relay.py          the relay process: `python -m harness.measure.paths.net.relay`
-    pacing.py         the relay's model: when each chunk it holds is due
-    pipes.py          the relay's asyncio protocols: a pipe per direction, the connections
-    timerfd.py        an epoll selector whose timeouts are exact (timerfd)
-    relay_cost.py     the relay's own cost, measured: `python -m ...net.relay_cost`
+    spec.py            profiles and parameters into a NetSpec (pure)
+    namespace.py       network namespaces: names, addresses, a veth pair with tbf (ip, tc)
+    emulator.py        the packet emulator: a namespace, the forwarder, the TUN addresses
+    packet_layer.py    PacketLayer (`net:`): the emulator and a splice inside it
+    relay_process.py   the relay (and forwarder) as subprocesses: start, statistics, stop
+    layer.py           NetworkLayer (`relay:`): chooses the shaper, opens namespace and relay
+    link.py            the forwarder's model: what one direction does to each packet (pure)
+    forwarder.py       the forwarder process: `python -m harness.measure.paths.net.forwarder`
+    netns.py           entering a namespace for a moment (setns), for a socket or a device
+    relay.py           the relay process: `python -m harness.measure.paths.net.relay`
+    pacing.py          the relay's model: when each chunk it holds is due
+    pipes.py           the relay's asyncio protocols: a pipe per direction, the connections
+    holding.py         a buffering CDN's hold on responses (for `cdn-buffer`)
+    timerfd.py         exact timers (timerfd): an epoll selector for the relay, one for the
+                       forwarder
+    relay_cost.py      the relay's and the forwarder's own cost: `python -m ...net.relay_cost`
+    emulator_check.py  the emulator's known answers: `python -m ...net.emulator_check`
 """

@@ -1,6 +1,7 @@
-"""The `net:` path layer: chooses the shaper, opens the namespace (tbf) and starts the relay
-in front of the upstream, and records what ran (`parameters()`). The package docstring
-describes the emulated network.
+"""The `relay:` path layer (the stream relay; `net:` is the packet emulator,
+`packet_layer.py`): chooses the shaper, opens the namespace (tbf) and starts the relay in
+front of the upstream, and records what ran (`parameters()`). The package docstring
+describes both.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from harness.measure.paths.net.relay_process import (
     stop_relay,
     upstream_address,
 )
-from harness.measure.paths.net.spec import KIND, PROFILES, NetSpec, kbit, parse_network
+from harness.measure.paths.net.spec import NetSpec, parse_network, spec_figures
+
+KIND = "relay"
 
 
 class NetworkLayer:
-    """An emulated network in front of `upstream`: see the package docstring."""
+    """The stream relay in front of `upstream`: see the package docstring."""
 
     def __init__(self, argument: str, spec: NetSpec, profile: str | None) -> None:
         self.name = f"{KIND}:{argument}"
@@ -48,21 +51,9 @@ class NetworkLayer:
     def parameters(self) -> dict[str, Any]:
         spec = self.spec
         figures: dict[str, Any] = {
-            "profile": self.profile,
-            "source": PROFILES[self.profile].source if self.profile else "given parameters",
-            "rtt_ms": round(spec.rtt_s * 1e3, 4),
-            "one_way_delay_ms": round(spec.delay_s * 1e3, 4),
-            "jitter_ms": round(spec.jitter_s * 1e3, 4),
-            "jitter_model": "uniform in [-jitter, +jitter] per chunk and direction, in order",
-            "loss_pct": round(spec.loss * 100, 6),
+            **spec_figures(spec, self.profile, "chunk"),
             "loss_model": "a chunk held one extra RTT (a retransmission); nothing dropped",
-            "bw_down_kbit": kbit(spec.down_bps),
-            "bw_up_kbit": kbit(spec.up_bps),
-            "bandwidth_scope": (
-                "one link per direction, shared by all connections" if spec.shaped else None
-            ),
             "handshake": "a new connection's first request waits one RTT",
-            "seed": spec.seed,
             "shaper_requested": spec.shaper if spec.shaped else None,
             "shaper": self.shaper,
             "shaper_note": self.shaper_note,
@@ -153,7 +144,7 @@ def _loopback_like(upstream_host: str) -> str:
     return "::1" if ":" in upstream_host else "127.0.0.1"
 
 
-def network_layer(argument: str) -> PathLayer:
-    """`net:PROFILE` or `net:rtt=80ms,...`; ScenarioError naming the parameter when bad."""
-    spec, profile = parse_network(argument)
+def relay_layer(argument: str) -> PathLayer:
+    """`relay:PROFILE` or `relay:rtt=80ms,...`; ScenarioError naming the parameter when bad."""
+    spec, profile = parse_network(argument, KIND)
     return NetworkLayer(argument, spec, profile)

@@ -27,6 +27,9 @@ import psutil
 COMMAND_TIMEOUT_S = 10.0
 NS_PREFIX = "tokenwire-"
 NS_SUBNET = ipaddress.IPv4Network("10.213.0.0/16")  # /30 per namespace: 16,384 of them
+# The packet emulator's: 64 /30s, few enough that a throwaway certificate can name every
+# far-end address (nginx-h2's does, so `nginx-h2+net:...` verifies).
+EMULATOR_SUBNET = ipaddress.IPv4Network("10.214.0.0/24")
 
 
 class ShapingUnavailable(RuntimeError):
@@ -55,7 +58,9 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _must(*command: str) -> None:
+def must(*command: str) -> None:
+    """Run an `ip` or `tc` command; ShapingUnavailable with its last line of error if it
+    fails."""
     done = _run(*command)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
@@ -90,14 +95,19 @@ def remove_stale_namespaces() -> list[str]:
     return removed
 
 
-def _free_subnet(start: int) -> ipaddress.IPv4Network:
+def emulator_addresses() -> list[str]:
+    """Every address a packet emulator's far end may have."""
+    return [str(net[2]) for net in EMULATOR_SUBNET.subnets(new_prefix=30)]
+
+
+def _free_subnet(start: int, pool: ipaddress.IPv4Network = NS_SUBNET) -> ipaddress.IPv4Network:
     used = _run("ip", "-4", "-o", "addr", "show").stdout
-    subnets = list(NS_SUBNET.subnets(new_prefix=30))
-    for k in range(64):
+    subnets = list(pool.subnets(new_prefix=30))
+    for k in range(min(64, len(subnets))):
         net = subnets[(start + k) % len(subnets)]
-        if f" {net[1]}/" not in used and f" {net[2]}/" not in used:
+        if not any(f" {a}{end}" in used for a in (net[1], net[2]) for end in "/ "):
             return net
-    raise ShapingUnavailable(f"no free /30 in {NS_SUBNET}")
+    raise ShapingUnavailable(f"no free /30 in {pool}")
 
 
 def _tbf(rate_bps: float) -> list[str]:
@@ -109,6 +119,23 @@ def _tbf(rate_bps: float) -> list[str]:
     return ["tbf", "rate", f"{int(rate_bps)}bit", "burst", str(burst), "limit", str(limit)]
 
 
+def new_namespace(kind: str) -> Namespace:
+    """Names and a free /30 for a namespace about to be made (stale ones removed first):
+    `kind` names its devices' pair ("veth" or "tun")."""
+    remove_stale_namespaces()
+    pid, k = os.getpid(), next(_counter)
+    pool = EMULATOR_SUBNET if kind == "tun" else NS_SUBNET
+    net = _free_subnet(pid * 16 + k, pool)
+    letters = {"veth": ("h", "n"), "tun": ("t", "u")}[kind]
+    return Namespace(
+        name=f"{NS_PREFIX}{pid}-{k}",
+        host_if=f"tw{pid:x}{letters[0]}{k % 100}",
+        ns_if=f"tw{pid:x}{letters[1]}{k % 100}",
+        host_addr=str(net[1]),
+        ns_addr=str(net[2]),
+    )
+
+
 @contextlib.contextmanager
 def shaped_namespace(down_bps: float | None, up_bps: float | None) -> Iterator[Namespace]:
     """A fresh network namespace joined to this one by a veth pair, with tbf on each end;
@@ -116,29 +143,20 @@ def shaped_namespace(down_bps: float | None, up_bps: float | None) -> Iterator[N
     reason = shaping_unavailable()
     if reason is not None:
         raise ShapingUnavailable(reason)
-    remove_stale_namespaces()
-    pid, k = os.getpid(), next(_counter)
-    net = _free_subnet((pid * 16 + k) % 16384)
-    ns = Namespace(
-        name=f"{NS_PREFIX}{pid}-{k}",
-        host_if=f"tw{pid:x}h{k % 100}",
-        ns_if=f"tw{pid:x}n{k % 100}",
-        host_addr=str(net[1]),
-        ns_addr=str(net[2]),
-    )
+    ns = new_namespace("veth")
     try:
-        _must("ip", "netns", "add", ns.name)
-        _must("ip", "link", "add", ns.host_if, "type", "veth", "peer", "name", ns.ns_if)
-        _must("ip", "link", "set", ns.ns_if, "netns", ns.name)
-        _must("ip", "addr", "add", f"{ns.host_addr}/30", "dev", ns.host_if)
-        _must("ip", "link", "set", ns.host_if, "up")
-        _must("ip", "-n", ns.name, "addr", "add", f"{ns.ns_addr}/30", "dev", ns.ns_if)
-        _must("ip", "-n", ns.name, "link", "set", ns.ns_if, "up")
-        _must("ip", "-n", ns.name, "link", "set", "lo", "up")
+        must("ip", "netns", "add", ns.name)
+        must("ip", "link", "add", ns.host_if, "type", "veth", "peer", "name", ns.ns_if)
+        must("ip", "link", "set", ns.ns_if, "netns", ns.name)
+        must("ip", "addr", "add", f"{ns.host_addr}/30", "dev", ns.host_if)
+        must("ip", "link", "set", ns.host_if, "up")
+        must("ip", "-n", ns.name, "addr", "add", f"{ns.ns_addr}/30", "dev", ns.ns_if)
+        must("ip", "-n", ns.name, "link", "set", ns.ns_if, "up")
+        must("ip", "-n", ns.name, "link", "set", "lo", "up")
         if up_bps is not None:  # leaving the host side: client to server
-            _must("tc", "qdisc", "add", "dev", ns.host_if, "root", *_tbf(up_bps))
+            must("tc", "qdisc", "add", "dev", ns.host_if, "root", *_tbf(up_bps))
         if down_bps is not None:  # leaving the namespace: server to client
-            _must("tc", "-n", ns.name, "qdisc", "add", "dev", ns.ns_if, "root", *_tbf(down_bps))
+            must("tc", "-n", ns.name, "qdisc", "add", "dev", ns.ns_if, "root", *_tbf(down_bps))
         if not ns.path.exists():
             raise ShapingUnavailable(f"{ns.path} does not exist after `ip netns add`")
     except BaseException:

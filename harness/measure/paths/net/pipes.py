@@ -14,6 +14,7 @@ import contextlib
 import random
 import socket
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,13 +46,6 @@ class Stats:
     )
 
     def to_json(self, timer: str, scheduling: str) -> dict[str, Any]:
-        late = sorted(self.lateness_s)
-
-        def pct(q: float) -> float | None:
-            if not late:
-                return None
-            return round(late[min(len(late) - 1, int(q * len(late)))] * 1e3, 4)
-
         return {
             "connections": self.connections,
             "open_connections": self.open_connections,
@@ -65,11 +59,26 @@ class Stats:
             "idle_closes": self.idle_closes,
             "timer": timer,
             "scheduling": scheduling,
-            "held_chunks_sampled": len(late),
-            "lateness_ms_p50": pct(0.5),
-            "lateness_ms_p99": pct(0.99),
-            "lateness_ms_max": None if not late else round(late[-1] * 1e3, 4),
+            **lateness_figures(self.lateness_s, "held_chunks_sampled"),
         }
+
+
+def lateness_figures(samples: Iterable[float], count_name: str) -> dict[str, Any]:
+    """How late held data was written against its due time: p50, p99 and max in ms, and
+    how many samples (under `count_name`)."""
+    late = sorted(samples)
+
+    def pct(q: float) -> float | None:
+        if not late:
+            return None
+        return round(late[min(len(late) - 1, int(q * len(late)))] * 1e3, 4)
+
+    return {
+        count_name: len(late),
+        "lateness_ms_p50": pct(0.5),
+        "lateness_ms_p99": pct(0.99),
+        "lateness_ms_max": None if not late else round(late[-1] * 1e3, 4),
+    }
 
 
 class Pipe:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import os
 import signal
@@ -36,11 +35,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.measure.paths.net.netns import inside
 from harness.measure.paths.net.pacing import Impairment
 from harness.measure.paths.net.pipes import Relay
 from harness.measure.paths.net.timerfd import new_event_loop
 
-CLONE_NEWNET = 0x40000000
 PARENT_CHECK_S = 1.0  # how often the relay checks that the harness that started it is alive
 
 
@@ -54,20 +53,8 @@ def _host_port(text: str) -> tuple[str, int]:
 def listen_in_namespace(netns: Path, host: str, port: int) -> socket.socket:
     """A listening socket created inside the network namespace at `netns`; this thread is
     back in its own namespace when it returns."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
-        try:
-            return _listener(host, port)
-        finally:
-            if libc.setns(own, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back failed")
-    finally:
-        os.close(own)
-        os.close(target)
+    with inside(netns):
+        return _listener(host, port)
 
 
 def _listener(host: str, port: int) -> socket.socket:
@@ -153,6 +140,18 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
             stop.set()
 
 
+def add_helper_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every helper process takes: its statistics file, its parent, its priority."""
+    parser.add_argument("--stats", type=Path, help="JSON statistics, on SIGUSR1 and at exit")
+    parser.add_argument("--parent-pid", type=int, help="stop when no longer this PID's child")
+    parser.add_argument(
+        "--scheduling",
+        choices=("realtime", "normal"),
+        default="realtime",
+        help="realtime: SCHED_FIFO 1 when allowed (default); normal: the default policy",
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m harness.measure.paths.net.relay",
@@ -181,14 +180,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="hold responses until this much body or their end, as a buffering CDN (0: never)",
     )
-    parser.add_argument("--stats", type=Path, help="JSON statistics, on SIGUSR1 and at exit")
-    parser.add_argument("--parent-pid", type=int, help="stop when no longer this PID's child")
-    parser.add_argument(
-        "--scheduling",
-        choices=("realtime", "normal"),
-        default="realtime",
-        help="realtime: SCHED_FIFO 1 when allowed (default); normal: the default policy",
-    )
+    add_helper_arguments(parser)
     args = parser.parse_args(argv)
     if args.rtt_ms is None:
         args.rtt_ms = 2 * args.delay_ms

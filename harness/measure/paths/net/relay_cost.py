@@ -1,12 +1,15 @@
-"""The relay's own cost, measured: `python -m harness.measure.paths.net.relay_cost`.
+"""The relay's and the packet forwarder's own cost, measured:
+`python -m harness.measure.paths.net.relay_cost`.
 
 A stamping server (a subprocess of its own) sends `--streams` connections a 16-byte message
 (sequence number, `perf_counter_ns` at send) `--rate` times a second for `--seconds`; an
 asyncio client in this process reads them and takes arrival minus send on the one clock.
-The same load runs straight to the server and then through `net:` layers (by default
-`rtt=0` and `rtt=40ms`). Printed per path: the one-way delay beyond the configured one
-(p50, p99, max, in ms), the relay's CPU per message and in all, and its own lateness
-figures (how late held chunks were written against their due time).
+The same load runs straight to the server and then through `relay:` and `net:` layers (by
+default `rtt=0` and `rtt=40ms` of each). Printed per path: the one-way delay beyond the
+configured one (p50, p99, max, in ms), the CPU of the layer's own processes (the relay; on
+`net:` the forwarder and the splice in its namespace) per message and in all, and the
+lateness figures of the one that holds data (how late it wrote against the due time; the
+forwarder's worse direction).
 
 This is lighter than a benchmark run: no HTTP, no token source, one small message per
 token, so what the relay adds is not hidden under the harness's own cost.
@@ -28,8 +31,10 @@ from typing import Any
 
 import psutil
 
-from harness.measure.paths import Endpoint
-from harness.measure.paths.net.layer import NetworkLayer, network_layer
+from errors import ScenarioError
+from harness.measure.paths import Endpoint, parse_path
+from harness.measure.paths.net.layer import NetworkLayer
+from harness.measure.paths.net.packet_layer import PacketLayer
 from harness.measure.server_process import PROJECT_ROOT, bind_listener, stop_process
 
 STAMP = struct.Struct("=IQ")
@@ -93,32 +98,52 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _helpers(layer: NetworkLayer | PacketLayer) -> tuple[list[int], dict[str, Any] | None]:
+    """The PIDs of the processes the layer runs, and the statistics of the one that holds
+    data (the relay on `relay:`, the forwarder on `net:`)."""
+    figures = layer.parameters()
+    if isinstance(layer, PacketLayer):
+        return [figures["forwarder_pid"], figures["relay_pid"]], figures.get("forwarder_stats")
+    return [figures["relay_pid"]], figures.get("relay_stats")
+
+
+def _lateness(stats: dict[str, Any] | None, q: str) -> float | None:
+    """The relay's lateness figure, or the worse of the forwarder's two directions."""
+    if stats is None:
+        return None
+    if "up" in stats:
+        values = [stats[d][f"lateness_ms_{q}"] for d in ("up", "down")]
+        return max((v for v in values if v is not None), default=None)
+    value: float | None = stats.get(f"lateness_ms_{q}")
+    return value
+
+
 def measure(
     path: str | None, server_port: int, streams: int, rate: float, seconds: float, work: Path
 ) -> dict[str, Any]:
     """One load through `path` (None: straight to the server)."""
     upstream = Endpoint(f"http://127.0.0.1:{server_port}")
     with contextlib.ExitStack() as stack:
-        relay_cpu = None
+        helpers: list[psutil.Process] = []
         expected_ms = 0.0
-        layer: NetworkLayer | None = None
+        layer: NetworkLayer | PacketLayer | None = None
         if path is None:
             host, port = "127.0.0.1", server_port
         else:
-            made = network_layer(path.removeprefix("net:"))
-            assert isinstance(made, NetworkLayer)
+            (made,) = parse_path(path).layers
+            if not isinstance(made, (NetworkLayer, PacketLayer)):
+                raise ScenarioError(f"{path}: not a net: or relay: layer")
             layer = made
             endpoint = stack.enter_context(layer.open(upstream, work / path.replace(":", "-")))
             netloc = endpoint.base_url.split("//", 1)[1]
             host, _, port_text = netloc.rpartition(":")
             port = int(port_text)
             expected_ms = layer.spec.delay_s * 1e3
-            assert layer.relay is not None
-            relay_cpu = psutil.Process(layer.relay.pid)
-        cpu_before = sum(relay_cpu.cpu_times()[:2]) if relay_cpu else 0.0
+            helpers = [psutil.Process(pid) for pid in _helpers(layer)[0]]
+        cpu_before = sum(sum(p.cpu_times()[:2]) for p in helpers)
         delays = asyncio.run(_load(host, port, streams, rate, seconds))
-        cpu = (sum(relay_cpu.cpu_times()[:2]) - cpu_before) if relay_cpu else None
-        stats = layer.parameters().get("relay_stats") if layer is not None else None
+        cpu = sum(sum(p.cpu_times()[:2]) for p in helpers) - cpu_before if helpers else None
+        stats = _helpers(layer)[1] if layer is not None else None
     beyond = [d - expected_ms for d in delays]
     return {
         "path": path or "direct",
@@ -129,8 +154,8 @@ def measure(
         "beyond_ms_max": max(beyond),
         "relay_cpu_s": cpu,
         "relay_cpu_us_per_msg": None if cpu is None else cpu / max(1, len(delays)) * 1e6,
-        "relay_lateness_ms_p50": stats and stats.get("lateness_ms_p50"),
-        "relay_lateness_ms_p99": stats and stats.get("lateness_ms_p99"),
+        "relay_lateness_ms_p50": _lateness(stats, "p50"),
+        "relay_lateness_ms_p99": _lateness(stats, "p99"),
     }
 
 
@@ -139,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=20)
     parser.add_argument("--rate", type=float, default=300.0, help="messages per second each")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--paths", default="rtt=0;rtt=40ms", help="net: arguments, ; between")
+    parser.add_argument(
+        "--paths",
+        default="relay:rtt=0;relay:rtt=40ms;net:rtt=0;net:rtt=40ms",
+        help="relay: and net: layers, ; between",
+    )
     parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)  # the server's role
     args = parser.parse_args(argv)
     if args.serve_fd is not None:
@@ -156,14 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         with tempfile.TemporaryDirectory(prefix="relay-cost-") as tmp:
-            paths = [None, *(f"net:{p}" for p in args.paths.split(";") if p)]
+            paths = [None, *(p for p in args.paths.split(";") if p)]
             print(
                 f"{args.streams} streams x {args.rate:g} messages/s x {args.seconds:g} s "
                 "(delays beyond the configured one-way delay, ms)"
             )
             print(
-                f"{'path':<16}{'msgs':>8}{'p50':>9}{'p99':>9}{'max':>9}"
-                f"{'relay CPU s':>13}{'us/msg':>9}{'late p50':>10}{'late p99':>10}"
+                f"{'path':<18}{'msgs':>8}{'p50':>9}{'p99':>9}{'max':>9}"
+                f"{'helpers CPU s':>14}{'us/msg':>9}{'late p50':>10}{'late p99':>10}"
             )
             for path in paths:
                 row = measure(path, port, args.streams, args.rate, args.seconds, Path(tmp))
@@ -172,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                     return "-" if value is None else format(value, spec)
 
                 print(
-                    f"{row['path']:<16}{row['messages']:>8}{row['beyond_ms_p50']:>9.3f}"
+                    f"{row['path']:<18}{row['messages']:>8}{row['beyond_ms_p50']:>9.3f}"
                     f"{row['beyond_ms_p99']:>9.3f}{row['beyond_ms_max']:>9.2f}"
-                    f"{fmt(row['relay_cpu_s'], '.2f'):>13}"
+                    f"{fmt(row['relay_cpu_s'], '.2f'):>14}"
                     f"{fmt(row['relay_cpu_us_per_msg'], '.1f'):>9}"
                     f"{fmt(row['relay_lateness_ms_p50'], '.3f'):>10}"
                     f"{fmt(row['relay_lateness_ms_p99'], '.3f'):>10}"

@@ -38,15 +38,16 @@ NS_PORT = 8000  # the relay's port inside its own namespace (nothing else listen
 
 
 @dataclass
-class RelayProcess(ChildProcess):
+class ReportingProcess(ChildProcess):
+    """A helper process that writes its statistics to `stats_path` on SIGUSR1 and at exit
+    (the relay, the forwarder)."""
+
     process: subprocess.Popen[str]
-    host: str
-    port: int
     stats_path: Path
     log_path: Path
 
     def stats(self, timeout_s: float = STATS_TIMEOUT_S) -> dict[str, Any] | None:
-        """The relay's own statistics: asked for with SIGUSR1 while it runs."""
+        """Its own statistics: asked for with SIGUSR1 while it runs."""
         if self.process.poll() is None:
             before = _mtime(self.stats_path)
             self.process.send_signal(signal.SIGUSR1)
@@ -57,6 +58,12 @@ class RelayProcess(ChildProcess):
             return json.loads(self.stats_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+
+
+@dataclass
+class RelayProcess(ReportingProcess):
+    host: str = ""
+    port: int = 0
 
 
 def _mtime(path: Path) -> int:
@@ -110,6 +117,25 @@ def relay_command(
     return command
 
 
+def spawn_helper(
+    command: list[str], log_path: Path, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[str]:
+    """A helper process (the relay, the forwarder): stdout piped for its `ready` line,
+    stderr appended to `log_path`, in a session of its own."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            pass_fds=pass_fds,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # a Ctrl-C in the terminal goes to the harness only
+        )
+
+
 def start_relay(
     command: list[str],
     work_dir: Path,
@@ -134,21 +160,10 @@ def start_relay(
     with contextlib.ExitStack() as stack:
         if sock is not None:
             stack.enter_context(sock)
-        log = stack.enter_context(open(log_path, "ab"))
-        process = subprocess.Popen(
-            command,
-            pass_fds=pass_fds,
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,  # a Ctrl-C in the terminal goes to the harness only
-        )
-    relay = RelayProcess(process, listen_host, 0, stats_path, log_path)
+        process = spawn_helper(command, log_path, pass_fds)
+    relay = RelayProcess(process, stats_path, log_path, listen_host, 0)
     try:
-        line = _ready_line(process, timeout_s)
+        line = ready_line(process, timeout_s)
     except BaseException:
         stop_relay(relay)
         raise
@@ -164,7 +179,8 @@ def start_relay(
     return relay
 
 
-def _ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
+def ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
+    """The first line a helper prints on stdout, or "" if none within `timeout_s`."""
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], timeout_s)
     if not ready:
@@ -172,8 +188,9 @@ def _ready_line(process: subprocess.Popen[str], timeout_s: float) -> str:
     return process.stdout.readline()
 
 
-def stop_relay(relay: RelayProcess, grace_s: float = STOP_TIMEOUT_S) -> None:
-    """Stop the relay we started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
+def stop_relay(relay: ReportingProcess, grace_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop the relay (or forwarder) we started, by its PID: SIGTERM, then SIGKILL after
+    `grace_s`."""
     stop_process(relay.process, grace_s)
     if relay.process.stdout is not None:
         relay.process.stdout.close()

@@ -27,6 +27,36 @@ class _Itimerspec(ctypes.Structure):
 TFD_TIMER_ABSTIME = 1
 
 
+class Timerfd:
+    """A one-shot CLOCK_MONOTONIC timerfd (the clock of `time.monotonic` and the event
+    loop): `arm(deadline)` makes its fd readable at that absolute time."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._settime = libc.timerfd_settime
+        fd = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.fd: int = fd
+        self._spec = _Itimerspec()
+
+    def arm(self, deadline: float) -> None:
+        seconds = int(deadline)
+        self._spec.it_value.tv_sec = seconds
+        self._spec.it_value.tv_nsec = max(1, int((deadline - seconds) * 1e9))
+        if self._settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def clear(self) -> None:
+        """Consume an expiry (the fd is readable no more)."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 class TimerfdSelector(selectors.EpollSelector):
     """epoll whose timeouts are exact: a one-shot CLOCK_MONOTONIC timerfd (the event loop's
     own clock) set to the deadline wakes epoll_wait, whose own timeout is whole milliseconds
@@ -39,23 +69,12 @@ class TimerfdSelector(selectors.EpollSelector):
 
     def __init__(self) -> None:
         super().__init__()
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._settime = libc.timerfd_settime
-        fd = libc.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "timerfd_create failed")
-        self._timerfd = fd
-        self._spec = _Itimerspec()
-        self._armed = False
-        self._selector.register(fd, select.EPOLLIN)
+        self._timer = Timerfd()
+        self._timerfd = self._timer.fd
+        self._selector.register(self._timerfd, select.EPOLLIN)
 
     def _arm(self, deadline: float) -> None:
-        seconds = int(deadline)
-        self._spec.it_value.tv_sec = seconds
-        self._spec.it_value.tv_nsec = max(1, int((deadline - seconds) * 1e9))
-        if self._settime(self._timerfd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
-            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-        self._armed = True
+        self._timer.arm(deadline)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:
@@ -72,8 +91,7 @@ class TimerfdSelector(selectors.EpollSelector):
             return ready
         for fd, event in events:
             if fd == self._timerfd:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(fd, 8)
+                self._timer.clear()
                 continue
             mask = 0
             if event & ~select.EPOLLIN:
@@ -86,8 +104,7 @@ class TimerfdSelector(selectors.EpollSelector):
         return ready
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._timerfd)
+        self._timer.close()
         super().close()
 
 
