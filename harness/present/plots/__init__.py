@@ -11,7 +11,8 @@ how to read the chart; reports show it as the caption.
 One module per job: `style` (look, colours, making and saving a figure), `subjects` (what
 a chart shows), `titles`, `chart` (what a chart is), one module per chart family
 (`latency_cdfs`, `delay_violins`, `race_timeline`, `cost_bars`, `concurrency_sweep`,
-`poll_sweep`, `batch_sweep`, sharing `sweep_axes` and `tradeoff`), `catalog` (every chart)
+`poll_sweep`, `batch_sweep`, `loss_sweep`, sharing `sweep_axes` and `tradeoff`), `catalog`
+(every chart)
 and `render` (to files).
 """
 
@@ -27,6 +28,7 @@ from harness.present.plots.concurrency_sweep import (
 from harness.present.plots.cost_bars import cost, cpu
 from harness.present.plots.delay_violins import added_delay
 from harness.present.plots.latency_cdfs import MAX_CDF_POINTS, itl_cdf, source_gaps_ms, ttft_cdf
+from harness.present.plots.loss_sweep import has_loss_sweep, loss_sweep, packet_loss_pct
 from harness.present.plots.poll_sweep import poll_interval, requests_per_s_per_stream
 from harness.present.plots.race_timeline import race, race_index
 from harness.present.plots.render import draw, draw_all, draw_charts, draw_run
@@ -74,7 +76,10 @@ __all__ = [
     "draw_all",
     "draw_charts",
     "draw_run",
+    "has_loss_sweep",
     "itl_cdf",
+    "loss_sweep",
+    "packet_loss_pct",
     "poll_interval",
     "race",
     "race_index",

@@ -13,6 +13,7 @@ from harness.present.plots.conversation_time import conversation_time, has_conve
 from harness.present.plots.cost_bars import cost, cpu
 from harness.present.plots.delay_violins import added_delay
 from harness.present.plots.latency_cdfs import itl_cdf, ttft_cdf
+from harness.present.plots.loss_sweep import has_loss_sweep, loss_sweep
 from harness.present.plots.poll_sweep import poll_interval
 from harness.present.plots.race_timeline import race
 from harness.present.plots.stack_sweep import stack_costs
@@ -57,6 +58,13 @@ CHARTS: dict[str, Chart] = {
             "batch_ms",
         ),
         Chart("sweep_path", "Transports across paths", side_by_side, "path"),
+        Chart(
+            "sweep_path_loss",
+            "Added delay against packet loss",
+            loss_sweep,
+            "path",
+            needs=has_loss_sweep,
+        ),
         Chart("sweep_framing", "Transports across framings", side_by_side, "framing"),
         Chart("sweep_client", "Python clients against a real browser", side_by_side, "client"),
         Chart(

@@ -168,6 +168,7 @@ def test_loss_holds_a_chunk_one_extra_rtt(tmp_path: Path) -> None:
     delays = [round(delay, 2) for _, delay in arrivals]
     assert [seq for seq, _ in arrivals] == list(range(20))
     assert stats["held_for_loss"] >= 3, stats
+    assert stats["client_retransmits"] == 0  # held, not dropped: TCP never resends
     assert min(delays) >= 19.9, delays
     assert sum(delay >= 59.5 for delay in delays) >= 3, delays  # 20 ms + a 40 ms retransmission
     assert sum(delay < 45 for delay in delays) >= 3, delays

@@ -95,3 +95,24 @@ def test_results_round_trip(tmp_path: Path) -> None:
     assert loaded.summaries == run.summaries
     lines = (tmp_path / "summary.csv").read_text().count("\n")
     assert lines == 1 + len(TRANSPORT_NAMES)
+
+
+def test_a_path_sweep_over_packet_loss_adds_the_loss_chart(tmp_path: Path) -> None:
+    values = [f"{front}+net:rtt=60ms,loss={loss}%" for loss in (0.2, 2) for front in ("a", "b")]
+    run = synthetic_sweep("path", values)
+    for point in run.points:
+        loss = float(str(point.value).rsplit("=", 1)[1].rstrip("%"))
+        for phase in point.phases.values():
+            phase.path_parameters = {"net": {"emulator": "packet", "loss_pct": loss}}
+            for record in phase.requests:
+                record.http_version = "HTTP/2" if str(point.value).startswith("a") else None
+    save_run(run, tmp_path)
+    loaded = load_run(tmp_path)
+    assert plots.has_loss_sweep(loaded)
+    point = loaded.points[-1]
+    assert plots.packet_loss_pct(point, next(iter(point.phases))) == 2.0
+    charts = plots.charts_for([loaded])
+    assert {c.stem for c in charts} == PER_POINT | {"sweep_path", "sweep_path_loss"}
+    drawn = plots.draw(plots.CHARTS["sweep_path_loss"], [plots.subject(loaded)], tmp_path)
+    assert drawn.caption and drawn.title
+    assert_valid_images([drawn.png, drawn.svg])

@@ -8,8 +8,9 @@ passes every IP packet between them through the link model (`link.py`), per dire
 loss (independent, or bursty Gilbert-Elliott with `burst`), duplication, a rate queue with a
 bounded size (`queue`, so bufferbloat shows), the one-way delay with jitter (kept in order
 unless `reorder` asks). Inside the namespace the relay listens with no impairment of its own
-and splices each connection to the server on loopback, so the clients' own TCP connections
-(and any UDP) cross the link as packets: TCP's handshakes, retransmissions, congestion
+and splices each connection (and each UDP flow, to the server's UDP port of the same number)
+to the server on loopback, so the clients' own TCP connections and UDP datagrams cross the
+link as packets: TCP's handshakes, retransmissions, congestion
 control and head-of-line blocking are the kernel's, not a model. The forwarder stops by
 itself when the harness is gone, its TUN devices go with it, and the harness removes the
 namespace. Needs root and /dev/net/tun; without them `net:` says so in one line.
@@ -53,6 +54,7 @@ The modules, the harness's side first, then the helper processes' (standard libr
     relay.py           the relay process: `python -m harness.measure.paths.net.relay`
     pacing.py          the relay's model: when each chunk it holds is due
     pipes.py           the relay's asyncio protocols: a pipe per direction, the connections
+    datagrams.py       the relay's UDP side (`--udp`, on net:): a flow per client address
     holding.py         a buffering CDN's hold on responses (for `cdn-buffer`)
     timerfd.py         exact timers (timerfd): an epoll selector for the relay, one for the
                        forwarder

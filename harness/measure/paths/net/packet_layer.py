@@ -99,6 +99,7 @@ class PacketLayer:
             self.link = link
             stack.callback(self._stopped, "forwarder_stats", link.forwarder)
             splice = relay_command(NetSpec(), (host, port), work_dir / "relay-stats.json", False)
+            splice.append("--udp")  # QUIC too: UDP to the upstream's port of the same number
             ns = link.namespace
             relay = start_relay(splice, work_dir, ns.ns_addr, ns)
             self.relay = relay

@@ -18,12 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.wirebytes import retransmissions
+from harness.measure.paths.net.datagrams import DatagramSplice
 from harness.measure.paths.net.holding import HoldStats, ResponseHold
 from harness.measure.paths.net.pacing import Impairment, TokenBucket
 
 HIGH_WATER = 1 << 20  # bytes held in one direction before its reader is paused
 LOW_WATER = 256 << 10  # ... and resumed
 LATENESS_SAMPLES = 100_000  # the most recent lateness samples kept for the statistics
+MAX_CONNECTIONS_LISTED = 10_000  # per-connection retransmission counts kept
 
 
 @dataclass
@@ -41,11 +44,32 @@ class Stats:
     held_for_loss: int = 0
     direct_writes: int = 0  # chunks written in the callback that read them (nothing to hold)
     idle_closes: int = 0  # connections closed for carrying no bytes for `idle_s`
+    # TCP_INFO of each client connection as it closes: segments the relay resent towards
+    # the client, of data segments sent (on `net:`, what the emulated link's loss cost)
+    client_retransmits: int = 0
+    client_data_segments: int = 0
+    retransmits_per_connection: list[int] = field(default_factory=list)
     lateness_s: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=LATENESS_SAMPLES)
     )
 
-    def to_json(self, timer: str, scheduling: str) -> dict[str, Any]:
+    def count_retransmissions(self, transport: asyncio.BaseTransport) -> None:
+        """Add a closing client connection's TCP_INFO counts (its socket is still open in
+        `connection_lost`; asyncio closes it after)."""
+        counts = tcp_retransmissions(transport)
+        if counts is None:
+            return
+        self.client_retransmits += counts[0]
+        self.client_data_segments += counts[1]
+        if len(self.retransmits_per_connection) < MAX_CONNECTIONS_LISTED:
+            self.retransmits_per_connection.append(counts[0])
+
+    def to_json(
+        self, timer: str, scheduling: str, live: list[tuple[int, int]] | None = None
+    ) -> dict[str, Any]:
+        """The statistics; `live`: the open client connections' retransmission counts so
+        far, added to those of the closed ones."""
+        live = live or []
         return {
             "connections": self.connections,
             "open_connections": self.open_connections,
@@ -57,10 +81,27 @@ class Stats:
             "held_for_loss": self.held_for_loss,
             "direct_writes": self.direct_writes,
             "idle_closes": self.idle_closes,
+            "client_retransmits": self.client_retransmits + sum(r for r, _ in live),
+            "client_data_segments": self.client_data_segments + sum(n for _, n in live),
+            "retransmits_per_connection": [
+                *self.retransmits_per_connection,
+                *(r for r, _ in live),
+            ][:MAX_CONNECTIONS_LISTED],
             "timer": timer,
             "scheduling": scheduling,
             **lateness_figures(self.lateness_s, "held_chunks_sampled"),
         }
+
+
+def tcp_retransmissions(transport: asyncio.BaseTransport) -> tuple[int, int] | None:
+    """(retransmitted, data segments sent) of a transport's TCP socket; None when unknown."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        return retransmissions(sock)
+    except OSError:  # not Linux, or the socket is already gone
+        return None
 
 
 def lateness_figures(samples: Iterable[float], count_name: str) -> dict[str, Any]:
@@ -285,6 +326,9 @@ class Side(asyncio.Protocol):
         self.inbound.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self is self.conn.client and self.transport is not None:
+            self.conn.relay.stats.count_retransmissions(self.transport)
+            self.conn.relay.open.discard(self.conn)  # counted: not live any more
         self.transport = None
         self.outbound.src = None
         self._held_rest()
@@ -334,6 +378,7 @@ class Connection:
             side.transport.pause_reading()  # until upstream answers
             self.relay.stats.connections += 1
             self.relay.stats.open_connections += 1
+            self.relay.open.add(self)
             self.relay.loop.create_task(self._connect())
         else:
             if self.client.transport is None:  # the client left while we connected
@@ -360,6 +405,7 @@ class Connection:
             return
         self.closed = True
         self.relay.stats.open_connections -= 1
+        self.relay.open.discard(self)
         for side in (self.client, self.upstream):
             if side.transport is not None:
                 side.transport.close()
@@ -387,7 +433,19 @@ class Relay:
         self.up_bucket = TokenBucket(up_bps / 8) if up_bps > 0 else None
         self.seed = seed
         self.stats = Stats()
+        self.open: set[Connection] = set()  # accepted, not yet closed
+        self.datagrams: DatagramSplice | None = None  # `--udp`: the UDP side
         self._count = 0
+
+    def live_retransmissions(self) -> list[tuple[int, int]]:
+        """The open client connections' TCP_INFO retransmission counts so far."""
+        out = []
+        for conn in self.open:
+            transport = conn.client.transport
+            counts = tcp_retransmissions(transport) if transport is not None else None
+            if counts is not None:
+                out.append(counts)
+        return out
 
     def accept(self) -> asyncio.Protocol:
         self._count += 1

@@ -17,10 +17,13 @@ other process can take the port between choosing and binding it) or bound here
 (`--listen HOST:PORT`, optionally inside a network namespace: `--netns /run/netns/NAME`;
 only that socket lives there, connections upstream are made from the relay's own
 namespace). It prints `ready HOST PORT` on stdout once it accepts, and runs until SIGTERM or
-SIGINT, or until its parent (`--parent-pid`) is gone. SIGUSR1 (and the exit) write the
+SIGINT, or until its parent (`--parent-pid`) is gone. With `--udp` it also splices UDP on
+its port to the upstream's UDP port of the same number (`datagrams.py`), with no
+impairment: on `net:` the forwarder applies it to both. SIGUSR1 (and the exit) write the
 relay's own statistics as JSON to `--stats`: bytes and chunks each way, connections, chunks
-held for loss, and how late chunks were written against their due time (the relay's own
-added cost).
+held for loss, the TCP retransmissions towards the clients (each client connection's
+TCP_INFO as it closes: on `net:`, what the emulated link's loss cost), and how late chunks
+were written against their due time (the relay's own added cost).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.measure.paths.net.datagrams import DatagramSplice
 from harness.measure.paths.net.netns import inside
 from harness.measure.paths.net.pacing import Impairment
 from harness.measure.paths.net.pipes import Relay
@@ -55,6 +59,20 @@ def listen_in_namespace(netns: Path, host: str, port: int) -> socket.socket:
     back in its own namespace when it returns."""
     with inside(netns):
         return _listener(host, port)
+
+
+def bound_in_namespace(netns: Path, host: str, port: int) -> socket.socket:
+    """A UDP socket bound inside the network namespace at `netns`."""
+    with inside(netns):
+        return _udp(host, port)
+
+
+def _udp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
 
 
 def _listener(host: str, port: int) -> socket.socket:
@@ -81,7 +99,9 @@ def write_stats(path: Path | None, relay: Relay, timer: str, scheduling: str) ->
     if path is None:
         return
     tmp = path.with_suffix(path.suffix + ".tmp")
-    stats = relay.stats.to_json(timer, scheduling)
+    stats = relay.stats.to_json(timer, scheduling, relay.live_retransmissions())
+    if relay.datagrams is not None:
+        stats["udp"] = relay.datagrams.stats.to_json()
     if relay.hold_bytes:
         stats["cdn_hold"] = {"hold_bytes": relay.hold_bytes, **asdict(relay.hold_stats)}
     tmp.write_text(json.dumps(stats, indent=2), encoding="utf-8")
@@ -115,6 +135,14 @@ async def serve(args: argparse.Namespace, timer: str, scheduling: str) -> None:
         round(args.hold_kib * 1024),
     )
     server = await loop.create_server(relay.accept, sock=sock)
+    datagrams = None
+    if args.udp:  # the same port for UDP, to the upstream's UDP port of the same number
+        host, port = sock.getsockname()[:2]
+        udp = bound_in_namespace(args.netns, host, port) if args.netns else _udp(host, port)
+        _, datagrams = await loop.create_datagram_endpoint(
+            lambda: DatagramSplice(loop, args.upstream), sock=udp
+        )
+        relay.datagrams = datagrams
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -128,6 +156,8 @@ async def serve(args: argparse.Namespace, timer: str, scheduling: str) -> None:
     finally:
         watch.cancel()
         server.close()
+        if datagrams is not None:
+            datagrams.close()
         write_stats(args.stats, relay, timer, scheduling)
 
 
@@ -171,6 +201,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--up-bps", type=float, default=0.0, help="bit/s to the server")
     parser.add_argument("--seed", type=int, default=1, help="jitter and loss draws")
     parser.add_argument("--no-handshake", action="store_true", help="no RTT for a new connection")
+    parser.add_argument(
+        "--udp",
+        action="store_true",
+        help="also splice UDP on the same port to the upstream's (no impairment: for net:)",
+    )
     parser.add_argument(
         "--idle-s", type=float, default=0.0, help="close a connection idle this long (0: never)"
     )
