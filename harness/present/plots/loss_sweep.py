@@ -47,8 +47,9 @@ def loss_sweep(subjects: Sequence[Subject], title: str) -> Figure:
     """Transport-added delay per token against the emulated link's packet loss (per packet
     and direction), one line per transport, HTTP version and path: p99 solid, p50 dashed.
     A lost TCP segment stalls everything behind it on its connection for about a round
-    trip, so on one connection shared by many streams (HTTP/2) more tokens wait, and the
-    median rises with loss before the p99 of one connection per stream (HTTP/1.1) does."""
+    trip, so on one connection shared by many streams (HTTP/2) every stream waits for every
+    loss: its p99 rises first, and at higher loss its median too, while with a connection
+    per stream (HTTP/1.1) only the tail waits."""
     fig = new_figure(title, width=11, height=7)
     ax = fig.subplots()
     names = transports_of(subjects)

@@ -312,6 +312,21 @@ def test_the_certificate_is_for_127_0_0_1(tmp_path: Path) -> None:
     assert key_path.stat().st_mode & 0o077 == 0
 
 
+def test_the_nginx_h2_certificate_also_names_every_emulator_far_end(tmp_path: Path) -> None:
+    """So `nginx-h2+net:...` verifies at whichever address the packet emulator gives."""
+    from cryptography import x509
+
+    from harness.measure.paths.net.namespace import emulator_addresses
+
+    far_ends = emulator_addresses()
+    cert_path, _ = nginx.make_certificate(tmp_path, also=far_ends)
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    ips = [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
+    assert ips == ["127.0.0.1", *far_ends] and len(far_ends) == 64
+    assert far_ends[0] == "10.214.0.2" and far_ends[-1] == "10.214.0.254"
+
+
 # --- the streaming_headers setting, scenario field and sweep axis ---------------------------
 
 

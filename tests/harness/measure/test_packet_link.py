@@ -82,10 +82,10 @@ def test_a_full_queue_drops_and_bounds_the_delay() -> None:
 def test_reordered_packets_skip_the_delay_and_are_counted() -> None:
     link = Link(LinkSpec(delay_s=0.05, reorder=0.1, seed=5))
     out = [link.admit(1.0 + k * 0.001, 100)[0] for k in range(5000)]
-    early = [d for d in out if not d.in_order]
+    early = [(k, d) for k, d in enumerate(out) if not d.in_order]
     assert len(early) == link.counts.reordered
     assert 400 <= len(early) <= 600
-    assert all(d.due < 1.05 + 5 for d in early)
+    assert all(d.due == pytest.approx(1.0 + k * 0.001) for k, d in early)  # no delay
     in_order = [d.due for d in out if d.in_order]
     assert in_order == sorted(in_order)
 
@@ -136,6 +136,25 @@ def test_bad_arguments_name_the_parameter_in_one_line(argument: str, named: str)
         parse_path(argument)
     message = str(caught.value)
     assert "\n" not in message and named in message and "allowed" in message
+
+
+def test_bursty_loss_beyond_what_its_bursts_can_give_is_refused() -> None:
+    assert parse_network("loss=60%,burst=2")[0].loss == 0.6  # at most 2/3
+    with pytest.raises(ScenarioError, match="burst"):
+        parse_network("loss=70%,burst=2")
+    link = Link(LinkSpec(loss=0.6, burst=2, seed=2))
+    dues(link, 50_000)
+    assert 0.58 <= link.counts.lost / 50_000 <= 0.62
+
+
+def test_directions_and_uses_draw_apart() -> None:
+    """Up's loss draws are not down's jitter draws (each generator has its own seed)."""
+    specs = link_specs(parse_network("rtt=20ms,jitter=10ms,loss=50%")[0])
+    up, down = Link(specs["up"]), Link(specs["down"])
+    up_lost = [not d for d in dues(up, 200)]
+    down_lost = [not d for d in dues(down, 200)]
+    assert up_lost != down_lost
+    assert up._rng.random() != up._loss.rng.random()
 
 
 def test_loss_without_delay_is_fine_for_packets() -> None:

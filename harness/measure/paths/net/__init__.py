@@ -19,13 +19,16 @@ namespace. Needs root and /dev/net/tun; without them `net:` says so in one line.
 one-way delay (plus jitter) before writing it on, in order, in each direction; loss is
 modelled as what TCP makes of it, a chunk held one extra RTT (nothing is dropped); a new
 connection's first request waits one RTT. `pacing.py` has the model in full. Bandwidth is
-shaped by `tbf` on a veth pair into a namespace (`shaper=tbf`, the default when root) or by
-the relay's own token buckets (`shaper=relay`), recorded as `shaper`.
+shaped by `tbf` on a veth pair into a namespace (`shaper=tbf`; `shaper=auto`, the default,
+picks it when root and the upstream speaks plain HTTP) or by the relay's own token buckets
+(`shaper=relay`), recorded as `shaper`.
 
 Parameters (`net:PROFILE`, `net:k=v,...`, or a profile then overrides: `net:4g,loss=1%`):
 
     rtt      round-trip time, split evenly between the directions   ms or s     e.g. 80ms
-    jitter   per direction, uniform in [-jitter, +jitter]            ms or s     <= rtt/2
+    jitter   per direction, uniform in [-jitter, +jitter], kept in    ms or s     <= rtt/2
+             order (a packet waits for the one ahead: closely spaced
+             packets are delayed more than their draw)
     bw       bandwidth both ways (towards the client when up is set) kbit/mbit/gbit
     up       bandwidth towards the server                            kbit/mbit/gbit
     loss     net: each packet dropped, per direction; relay: a      %           < 100%
@@ -51,6 +54,7 @@ The modules, the harness's side first, then the helper processes' (standard libr
     link.py            the forwarder's model: what one direction does to each packet (pure)
     forwarder.py       the forwarder process: `python -m harness.measure.paths.net.forwarder`
     netns.py           entering a namespace for a moment (setns), for a socket or a device
+    helpers.py         what the relay and the forwarder share: arguments, priority, lateness
     relay.py           the relay process: `python -m harness.measure.paths.net.relay`
     pacing.py          the relay's model: when each chunk it holds is due
     pipes.py           the relay's asyncio protocols: a pipe per direction, the connections

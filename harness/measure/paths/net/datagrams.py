@@ -23,7 +23,7 @@ class DatagramStats:
     datagrams_down: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
-    refused_flows: int = 0  # beyond MAX_FLOWS
+    refused_datagrams: int = 0  # from a new client beyond MAX_FLOWS
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,6 +60,8 @@ class DatagramSplice(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.flows: dict[Any, _Upstream] = {}
         self.pending: dict[Any, list[bytes]] = {}  # datagrams waiting for their flow's socket
+        self.opening: set[asyncio.Task[None]] = set()  # kept until done (the loop's are weak)
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # the selector loop's datagram transport does not subclass DatagramTransport (3.11)
@@ -76,10 +78,12 @@ class DatagramSplice(asyncio.DatagramProtocol):
         elif addr in self.pending:
             self.pending[addr].append(data)
         elif len(self.flows) + len(self.pending) >= MAX_FLOWS:
-            self.stats.refused_flows += 1
+            self.stats.refused_datagrams += 1
         else:
             self.pending[addr] = [data]
-            self.loop.create_task(self._open(addr))
+            task = self.loop.create_task(self._open(addr))
+            self.opening.add(task)
+            task.add_done_callback(self.opening.discard)
 
     async def _open(self, addr: Any) -> None:
         try:
@@ -89,9 +93,12 @@ class DatagramSplice(asyncio.DatagramProtocol):
         except OSError:
             self.pending.pop(addr, None)
             return
+        assert flow.transport is not None
+        if self.closed:  # opened after the relay began to stop
+            flow.transport.close()
+            return
         self.flows[addr] = flow
         self.stats.flows += 1
-        assert flow.transport is not None
         for data in self.pending.pop(addr, []):
             flow.transport.sendto(data)
 
@@ -104,6 +111,7 @@ class DatagramSplice(asyncio.DatagramProtocol):
         self.loop.call_later(FLOW_IDLE_S, self._expire)
 
     def close(self) -> None:
+        self.closed = True
         for flow in self.flows.values():
             if flow.transport is not None:
                 flow.transport.close()

@@ -20,6 +20,7 @@ from harness.measure.paths.net.link import LinkSpec, queue_bytes
 from harness.measure.paths.net.namespace import (
     Namespace,
     ShapingUnavailable,
+    address_lock,
     must,
     new_namespace,
     remove_namespace,
@@ -40,7 +41,7 @@ TUN_DEVICE = Path("/dev/net/tun")
 
 def emulator_unavailable() -> str | None:
     """Why the packet emulator cannot run here (None when it can)."""
-    reason = shaping_unavailable()
+    reason = shaping_unavailable(tools=("ip",))
     if reason is None and not TUN_DEVICE.exists():
         reason = f"{TUN_DEVICE} does not exist (the kernel's tun module)"
     return reason
@@ -107,23 +108,30 @@ def packet_link(spec: NetSpec, work_dir: Path) -> Iterator[PacketLink]:
     reason = emulator_unavailable()
     if reason is not None:
         raise ShapingUnavailable(reason)
-    ns = new_namespace("tun")
     with contextlib.ExitStack() as stack:
-        stack.callback(remove_namespace, ns)
-        must("ip", "netns", "add", ns.name)
-        must("ip", "-n", ns.name, "link", "set", "lo", "up")
-        forwarder = _start_forwarder(
-            forwarder_command(ns, spec, work_dir / "forwarder-stats.json"), work_dir
-        )
-        stack.callback(stop_relay, forwarder)
-        # no IPv6 link-local address: no router solicitations or MLD reports on the link
-        must("ip", "link", "set", ns.host_if, "addrgenmode", "none")
-        must("ip", "addr", "add", ns.host_addr, "peer", ns.ns_addr, "dev", ns.host_if)
-        must("ip", "link", "set", ns.host_if, "up")
-        must("ip", "-n", ns.name, "link", "set", ns.ns_if, "addrgenmode", "none")
-        must("ip", "-n", ns.name, "addr", "add", ns.ns_addr, "peer", ns.host_addr, "dev", ns.ns_if)
-        must("ip", "-n", ns.name, "link", "set", ns.ns_if, "up")
+        with address_lock():
+            ns = new_namespace("tun")
+            stack.callback(remove_namespace, ns)
+            must("ip", "netns", "add", ns.name)
+            must("ip", "-n", ns.name, "link", "set", "lo", "up")
+            forwarder = _start_forwarder(
+                forwarder_command(ns, spec, work_dir / "forwarder-stats.json"), work_dir
+            )
+            stack.callback(stop_relay, forwarder)
+            _address(ns)
         yield PacketLink(ns, forwarder)
+
+
+def _address(ns: Namespace) -> None:
+    """Both ends' addresses, and the devices up. No IPv6 link-local address: no router
+    solicitations or MLD reports cross the link."""
+    inner = ("ip", "-n", ns.name)
+    must("ip", "link", "set", ns.host_if, "addrgenmode", "none")
+    must("ip", "addr", "add", ns.host_addr, "peer", ns.ns_addr, "dev", ns.host_if)
+    must("ip", "link", "set", ns.host_if, "up")
+    must(*inner, "link", "set", ns.ns_if, "addrgenmode", "none")
+    must(*inner, "addr", "add", ns.ns_addr, "peer", ns.host_addr, "dev", ns.ns_if)
+    must(*inner, "link", "set", ns.ns_if, "up")
 
 
 def _start_forwarder(command: list[str], work_dir: Path) -> ReportingProcess:
@@ -139,8 +147,12 @@ def _start_forwarder(command: list[str], work_dir: Path) -> ReportingProcess:
     if not line.startswith("ready "):
         stop_relay(forwarder)
         tail = log_path.read_text(errors="replace").strip().splitlines()
+        why = (
+            f"status {process.returncode}"
+            if process.returncode is not None
+            else (f"no `ready` within {READY_TIMEOUT_S:g} s")
+        )
         raise ServerStartError(
-            "the packet forwarder did not start"
-            + (f": {tail[-1]}" if tail else f" (status {process.returncode})")
+            "the packet forwarder did not start" + (f": {tail[-1]}" if tail else f" ({why})")
         )
     return forwarder

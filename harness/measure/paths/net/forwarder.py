@@ -24,6 +24,7 @@ import collections
 import contextlib
 import fcntl
 import heapq
+import itertools
 import json
 import os
 import select
@@ -35,10 +36,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.measure.paths.net.helpers import (
+    LATENESS_SAMPLES,
+    add_helper_arguments,
+    lateness_figures,
+    raise_priority,
+)
 from harness.measure.paths.net.link import Link, LinkSpec
 from harness.measure.paths.net.netns import inside
-from harness.measure.paths.net.pipes import LATENESS_SAMPLES, lateness_figures
-from harness.measure.paths.net.relay import add_helper_arguments, raise_priority
 from harness.measure.paths.net.timerfd import Timerfd
 
 TUNSETIFF = 0x400454CA
@@ -72,6 +77,7 @@ class Direction:
         self.sink = sink
         self.held: collections.deque[tuple[float, bytes]] = collections.deque()
         self.overtaking: list[tuple[float, int, bytes]] = []  # reordered: (due, n, packet)
+        self.order = itertools.count()  # ties in `overtaking` go first in, first out
         self.lateness_s: collections.deque[float] = collections.deque(maxlen=LATENESS_SAMPLES)
         self.write_errors = 0
 
@@ -86,7 +92,7 @@ class Direction:
             now = time.monotonic()
             for delivery in admit(now, len(packet)):
                 if not delivery.in_order:
-                    heapq.heappush(self.overtaking, (delivery.due, id(packet), packet))
+                    heapq.heappush(self.overtaking, (delivery.due, next(self.order), packet))
                 elif delivery.due <= now and not held:
                     self._write(packet)
                 else:

@@ -54,8 +54,9 @@ class LinkCounts:
 class GilbertElliott:
     """Two states: good (nothing lost) and bad (everything lost). Leaving bad has
     probability 1/burst, so bursts are `burst` packets long on average; entering it is set so
-    the long-run loss is `loss`: p_bad = loss / (1 - loss) / burst. With burst 1 this is
-    independent loss only in its mean: use `Bernoulli` for that."""
+    the long-run loss is `loss`: p_bad = loss / (1 - loss) / burst, a probability only for
+    loss <= burst / (burst + 1) (`max_bursty_loss`; the parser refuses more). With burst 1
+    this is independent loss only in its mean: use `Bernoulli` for that."""
 
     def __init__(self, loss: float, burst: float, rng: random.Random) -> None:
         self.leave = 1.0 / burst
@@ -95,12 +96,15 @@ class Link:
     _last_due: float = 0.0  # the in-order packets' latest due time
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.spec.seed)
         spec = self.spec
+        # a generator per use, each seeded from the direction's seed and its use (string
+        # seeds hash with SHA-512), so no two draw the same numbers
+        self._rng = random.Random(f"{spec.seed}/draws")
+        loss_rng = random.Random(f"{spec.seed}/loss")
         self._loss: GilbertElliott | Bernoulli = (
-            GilbertElliott(spec.loss, spec.burst, random.Random(spec.seed + 1))
+            GilbertElliott(spec.loss, spec.burst, loss_rng)
             if spec.burst > 1.0 and spec.loss > 0.0
-            else Bernoulli(spec.loss, random.Random(spec.seed + 1))
+            else Bernoulli(spec.loss, loss_rng)
         )
 
     def admit(self, now: float, size: int) -> list[Delivery]:
@@ -148,6 +152,11 @@ class Link:
         due = max(sent + delay, self._last_due)
         self._last_due = due
         return Delivery(due, in_order=True)
+
+
+def max_bursty_loss(burst: float) -> float:
+    """The most long-run loss Gilbert-Elliott can give with bursts of `burst` packets."""
+    return burst / (burst + 1.0)
 
 
 def queue_bytes(rate_bps: float | None, queue_s: float, mtu: int = 1500) -> int:

@@ -11,6 +11,7 @@ killed harness are found and removed (`remove_stale_namespaces`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import itertools
 import os
@@ -33,7 +34,8 @@ EMULATOR_SUBNET = ipaddress.IPv4Network("10.214.0.0/24")
 
 
 class ShapingUnavailable(RuntimeError):
-    """tbf shaping cannot run here; the message says why."""
+    """A namespace cannot be made here (for tbf shaping or the packet emulator); the
+    message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +71,14 @@ def must(*command: str) -> None:
         )
 
 
-def shaping_unavailable() -> str | None:
-    """Why tbf shaping cannot be tried here (None when it can)."""
+def shaping_unavailable(tools: tuple[str, ...] = ("ip", "tc")) -> str | None:
+    """Why tbf shaping (or, with `tools` ("ip",), the packet emulator) cannot be tried here
+    (None when it can)."""
     if not sys.platform.startswith("linux"):
         return "not Linux"
     if os.geteuid() != 0:
-        return "not root (network namespaces and tc need CAP_NET_ADMIN)"
-    for tool in ("ip", "tc"):
+        return "not root (network namespaces need CAP_NET_ADMIN)"
+    for tool in tools:
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed (iproute2)"
     return None
@@ -119,13 +122,28 @@ def _tbf(rate_bps: float) -> list[str]:
     return ["tbf", "rate", f"{int(rate_bps)}bit", "burst", str(burst), "limit", str(limit)]
 
 
+LOCK_FILE = Path("/run/tokenwire-netns.lock")
+
+
+@contextlib.contextmanager
+def address_lock() -> Iterator[None]:
+    """Held from choosing a free /30 until its addresses are on their devices, so two
+    harnesses on one machine cannot choose the same one."""
+    with open(LOCK_FILE, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def new_namespace(kind: str) -> Namespace:
     """Names and a free /30 for a namespace about to be made (stale ones removed first):
     `kind` names its devices' pair ("veth" or "tun")."""
     remove_stale_namespaces()
     pid, k = os.getpid(), next(_counter)
     pool = EMULATOR_SUBNET if kind == "tun" else NS_SUBNET
-    net = _free_subnet(pid * 16 + k, pool)
+    net = _free_subnet(pid * 7919 + k * 31, pool)  # a spread start; `address_lock` decides
     letters = {"veth": ("h", "n"), "tun": ("t", "u")}[kind]
     return Namespace(
         name=f"{NS_PREFIX}{pid}-{k}",

@@ -14,18 +14,17 @@ import contextlib
 import random
 import socket
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from clients.wirebytes import retransmissions
 from harness.measure.paths.net.datagrams import DatagramSplice
+from harness.measure.paths.net.helpers import LATENESS_SAMPLES, lateness_figures
 from harness.measure.paths.net.holding import HoldStats, ResponseHold
 from harness.measure.paths.net.pacing import Impairment, TokenBucket
 
 HIGH_WATER = 1 << 20  # bytes held in one direction before its reader is paused
 LOW_WATER = 256 << 10  # ... and resumed
-LATENESS_SAMPLES = 100_000  # the most recent lateness samples kept for the statistics
 MAX_CONNECTIONS_LISTED = 10_000  # per-connection retransmission counts kept
 
 
@@ -102,24 +101,6 @@ def tcp_retransmissions(transport: asyncio.BaseTransport) -> tuple[int, int] | N
         return retransmissions(sock)
     except OSError:  # not Linux, or the socket is already gone
         return None
-
-
-def lateness_figures(samples: Iterable[float], count_name: str) -> dict[str, Any]:
-    """How late held data was written against its due time: p50, p99 and max in ms, and
-    how many samples (under `count_name`)."""
-    late = sorted(samples)
-
-    def pct(q: float) -> float | None:
-        if not late:
-            return None
-        return round(late[min(len(late) - 1, int(q * len(late)))] * 1e3, 4)
-
-    return {
-        count_name: len(late),
-        "lateness_ms_p50": pct(0.5),
-        "lateness_ms_p99": pct(0.99),
-        "lateness_ms_max": None if not late else round(late[-1] * 1e3, 4),
-    }
 
 
 class Pipe:
@@ -404,8 +385,7 @@ class Connection:
         if self.closed or not (self.up.done and self.down.done):
             return
         self.closed = True
-        self.relay.stats.open_connections -= 1
-        self.relay.open.discard(self)
+        self.relay.stats.open_connections -= 1  # (its TCP_INFO is counted as it goes)
         for side in (self.client, self.upstream):
             if side.transport is not None:
                 side.transport.close()

@@ -39,6 +39,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.measure.paths.net.datagrams import DatagramSplice
+from harness.measure.paths.net.helpers import add_helper_arguments, raise_priority
 from harness.measure.paths.net.netns import inside
 from harness.measure.paths.net.pacing import Impairment
 from harness.measure.paths.net.pipes import Relay
@@ -82,17 +83,6 @@ def _listener(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.listen(4096)
     return sock
-
-
-def raise_priority(wanted: str) -> str:
-    """SCHED_FIFO 1 when `wanted` is realtime and allowed; what the relay runs at."""
-    if wanted == "realtime":
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-            return "SCHED_FIFO 1"
-        except (OSError, AttributeError):
-            pass
-    return "normal"
 
 
 def write_stats(path: Path | None, relay: Relay, timer: str, scheduling: str) -> None:
@@ -168,18 +158,6 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
         if os.getppid() != parent:
             print("relay: the harness is gone; stopping", file=sys.stderr)
             stop.set()
-
-
-def add_helper_arguments(parser: argparse.ArgumentParser) -> None:
-    """What every helper process takes: its statistics file, its parent, its priority."""
-    parser.add_argument("--stats", type=Path, help="JSON statistics, on SIGUSR1 and at exit")
-    parser.add_argument("--parent-pid", type=int, help="stop when no longer this PID's child")
-    parser.add_argument(
-        "--scheduling",
-        choices=("realtime", "normal"),
-        default="realtime",
-        help="realtime: SCHED_FIFO 1 when allowed (default); normal: the default policy",
-    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -282,6 +282,13 @@ def _check(spec: NetSpec, kind: str, given: set[str]) -> None:
         raise _err("shaper=tbf needs bw= (there is no bandwidth to shape); allowed: with bw", kind)
     if "burst" in given and spec.loss == 0:
         raise _err("burst needs loss= (bursts of what?); allowed: with loss above 0%", kind)
+    if spec.burst > 1 and spec.loss > spec.burst / (spec.burst + 1):
+        most = spec.burst / (spec.burst + 1) * 100
+        raise _err(
+            f"loss={spec.loss * 100:g}% cannot come in bursts of {spec.burst:g} packets (bad "
+            f"bursts that long give at most {most:.4g}%); allowed: a lower loss or longer burst",
+            kind,
+        )
     if "queue" in given and not spec.shaped:
         raise _err("queue needs bw= (a queue forms only at a rate); allowed: with bw", kind)
 
@@ -300,7 +307,8 @@ def spec_figures(spec: NetSpec, profile: str | None, unit: str) -> dict[str, Any
         "rtt_ms": round(spec.rtt_s * 1e3, 4),
         "one_way_delay_ms": round(spec.delay_s * 1e3, 4),
         "jitter_ms": round(spec.jitter_s * 1e3, 4),
-        "jitter_model": f"uniform in [-jitter, +jitter] per {unit} and direction, in order",
+        "jitter_model": f"uniform in [-jitter, +jitter] per {unit} and direction, in order "
+        f"(a {unit} waits for the one ahead, so closely spaced ones are held more than drawn)",
         "loss_pct": round(spec.loss * 100, 6),
         "bw_down_kbit": kbit(spec.down_bps),
         "bw_up_kbit": kbit(spec.up_bps),
