@@ -7,12 +7,10 @@ describes both.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from errors import ServerStartError
 from harness.measure.paths import Endpoint, PathLayer
@@ -25,9 +23,11 @@ from harness.measure.paths.net.namespace import (
 )
 from harness.measure.paths.net.relay_process import (
     RelayProcess,
+    endpoint_via,
+    final_stats,
     relay_command,
+    relay_figures,
     start_relay,
-    stop_relay,
     upstream_address,
 )
 from harness.measure.paths.net.spec import NetSpec, parse_network, spec_figures
@@ -58,12 +58,10 @@ class NetworkLayer:
             "shaper": self.shaper,
             "shaper_note": self.shaper_note,
         }
-        if self.relay is not None:
-            figures["relay_pid"] = self.relay.pid
-            figures["relay_listen"] = f"{self.relay.host}:{self.relay.port}"
-            stats = self.relay.stats()
-            if stats is not None:
-                self.relay_stats = stats
+        running, stats = relay_figures(self.relay)
+        figures.update(running)
+        if stats is not None:
+            self.relay_stats = stats
         if self.namespace is not None:
             figures["namespace"] = asdict(self.namespace)
         if self.relay_stats is not None:
@@ -121,22 +119,10 @@ class NetworkLayer:
             relay = start_relay(command, work_dir, listen_host, namespace)
             self.relay = relay
             stack.callback(self._stopped, relay)
-            netloc = (
-                f"[{relay.host}]:{relay.port}"
-                if ":" in relay.host
-                else f"{relay.host}:{relay.port}"
-            )
-            parts = urlsplit(upstream.base_url)
-            yield Endpoint(
-                urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
-                http2=upstream.http2,
-                ca_file=upstream.ca_file,
-            )
+            yield endpoint_via(upstream, relay)
 
     def _stopped(self, relay: RelayProcess) -> None:
-        stop_relay(relay)
-        with contextlib.suppress(OSError, ValueError):
-            self.relay_stats = json.loads(relay.stats_path.read_text(encoding="utf-8"))
+        self.relay_stats = final_stats(relay) or self.relay_stats
 
 
 def _loopback_like(upstream_host: str) -> str:

@@ -10,12 +10,10 @@ what ran (`parameters()`).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from errors import ServerStartError
 from harness.measure.paths import Endpoint, PathLayer
@@ -24,9 +22,11 @@ from harness.measure.paths.net.namespace import EMULATOR_SUBNET, ShapingUnavaila
 from harness.measure.paths.net.relay_process import (
     RelayProcess,
     ReportingProcess,
+    endpoint_via,
+    final_stats,
     relay_command,
+    relay_figures,
     start_relay,
-    stop_relay,
     upstream_address,
 )
 from harness.measure.paths.net.spec import NetSpec, parse_network, spec_figures
@@ -67,12 +67,10 @@ class PacketLayer:
             stats = self.link.forwarder.stats()
             if stats is not None:
                 self.forwarder_stats = stats
-        if self.relay is not None:
-            figures["relay_pid"] = self.relay.pid
-            figures["relay_listen"] = f"{self.relay.host}:{self.relay.port}"
-            stats = self.relay.stats()
-            if stats is not None:
-                self.relay_stats = stats
+        running, stats = relay_figures(self.relay)
+        figures.update(running)
+        if stats is not None:
+            self.relay_stats = stats
         if self.forwarder_stats is not None:
             figures["forwarder_stats"] = self.forwarder_stats
         if self.relay_stats is not None:
@@ -104,18 +102,12 @@ class PacketLayer:
             relay = start_relay(splice, work_dir, ns.ns_addr, ns)
             self.relay = relay
             stack.callback(self._stopped, "relay_stats", relay)
-            parts = urlsplit(upstream.base_url)
-            netloc = f"{relay.host}:{relay.port}"
-            yield Endpoint(
-                urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
-                http2=upstream.http2,
-                ca_file=upstream.ca_file,
-            )
+            yield endpoint_via(upstream, relay)
 
     def _stopped(self, attribute: str, process: ReportingProcess) -> None:
-        stop_relay(process)
-        with contextlib.suppress(OSError, ValueError):
-            setattr(self, attribute, json.loads(process.stats_path.read_text(encoding="utf-8")))
+        stats = final_stats(process)
+        if stats is not None:
+            setattr(self, attribute, stats)
 
 
 def packet_layer(argument: str) -> PathLayer:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from errors import ScenarioError, ServerStartError
 from harness.measure.paths import Endpoint
@@ -64,6 +64,34 @@ class ReportingProcess(ChildProcess):
 class RelayProcess(ReportingProcess):
     host: str = ""
     port: int = 0
+
+
+def relay_figures(relay: RelayProcess | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What a layer records of its relay while it runs (its PID and where it listens), and
+    its statistics now (None when not running or unreadable)."""
+    if relay is None:
+        return {}, None
+    return {"relay_pid": relay.pid, "relay_listen": f"{relay.host}:{relay.port}"}, relay.stats()
+
+
+def final_stats(helper: ReportingProcess) -> dict[str, Any] | None:
+    """Stop a helper by its PID and read the statistics it wrote as it exited."""
+    stop_relay(helper)
+    with contextlib.suppress(OSError, ValueError):
+        stats: dict[str, Any] = json.loads(helper.stats_path.read_text(encoding="utf-8"))
+        return stats
+    return None
+
+
+def endpoint_via(upstream: Endpoint, relay: RelayProcess) -> Endpoint:
+    """`upstream`'s endpoint with the relay's address in place of its host and port."""
+    netloc = f"[{relay.host}]:{relay.port}" if ":" in relay.host else f"{relay.host}:{relay.port}"
+    parts = urlsplit(upstream.base_url)
+    return Endpoint(
+        urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
+        http2=upstream.http2,
+        ca_file=upstream.ca_file,
+    )
 
 
 def _mtime(path: Path) -> int:
