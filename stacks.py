@@ -115,7 +115,7 @@ STACKS = StackRegistry(
             "FastAPI on hypercorn",
             "servers.stacks.hypercorn_server:serve_fastapi",
             ("fastapi", "hypercorn"),
-            http_versions=("1.1", "2"),
+            http_versions=("1.1", "2", "3"),
             colour="#9467bd",
             neutral=False,
         ),

@@ -41,7 +41,8 @@ CONNECT_TIMEOUT_S = 10.0
 
 def usable(settings: ClientSettings) -> bool:
     """This client serves plain-HTTP/1.1 base URLs; anything else stays with httpx."""
-    return not settings.http2 and urlsplit(settings.base_url).scheme == "http"
+    plain = not (settings.http2 or settings.http3)
+    return plain and urlsplit(settings.base_url).scheme == "http"
 
 
 def request_bytes(call: effects.HTTPCall, host: str, base_headers: dict[str, str]) -> bytes:

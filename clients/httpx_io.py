@@ -13,24 +13,37 @@ import httpx
 from clients.exchange import ExchangeLogic, HTTPCall, Reply
 from clients.interface import ClientSettings, StreamResult, bearer_headers
 from clients.wirebytes import ByteMeter
-from errors import ConnectFailed, StreamIncomplete, StreamTimedOut, TransportError
+from errors import ConnectFailed, StreamIncomplete, StreamTimedOut, TransportError, UsageError
 
 
-def http_client_options(settings: ClientSettings) -> dict[str, Any]:
-    """Pool and timeouts of one client, sized so no stream waits for a connection."""
+def http_client_options(settings: ClientSettings, asynchronous: bool = True) -> dict[str, Any]:
+    """Pool and timeouts of one client, sized so no stream waits for a connection. HTTP/2
+    to a plain `http://` URL is cleartext h2c by prior knowledge (no HTTP/1.1 to fall back
+    to); HTTP/3 is a transport of the asyncio driver's own (`clients.h3_io`)."""
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=settings.max_connections,
     )
-    return {
+    options = {
         "base_url": settings.base_url,
         "limits": limits,
         "timeout": httpx.Timeout(settings.stream_timeout_s, connect=10.0),
         "headers": bearer_headers(settings.token),
         "http2": settings.http2,
+        "http1": not (settings.http2 and settings.base_url.startswith("http://")),
         "verify": tls_context(settings),
         "trust_env": False,  # never route loopback benchmarks through an environment proxy
     }
+    if settings.http3:
+        if not asynchronous:
+            raise UsageError(
+                "HTTP/3 is read by the asyncio driver only; the blocking clients (locust) "
+                "speak HTTP/1.1 and HTTP/2"
+            )
+        from clients.h3_io import H3Transport  # aioquic, only when HTTP/3 is asked for
+
+        options["transport"] = H3Transport(settings)
+    return options
 
 
 def tls_context(settings: ClientSettings) -> ssl.SSLContext | bool:
@@ -63,6 +76,13 @@ def charge_bytes(meter: ByteMeter | None, result: StreamResult, response: httpx.
     connection the library has already closed (a read that failed, was cancelled or was
     killed mid-body) has no counters left to read: nothing is charged then; nor without a
     meter (the connection is charged from a probe of its own)."""
+    quic = response.extensions.get("quic_counters")  # HTTP/3: the QUIC connection's own
+    if quic is not None:
+        result.add_bytes(quic.charge())
+        base = response.extensions.pop("losses_at_head", None)  # once per exchange
+        if base is not None:
+            result.packets_lost = (result.packets_lost or 0) + quic.lost - base
+        return
     if meter is None:
         return
     network = response.extensions.get("network_stream")
@@ -79,6 +99,13 @@ def count_exchange(result: StreamResult, response: httpx.Response, meter: ByteMe
     sock = None if network is None else network.get_extra_info("socket")
     if meter is not None and sock is not None and sock.fileno() != -1 and meter.is_new(sock):
         result.connections += 1
+    quic = response.extensions.get("quic_counters")
+    if quic is not None:
+        if not quic.opened:  # a new QUIC connection, which began with its TLS handshake
+            quic.opened = True
+            result.connections += 1
+            result.tls_handshakes += 1
+        response.extensions["losses_at_head"] = quic.lost  # charge_bytes takes the growth
     result.requests += 1
     result.header_bytes += exchange_head_bytes(response)
     result.http_version = response.http_version
@@ -143,5 +170,6 @@ class PooledClient(Generic[Pool]):
     @property
     def http(self) -> Pool:
         if self._pool is None:
-            self._pool = self._make_pool(**http_client_options(self.settings))
+            asynchronous = self._make_pool is httpx.AsyncClient
+            self._pool = self._make_pool(**http_client_options(self.settings, asynchronous))
         return self._pool

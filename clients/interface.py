@@ -32,7 +32,9 @@ class ClientSettings:
     framing: str = "json"
     max_connections: int = 1  # connections this client may open at once
     stream_timeout_s: float = 300.0  # a whole stream must finish within this
-    http2: bool = False  # speak HTTP/2 (over TLS, behind a path that offers it)
+    http2: bool = False  # speak HTTP/2 (over TLS behind a path that offers it, else h2c)
+    # speak HTTP/3 (QUIC, clients.h3_io) to the URL's host and UDP port, trusting `ca_file`
+    http3: bool = False
     ca_file: str | None = None  # trust this certificate (a path's self-signed one)
     token: str | None = field(default=None, repr=False)  # sent as `Authorization: Bearer`
     drop_at_token: int = 0  # fault benchmark: drop the connection after this many tokens, resume
@@ -113,7 +115,10 @@ class StreamResult:
     header_bytes: int = 0  # HTTP request and response heads (WebSocket: the upgrade)
     requests: int = 0
     empty_polls: int = 0
-    http_version: str | None = None  # of the last HTTP exchange ("HTTP/1.1", "HTTP/2")
+    http_version: str | None = None  # of the last HTTP exchange ("HTTP/1.1", "HTTP/2", "HTTP/3")
+    # HTTP/3: packets its QUIC connection lost while the stream's exchanges were open, as the
+    # client sees them (`clients.h3_io.LossTrace`); None: not over QUIC
+    packets_lost: int | None = None
     drops_ns: list[int] = field(default_factory=list)  # connections dropped on purpose, resumed
     left_ns: int | None = None  # when the client left the stream for good, on purpose
     # what `direct` found wrong with a live upstream's stream: {code, severity, message}, with

@@ -29,9 +29,11 @@ from harness.analyse.results import Point, RunResult, environment, save_run
 from harness.measure import event_loop, processes
 from harness.measure.driver import run_benchmark
 from harness.measure.paths import LOOPBACK, Endpoint, parse_path
+from harness.measure.paths.certificate import clients_certificate
 from harness.measure.records import PhaseRecord, SweepValue
 from harness.measure.run.rounds import merged_rounds
 from harness.measure.scenario import SERVER_AXES, Scenario
+from harness.measure.scenario.http_versions import BEST
 from harness.measure.server_process import ServerGroup, running_servers
 from harness.measure.stability import Snapshot, Stability, machine_facts
 from harness.present.console import (
@@ -53,13 +55,23 @@ def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]
     return [(v, replace(scenario.at(v), sweep=None)) for v in scenario.sweep.values]
 
 
+def _http3_files(scenario: Scenario, run_dir: Path) -> tuple[Path, Path] | None:
+    """HTTP/3's certificate and key, which the server answers QUIC with and the clients
+    trust (made once a run); None when the clients do not speak HTTP/3."""
+    if scenario.http_version() != "3":
+        return None
+    return clients_certificate(run_dir / "http3")
+
+
 @contextlib.contextmanager
 def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[ServerGroup]:
+    files = _http3_files(scenario, run_dir)
+    http3 = () if files is None else ("--http3-cert", str(files[0]), "--http3-key", str(files[1]))
     with running_servers(
         scenario.source,
         run_dir,
         processes.resolve(scenario.server_processes),
-        extra_args=scenario.server_args(),
+        extra_args=scenario.server_args() + http3,
     ) as group:
         for server in group.servers:
             pid = getattr(server, "pid", None)
@@ -88,8 +100,9 @@ def _clients_pinned(cpus: str) -> Iterator[None]:
 def measure(scenario: Scenario, run_dir: Path, console: Console) -> list[Point]:
     points: list[Point] = []
     # a repeated run's rounds each get a server of their own (harness.analyse.replications)
+    # (and, for `http = best`, each point: only a point that speaks HTTP/3 serves QUIC)
     fresh = scenario.repeat > 1 or (
-        scenario.sweep is not None and scenario.sweep.axis in SERVER_AXES
+        scenario.sweep is not None and (scenario.sweep.axis in SERVER_AXES or scenario.http == BEST)
     )
     per_point = len(scenario.transports) * scenario.requests * scenario.repeat
     total = len(sweep_points(scenario)) * per_point
@@ -129,7 +142,9 @@ def _round(
         path = parse_path(scenario.path)
         endpoint = None  # several servers: on loopback (validated), each its own
         if len(server) == 1:
-            endpoint = stack.enter_context(path.open(Endpoint(server.base_url), run_dir / "paths"))
+            files = _http3_files(scenario, run_dir)
+            served = Endpoint(server.base_url, ca_file=None if files is None else files[0])
+            endpoint = stack.enter_context(path.open(served, run_dir / "paths"))
             if path.layers and path.text != LOOPBACK:
                 console.print(f"path {path.text}: clients use {endpoint.base_url}")
         phases = event_loop.run(

@@ -27,7 +27,7 @@ from servers.cpus import pin, usable_cpus
 from servers.faults import refuse_other_stack
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
 from servers.sources.spec import SourceSpec, add_source_arguments, build_source, spec_from_args
-from servers.stacks.options import ServeOptions, add_stack_arguments, chosen_stack
+from servers.stacks.options import ServeOptions, add_stack_arguments, chosen_stack, http3_files
 from stacks import Stack, default_threads
 from transports import load
 
@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if warning is not None:
         print(f"servers.run: warning: {warning}", file=sys.stderr, flush=True)
-    serve_stack(stack, ServeOptions(sock, settings, source, (), args.workers, args.threads), spec)
+    options = ServeOptions(
+        sock, settings, source, (), args.workers, args.threads, http3_files(args)
+    )
+    serve_stack(stack, options, spec)
     return 0
 
 

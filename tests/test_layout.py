@@ -59,6 +59,7 @@ CLIENT_IO = {
     "websockets_io.py",
     "h1_io.py",
     "ws_io.py",
+    "h3_io.py",  # HTTP/3: an httpx transport over aioquic, for the asyncio driver
     "sessions.py",  # the asyncio driver's conversations' WebSockets, kept between turns
 }
 

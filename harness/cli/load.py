@@ -85,6 +85,11 @@ def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:
             "the load test's users run single streams: drop the scenario's [conversation] "
             "turns (bench.py run measures conversations)"
         )
+    if scenario.speaks_http3():
+        raise UsageError(
+            "the load test's users are blocking clients (locust), which speak HTTP/1.1 and 2: "
+            "drop http = 3 (bench.py run --rate measures open-loop load over HTTP/3)"
+        )
     return validated(replace(scenario, load=load)), path.resolve()
 
 

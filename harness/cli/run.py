@@ -180,6 +180,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "A comma list compares stacks in one run (a sweep over stack: the server restarts on each)",
     )
     parser.add_argument(
+        "--http",
+        metavar="auto|best|1.1|2|3[,...]",
+        help="the HTTP version the clients speak: auto (the path's: 2 through nginx-h2, else "
+        "1.1; the default), 1.1, 2 (through nginx-h2, or h2c to a stack that speaks it), 3 "
+        "(QUIC, to a stack that speaks it, on loopback or through net:), or best (the newest "
+        "the stack and path allow, at each point: a sweep over paths then compares nginx-h2's "
+        "HTTP/2 with the stack's HTTP/3). A comma list compares versions in one run (a sweep "
+        "over http: the server restarts on each)",
+    )
+    parser.add_argument(
         "--repeat",
         type=positive_int,
         metavar="N",
@@ -339,6 +349,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         ramp_s=getattr(args, "ramp_s", None),
         repeat=getattr(args, "repeat", None),
         stack=getattr(args, "stack", None),
+        http=getattr(args, "http", None),
         workers=getattr(args, "workers", None),
         threads=getattr(args, "threads", None),
         **source_overrides(args),

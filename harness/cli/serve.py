@@ -11,7 +11,7 @@ from harness.present.console import make_console
 from servers.faults import refuse_other_stack
 from servers.settings import ServerSettings
 from servers.sources.spec import build_source
-from servers.stacks.options import add_stack_arguments, chosen_stack
+from servers.stacks.options import add_stack_arguments, chosen_stack, http3_files
 from transports import TRANSPORTS
 
 NAME = "serve"
@@ -66,10 +66,19 @@ def serve(args: argparse.Namespace) -> None:
         f"  any OpenAI client: base_url='{base}/v1'",
         soft_wrap=True,
     )
+    files = http3_files(args)
+    if files is not None:
+        secure = base.replace("http://", "https://", 1)
+        console.print(
+            f"  HTTP/3 on UDP port {port}: curl --http3-only --cacert {files[0]} -N -X POST "
+            f"'{secure}/v1/sse' {JSON} -d '{{\"seed\": 1}}'",
+            soft_wrap=True,
+        )
     # the server's own modules (FastAPI, uvicorn), imported only to serve: the other
     # commands, report and compare included, run without them
     from servers.run import serve_stack
     from servers.stacks.options import ServeOptions
 
     with sock:
-        serve_stack(stack, ServeOptions(sock, settings, source, (), 1, args.threads), spec)
+        options = ServeOptions(sock, settings, source, (), 1, args.threads, files)
+        serve_stack(stack, options, spec)

@@ -64,6 +64,10 @@ class RequestRecord:
     requests: int = 0
     empty_polls: int = 0
     http_version: str | None = None  # of the stream's HTTP exchanges (None: WebSocket only)
+    # HTTP/3: packets the stream's QUIC connection lost while its exchanges were open, both
+    # ways as the client sees them (gaps in what it received, its own declared lost); None:
+    # not over QUIC
+    packets_lost: int | None = None
     drops_ns: list[int] = field(default_factory=list)  # fault benchmark: drops, each resumed
     left_ns: int | None = None  # fault benchmark: when the client left for good
     source_ended_ns: int | None = None  # when the server's generation ended (any way)

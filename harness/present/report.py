@@ -27,6 +27,7 @@ from harness.analyse.ranking import Ranked, ranked
 from harness.analyse.results import Point, RunResult, load_run
 from harness.present.conversation_section import html_section
 from harness.present.html import esc, number, transport_cell
+from harness.present.loss_section import loss_section
 from harness.present.plots import PNG_DPI, DrawnChart, describe, draw_run, representative
 from harness.present.rounds_section import rounds_section
 
@@ -367,6 +368,7 @@ def render_report(run: RunResult, charts: Sequence[DrawnChart], run_dir: Path) -
         body.append(at_a_glance(shown.summaries))
 
     body.append(rounds_section(run))
+    body.append(loss_section(run))
     body.append(
         html_section([(point_heading(run, p), point_conversations(p.phases)) for p in run.points])
     )

@@ -1,5 +1,6 @@
 """fastapi@hypercorn: the FastAPI app under hypercorn, which speaks HTTP/1.1 and HTTP/2
-(cleartext h2c by prior knowledge or upgrade) on the same socket."""
+(cleartext h2c by prior knowledge or upgrade) on the same socket, and, given a certificate
+(`--http3-cert`), HTTP/3 over QUIC (aioquic) on the UDP port of the same number."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def serve_fastapi(options: ServeOptions) -> None:
     config.websocket_max_message_size = settings.max_body_bytes
     config.websocket_ping_interval = None  # keep-alive pings would be counted as transport bytes
     config.backlog = 4096
+    if options.http3 is not None:
+        # the TCP socket stays plain (`insecure_bind`); TLS is QUIC's alone
+        config.insecure_bind, config.bind = config.bind, []
+        config.certfile, config.keyfile = options.http3
+        host = f"[{options.host}]" if ":" in options.host else options.host
+        config.quic_bind = [f"{host}:{options.port}"]
     app = create_app(options.source, settings)
     freeze_startup_objects()
     uvloop.run(serve(app, config, mode="asgi"))  # type: ignore[arg-type]

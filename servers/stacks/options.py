@@ -26,6 +26,8 @@ class ServeOptions:
     argv: tuple[str, ...]  # servers.run's arguments, which rebuild the settings and source
     workers: int = 1
     threads: int = 1
+    # HTTP/3 as well, on the UDP port of the socket's number: (certificate, key) PEM files
+    http3: tuple[str, str] | None = None
 
     @property
     def host(self) -> str:
@@ -75,6 +77,13 @@ def add_stack_arguments(parser: argparse.ArgumentParser, workers: bool = True) -
         default=0,
         help="threads per worker of a threaded stack (default: 4 per core, gunicorn's advice)",
     )
+    parser.add_argument(
+        "--http3-cert",
+        metavar="PEM",
+        help="answer HTTP/3 too, on the UDP port of the listening port's number, with this "
+        "certificate (a stack that speaks HTTP/3 only; with --http3-key)",
+    )
+    parser.add_argument("--http3-key", metavar="PEM", help="the --http3-cert's private key")
 
 
 def chosen_stack(args: argparse.Namespace) -> Stack:
@@ -91,4 +100,16 @@ def chosen_stack(args: argparse.Namespace) -> Stack:
         )
     if args.threads < 0:
         raise UsageError(f"--threads must be 1 or more, got {args.threads}")
+    if (args.http3_cert is None) != (args.http3_key is None):
+        raise UsageError("--http3-cert and --http3-key go together: give both or neither")
+    if args.http3_cert is not None and "3" not in stack.http_versions:
+        speaking = [s.name for s in STACKS if "3" in s.http_versions]
+        raise UsageError(f"stack {stack.name} does not speak HTTP/3; {', '.join(speaking)} does")
     return stack
+
+
+def http3_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(certificate, key) from --http3-cert and --http3-key, or None: no HTTP/3."""
+    if args.http3_cert is None:
+        return None
+    return str(args.http3_cert), str(args.http3_key)

@@ -245,7 +245,9 @@ def _response(log: NetworkLog, trace: RequestTrace, p: dict[str, Any], seen: int
         trace.head_network_ns = network_ns
         trace.head_gap_ns = mono_ns(p["timestamp"]) - network_ns
     protocol = response.get("protocol") or ""
-    trace.protocol = {"http/1.1": "HTTP/1.1", "h2": "HTTP/2"}.get(protocol, protocol or None)
+    trace.protocol = {"http/1.1": "HTTP/1.1", "h2": "HTTP/2", "h3": "HTTP/3"}.get(
+        protocol, protocol or None
+    )
 
 
 def _data(log: NetworkLog, trace: RequestTrace, p: dict[str, Any], seen: int) -> None:

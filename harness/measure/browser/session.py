@@ -47,6 +47,7 @@ from harness.measure.browser.clock import (
     calibrate_js_clock,
     check_cdp_clock,
 )
+from harness.measure.browser.quic import page_base, quic_args
 from harness.measure.run.timelines import Timeline, fetch_timelines
 from transports import TRANSPORTS
 from wire.messages import GenerationRequest
@@ -82,12 +83,15 @@ CLOCK_CHECKS = (  # page reader: which CDP event stamps what it reads (EventSour
 )
 
 
-def clock_checks() -> list[tuple[str, str]]:
-    """(transport, CDP event) for each reader of CLOCK_CHECKS some transport runs with."""
+def clock_checks(upgrades: bool = True) -> list[tuple[str, str]]:
+    """(transport, CDP event) for each reader of CLOCK_CHECKS some transport runs with;
+    without `upgrades`, none that opens a WebSocket (an https page over HTTP/3 cannot)."""
     checks = []
     for reader, what in CLOCK_CHECKS:
         transport = TRANSPORTS.reading_with(reader)
-        if transport is not None:
+        if transport is None:
+            continue
+        if upgrades or TRANSPORTS.get(transport).upgrade_path is None:
             checks.append((transport, what))
     return checks
 
@@ -225,8 +229,11 @@ class BrowserSession:
             before = {p.pid for p in psutil.Process().children(recursive=True)}
             self._playwright = await async_playwright().start()
             try:
+                args = list(CHROMIUM_ARGS)
+                if self.settings.http3:
+                    args = quic_args(CHROMIUM_ARGS, self.settings.base_url, self.settings.ca_file)
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=self.executable, args=list(CHROMIUM_ARGS), headless=True
+                    executable_path=self.executable, args=args, headless=True
                 )
                 self.version = self._browser.version
                 # the clock check first, in the first page, while the browser is quiet
@@ -247,11 +254,12 @@ class BrowserSession:
 
     async def _open_page(self) -> BrowserPage:
         assert self._browser is not None
-        context = await self._browser.new_context(
-            ignore_https_errors=self.settings.ca_file is not None
+        settings = self.settings
+        context = await self._browser.new_context(  # HTTP/3: trusted by its hash instead
+            ignore_https_errors=settings.ca_file is not None and not settings.http3
         )
         page = await context.new_page()
-        await page.goto(f"{self.settings.base_url.rstrip('/')}/healthz")
+        await page.goto(f"{page_base(settings.base_url, settings.http3)}/healthz")
         await page.evaluate(PAGE_JS.read_text(encoding="utf-8"))
         cdp = await context.new_cdp_session(page)
         log = NetworkLog()
@@ -303,7 +311,7 @@ class BrowserSession:
             "transport": transport,
             "reader": page_reader(transport),
             "sseApi": self.sse_api,
-            "base": settings.base_url.rstrip("/"),
+            "base": page_base(settings.base_url, settings.http3),
             "framing": framing,
             "request": request.to_json(),
             "pollIntervalMs": settings.knob("poll_interval_ms"),
@@ -376,7 +384,7 @@ class BrowserSession:
 
     async def _check_clock(self, page: BrowserPage) -> dict[str, Any]:
         tag = f"clock{time.time_ns() % 10**10:x}"
-        checks = clock_checks()
+        checks = clock_checks(upgrades=not self.settings.http3)
         ids = [f"{tag}-{transport}" for transport, _ in checks]
         requests = [
             GenerationRequest(

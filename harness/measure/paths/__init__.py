@@ -119,6 +119,22 @@ LAYER_KINDS: dict[str, Callable[[str], PathLayer]] = {
 }
 
 
+# What HTTP each layer kind lets its clients speak: a layer that `passes` bytes on (TCP, or
+# TCP and UDP) keeps what is behind it, of these versions; one that `speaks` answers its
+# clients itself, in these (nginx-h2: HTTP/2 over TLS, or HTTP/1.1).
+HTTP_THROUGH: dict[str, tuple[str, tuple[str, ...]]] = {
+    LOOPBACK: ("passes", ("1.1", "2", "3")),
+    "nginx": ("speaks", ("1.1",)),
+    "nginx-h2": ("speaks", ("1.1", "2")),
+    "nginx-gzip": ("speaks", ("1.1",)),
+    "net": ("passes", ("1.1", "2", "3")),  # packets: TCP and UDP (QUIC) alike
+    "relay": ("passes", ("1.1", "2")),  # TCP streams only
+    "idle-timeout": ("passes", ("1.1", "2")),
+    "cdn-buffer": ("speaks", ("1.1",)),  # reads HTTP/1.1 responses to hold them
+}
+assert set(HTTP_THROUGH) == set(LAYER_KINDS)
+
+
 @dataclass(frozen=True, slots=True)
 class PathSpec:
     text: str
@@ -126,6 +142,15 @@ class PathSpec:
 
     def parameters(self) -> dict[str, Any]:
         return {layer.name: layer.parameters() for layer in self.layers}
+
+    def http_versions(self, server: tuple[str, ...]) -> tuple[str, ...]:
+        """The HTTP versions clients can speak through this path to a server that speaks
+        `server` (`HTTP_THROUGH`, layer by layer from the server outward)."""
+        versions = server
+        for layer in self.layers:
+            how, these = HTTP_THROUGH[layer.name.partition(":")[0]]
+            versions = tuple(v for v in versions if v in these) if how == "passes" else these
+        return versions
 
     def server_hosts(self) -> tuple[str, ...]:
         """Every layer's `server_hosts`, without repeats."""

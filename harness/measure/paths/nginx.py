@@ -22,8 +22,6 @@ does against it too.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import ipaddress
 import os
 import re
 import shutil
@@ -32,7 +30,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -44,6 +42,7 @@ import psutil
 
 from errors import ScenarioError, ServerStartError
 from harness.measure.paths import Endpoint, PathLayer
+from harness.measure.paths.certificate import CERT_FILE, KEY_FILE, make_certificate
 from harness.measure.paths.net.namespace import emulator_addresses
 from harness.measure.server_process import ChildProcess, stop_process
 from transports import TRANSPORTS
@@ -54,8 +53,6 @@ HOST = "127.0.0.1"
 CONFIG = "nginx.conf"
 ERROR_LOG = "error.log"
 ACCESS_LOG = "access.log"
-CERT_FILE = "cert.pem"
-KEY_FILE = "key.pem"
 READY_PATH = "/.tokenwire-nginx-ready"  # answered by nginx itself: up, whatever the upstream
 
 WORKER_PROCESSES = 1  # two shared cores: one worker proxies every benchmark stream easily
@@ -249,69 +246,6 @@ http {{
     }}
 }}
 """
-
-
-def make_certificate(
-    work_dir: Path, host: str = HOST, also: Sequence[str] = ()
-) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for `host` and the addresses `also`
-    (subjectAltName IPs), valid two days: (certificate, key) in `work_dir`; the key readable
-    by its owner only."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"tokenwire nginx-h2 {host}")])
-    now = dt.datetime.now(dt.UTC)
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(a)) for a in (host, *also)]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = work_dir / CERT_FILE, work_dir / KEY_FILE
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    key_path.unlink(missing_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key_bytes)
-    return cert_path, key_path
 
 
 def log_tail(path: Path, offset: int, lines: int = 5) -> str:

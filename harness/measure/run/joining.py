@@ -109,6 +109,7 @@ def join(index: int, seed: int, result: StreamResult, timeline: Timeline | None)
         requests=result.requests,
         empty_polls=result.empty_polls,
         http_version=result.http_version,
+        packets_lost=result.packets_lost,
         drops_ns=list(result.drops_ns),
         left_ns=result.left_ns,
         source_ended_ns=None if timeline is None else timeline.ended_ns,

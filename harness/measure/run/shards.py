@@ -19,6 +19,7 @@ from harness.measure.run.client_kinds import client_kind
 from harness.measure.run.kinds import ShardPlan
 from harness.measure.run.timelines import server_token
 from harness.measure.scenario import Scenario
+from harness.measure.scenario.http_versions import client_versions
 from transports import DIRECT, TRANSPORTS, TransportRegistry
 
 SHARD_SIZE = 50  # streams per pooled HTTP client: httpcore slows down with huge pools
@@ -31,9 +32,11 @@ def client_settings(
     outermost layer of the path in front of it)."""
     if isinstance(endpoint, str):
         endpoint = Endpoint(endpoint)
+    http2, http3 = client_versions(scenario.http_version(), endpoint.http2)
     return ClientSettings(
         base_url=endpoint.base_url,
-        http2=endpoint.http2,
+        http2=http2,
+        http3=http3,
         ca_file=None if endpoint.ca_file is None else str(endpoint.ca_file),
         framing=scenario.framing,
         knobs=scenario.knobs,

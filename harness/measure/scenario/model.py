@@ -12,6 +12,7 @@ from harness.measure.browser.capability import STREAMS_PER_PAGE
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import AUTO, auto_processes
 from harness.measure.records import StackSetup, SweepValue
+from harness.measure.scenario.http_versions import resolved
 from servers.cpus import usable_cpus
 from servers.faults import load_faults
 from servers.sources.spec import SourceSpec
@@ -34,9 +35,10 @@ SWEEP_AXES = (
     "stack",
     "server_faults",
     "heartbeat_s",
+    "http",
 )
 # axes the server process itself holds: a sweep over one restarts the server at each point
-SERVER_AXES = ("preset", "streaming_headers", "stack", "server_faults", "heartbeat_s")
+SERVER_AXES = ("preset", "streaming_headers", "stack", "server_faults", "heartbeat_s", "http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,9 @@ class Scenario:
     stack: str = DEFAULT_STACK  # the server stack, framework@server (stacks.py); a sweep axis
     workers: int = DEFAULT_WORKERS  # a threaded stack's worker processes (1: see validation)
     threads: int = 0  # a threaded stack's threads per worker; 0: `stacks.default_threads`
+    # the HTTP version the clients speak: auto (the path's), 1.1, 2 or 3
+    # (harness.measure.scenario.http_versions); a sweep axis
+    http: str = "auto"
 
     def knob(self, name: str) -> float:
         """The value of a transport's setting (its default if this scenario lacks it)."""
@@ -207,7 +212,8 @@ class Scenario:
         if self.sweep is not None and self.sweep.axis == "client":
             clients |= {str(v) for v in self.sweep.values}
         browser = clients != {"python"}
-        one_server = browser or any(p.strip() != LOOPBACK for p in paths)
+        # HTTP/3: the run's one QUIC port and certificate
+        one_server = browser or any(p.strip() != LOOPBACK for p in paths) or self.speaks_http3()
         auto = auto_processes()
         return replace(
             self,
@@ -248,6 +254,16 @@ class Scenario:
         if STACKS.get(self.stack).threaded:
             args += ("--workers", str(self.workers), "--threads", str(self.stack_threads()))
         return args
+
+    def http_version(self) -> str:
+        """The clients' HTTP version at this point: `http`, with `best` resolved."""
+        return resolved(self.http, self.path, self.stack)
+
+    def speaks_http3(self) -> bool:
+        """Whether the clients speak HTTP/3 at any point of the scenario."""
+        if self.sweep is None:
+            return self.http_version() == "3"
+        return any(self.at(v).http_version() == "3" for v in self.sweep.values)
 
     def stack_setup(self) -> StackSetup:
         """The stack as results record it: resolved, as `stack_args` passes it."""

@@ -12,6 +12,7 @@ from typing import Any, get_args, get_type_hints
 from errors import ScenarioError
 from harness.measure.paths import split_paths
 from harness.measure.processes import PROCESS_FIELDS, parse_count
+from harness.measure.scenario.http_versions import http_text
 from harness.measure.scenario.model import (
     DEFAULT_KNOBS,
     KNOB_NAMES,
@@ -134,6 +135,8 @@ def scenario_from_dict(data: dict[str, Any], where: str = "") -> Scenario:
             values[key] = conversation_from_dict(value, where)
         elif key in PROCESS_FIELDS:
             values[key] = parse_count(where, key, value)
+        elif key == "http":
+            values[key] = http_text(value, where)
         else:
             values[key] = _check_type(where, key, value, _TYPES[key])
     scenario = Scenario(**values, knobs=tuple({**dict(DEFAULT_KNOBS), **knobs}.items()))
@@ -171,6 +174,10 @@ def conversation_from_dict(data: Any, where: str = "") -> Conversation:
 def parse_sweep(axis: object, values: object, where: str = "") -> Sweep:
     if axis not in _AXIS_TYPES:
         raise ScenarioError(f"{where}unknown sweep axis {axis!r}; allowed: {', '.join(SWEEP_AXES)}")
+    if axis == "http":  # versions as text, whether written 2 or "2"
+        items = values.split(",") if isinstance(values, str) else values
+        if isinstance(items, list):
+            values = [http_text(v.strip() if isinstance(v, str) else v, where) for v in items]
     if isinstance(values, str):
         values = split_paths(values) if axis == "path" else [v.strip() for v in values.split(",")]
         values = [v for v in values if v.strip()]
@@ -262,6 +269,14 @@ def with_overrides(scenario: Scenario, **overrides: Any) -> Scenario:
                 "a comma list of stacks is a sweep over stacks: drop the other sweep"
             )
         top["sweep"] = parse_sweep("stack", top.pop("stack"))
+    if "http" in top and "," in top["http"]:  # several versions: a sweep over them
+        if "sweep" in top or scenario.sweep is not None:
+            raise ScenarioError(
+                "a comma list of HTTP versions is a sweep over http: drop the other sweep"
+            )
+        top["sweep"] = parse_sweep("http", top.pop("http"))
+    elif "http" in top:
+        top["http"] = http_text(top["http"].strip(), "--http: ")
     knobs = {k: top.pop(k) for k in list(top) if k in KNOB_NAMES}
     updated = replace(scenario, **top)
     for name, value in knobs.items():

@@ -17,6 +17,7 @@ from harness.measure.browser.capability import (
 )
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import PROCESS_FIELDS, check_count
+from harness.measure.scenario.http_versions import check_http
 from harness.measure.scenario.model import (
     CONVERSATION_STATES,
     KNOB_NAMES,
@@ -100,6 +101,14 @@ def validated(scenario: Scenario) -> Scenario:
         faults = scenario.faults.drop_at_token or scenario.faults.leave_at_token
         refuse_for_browser(scenario.transports, bool(faults), concurrency=scenario.concurrency)
     check_processes(scenario)
+    check_http(
+        scenario.http,
+        scenario.path,
+        scenario.stack,
+        scenario.client,
+        scenario.server_processes,
+        scenario.transports,
+    )
     check_cpus(scenario)
     check_raw_client(scenario)
     check_load(scenario.load)

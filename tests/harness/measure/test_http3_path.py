@@ -1,0 +1,91 @@
+"""HTTP/3 through the packet emulator (`net:`): QUIC's datagrams cross the emulated link
+to the server's UDP port, streams arrive whole under loss, and each stream records the
+losses its connection saw while it was open. The connection's count of packets that never
+came matches the forwarder's own count of what it dropped towards the client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+from support import async_client
+
+from clients import h3_io
+from clients.interface import ClientSettings, StreamResult
+from harness.measure.paths import Endpoint
+from harness.measure.paths.certificate import clients_certificate
+from harness.measure.paths.net.emulator import emulator_unavailable
+from harness.measure.paths.net.namespace import EMULATOR_SUBNET
+from harness.measure.paths.net.packet_layer import PacketLayer, packet_layer
+from harness.measure.server_process import running_server
+from servers.sources.spec import SourceSpec
+from stacks import STACKS
+from wire.messages import GenerationRequest
+
+pytestmark = [
+    pytest.mark.skipif(
+        emulator_unavailable() is not None and not os.environ.get("CI"),
+        reason=f"packet emulator: {emulator_unavailable()}",
+    ),
+    pytest.mark.timeout(180),
+]
+
+HTTP3 = next(s.name for s in STACKS if "3" in s.http_versions)
+STREAMS, TOKENS = 4, 400
+
+
+def test_http3_streams_arrive_whole_under_loss_and_count_what_was_lost(tmp_path: Path) -> None:
+    cert, key = clients_certificate(tmp_path / "cert")
+    source = SourceSpec(preset="steady", tokens_per_s=200, tokens_per_response=TOKENS)
+    args = ("--stack", HTTP3, "--http3-cert", str(cert), "--http3-key", str(key))
+    hosts = ("--allowed-host", str(EMULATOR_SUBNET))
+    layer = packet_layer("rtt=20ms,loss=3%")
+    assert isinstance(layer, PacketLayer)
+    with (
+        running_server(source, tmp_path / "server.log", extra_args=(*args, *hosts)) as server,
+        layer.open(Endpoint(server.base_url, ca_file=cert), tmp_path / "path") as endpoint,
+    ):
+        settings = ClientSettings(
+            endpoint.base_url, http3=True, ca_file=str(cert), max_connections=4
+        )
+
+        async def run() -> tuple[list[StreamResult], h3_io.LossTrace]:
+            client = async_client("sse", settings)
+            try:
+                results = await asyncio.gather(
+                    *(
+                        client.stream(
+                            GenerationRequest(seed=k, max_tokens=TOKENS, stream_id=f"lossy-{k}"),
+                            time.perf_counter_ns(),
+                        )
+                        for k in range(STREAMS)
+                    )
+                )
+                transport = client.http._transport
+                assert isinstance(transport, h3_io.H3Transport) and transport.protocol is not None
+                trace = transport.protocol.counters.trace
+                assert trace is not None
+                return list(results), trace
+            finally:
+                await client.aclose()
+
+        results, trace = asyncio.run(run())
+    for result in results:
+        assert result.error is None and result.indices == list(range(TOKENS))
+        assert result.http_version == "HTTP/3"
+        assert result.packets_lost is not None and result.packets_lost > 0
+    dropped = layer.forwarder_stats
+    assert dropped is not None
+    missing = trace.largest + 1 - len(trace.received)
+    down = dropped["down"]["lost"]
+    # the link's drops towards the client, less those of the handshake's own packet
+    # spaces, plus the first packets that came before their keys could open them
+    assert abs(missing - down) <= max(5, down // 10), (missing, down)
+    # the client's own packets declared lost: no more than the link dropped upwards
+    # (a lost bare ACK is never declared), give or take a spurious declaration
+    assert trace.sent_lost <= dropped["up"]["lost"] + 3
+    # the streams share the connection: each saw at most all of its losses
+    assert max(r.packets_lost or 0 for r in results) <= trace.lost
