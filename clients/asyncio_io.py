@@ -148,7 +148,7 @@ class AsyncIO:
         socket (a probe), as its response head comes in."""
         if not self.closing:
             return self.client.http
-        options = httpx_io.http_client_options(self.client.settings)
+        options = httpx_io.http_client_options(self.client.settings, asynchronous=True)
         options["limits"] = httpx.Limits(max_connections=1, max_keepalive_connections=0)
         options["event_hooks"] = {"response": [self._probe_connection]}
         if not self.probing:  # charged once the clients below have closed (last in, first out)

@@ -45,6 +45,7 @@ def direct_settings(settings: ClientSettings, source: SourceSpec) -> ClientSetti
         base_url=source.base_url,
         token=api_key_from_env(),
         http2=False,
+        http3=False,
         ca_file=None,
         drop_at_token=0,
         leave_at_token=0,

@@ -37,18 +37,28 @@ from aioquic.quic.logger import QuicLogger, QuicLoggerTrace
 from clients.interface import ClientSettings
 
 CONNECT_TIMEOUT_S = 10.0
-CONGESTION_CONTROL = "cubic"  # as Linux's TCP, so the two lose and recover alike
+# the client's own sender (requests, ACKs) as Linux's TCP; the tokens' sender is the
+# server's, whose congestion control is the server's choice (hypercorn: aioquic's Reno)
+CONGESTION_CONTROL = "cubic"
 ONE_RTT = "1RTT"  # the packet type of application data in aioquic's qlog names
+# a PING this often while requests are open: the server's idle timeout (hypercorn: aioquic's
+# 60 s) would otherwise close a connection whose streams are silent that long, as a TCP
+# connection's would not be
+KEEPALIVE_S = 15.0
 
 
 class LossTrace(QuicLoggerTrace):
-    """Keeps only what loss needs of the connection's qlog events: the application packets
-    received (their numbers) and this side's packets declared lost. Why a trace and not
-    aioquic's own fields: the received numbers are not kept once acknowledged."""
+    """Keeps only what loss needs of the connection's qlog events: the application (1-RTT)
+    packets received, by number, and this side's application packets its recovery declared
+    lost (a probe timeout's included). Why a trace and not aioquic's own fields: the
+    received numbers are not kept once acknowledged. aioquic numbers a connection's
+    packets with one counter across its packet spaces, so the handshake's packets come
+    before the first 1-RTT number and are not counted as gaps."""
 
     def __init__(self, *, is_client: bool, odcid: bytes) -> None:
         super().__init__(is_client=is_client, odcid=odcid)
         self.received: set[int] = set()
+        self.first: int | None = None
         self.largest = -1
         self.sent_lost = 0
 
@@ -59,14 +69,22 @@ class LossTrace(QuicLoggerTrace):
             if header.get("packet_type") == ONE_RTT and number is not None:
                 self.received.add(number)
                 self.largest = max(self.largest, number)
-        elif event == "packet_lost":
+                self.first = number if self.first is None else min(self.first, number)
+        elif event == "packet_lost" and data.get("type") == ONE_RTT:
             self.sent_lost += 1
 
     @property
+    def missing(self) -> int:
+        """Application packets never received, between the first and the largest."""
+        if self.first is None:
+            return 0
+        return self.largest + 1 - self.first - len(self.received)
+
+    @property
     def lost(self) -> int:
-        """Packets lost either way so far: numbers never received below the largest one,
-        and this side's own declared lost."""
-        return self.largest + 1 - len(self.received) + self.sent_lost
+        """Packets lost either way so far: those never received, and this side's own
+        declared lost."""
+        return self.missing + self.sent_lost
 
 
 class LossLogger(QuicLogger):
@@ -123,6 +141,16 @@ class H3Protocol(QuicConnectionProtocol):
         self.queues: dict[int, deque[H3Event | BaseException]] = {}
         self.ready: dict[int, asyncio.Event] = {}
         self.ended: str | None = None  # why the connection ended, once it has
+        self.keepalive: asyncio.TimerHandle | None = None
+
+    def keep_alive(self) -> None:
+        """A PING now if requests are open, and again `KEEPALIVE_S` later, until the end."""
+        if self.ended is not None:
+            return
+        if self.queues:
+            self._quic.send_ping(0)
+            self.transmit()
+        self.keepalive = self._loop.call_later(KEEPALIVE_S, self.keep_alive)
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         self.counters.received += len(data)
@@ -134,6 +162,8 @@ class H3Protocol(QuicConnectionProtocol):
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
             self.ended = f"the QUIC connection closed: {event.reason_phrase or event.error_code}"
+            if self.keepalive is not None:
+                self.keepalive.cancel()
             for stream_id in list(self.queues):
                 self._push(stream_id, httpx.RemoteProtocolError(self.ended))
             return
@@ -178,7 +208,8 @@ class H3Protocol(QuicConnectionProtocol):
 
     def forget(self, stream_id: int, cancel: bool) -> None:
         """The stream's response is closed: without its end, the request is cancelled
-        (the server sees its stream reset, as an HTTP/2 server sees RST_STREAM)."""
+        (RESET_STREAM and STOP_SENDING, as an HTTP/2 client sends RST_STREAM; what the
+        server's application hears of it is the server's business)."""
         self.queues.pop(stream_id, None)
         self.ready.pop(stream_id, None)
         if cancel and self.ended is None:
@@ -228,7 +259,7 @@ def client_configuration(settings: ClientSettings, host: str) -> QuicConfigurati
         server_name=host,
         congestion_control_algorithm=CONGESTION_CONTROL,
         quic_logger=LossLogger(),
-        idle_timeout=max(60.0, settings.stream_timeout_s),
+        idle_timeout=max(60.0, settings.stream_timeout_s),  # the smaller side's applies
     )
     if settings.ca_file is not None:
         configuration.load_verify_locations(cafile=settings.ca_file)
@@ -237,68 +268,97 @@ def client_configuration(settings: ClientSettings, host: str) -> QuicConfigurati
 
 class H3Transport(httpx.AsyncBaseTransport):
     """httpx's transport for one pooled client: its QUIC connection, opened on first use
-    (and again if it ended), closed with the client."""
+    (and again if it ended, the ended one closed), closed with the client."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self.protocol: H3Protocol | None = None
-        self.stack = contextlib.AsyncExitStack()
+        self.opened: contextlib.AsyncExitStack | None = None  # the connection's
         self.lock = asyncio.Lock()
+        self.failure: tuple[float, str] | None = None  # the last failed handshake: when, why
 
     async def connection(self, url: httpx.URL) -> H3Protocol:
+        asked = asyncio.get_running_loop().time()
         async with self.lock:
             if self.protocol is not None and self.protocol.ended is None:
                 return self.protocol
+            if self.failure is not None and self.failure[0] >= asked:
+                # it failed while this request waited: the same answer, not another wait
+                raise httpx.ConnectError(self.failure[1])
+            await self.aclose()  # an ended connection's socket goes first
             host, port = url.host, url.port or 443
-            opening = connect(
-                host,
-                port,
-                configuration=client_configuration(self.settings, host),
-                create_protocol=H3Protocol,
-                wait_connected=True,
-            )
             try:
-                protocol = await asyncio.wait_for(
-                    self.stack.enter_async_context(opening), CONNECT_TIMEOUT_S
-                )
+                protocol = await asyncio.wait_for(self._open(host, port), CONNECT_TIMEOUT_S)
+            except httpx.ConnectError as exc:
+                self.failure = (asyncio.get_running_loop().time(), str(exc))
+                raise
             except TimeoutError:
-                raise httpx.ConnectError(
-                    f"no QUIC handshake with {host}:{port} (UDP) within {CONNECT_TIMEOUT_S:g} s: "
-                    "does the server answer HTTP/3 there?"
-                ) from None
-            except (ConnectionError, OSError, ssl.SSLError) as exc:
-                raise httpx.ConnectError(f"QUIC connection to {host}:{port}: {exc}") from exc
-            assert isinstance(protocol, H3Protocol)
+                why = (
+                    f"no QUIC handshake with {host}:{port} (UDP) within {CONNECT_TIMEOUT_S:g} "
+                    "s: does the server answer HTTP/3 there?"
+                )
+                self.failure = (asyncio.get_running_loop().time(), why)
+                raise httpx.ConnectError(why) from None
             protocol.counters.trace = _trace_of(protocol)
+            protocol.keep_alive()
             self.protocol = protocol
             return protocol
+
+    async def _open(self, host: str, port: int) -> H3Protocol:
+        opened = contextlib.AsyncExitStack()
+        try:
+            configuration = client_configuration(self.settings, host)
+            opening = connect(host, port, configuration=configuration, create_protocol=H3Protocol)
+            protocol = await opened.enter_async_context(opening)
+        except BaseException as exc:
+            await opened.aclose()
+            if isinstance(exc, ConnectionError | OSError | ssl.SSLError | ValueError):
+                raise httpx.ConnectError(f"QUIC connection to {host}:{port}: {exc}") from exc
+            raise
+        assert isinstance(protocol, H3Protocol)
+        self.opened = opened
+        return protocol
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         protocol = await self.connection(request.url)
         body = await request.aread()
+        losses_before = protocol.counters.lost
         stream_id = protocol.open_request(request, body)
-        while True:
-            event = await protocol.next_event(stream_id)
-            if not isinstance(event, HeadersReceived):
-                continue
-            status = 0
-            headers = []
-            for name, value in event.headers:
-                if name == b":status":
-                    status = int(value)
-                else:
-                    headers.append((name, value))
-            if status >= 200:  # interim (1xx) answers precede the final one
-                break
+        try:
+            while True:
+                event = await protocol.next_event(stream_id)
+                if not isinstance(event, HeadersReceived):
+                    continue
+                status = 0
+                headers = []
+                for name, value in event.headers:
+                    if name == b":status":
+                        status = int(value)
+                    else:
+                        headers.append((name, value))
+                if status >= 200:  # interim (1xx) answers precede the final one
+                    break
+        except BaseException:  # cancelled or failed before the head: the stream goes too
+            protocol.forget(stream_id, cancel=True)
+            raise
         return httpx.Response(
             status,
             headers=headers,
             stream=H3Body(protocol, stream_id, event.stream_ended),
-            extensions={"http_version": b"HTTP/3", "quic_counters": protocol.counters},
+            extensions={
+                "http_version": b"HTTP/3",
+                "quic_counters": protocol.counters,
+                "losses_at_request": losses_before,  # clients.httpx_io charges the growth
+            },
         )
 
     async def aclose(self) -> None:
-        await self.stack.aclose()
+        if self.protocol is not None and self.protocol.keepalive is not None:
+            self.protocol.keepalive.cancel()
+        self.protocol = None
+        if self.opened is not None:
+            opened, self.opened = self.opened, None
+            await opened.aclose()
 
 
 def _trace_of(protocol: H3Protocol) -> LossTrace | None:

@@ -16,7 +16,7 @@ from clients.wirebytes import ByteMeter
 from errors import ConnectFailed, StreamIncomplete, StreamTimedOut, TransportError, UsageError
 
 
-def http_client_options(settings: ClientSettings, asynchronous: bool = True) -> dict[str, Any]:
+def http_client_options(settings: ClientSettings, *, asynchronous: bool) -> dict[str, Any]:
     """Pool and timeouts of one client, sized so no stream waits for a connection. HTTP/2
     to a plain `http://` URL is cleartext h2c by prior knowledge (no HTTP/1.1 to fall back
     to); HTTP/3 is a transport of the asyncio driver's own (`clients.h3_io`)."""
@@ -79,9 +79,9 @@ def charge_bytes(meter: ByteMeter | None, result: StreamResult, response: httpx.
     quic = response.extensions.get("quic_counters")  # HTTP/3: the QUIC connection's own
     if quic is not None:
         result.add_bytes(quic.charge())
-        base = response.extensions.pop("losses_at_head", None)  # once per exchange
-        if base is not None:
-            result.packets_lost = (result.packets_lost or 0) + quic.lost - base
+        base = response.extensions.pop("losses_at_request", None)  # once per exchange
+        if base is not None:  # reordered packets can fill a gap later: never below 0
+            result.packets_lost = (result.packets_lost or 0) + max(0, quic.lost - base)
         return
     if meter is None:
         return
@@ -100,12 +100,10 @@ def count_exchange(result: StreamResult, response: httpx.Response, meter: ByteMe
     if meter is not None and sock is not None and sock.fileno() != -1 and meter.is_new(sock):
         result.connections += 1
     quic = response.extensions.get("quic_counters")
-    if quic is not None:
-        if not quic.opened:  # a new QUIC connection, which began with its TLS handshake
-            quic.opened = True
-            result.connections += 1
-            result.tls_handshakes += 1
-        response.extensions["losses_at_head"] = quic.lost  # charge_bytes takes the growth
+    if quic is not None and not quic.opened:  # a new QUIC connection, begun with TLS
+        quic.opened = True
+        result.connections += 1
+        result.tls_handshakes += 1
     result.requests += 1
     result.header_bytes += exchange_head_bytes(response)
     result.http_version = response.http_version
@@ -171,5 +169,7 @@ class PooledClient(Generic[Pool]):
     def http(self) -> Pool:
         if self._pool is None:
             asynchronous = self._make_pool is httpx.AsyncClient
-            self._pool = self._make_pool(**http_client_options(self.settings, asynchronous))
+            self._pool = self._make_pool(
+                **http_client_options(self.settings, asynchronous=asynchronous)
+            )
         return self._pool

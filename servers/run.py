@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     options = ServeOptions(
         sock, settings, source, (), args.workers, args.threads, http3_files(args)
     )
-    serve_stack(stack, options, spec)
+    try:
+        serve_stack(stack, options, spec)
+    except UserError as exc:  # what the stack found it cannot do as asked (a taken UDP port)
+        print(f"servers.run: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -72,7 +72,12 @@ FIGURES: tuple[str, ...] = (
 # purpose; `load` shapes locust load tests (`bench.py load`), not runs.
 IGNORED_SCENARIO_FIELDS = frozenset({"name", "description", "inject", "stream_timeout_s", "load"})
 # fields whose absence (a scenario saved before they existed) means a value: compared as it
-ABSENT_SCENARIO_FIELDS = {"stack": DEFAULT_STACK, "workers": DEFAULT_WORKERS, "threads": 0}
+ABSENT_SCENARIO_FIELDS = {
+    "stack": DEFAULT_STACK,
+    "workers": DEFAULT_WORKERS,
+    "threads": 0,
+    "http": "auto",
+}
 ENVIRONMENT_FIELDS = (
     "tokenwire_version",
     "git_commit",

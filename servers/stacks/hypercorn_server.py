@@ -4,7 +4,24 @@
 
 from __future__ import annotations
 
+import socket
+
+from errors import UsageError
 from servers.stacks.options import ServeOptions
+
+
+def quic_socket(host: str, port: int) -> socket.socket:
+    """The UDP socket HTTP/3 answers on: the TCP port's number, or a one-line error."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(
+            f"HTTP/3 answers on UDP port {port} of {host}, the TCP port's number, and that "
+            f"port is taken ({exc.strerror}): serve on another port"
+        ) from None
+    return sock
 
 
 def serve_fastapi(options: ServeOptions) -> None:
@@ -36,8 +53,8 @@ def serve_fastapi(options: ServeOptions) -> None:
         # the TCP socket stays plain (`insecure_bind`); TLS is QUIC's alone
         config.insecure_bind, config.bind = config.bind, []
         config.certfile, config.keyfile = options.http3
-        host = f"[{options.host}]" if ":" in options.host else options.host
-        config.quic_bind = [f"{host}:{options.port}"]
+        udp = quic_socket(options.host, options.port)  # held while the server runs
+        config.quic_bind = [f"fd://{udp.fileno()}"]
     app = create_app(options.source, settings)
     freeze_startup_objects()
     uvloop.run(serve(app, config, mode="asgi"))  # type: ignore[arg-type]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +96,10 @@ def test_every_http_transport_streams_over_one_quic_connection(
         assert result.error is None, result.error
         assert result.indices == list(range(TOKENS))
         assert result.http_version == "HTTP/3"
-        assert result.packets_lost == 0  # loopback loses nothing
+        # recorded; not necessarily 0: on a busy machine a late timer can declare a packet
+        # lost that was not (a probe timeout). The counts are checked under real loss in
+        # tests/harness/measure/test_http3_path.py
+        assert result.packets_lost is not None and result.packets_lost >= 0
     # one connection for the client's three concurrent streams, begun with TLS
     assert sum(r.connections for r in results) == 1
     assert sum(r.tls_handshakes for r in results) == 1
@@ -188,15 +193,17 @@ def received(trace: h3_io.LossTrace, number: int, kind: str = h3_io.ONE_RTT) -> 
 def test_losses_are_the_gaps_in_what_arrived_and_what_was_declared_lost() -> None:
     trace = h3_io.LossTrace(is_client=True, odcid=b"\x00" * 8)
     assert trace.lost == 0
-    for number in (0, 1, 2, 5, 6, 9):
+    received(trace, 0, "initial")  # the handshake's packets take numbers of the same counter
+    received(trace, 2, "handshake")
+    for number in (5, 6, 7, 10, 11, 14):
         received(trace, number)
-    assert trace.lost == 4  # 3, 4, 7, 8 never came
-    received(trace, 4)  # late, not lost
-    received(trace, 4)  # a duplicate counts once
-    received(trace, 0, "handshake")  # other spaces number their own packets
+    assert trace.lost == 4  # 8, 9, 12, 13 never came; nothing before 5, the first 1-RTT
+    received(trace, 9)  # late, not lost
+    received(trace, 9)  # a duplicate counts once
     assert trace.lost == 3
-    trace.log_event(category="recovery", event="packet_lost", data={})
-    assert trace.lost == 4
+    trace.log_event(category="recovery", event="packet_lost", data={"type": "1RTT"})
+    trace.log_event(category="recovery", event="packet_lost", data={"type": "handshake"})
+    assert trace.lost == 4 and trace.sent_lost == 1 and trace.missing == 3
 
 
 def test_counters_charge_their_growth_once() -> None:
@@ -234,3 +241,45 @@ def test_the_server_answers_http3_only_on_a_stack_that_speaks_it() -> None:
         chosen_stack(args)
     args = parser.parse_args(["--stack", HTTP3_STACK, "--http3-cert", "c", "--http3-key", "k"])
     assert chosen_stack(args).name == HTTP3_STACK and http3_files(args) == ("c", "k")
+
+
+def test_a_request_cancelled_before_its_head_resets_its_stream(
+    server: ServerProcess, certificate: tuple[Path, Path]
+) -> None:
+    """A long poll waits for the first token (the chat preset's TTFT is hundreds of ms);
+    cancelled before its head, its QUIC stream is reset and forgotten, not left queueing."""
+
+    async def run() -> dict[int, object]:
+        transport = h3_io.H3Transport(settings(server, certificate[0]))
+        async with httpx.AsyncClient(transport=transport, base_url=server.base_url) as http:
+            request = GenerationRequest(seed=3, max_tokens=TOKENS, stream_id="h3-cancelled")
+            created = await http.post("/v1/streams", json=request.to_json())
+            assert created.status_code == 201
+            poll = http.get("/v1/streams/h3-cancelled", params={"offset": 0, "wait": 5})
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(poll, 0.05)
+            assert transport.protocol is not None
+            return dict(transport.protocol.queues)
+
+    assert asyncio.run(run()) == {}
+
+
+def test_a_taken_udp_port_is_a_one_line_error(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = str(taken.getsockname()[1])
+        args = ("--port", port, "--stack", HTTP3_STACK, "--http3-cert", str(cert))
+        done = subprocess.run(
+            [sys.executable, "-m", "servers.run", *args, "--http3-key", str(key)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parents[2],
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"servers.run: error: HTTP/3 answers on UDP port {port} of 127.0.0.1, the TCP port's "
+        "number, and that port is taken (Address already in use): serve on another port"
+    ]

@@ -106,33 +106,45 @@ def _lazy(module: str, factory: str) -> Callable[[str], PathLayer]:
     return make
 
 
+PASSES, SPEAKS = "passes", "speaks"
+ALL_HTTP = ("1.1", "2", "3")
+TCP_HTTP = ("1.1", "2")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerKind:
+    """A kind of layer: how to make one from its argument, and what HTTP it lets its
+    clients speak: a layer that `passes` bytes on (TCP, or TCP and UDP) keeps what is
+    behind it, of `http`; one that `speaks` answers its clients itself, in `http`."""
+
+    make: Callable[[str], PathLayer]
+    how: str
+    http: tuple[str, ...]
+
+
 # The one place a layer kind is named: `kind` or `kind:argument` in a path.
-LAYER_KINDS: dict[str, Callable[[str], PathLayer]] = {
-    LOOPBACK: _loopback,
-    "nginx": _lazy("harness.measure.paths.nginx", "nginx_layer"),
-    "nginx-h2": _lazy("harness.measure.paths.nginx", "nginx_h2_layer"),
-    "nginx-gzip": _lazy("harness.measure.paths.nginx", "nginx_gzip_layer"),
-    "net": _lazy("harness.measure.paths.net.packet_layer", "packet_layer"),
-    "relay": _lazy("harness.measure.paths.net.layer", "relay_layer"),
-    "idle-timeout": _lazy("harness.measure.paths.intermediaries", "idle_timeout_layer"),
-    "cdn-buffer": _lazy("harness.measure.paths.intermediaries", "cdn_buffer_layer"),
+LAYER_KINDS: dict[str, LayerKind] = {
+    LOOPBACK: LayerKind(_loopback, PASSES, ALL_HTTP),
+    "nginx": LayerKind(_lazy("harness.measure.paths.nginx", "nginx_layer"), SPEAKS, ("1.1",)),
+    # HTTP/2 over TLS, or HTTP/1.1 (Debian's nginx has no QUIC)
+    "nginx-h2": LayerKind(_lazy("harness.measure.paths.nginx", "nginx_h2_layer"), SPEAKS, TCP_HTTP),
+    "nginx-gzip": LayerKind(
+        _lazy("harness.measure.paths.nginx", "nginx_gzip_layer"), SPEAKS, ("1.1",)
+    ),
+    # packets: TCP and UDP (QUIC) alike
+    "net": LayerKind(
+        _lazy("harness.measure.paths.net.packet_layer", "packet_layer"), PASSES, ALL_HTTP
+    ),
+    # TCP streams only
+    "relay": LayerKind(_lazy("harness.measure.paths.net.layer", "relay_layer"), PASSES, TCP_HTTP),
+    "idle-timeout": LayerKind(
+        _lazy("harness.measure.paths.intermediaries", "idle_timeout_layer"), PASSES, TCP_HTTP
+    ),
+    # reads HTTP/1.1 responses to hold them
+    "cdn-buffer": LayerKind(
+        _lazy("harness.measure.paths.intermediaries", "cdn_buffer_layer"), SPEAKS, ("1.1",)
+    ),
 }
-
-
-# What HTTP each layer kind lets its clients speak: a layer that `passes` bytes on (TCP, or
-# TCP and UDP) keeps what is behind it, of these versions; one that `speaks` answers its
-# clients itself, in these (nginx-h2: HTTP/2 over TLS, or HTTP/1.1).
-HTTP_THROUGH: dict[str, tuple[str, tuple[str, ...]]] = {
-    LOOPBACK: ("passes", ("1.1", "2", "3")),
-    "nginx": ("speaks", ("1.1",)),
-    "nginx-h2": ("speaks", ("1.1", "2")),
-    "nginx-gzip": ("speaks", ("1.1",)),
-    "net": ("passes", ("1.1", "2", "3")),  # packets: TCP and UDP (QUIC) alike
-    "relay": ("passes", ("1.1", "2")),  # TCP streams only
-    "idle-timeout": ("passes", ("1.1", "2")),
-    "cdn-buffer": ("speaks", ("1.1",)),  # reads HTTP/1.1 responses to hold them
-}
-assert set(HTTP_THROUGH) == set(LAYER_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +157,12 @@ class PathSpec:
 
     def http_versions(self, server: tuple[str, ...]) -> tuple[str, ...]:
         """The HTTP versions clients can speak through this path to a server that speaks
-        `server` (`HTTP_THROUGH`, layer by layer from the server outward)."""
+        `server` (each layer's `LayerKind.http`, from the server outward)."""
         versions = server
         for layer in self.layers:
-            how, these = HTTP_THROUGH[layer.name.partition(":")[0]]
-            versions = tuple(v for v in versions if v in these) if how == "passes" else these
+            kind = LAYER_KINDS[layer.name.partition(":")[0]]
+            passed = tuple(v for v in versions if v in kind.http)
+            versions = passed if kind.how == PASSES else kind.http
         return versions
 
     def server_hosts(self) -> tuple[str, ...]:
@@ -190,13 +203,13 @@ def parse_path(text: str) -> PathSpec:
     layers = []
     for part in parts:
         kind, _, argument = part.partition(":")
-        make = LAYER_KINDS.get(kind)
-        if make is None:
+        known = LAYER_KINDS.get(kind)
+        if known is None:
             raise ScenarioError(
                 f"unknown path layer {kind!r} in {text!r}; allowed: {', '.join(LAYER_KINDS)} "
                 "(joined with +, server side first: nginx+net:4g)"
             )
-        layers.append(make(argument))
+        layers.append(known.make(argument))
     if len(layers) > 1 and any(isinstance(layer, Loopback) for layer in layers):
         raise ScenarioError(f"loopback stands alone in a path, got {text!r}")
     return PathSpec(text=text, layers=tuple(layers))

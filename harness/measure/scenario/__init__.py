@@ -58,6 +58,12 @@ workers = 1                   # a threaded stack's (flask@gunicorn's) worker pro
                               # holding the stream; use server_processes for more)
 threads = 0                   # a threaded stack's threads per worker (a stream holds one);
                               # 0: 4 per server core (of server_cpus when pinned)
+http = "auto"                 # the clients' HTTP version: auto (the path's: 2 through
+                              # nginx-h2, else 1.1) | 1.1 | 2 (nginx-h2, or h2c to a stack
+                              # that speaks it) | 3 (QUIC to a stack that speaks it, on
+                              # loopback or through net:) | best (the newest the stack and
+                              # path allow, at each point); a version nothing in play
+                              # speaks is refused (harness.measure.scenario.http_versions)
 
 [source]
 kind = "mock"                 # mock | openai (a live endpoint) | trace (a recorded trace)
@@ -89,8 +95,9 @@ heartbeat_s = 0               # keep-alive bytes after this long with nothing to
 [sweep]                       # optional: run every value of one axis in one run folder
 axis = "concurrency"          # concurrency | rate | poll_interval_ms | long_poll_wait_s |
                               # batch_ms | framing | preset | path | streaming_headers |
-                              # client | stack | server_faults | heartbeat_s (a preset,
-                              # streaming_headers, stack, server_faults or heartbeat_s sweep
+                              # client | stack | server_faults | heartbeat_s | http (a
+                              # preset, streaming_headers, stack, server_faults, heartbeat_s
+                              # or http sweep, or any sweep with http = "best",
                               # restarts the server at each point; over stacks, workers and
                               # threads apply to the threaded ones; a server_faults value
                               # is one fault, "none", or faults joined by +)

@@ -55,6 +55,7 @@ def check_http(
     client: str,
     server_processes: int,
     transports: tuple[str, ...] = (),
+    raw_client: bool = False,
 ) -> None:
     """One point's HTTP version against its stack, path, client and transports: a one-line
     ScenarioError naming what would speak it when nothing in play does."""
@@ -75,6 +76,16 @@ def check_http(
         raise ScenarioError(
             f"http = {http}: path {path} lets clients speak HTTP/{', '.join(through)} only"
             + (" (net: carries QUIC; relay: and nginx do not)" if http == "3" else "")
+        )
+    if http in ("1.1", "2") and client == "browser":
+        raise ScenarioError(
+            f"http = {http}: the browser speaks what Chromium and the path negotiate (HTTP/2 "
+            "through nginx-h2, else HTTP/1.1): use http = auto, or 3"
+        )
+    if http in ("2", "3") and raw_client:
+        raise ScenarioError(
+            f"http = {http}: raw_client measures the floor of plain HTTP/1.1 streams; drop "
+            "raw_client, or use http = 1.1"
         )
     upgrades = [t for t in transports if TRANSPORTS.get(t).upgrade_path is not None]
     if http == "3" and client == "browser" and upgrades:

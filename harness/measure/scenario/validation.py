@@ -108,6 +108,7 @@ def validated(scenario: Scenario) -> Scenario:
         scenario.client,
         scenario.server_processes,
         scenario.transports,
+        scenario.raw_client,
     )
     check_cpus(scenario)
     check_raw_client(scenario)

@@ -6,8 +6,10 @@ came matches the forwarder's own count of what it dropped towards the client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,9 @@ HTTP3 = next(s.name for s in STACKS if "3" in s.http_versions)
 STREAMS, TOKENS = 4, 400
 
 
-def test_http3_streams_arrive_whole_under_loss_and_count_what_was_lost(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def through_loss(tmp_path: Path) -> Iterator[tuple[PacketLayer, ClientSettings]]:
+    """The HTTP/3 stack's server behind `net:rtt=20ms,loss=3%`, and the clients' settings."""
     cert, key = clients_certificate(tmp_path / "cert")
     source = SourceSpec(preset="steady", tokens_per_s=200, tokens_per_response=TOKENS)
     args = ("--stack", HTTP3, "--http3-cert", str(cert), "--http3-key", str(key))
@@ -48,44 +52,63 @@ def test_http3_streams_arrive_whole_under_loss_and_count_what_was_lost(tmp_path:
         running_server(source, tmp_path / "server.log", extra_args=(*args, *hosts)) as server,
         layer.open(Endpoint(server.base_url, ca_file=cert), tmp_path / "path") as endpoint,
     ):
-        settings = ClientSettings(
-            endpoint.base_url, http3=True, ca_file=str(cert), max_connections=4
+        yield (
+            layer,
+            ClientSettings(endpoint.base_url, http3=True, ca_file=str(cert), max_connections=4),
         )
 
-        async def run() -> tuple[list[StreamResult], h3_io.LossTrace]:
-            client = async_client("sse", settings)
-            try:
-                results = await asyncio.gather(
-                    *(
-                        client.stream(
-                            GenerationRequest(seed=k, max_tokens=TOKENS, stream_id=f"lossy-{k}"),
-                            time.perf_counter_ns(),
-                        )
-                        for k in range(STREAMS)
-                    )
-                )
-                transport = client.http._transport
-                assert isinstance(transport, h3_io.H3Transport) and transport.protocol is not None
-                trace = transport.protocol.counters.trace
-                assert trace is not None
-                return list(results), trace
-            finally:
-                await client.aclose()
 
-        results, trace = asyncio.run(run())
+async def streamed(
+    transport: str, settings: ClientSettings, count: int
+) -> tuple[list[StreamResult], h3_io.LossTrace]:
+    client = async_client(transport, settings)
+    try:
+        results = await asyncio.gather(
+            *(
+                client.stream(
+                    GenerationRequest(
+                        seed=k, max_tokens=TOKENS, stream_id=f"lossy-{transport}-{k}"
+                    ),
+                    time.perf_counter_ns(),
+                )
+                for k in range(count)
+            )
+        )
+        h3 = client.http._transport
+        assert isinstance(h3, h3_io.H3Transport) and h3.protocol is not None
+        trace = h3.protocol.counters.trace
+        assert trace is not None
+        return list(results), trace
+    finally:
+        await client.aclose()
+
+
+def test_http3_streams_arrive_whole_under_loss_and_count_what_was_lost(tmp_path: Path) -> None:
+    with through_loss(tmp_path) as (layer, settings):
+        results, trace = asyncio.run(streamed("sse", settings, STREAMS))
     for result in results:
         assert result.error is None and result.indices == list(range(TOKENS))
         assert result.http_version == "HTTP/3"
         assert result.packets_lost is not None and result.packets_lost > 0
     dropped = layer.forwarder_stats
     assert dropped is not None
-    missing = trace.largest + 1 - len(trace.received)
     down = dropped["down"]["lost"]
-    # the link's drops towards the client, less those of the handshake's own packet
-    # spaces, plus the first packets that came before their keys could open them
-    assert abs(missing - down) <= max(5, down // 10), (missing, down)
+    # the link's drops towards the client, less those of the handshake's packets, plus
+    # the first packets that came before their keys could open them
+    assert abs(trace.missing - down) <= max(5, down // 10), (trace.missing, down)
     # the client's own packets declared lost: no more than the link dropped upwards
-    # (a lost bare ACK is never declared), give or take a spurious declaration
-    assert trace.sent_lost <= dropped["up"]["lost"] + 3
+    # (a lost bare ACK is never declared), give or take a probe timeout's (a busy machine's
+    # late timer declares some that were not lost)
+    up = dropped["up"]["lost"]
+    assert trace.sent_lost <= up + max(3, up // 5), (trace.sent_lost, up)
     # the streams share the connection: each saw at most all of its losses
     assert max(r.packets_lost or 0 for r in results) <= trace.lost
+
+
+def test_a_polled_stream_adds_up_the_losses_of_its_exchanges(tmp_path: Path) -> None:
+    with through_loss(tmp_path) as (_, settings):
+        results, trace = asyncio.run(streamed("long_poll", settings, 1))
+    polled = results[0]
+    assert polled.error is None and polled.indices == list(range(TOKENS))
+    assert polled.requests > 1 and polled.http_version == "HTTP/3"
+    assert polled.packets_lost is not None and 0 < polled.packets_lost <= trace.lost

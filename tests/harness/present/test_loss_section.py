@@ -22,7 +22,7 @@ def test_each_point_shows_drops_retransmissions_and_quic_losses(tmp_path: Path) 
     for phase in tcp.phases.values():
         phase.path_parameters = {
             "net:loss=2%": {
-                "forwarder_stats": {"up": {"lost": 7}, "down": {"lost": 11}},
+                "forwarder_stats": {"up": {"lost": 7}, "down": {"lost": 11, "queue_drops": 0}},
                 "relay_stats": {"client_retransmits": 10, "client_data_segments": 500},
             }
         }
@@ -38,7 +38,10 @@ def test_each_point_shows_drops_retransmissions_and_quic_losses(tmp_path: Path) 
     html = loss_section(load_run(tmp_path))
     assert html.startswith("<h2>Packet loss</h2>")
     assert html.count("<table>") == 2
-    assert "<td>7 / 11</td><td>10 of 500</td><td>–</td>" in html
+    assert html.count("the link dropped 7 packets up; the link dropped 11 packets down") == 1
+    assert "TCP retransmitted 10 of 500 segments to clients" in html
+    assert "the link dropped 3 packets up; the link dropped 4 packets down." in html
     median = (STREAMS - 1) / 2
-    assert f"<td>3 / 4</td><td>–</td><td>{median:.2f} / {STREAMS - 1}</td>" in html
+    assert f"<td>HTTP/3</td><td>{median:.2f} / {STREAMS - 1}</td>" in html
+    assert "<td>HTTP/2</td><td>–</td>" in html
     assert "<td>HTTP/2</td>" in html and "<td>HTTP/3</td>" in html
