@@ -88,8 +88,15 @@ class LossTrace(QuicLoggerTrace):
 
 
 class LossLogger(QuicLogger):
+    """One connection's logger: it keeps the trace its connection started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace: LossTrace | None = None
+
     def start_trace(self, is_client: bool, odcid: bytes) -> QuicLoggerTrace:
-        return LossTrace(is_client=is_client, odcid=odcid)
+        self.trace = LossTrace(is_client=is_client, odcid=odcid)
+        return self.trace
 
     def end_trace(self, trace: QuicLoggerTrace) -> None:
         pass
@@ -299,7 +306,6 @@ class H3Transport(httpx.AsyncBaseTransport):
                 )
                 self.failure = (asyncio.get_running_loop().time(), why)
                 raise httpx.ConnectError(why) from None
-            protocol.counters.trace = _trace_of(protocol)
             protocol.keep_alive()
             self.protocol = protocol
             return protocol
@@ -316,6 +322,8 @@ class H3Transport(httpx.AsyncBaseTransport):
                 raise httpx.ConnectError(f"QUIC connection to {host}:{port}: {exc}") from exc
             raise
         assert isinstance(protocol, H3Protocol)
+        logger = configuration.quic_logger
+        protocol.counters.trace = logger.trace if isinstance(logger, LossLogger) else None
         self.opened = opened
         return protocol
 
@@ -359,8 +367,3 @@ class H3Transport(httpx.AsyncBaseTransport):
         if self.opened is not None:
             opened, self.opened = self.opened, None
             await opened.aclose()
-
-
-def _trace_of(protocol: H3Protocol) -> LossTrace | None:
-    trace = getattr(protocol._quic, "_quic_logger", None)
-    return trace if isinstance(trace, LossTrace) else None
