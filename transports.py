@@ -13,6 +13,7 @@ Adding a transport is one `Transport(...)` line here plus its two modules (and a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable, Generator, Iterator
@@ -88,7 +89,9 @@ class Transport:
     kind: Kind
     title: str  # CamelCase, for generated names (locust's `<title>User`)
     endpoint: str  # how to call it, for `bench.py serve` and the server's index
-    server: APIRouter | str  # the server side: a router, or "module:attribute" naming one
+    # the server side: a router, or "module:attribute" naming one; None: it has no HTTP
+    # endpoint (WebTransport: its `listener` serves it)
+    server: APIRouter | str | None
     client: ClientLogic | str  # the client side: the exchange logic, or "module:attribute"
     colour: str  # in every chart
     capabilities: Capabilities
@@ -101,6 +104,11 @@ class Transport:
     # its stack-neutral routes ("module:attribute" naming a tuple of `servers.exchange.Route`),
     # which every stack but FastAPI's serves (`stacks.py`); None: FastAPI stacks only
     routes: str | None = None
+    # a listener of its own that the server runs beside the stack, inside the core's event
+    # loop ("module:attribute" naming a function of the `ServerState` that returns an async
+    # context manager): WebTransport's QUIC listener
+    listener: str | None = None
+    quic: bool = False  # it travels over QUIC (UDP): only on paths that carry QUIC
 
     def design_delay_ms(self, value_of: Callable[[str], float]) -> tuple[float, str] | None:
         """(ms, the knob's title) of the wait each token may spend by design, given the
@@ -114,6 +122,8 @@ class Transport:
     @property
     def router(self) -> APIRouter:
         """The server's router, imported on first use (analysis never needs FastAPI)."""
+        if self.server is None:
+            raise KeyError(f"transport {self.name} has no router (its listener serves it)")
         return resolve(self.server)
 
     @property
@@ -169,9 +179,19 @@ class TransportRegistry:
         """Each router once, in registry order (both pollings share one)."""
         unique: list[APIRouter] = []
         for transport in self.transports:
+            if transport.server is None:
+                continue
             if not any(transport.router is seen for seen in unique):
                 unique.append(transport.router)
         return unique
+
+    def listeners(self) -> list[Callable[[Any], contextlib.AbstractAsyncContextManager[None]]]:
+        """Each transport's own listener (`Transport.listener`), in registry order."""
+        return [cast(Any, load(t.listener)) for t in self.transports if t.listener is not None]
+
+    def over_quic(self) -> tuple[str, ...]:
+        """The transports that travel over QUIC (`Transport.quic`)."""
+        return tuple(t.name for t in self.transports if t.quic)
 
     def colour(self, name: str) -> str:
         if name == DIRECT:
@@ -339,6 +359,22 @@ BUILTIN = TransportRegistry(
             page_reader="webSocket",
         ),
         # endregion
+        Transport(
+            name="webtransport",
+            kind=Kind.PUSH,
+            title="WebTransport",
+            endpoint="WebTransport https://HOST:PORT/v1/wt (HTTP/3 on UDP, the TCP port's "
+            "number): a stream per request, length-prefixed JSON messages as on /v1/ws",
+            server=None,
+            routes="servers.webtransport:ROUTES",
+            listener="servers.webtransport:listening",
+            client="clients.webtransport:exchange",
+            colour="#e377c2",
+            capabilities=RESUMABLE_PUSH,
+            carriage=carriages.MESSAGES,
+            page_reader="webTransport",
+            quic=True,
+        ),
         Transport(
             name="webhook",
             kind=Kind.CALLBACK,

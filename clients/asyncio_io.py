@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK
 
 from clients import exchange as effects
-from clients import h1_io, httpx_io, websockets_io, ws_io
+from clients import h1_io, httpx_io, websockets_io, ws_io, wt_io
 from clients.callbacks_asyncio import AsyncMailbox, AsyncReceiver
 from clients.callbacks_http import count_callback
 from clients.interface import ClientSettings, StreamResult, Turn, failures_recorded
@@ -43,6 +43,7 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
         self.h1 = h1_io.H1Pool(settings) if settings.lean_http and h1_io.usable(settings) else None
         self.lean_ws = settings.lean_http and ws_io.usable(settings)
         self.ws_sessions: dict[str, WSSession] = {}  # conversations' open WebSockets
+        self.wt_closing: set[asyncio.Task[None]] = set()  # WebTransport's closing periods
 
     async def callback_receiver(self) -> AsyncReceiver:
         """This client's callback receiver, started on first use."""
@@ -73,6 +74,8 @@ class AsyncStreamClient(httpx_io.PooledClient[httpx.AsyncClient]):
             await self._pool.aclose()
         if self._receiver is not None:
             await self._receiver.aclose()
+        if self.wt_closing:
+            await asyncio.gather(*self.wt_closing)
 
 
 class AsyncIO:
@@ -90,6 +93,7 @@ class AsyncIO:
         self.mailbox: AsyncMailbox | None = None  # this stream's callbacks
         self.h1: h1_io.H1Connection | None = None  # the lean client's open streamed response
         self.wsc: ws_io.WSConnection | None = None  # the lean client's open WebSocket
+        self.wt: wt_io.WTConnection | None = None  # the open WebTransport stream
 
     async def __aenter__(self) -> AsyncIO:
         return self
@@ -263,7 +267,19 @@ class AsyncIO:
             self.client.ws_sessions[turn.conversation] = session
         self.wsc = self.ws = None
 
+    async def open_webtransport(self, effect: effects.OpenWebTransport) -> None:
+        self.wt = await wt_io.open_webtransport(self.client.settings, effect.path, self.result)
+        self.stack.push_async_callback(self._close_webtransport, self.wt)
+
+    async def _close_webtransport(self, wt: wt_io.WTConnection) -> None:
+        await wt.close(self.result, lingering=self.client.wt_closing)
+        if self.wt is wt:
+            self.wt = None
+
     async def send_text(self, effect: effects.SendText) -> None:
+        if self.wt is not None:
+            self.wt.protocol.send_text(effect.text)
+            return
         if self.wsc is not None:
             self.wsc.send_text(effect.text)
             return
@@ -272,6 +288,8 @@ class AsyncIO:
             await self.ws.send(effect.text)
 
     async def receive(self, effect: effects.ReceiveMessage) -> effects.Arrival | None:
+        if self.wt is not None:
+            return await self.wt.protocol.receive()
         assert self.ws is not None, "ReceiveMessage before OpenWebSocket"
         with websockets_io.mapped_ws_errors(), contextlib.suppress(ConnectionClosedOK):
             return effects.Arrival(await self.ws.recv(), time.perf_counter_ns())
@@ -281,6 +299,9 @@ class AsyncIO:
         dropped_ns = time.perf_counter_ns()
         if self.h1 is not None:
             self._h1_exit(self.h1)
+        if self.wt is not None:  # closed with an error: the server waits for a resume
+            wt, self.wt = self.wt, None
+            await wt.close(self.result, wt_io.DROPPED_CODE, self.client.wt_closing)
         if self.wsc is not None:
             self.wsc.abort()  # no close frame; its bytes are charged once it has closed
             self.wsc = None

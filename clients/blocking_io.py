@@ -27,6 +27,7 @@ from clients import httpx_io, websockets_io
 from clients.callbacks_blocking import BlockingMailbox, BlockingReceiver
 from clients.callbacks_http import count_callback
 from clients.interface import ClientSettings, StreamResult, failures_recorded
+from errors import UsageError
 from wire.messages import GenerationRequest
 
 
@@ -154,6 +155,12 @@ class BlockingIO(contextlib.ExitStack):
                 )
             )
         self.probes.append(websockets_io.count_upgrade(self.result, self.ws, self.ws.socket))
+
+    def open_webtransport(self, effect: effects.OpenWebTransport) -> None:
+        raise UsageError(
+            "webtransport runs on the asyncio driver only (bench.py run): the blocking "
+            "clients (locust) have no QUIC client"
+        )
 
     def send_text(self, effect: effects.SendText) -> None:
         assert self.ws is not None, "SendText before OpenWebSocket"

@@ -86,15 +86,25 @@ class OpenWebSocket:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenWebTransport:
+    """Open a WebTransport session to `path` at the client's base URL's host, on the UDP
+    port of its number, and one bidirectional stream on it, whose messages `SendText` and
+    `ReceiveMessage` then carry (`wire.webtransport`). Reply: None."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendText:
-    """Send one WebSocket text message. Reply: None."""
+    """Send one WebSocket (or WebTransport) text message. Reply: None."""
 
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiveMessage:
-    """The next WebSocket message. Reply: `Arrival`, or None once the peer closed cleanly."""
+    """The next WebSocket (or WebTransport) message. Reply: `Arrival`, or None once the peer
+    closed cleanly (ended the WebTransport stream)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,7 @@ Effect = (
     | ReadBody
     | Sleep
     | OpenWebSocket
+    | OpenWebTransport
     | SendText
     | ReceiveMessage
     | Drop
@@ -152,6 +163,7 @@ HANDLERS: dict[type[Effect], str] = {
     ReadBody: "read_body",
     Sleep: "sleep",
     OpenWebSocket: "open_websocket",
+    OpenWebTransport: "open_webtransport",
     SendText: "send_text",
     ReceiveMessage: "receive",
     Drop: "drop",

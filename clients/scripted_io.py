@@ -25,7 +25,7 @@ The script answers, in order, each effect whose reply carries data or a time:
 | `Drop` | an int: the stamp of the drop |
 | `ReceiveCallback` | a `Callback`, or None: none came in time |
 
-The driver answers the others itself: `Sleep`, `OpenWebSocket`, `SendText` and
+The driver answers the others itself: `Sleep`, `OpenWebSocket`, `OpenWebTransport`, `SendText` and
 `AnswerCallback` with None, `ListenForCallbacks` with `callback_url`. In place of any
 scripted reply a step may be a `TransportError` (an instance), which the driver raises as
 a real driver raises a failed read or request. As in the real drivers, a `TransportError`
@@ -64,7 +64,13 @@ SCRIPTED: dict[type[Effect], tuple[type, ...]] = {
     effects.ReceiveCallback: (Callback, type(None)),
 }
 # The effects the driver answers with None itself (and `ListenForCallbacks`, with the URL).
-ANSWERED = (effects.Sleep, effects.OpenWebSocket, effects.SendText, effects.AnswerCallback)
+ANSWERED = (
+    effects.Sleep,
+    effects.OpenWebSocket,
+    effects.OpenWebTransport,
+    effects.SendText,
+    effects.AnswerCallback,
+)
 
 
 class ScriptMismatch(AssertionError):

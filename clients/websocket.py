@@ -5,7 +5,7 @@ last's asks the server to keep it open. No I/O here."""
 
 from __future__ import annotations
 
-from clients.exchange import RECEIVE, Exchange, OpenWebSocket, SendText
+from clients.exchange import RECEIVE, Exchange, OpenWebSocket, OpenWebTransport, SendText
 from clients.interface import ClientSettings, StreamResult
 from clients.resume import Connection, drop_connection, resumable
 from errors import ProtocolViolation, StreamIncomplete
@@ -31,11 +31,22 @@ def exchange(
 ) -> Exchange:
     """Open, send the request, read a message per token until the terminal one; when the
     fault plan drops the connection, open a new one and resume by stream id and index."""
-    framing = get_framing(settings.framing)
     keep_open = result.turn is not None and not result.turn.last
+    yield from messages(settings, request, result, OpenWebSocket(PATH), keep_open)
+
+
+def messages(
+    settings: ClientSettings,
+    request: GenerationRequest,
+    result: StreamResult,
+    opening: OpenWebSocket | OpenWebTransport,
+    keep_open: bool = False,
+) -> Exchange:
+    """The message exchange WebSocket and WebTransport share, over what `opening` opens."""
+    framing = get_framing(settings.framing)
 
     def connect(resuming: bool) -> Connection:
-        yield OpenWebSocket(PATH)
+        yield opening
         yield SendText(
             resume_message(result) if resuming else first_message(framing, request, keep_open)
         )
@@ -46,6 +57,10 @@ def exchange(
                 return None
             if (fault := settings.fault_due(result)) is not None:
                 return (yield from drop_connection(fault))
-        raise StreamIncomplete("the server closed the WebSocket without a terminal message")
+        raise StreamIncomplete(
+            "the server closed the WebSocket without a terminal message"
+            if isinstance(opening, OpenWebSocket)
+            else "the server ended the WebTransport stream without a terminal message"
+        )
 
     yield from resumable(result, connect)

@@ -55,23 +55,32 @@ def sweep_points(scenario: Scenario) -> list[tuple[SweepValue | None, Scenario]]
     return [(v, replace(scenario.at(v), sweep=None)) for v in scenario.sweep.values]
 
 
-def _http3_files(scenario: Scenario, run_dir: Path) -> tuple[Path, Path] | None:
-    """HTTP/3's certificate and key, which the server answers QUIC with and the clients
-    trust (made once a run); None when the clients do not speak HTTP/3."""
-    if scenario.http_version() != "3":
+def _quic_files(scenario: Scenario, run_dir: Path) -> tuple[Path, Path] | None:
+    """The certificate and key the server answers QUIC with (HTTP/3, WebTransport) and the
+    clients trust (made once a run); None when nothing at this point speaks QUIC."""
+    if scenario.http_version() != "3" and not scenario.quic_transports():
         return None
-    return clients_certificate(run_dir / "http3")
+    return clients_certificate(run_dir / "quic")
+
+
+def _quic_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
+    """The server's flags for what speaks QUIC at this point."""
+    files = _quic_files(scenario, run_dir)
+    if files is None:
+        return ()
+    cert, key = str(files[0]), str(files[1])
+    if scenario.http_version() == "3":
+        return ("--http3-cert", cert, "--http3-key", key)
+    return ("--webtransport-cert", cert, "--webtransport-key", key)
 
 
 @contextlib.contextmanager
 def _server(scenario: Scenario, run_dir: Path, console: Console) -> Iterator[ServerGroup]:
-    files = _http3_files(scenario, run_dir)
-    http3 = () if files is None else ("--http3-cert", str(files[0]), "--http3-key", str(files[1]))
     with running_servers(
         scenario.source,
         run_dir,
         processes.resolve(scenario.server_processes),
-        extra_args=scenario.server_args() + http3,
+        extra_args=scenario.server_args() + _quic_args(scenario, run_dir),
     ) as group:
         for server in group.servers:
             pid = getattr(server, "pid", None)
@@ -141,14 +150,22 @@ def _round(
         )
         path = parse_path(scenario.path)
         endpoint = None  # several servers: on loopback (validated), each its own
+        files = _quic_files(scenario, run_dir)
         if len(server) == 1:
-            files = _http3_files(scenario, run_dir)
             served = Endpoint(server.base_url, ca_file=None if files is None else files[0])
             endpoint = stack.enter_context(path.open(served, run_dir / "paths"))
             if path.layers and path.text != LOOPBACK:
                 console.print(f"path {path.text}: clients use {endpoint.base_url}")
         phases = event_loop.run(
-            run_benchmark(scenario, server, progress, value, endpoint=endpoint, round=round)
+            run_benchmark(
+                scenario,
+                server,
+                progress,
+                value,
+                endpoint=endpoint,
+                round=round,
+                ca_file=None if files is None else files[0],
+            )
         )
         # what the path's layers saw of the run: theirs to record, once it is over
         parameters = path.parameters()

@@ -52,13 +52,17 @@ def make_state(
 async def running(state: ServerState) -> AsyncIterator[None]:
     """The server's life, inside its event loop: the idle reaper runs, the webhook sender's
     client is made at start-up (making one loads the TLS trust store, ~100-200 ms of CPU,
-    which on first use would stall every stream), and at the end every generation is
+    which on first use would stall every stream), the transports' own listeners
+    (`Transport.listener`: WebTransport's) run, and at the end every generation is
     cancelled and the sender closed."""
     reaper = asyncio.create_task(state.generations.reaper())
     if state.webhook_sender is not None:
         state.webhook_sender.open()
     try:
-        yield
+        async with contextlib.AsyncExitStack() as listeners:
+            for listener in state.transports.listeners():
+                await listeners.enter_async_context(listener(state))
+            yield
     finally:
         reaper.cancel()
         state.generations.cancel_all()

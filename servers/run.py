@@ -28,6 +28,7 @@ from servers.faults import refuse_other_stack
 from servers.settings import SERVER_TOKEN_ENV, ServerSettings, is_loopback_host
 from servers.sources.spec import SourceSpec, add_source_arguments, build_source, spec_from_args
 from servers.stacks.options import ServeOptions, add_stack_arguments, chosen_stack, http3_files
+from servers.webtransport import check_port
 from stacks import Stack, default_threads
 from transports import load
 
@@ -110,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         spec = spec_from_args(args)
         source = build_source(spec)
         sock = given or listening(args)
+        settings = webtransport_at(settings, sock)
+        if settings.webtransport_cert and args.http3_cert is not None:
+            raise ServerSettingsError(
+                "--http3-cert and --webtransport-cert would both answer on the UDP port of "
+                "the listening port's number: give one"
+            )
+        check_port(settings)
     except (SourceError, UserError, OSError) as exc:
         print(f"servers.run: error: {exc}", file=sys.stderr)
         return 2
@@ -124,6 +132,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"servers.run: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def webtransport_at(settings: ServerSettings, sock: socket.socket) -> ServerSettings:
+    """The settings with WebTransport's address filled in (the listening socket's host and
+    port number, on UDP) when it has a certificate; ServerSettingsError for a half."""
+    if bool(settings.webtransport_cert) != bool(settings.webtransport_key):
+        raise ServerSettingsError(
+            "--webtransport-cert and --webtransport-key go together: give both or neither"
+        )
+    if not settings.webtransport_cert or settings.webtransport_address:
+        return settings
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return replace(settings, webtransport_address=f"{shown}:{port}")
 
 
 def serve_stack(stack: Stack, options: ServeOptions, spec: SourceSpec) -> None:

@@ -249,6 +249,24 @@ WEBHOOK_ALLOW_FLAG = Flag(
     "--webhook-allow", "ORIGIN", load_webhook_allow, dump_origins, repeat=True
 )
 FAULT_FLAG = Flag("--fault", "NAME", load_faults, dump_faults, repeat=True)
+
+
+def load_text(given: str | None) -> str:
+    return given or ""
+
+
+def load_path(given: str | None) -> str:
+    """A file's path, absolute (a worker process may start elsewhere); "" when not given."""
+    return str(Path(given).expanduser().absolute()) if given else ""
+
+
+def dump_text(value: str) -> tuple[str, ...]:
+    return (value,) if value else ()
+
+
+WEBTRANSPORT_CERT_FLAG = Flag("--webtransport-cert", "PEM", load_path, dump_text)
+WEBTRANSPORT_KEY_FLAG = Flag("--webtransport-key", "PEM", load_path, dump_text)
+WEBTRANSPORT_ADDRESS_FLAG = Flag("--webtransport-address", "HOST:PORT", load_text, dump_text)
 ALLOWED_HOST_FLAG = Flag("--allowed-host", "HOST", load_allowed_hosts, dump_origins, repeat=True)
 
 
@@ -373,6 +391,22 @@ class ServerSettings:
     webhook_timeout_s: float = setting(10.0, "how long one webhook POST may take")
     webhook_max_connections: int = setting(
         1000, "connections the webhook sender's one pooled HTTP client may hold"
+    )
+    # WebTransport (servers/webtransport.py): a QUIC listener of the server's own
+    webtransport_cert: str = setting(
+        "",
+        "answer WebTransport (the `webtransport` transport) over QUIC with this certificate "
+        "(with --webtransport-key), on the UDP port of the listening port's number "
+        "(servers.run fills in --webtransport-address)",
+        WEBTRANSPORT_CERT_FLAG,
+    )
+    webtransport_key: str = setting(
+        "", "the --webtransport-cert's private key", WEBTRANSPORT_KEY_FLAG
+    )
+    webtransport_address: str = setting(
+        "",
+        "where WebTransport answers, HOST:PORT on UDP (default: the listening socket's)",
+        WEBTRANSPORT_ADDRESS_FLAG,
     )
 
     @staticmethod

@@ -55,15 +55,16 @@ class Opened:
     keep_open: bool = False
 
 
-def open_stream(state: ServerState, text: str | None) -> Opened:
-    """The first message's stream: a new generation, or a resumed one."""
+def open_stream(state: ServerState, text: str | None, transport: str = NAME) -> Opened:
+    """The first message's stream: a new generation, or a resumed one (`transport`: whose
+    carriage the framing must travel on)."""
     if text is None:
         raise ProtocolError("the first message must be a JSON text message, not binary")
     body = loads(text)
     if not isinstance(body, dict):
         raise ProtocolError("the first message must be a JSON object")
     name = str(body.pop("framing", "json"))
-    framing = framing_named(state, name, NAME)
+    framing = framing_named(state, name, transport)
     if "resume" not in body:
         keep_open = body.pop(KEEP_OPEN, False)
         if not isinstance(keep_open, bool):
@@ -122,10 +123,11 @@ async def refuse(peer: SocketPeer, message: str) -> None:
         await peer.close(POLICY_VIOLATION)
 
 
-async def session(state: ServerState, peer: SocketPeer) -> None:
+async def session(state: ServerState, peer: SocketPeer, transport: str = NAME) -> None:
     """One accepted WebSocket, on any stack: its first message opens the stream, which is
     sent while the client is watched for leaving (module docstring); a request that keeps
-    the connection open is followed by the next one, on the same connection."""
+    the connection open is followed by the next one, on the same connection. WebTransport's
+    streams run it too (`transport`: `servers/webtransport.py`)."""
     timeout_s = state.settings.request_timeout_s
     try:
         try:
@@ -134,7 +136,7 @@ async def session(state: ServerState, peer: SocketPeer) -> None:
             raise ProtocolError(f"no request within request_timeout_s ({timeout_s:g} s)") from None
         if first.closed is not None:
             return
-        opened = open_stream(state, first.text)
+        opened = open_stream(state, first.text, transport)
     except (ProtocolError, RequestRefused) as exc:
         await refuse(peer, str(exc))
         return
@@ -143,7 +145,7 @@ async def session(state: ServerState, peer: SocketPeer) -> None:
         if following is None:
             return
         try:
-            opened = open_stream(state, following.text)
+            opened = open_stream(state, following.text, transport)
         except (ProtocolError, RequestRefused) as exc:
             await refuse(peer, str(exc))
             return

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeGuard
@@ -15,6 +19,7 @@ import pytest
 from clients.asyncio_io import AsyncStreamClient
 from clients.blocking_io import BlockingClient
 from clients.interface import ClientSettings
+from harness.measure.paths.certificate import make_certificate
 from harness.measure.server_process import ServerProcess, running_server
 from servers.sources.spec import SourceSpec
 from stacks import DEFAULT as DEFAULT_STACK
@@ -36,6 +41,8 @@ def bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 
 
 TRANSPORT_NAMES = TRANSPORTS.names()
+# the transports the blocking driver (locust) runs: none over QUIC (it has no QUIC client)
+BLOCKING_NAMES = tuple(t.name for t in TRANSPORTS if not t.quic)
 FAST_POLLS = (("poll_interval_ms", 20.0),)  # clients' settings: short polls 20 ms apart
 
 
@@ -80,10 +87,31 @@ def serve(
     tmp_path_factory: pytest.TempPathFactory, name: str, spec: SourceSpec, *server_args: str
 ) -> Iterator[ServerProcess]:
     """A real server process for a fixture, its log in a fresh temporary folder, on the
-    stack under test."""
+    stack under test, answering WebTransport too (unless it answers HTTP/3: clients trust
+    `quic_ca()`)."""
     log = tmp_path_factory.mktemp(name) / "server.log"
-    with running_server(spec, log, extra_args=(*stack_args(), *server_args)) as process:
+    quic = () if "--http3-cert" in server_args else webtransport_args()
+    with running_server(spec, log, extra_args=(*stack_args(), *quic, *server_args)) as process:
         yield process
+
+
+@functools.cache
+def quic_files() -> tuple[str, str]:
+    """The tests' one throwaway certificate for QUIC (WebTransport, HTTP/3) and its key."""
+    folder = tempfile.mkdtemp(prefix="tokenwire-quic-")
+    atexit.register(shutil.rmtree, folder, True)
+    cert, key = make_certificate(Path(folder))
+    return str(cert), str(key)
+
+
+def quic_ca() -> str:
+    """The certificate a client trusts to speak QUIC to a test server (`ca_file`)."""
+    return quic_files()[0]
+
+
+def webtransport_args() -> tuple[str, ...]:
+    cert, key = quic_files()
+    return ("--webtransport-cert", cert, "--webtransport-key", key)
 
 
 def process_tree(pid: int) -> list[psutil.Process]:

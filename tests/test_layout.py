@@ -60,6 +60,7 @@ CLIENT_IO = {
     "h1_io.py",
     "ws_io.py",
     "h3_io.py",  # HTTP/3: an httpx transport over aioquic, for the asyncio driver
+    "wt_io.py",  # WebTransport over aioquic, for the asyncio driver
     "sessions.py",  # the asyncio driver's conversations' WebSockets, kept between turns
 }
 
@@ -69,7 +70,9 @@ CLIENT_IO = {
 )
 def test_exchange_logic_does_no_io(path: Path) -> None:
     """Each transport's exchange logic stays I/O-free, so both drivers run the same copy."""
-    bad = {m for m in imported_modules(path) if m.split(".")[0] in ("httpx", "websockets")}
+    bad = {
+        m for m in imported_modules(path) if m.split(".")[0] in ("httpx", "websockets", "aioquic")
+    }
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 

@@ -52,7 +52,7 @@ def test_analysis_and_report_modules_import_without_the_server() -> None:
         "print(len(transports.TRANSPORTS))"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "6"
+    assert done.stdout.strip() == "7"
 
 
 def test_bench_report_redraws_a_report_without_the_server(tmp_path: Path) -> None:

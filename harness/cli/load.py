@@ -18,6 +18,7 @@ from harness.cli.common import (
     positive_float,
     positive_int,
 )
+from harness.load.names import with_users
 from harness.measure.scenario import Scenario, load_scenario, validated, with_overrides
 
 NAME = "load"
@@ -85,6 +86,7 @@ def scenario_from_args(args: argparse.Namespace) -> tuple[Scenario, Path]:
             "the load test's users run single streams: drop the scenario's [conversation] "
             "turns (bench.py run measures conversations)"
         )
+    scenario = with_users(scenario)
     if scenario.speaks_http3():
         raise UsageError(
             "the load test's users are blocking clients (locust), which speak HTTP/1.1 and 2: "

@@ -66,7 +66,7 @@ from clients.blocking_io import BlockingClient, BlockingStreamClient
 from clients.interface import StreamError, StreamResult
 from errors import ErrorKind, ScenarioError
 from harness.analyse.results import default_run_dir
-from harness.load.names import user_class_name, user_tags
+from harness.load.names import user_class_name, user_tags, with_users
 from harness.load.records import (
     Batch,
     LoadCollection,
@@ -122,7 +122,7 @@ def read_config(options: Any, overrides: Overrides) -> LoadConfig:
     }
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     load = replace(scenario.load, **changes)
-    scenario = validated(replace(scenario, load=load))
+    scenario = validated(with_users(replace(scenario, load=load)))
     return LoadConfig(
         scenario=scenario,
         out_dir=Path(options.tokenwire_out) if options.tokenwire_out else default_run_dir(scenario),
@@ -419,7 +419,10 @@ def generated_user(transport: Transport) -> type[TokenwireUser]:
     return type(name, (TokenwireUser,), body)
 
 
-USER_CLASSES: dict[str, type[TokenwireUser]] = {t.name: generated_user(t) for t in TRANSPORTS}
+# not for a transport over QUIC: the blocking driver has no QUIC client
+USER_CLASSES: dict[str, type[TokenwireUser]] = {
+    t.name: generated_user(t) for t in TRANSPORTS if not t.quic
+}
 
 
 class ScenarioShape(LoadTestShape):

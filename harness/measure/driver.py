@@ -30,6 +30,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from clients.interface import StreamResult
 from errors import ScenarioError
@@ -73,6 +74,8 @@ class Benchmark:
     endpoint: Endpoint | None = None  # where clients connect (a path's); None: the server
     run_tag: str = field(default_factory=lambda: f"r{time.time_ns() % 10**10:09x}")
     round: int = 0  # a repeated run's round (from 0), run by `harness.pipeline`
+    # without `endpoint`: the certificate the servers' QUIC (WebTransport) answers with
+    ca_file: Path | None = None
 
     def __post_init__(self) -> None:
         urls = server_urls(self.server)
@@ -81,9 +84,13 @@ class Benchmark:
                 f"a path's endpoint fronts one server, not {len(urls)}: use "
                 "server_processes = 1 with a path"
             )
-        endpoint = self.endpoint or Endpoint(self.server.base_url)
+        endpoint = self.endpoint or Endpoint(self.server.base_url, ca_file=self.ca_file)
         # one per server, in order: where shard i of the run connects (server i % N)
-        endpoints = (endpoint,) if len(urls) == 1 else tuple(Endpoint(u) for u in urls)
+        endpoints = (
+            (endpoint,)
+            if len(urls) == 1
+            else tuple(Endpoint(u, ca_file=self.ca_file) for u in urls)
+        )
         prompts = tuple(load_prompts(self.scenario))
         label = self.round + 1 if self.round else None  # progress labels count from 1
         self.context = RunContext(
@@ -221,6 +228,7 @@ async def run_benchmark(
     transports: TransportRegistry = TRANSPORTS,
     endpoint: Endpoint | None = None,
     round: int = 0,
+    ca_file: Path | None = None,
 ) -> list[PhaseRecord]:
     """Run one scenario (one sweep point; one `round` of a repeated run) against a running
     server, its clients speaking to `endpoint` (the outermost layer of the scenario's path;
@@ -228,6 +236,13 @@ async def run_benchmark(
     `harness.measure.run.rounds` merges a repeated run's); timelines are fetched from the
     server directly, out of band."""
     benchmark = Benchmark(
-        scenario, server, progress or NoProgress(), sweep_value, transports, endpoint, round=round
+        scenario,
+        server,
+        progress or NoProgress(),
+        sweep_value,
+        transports,
+        endpoint,
+        round=round,
+        ca_file=ca_file,
     )
     return await benchmark.run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from support import FAST_POLLS, TRANSPORT_NAMES, async_client
+from support import FAST_POLLS, TRANSPORT_NAMES, async_client, quic_ca
 
 from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess
@@ -33,7 +33,9 @@ def test_the_corpus_stream_contains_the_tricky_tokens(corpus_spec: SourceSpec) -
 async def test_transport_delivers_the_exact_sequence(
     server: ServerProcess, corpus_spec: SourceSpec, transport: str, framing: str
 ) -> None:
-    settings = ClientSettings(base_url=server.base_url, framing=framing, knobs=FAST_POLLS)
+    settings = ClientSettings(
+        base_url=server.base_url, framing=framing, knobs=FAST_POLLS, ca_file=quic_ca()
+    )
     client = async_client(transport, settings)
     seed = 3
     stream_id = f"e2e-{transport}-{framing}"
@@ -53,7 +55,7 @@ async def test_transport_delivers_the_exact_sequence(
     assert result.bytes_received > sum(len(t.encode()) for t in expected)
     assert result.bytes_sent > 0
     assert 0 < result.header_bytes < result.bytes_sent + result.bytes_received
-    if transport in ("sse", "chunked", "websocket"):
+    if transport in ("sse", "chunked", "websocket", "webtransport"):
         assert result.requests == 1
     else:
         assert result.requests >= 2  # the creation request plus at least one poll

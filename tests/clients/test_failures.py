@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from support import TRANSPORT_NAMES, async_client
+from support import TRANSPORT_NAMES, async_client, quic_ca
 
 from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess
@@ -32,7 +32,7 @@ async def test_nothing_listening_is_a_connect_error(transport: str) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORT_NAMES)
 async def test_a_refused_request_is_recorded(server: ServerProcess, transport: str) -> None:
-    client = async_client(transport, ClientSettings(base_url=server.base_url))
+    client = async_client(transport, ClientSettings(base_url=server.base_url, ca_file=quic_ca()))
     first_request = GenerationRequest(seed=1, stream_id="taken-" + transport)
     # another request under the same id: never a reconnect (SSE rejoins a repeat of the same
     # request within the resume grace), always a conflict

@@ -25,6 +25,7 @@ from clients.exchange import (
     HTTPCall,
     ListenForCallbacks,
     OpenWebSocket,
+    OpenWebTransport,
     Reply,
 )
 from clients.interface import ClientSettings, StreamResult
@@ -145,6 +146,7 @@ PUSH = {
         lambda now: [head("/v1/chunked", ndjson.MEDIA_TYPE, now)], ndjson_line, NDJSON_END, [None]
     ),
     "websocket": PushWire(lambda now: [], json_token, JSON_END[0], []),
+    "webtransport": PushWire(lambda now: [], json_token, JSON_END[0], []),
 }
 
 
@@ -237,6 +239,13 @@ def test_sse_and_chunked_post_the_request_with_the_framing() -> None:
 def test_a_websocket_sends_the_request_with_its_framing_as_the_first_message() -> None:
     done = run("websocket", NORMAL["websocket"][0])
     assert done.effects[0] == OpenWebSocket("/v1/ws")
+    assert done.sent() == [dumps({**REQUEST.to_json(), "framing": "json"})]
+
+
+def test_webtransport_sends_the_websockets_messages_on_a_session_of_its_own() -> None:
+    done = run("webtransport", NORMAL["webtransport"][0])
+    assert done.effects[0] == OpenWebTransport("/v1/wt")
+    assert OpenWebSocket("/v1/ws") not in done.effects
     assert done.sent() == [dumps({**REQUEST.to_json(), "framing": "json"})]
 
 
@@ -336,6 +345,7 @@ RESUMES: dict[str, HTTPCall | str] = {  # each push transport's request that res
         headers={"accept": ndjson.MEDIA_TYPE},
     ),
     "websocket": dumps({"resume": SID, "from": 2}),  # the first message on a new WebSocket
+    "webtransport": dumps({"resume": SID, "from": 2}),  # and on a new WebTransport stream
 }
 
 

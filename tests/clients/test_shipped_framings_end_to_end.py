@@ -14,7 +14,7 @@ import httpx
 import pytest
 from openai_upstreams import Misbehaviour, upstream
 from probe_servers import ScriptedServer
-from support import all_known, async_client, blocking_client, serve
+from support import all_known, async_client, blocking_client, quic_ca, serve
 from websockets.asyncio.client import connect
 
 from clients.interface import ClientSettings, StreamResult
@@ -42,7 +42,7 @@ def expected_texts(spec: SourceSpec, seed: int) -> tuple[str, ...]:
 async def stream_once(
     server: ServerProcess, transport: str, framing: str, stream_id: str
 ) -> StreamResult:
-    settings = ClientSettings(base_url=server.base_url, framing=framing)
+    settings = ClientSettings(base_url=server.base_url, framing=framing, ca_file=quic_ca())
     client = async_client(transport, settings)
     try:
         request = GenerationRequest(seed=SEED, stream_id=stream_id)

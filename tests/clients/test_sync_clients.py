@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support import FAST_POLLS, TRANSPORT_NAMES, all_known, async_client, blocking_client
+from support import BLOCKING_NAMES, FAST_POLLS, all_known, async_client, blocking_client
 
 from clients.interface import ClientSettings, StreamResult
 from harness.load.records import unpack
@@ -47,7 +47,7 @@ def sync_stream(base_url: str, transport: str, framing: str, stream_id: str) -> 
         client.close()
 
 
-@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+@pytest.mark.parametrize("transport", BLOCKING_NAMES)
 def test_sync_transport_delivers_the_exact_sequence(
     server: ServerProcess, corpus_spec: SourceSpec, transport: str
 ) -> None:
@@ -102,7 +102,7 @@ def nobody_listening() -> Iterator[str]:
 
 
 def test_a_refused_connection_is_a_connect_error(nobody_listening: str) -> None:
-    for transport in TRANSPORT_NAMES:
+    for transport in BLOCKING_NAMES:
         result = sync_stream(nobody_listening, transport, "json", f"refused-{transport}")
         assert result.error is not None and result.error.kind == "connect", transport
 
@@ -131,7 +131,7 @@ def test_under_gevent_every_token_arrives_when_it_is_emitted(paced_server: Serve
     results = [unpack(packed)[1] for packed in orjson.loads(done.stdout)]
     timelines = asyncio.run(fetch_timelines(paced_server.base_url, [r.stream_id for r in results]))
     expected = expected_texts(PACED, 5)
-    assert len(results) == 2 * len(TRANSPORT_NAMES)
+    assert len(results) == 2 * len(BLOCKING_NAMES)
     for result in results:
         assert result.error is None, (result.stream_id, result.error)
         assert result.texts == expected, result.stream_id

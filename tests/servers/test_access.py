@@ -18,7 +18,17 @@ import httpx
 import orjson
 import pytest
 import websockets
-from support import FAST_POLLS, ROOT, TRANSPORT_NAMES, async_client, blocking_client, stack_args
+from support import (
+    BLOCKING_NAMES,
+    FAST_POLLS,
+    ROOT,
+    TRANSPORT_NAMES,
+    async_client,
+    blocking_client,
+    quic_ca,
+    stack_args,
+    webtransport_args,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
@@ -66,7 +76,7 @@ def guarded(token_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     args = ("--token-file", str(token_file), "--cors-origin", ALLOWED)
     with pytest.MonkeyPatch.context() as env:
         env.delenv(SERVER_TOKEN_ENV, raising=False)
-        process = start_server(SPEC, log, extra_args=(*stack_args(), *args))
+        process = start_server(SPEC, log, extra_args=(*stack_args(), *webtransport_args(), *args))
     try:
         yield process
     finally:
@@ -79,7 +89,7 @@ def env_guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     log = tmp_path_factory.mktemp("env-guarded") / "server.log"
     with pytest.MonkeyPatch.context() as env:  # only while it starts: no other server gets it
         env.setenv(SERVER_TOKEN_ENV, ENV_TOKEN)
-        process = start_server(SPEC, log, extra_args=stack_args())
+        process = start_server(SPEC, log, extra_args=(*stack_args(), *webtransport_args()))
     try:
         yield process
     finally:
@@ -155,7 +165,11 @@ async def test_every_transport_streams_with_the_token_and_is_refused_without(
     their bodies as application/json, or the server would answer 415)."""
     for token in (ALICE, None):
         settings = ClientSettings(
-            base_url=guarded.base_url, framing=framing, knobs=FAST_POLLS, token=token
+            base_url=guarded.base_url,
+            framing=framing,
+            knobs=FAST_POLLS,
+            token=token,
+            ca_file=quic_ca(),
         )
         client = async_client(transport, settings)
         stream_id = f"tok-{transport}-{framing}-{'yes' if token else 'no'}"
@@ -176,7 +190,7 @@ async def test_every_transport_streams_with_the_token_and_is_refused_without(
         assert ALICE not in repr(settings)
 
 
-@pytest.mark.parametrize("transport", TRANSPORT_NAMES)
+@pytest.mark.parametrize("transport", BLOCKING_NAMES)
 def test_the_blocking_clients_of_locust_send_the_token_too(
     guarded: ServerProcess, transport: str
 ) -> None:
@@ -198,7 +212,7 @@ async def test_the_driver_measures_a_server_that_needs_the_environment_token(
     monkeypatch.setenv(SERVER_TOKEN_ENV, ENV_TOKEN)
     scenario = Scenario(requests=3, concurrency=2, warmup=0, source=SPEC)
     scenario = scenario.with_knob("poll_interval_ms", 20)
-    phases = await run_benchmark(scenario, env_guarded)
+    phases = await run_benchmark(scenario, env_guarded, ca_file=Path(quic_ca()))
     records = [r for phase in phases for r in phase.requests]
     assert len(records) == 3 * len(TRANSPORT_NAMES)
     assert all(r.error_kind is None for r in records), [r.error_message for r in records]

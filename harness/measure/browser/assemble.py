@@ -32,6 +32,9 @@ from wire.messages import GenerationRequest, TokenMsg, loads
 
 POLL_READERS = ("polls", "heldPolls")  # page.js's readers that poll (`page_reader`)
 WEBSOCKET_READER = "webSocket"
+# CDP has no event per WebTransport read, nor its bytes: the page's clock stamps its
+# messages (`js_ms`), and the page counts the stream's bytes (`wire`)
+WEBTRANSPORT_READER = "webTransport"
 EVENT_READER = "eventStream"
 
 
@@ -55,6 +58,7 @@ class PageRecord:
     messages: list[PageMessage]
     heads: list[tuple[int, float]] = field(default_factory=list)  # (req, jsMs): head in JS
     renders: dict[int, float] = field(default_factory=dict)  # message -> its frame (jsMs)
+    wire: tuple[int, int] | None = None  # WebTransport: the stream's bytes sent, received
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PageRecord:
@@ -74,6 +78,7 @@ class PageRecord:
             messages=[PageMessage(p, float(t), int(r), int(o)) for p, t, r, o in data["messages"]],
             heads=[(int(r), float(t)) for r, t in data.get("heads", [])],
             renders={int(k): float(t) for k, t in data.get("renders", [])},
+            wire=None if data.get("wire") is None else (int(data["wire"][0]), int(data["wire"][1])),
         )
 
 
@@ -161,7 +166,10 @@ def complete(
     transport: str, sse_api: str, record: PageRecord, traces: Sequence[RequestTrace]
 ) -> bool:
     """Whether CDP has reported everything of this stream: every message's event, and the
-    end of every request (the byte counts come last)."""
+    end of every request (the byte counts come last). A WebTransport stream has no CDP
+    events to wait for."""
+    if page_reader(transport) == WEBTRANSPORT_READER:
+        return True
     if len(traces) < min(record.requests, 1) or not all(t.ended for t in traces):
         return False
     reader = page_reader(transport)
@@ -200,14 +208,22 @@ def assemble(
         extra.deflate |= trace.deflate
     http = [t.protocol for t in _http(traces) if t.protocol]
     result.http_version = http[-1] if http else None
+    if reader == WEBTRANSPORT_READER:
+        result.http_version = "HTTP/3"
+        sent, received = record.wire or (0, 0)
+        result.bytes_sent += sent
+        result.bytes_received += received
 
     chunks: list[tuple[Stamp, list[str]]] = []
     for k, message in enumerate(record.messages):
         stamp = locate(reader, sse_api, message, traces)
         js_ns = clock.mono_ns(message.js_ms)
         if stamp is None:
-            extra.js_stamped += 1
-            stamp = Stamp(js_ns, js_ns, ("js", k))
+            if reader == WEBTRANSPORT_READER:  # no event by design; one read, one chunk
+                stamp = Stamp(js_ns, js_ns, ("js", message.js_ms))
+            else:
+                extra.js_stamped += 1
+                stamp = Stamp(js_ns, js_ns, ("js", k))
         else:
             extra.js_gaps_ns.append(js_ns - stamp.ns)
         if chunks and chunks[-1][0].read == stamp.read:

@@ -105,7 +105,13 @@ def open_browser_shards(
             f"server's bearer token: unset TOKENWIRE_SERVER_TOKEN or leave {transport} out"
         )
     pages = -(-concurrency // streams_per_page)
-    session = BrowserSession(settings, pages, sse_api, streams_per_page=streams_per_page)
+    session = BrowserSession(
+        settings,
+        pages,
+        sse_api,
+        streams_per_page=streams_per_page,
+        webtransport=transports.get(transport).quic,
+    )
     return [BrowserStreamClient(transport, session, k) for k in range(pages)]
 
 

@@ -10,15 +10,19 @@
  *     messages: [[payload, jsMs, req, pos], ...], heads: [[req, jsMs], ...] }
  *
  * - payload: one framed message as text (an SSE event's data, an NDJSON line, a WebSocket
- *   message, a poll's whole JSON body). Python decodes it with the project's own codecs
+ *   or WebTransport message, a poll's whole JSON body). Python decodes it with the project's own codecs
  *   (wire/), so both clients share one decoder.
  * - jsMs: performance.now() when the JavaScript got the bytes that completed it (the read
  *   that resolved, the event that fired).
  * - req: which request of the stream carried it (0 for the one request of a push stream;
  *   an EventSource reconnect is request 1; polling: 0 is the create request, poll n is n+1).
  * - pos: where in that request it ended: the byte offset just past it for fetch bodies
- *   (chunked, SSE over fetch), the message's ordinal for EventSource and WebSocket, 0 for a
- *   poll. Python maps it to the Chrome DevTools Protocol network event that delivered it.
+ *   (chunked, SSE over fetch), the message's ordinal for EventSource, WebSocket and
+ *   WebTransport, 0 for a poll. Python maps it to the Chrome DevTools Protocol network event
+ *   that delivered it (CDP has none for WebTransport's reads: the page's clock stamps those).
+ *
+ * wire (WebTransport only): [sent, received], the stream's bytes as the page wrote and read
+ * them, length prefixes included (CDP counts none of a WebTransport session's bytes).
  *
  * heads: when the JavaScript got each HTTP response's head (fetch resolved, EventSource
  * opened), to set against the network process's own stamp of it.
@@ -336,6 +340,110 @@
     });
   }
 
+  // --- WebTransport: a session at /v1/wt, a bidirectional stream, length-prefixed messages --
+
+  /* One message as the stream carries it: a QUIC varint of its UTF-8 length, then it. */
+  function lengthPrefixed(text) {
+    const body = new TextEncoder().encode(text);
+    const n = body.length;
+    if (n >= 2 ** 30) throw new Failure("protocol", `a message of ${n} bytes is too long to send`);
+    const head =
+      n < 64 ? [n]
+      : n < 16384 ? [0x40 | (n >> 8), n & 0xff]
+      : [0x80 | (n >>> 24), (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+    const out = new Uint8Array(head.length + n);
+    out.set(head);
+    out.set(body, head.length);
+    return out;
+  }
+
+  /* Feed the stream's bytes; get back the complete messages. */
+  function prefixedMessages() {
+    let buffer = new Uint8Array(0);
+    return (bytes) => {
+      const joined = new Uint8Array(buffer.length + bytes.length);
+      joined.set(buffer);
+      joined.set(bytes, buffer.length);
+      const out = [];
+      let at = 0;
+      while (at < joined.length) {
+        const size = 1 << (joined[at] >> 6);
+        if (joined.length - at < size) break;
+        let length = joined[at] & 0x3f;
+        for (let k = 1; k < size; k++) length = length * 256 + joined[at + k];
+        if (joined.length - at - size < length) break;
+        out.push(decodeUtf8(joined.subarray(at + size, at + size + length)));
+        at += size + length;
+      }
+      buffer = joined.slice(at);
+      return out;
+    };
+  }
+
+  async function webTransport(spec, rec) {
+    if (typeof WebTransport === "undefined") {
+      throw new Failure("connect", "this page has no WebTransport (not a secure context?)");
+    }
+    const options = spec.certHash
+      ? { serverCertificateHashes: [{ algorithm: "sha-256", value: hexBytes(spec.certHash) }] }
+      : {};
+    const timeout = deadline(spec);
+    const expired = new Promise((_, reject) =>
+      timeout.signal.addEventListener("abort", () => reject(timeout.signal.reason)),
+    );
+    expired.catch(() => {});
+    rec.requests += 1;
+    rec.wire = [0, 0]; // the stream's bytes: sent, received (length prefixes included)
+    let session;
+    try {
+      session = new WebTransport(spec.wtUrl, options);
+      session.closed.catch(() => {});
+      await Promise.race([session.ready, expired]);
+    } catch (e) {
+      timeout.clear();
+      session?.close();
+      throw asFailure(e, "connect");
+    }
+    try {
+      const stream = await Promise.race([session.createBidirectionalStream(), expired]);
+      const writer = stream.writable.getWriter();
+      const first = lengthPrefixed(JSON.stringify({ ...spec.request, framing: spec.framing }));
+      rec.wire[0] += first.length;
+      await Promise.race([writer.write(first), expired]); // the writer stays open: closing it is leaving
+      const reader = stream.readable.getReader();
+      const messages = prefixedMessages();
+      let ordinal = 0;
+      reading: for (;;) {
+        let read;
+        try {
+          read = await Promise.race([reader.read(), expired]);
+        } catch (e) {
+          throw asFailure(e, "incomplete");
+        }
+        const t = performance.now();
+        if (read.done) break;
+        rec.wire[1] += read.value.length;
+        for (const message of messages(read.value)) {
+          deliver(rec, [message, t, 0, ordinal++]);
+          if (isTerminal(spec.framing, message)) {
+            rec.done = true;
+            break reading;
+          }
+        }
+      }
+      if (!rec.done) {
+        throw new Failure("incomplete", "the server ended the WebTransport stream without a terminal message");
+      }
+    } finally {
+      timeout.clear();
+      session.close();
+    }
+  }
+
+  function hexBytes(hex) {
+    return new Uint8Array(hex.match(/../g).map((h) => parseInt(h, 16)));
+  }
+
   // --- polling: POST /v1/streams, then GET /v1/streams/ID?offset=K[&wait=S] ----------------
 
   async function polling(spec, rec, long) {
@@ -416,6 +524,7 @@
         : eventSource(spec, rec),
     ndjsonStream: (spec, rec) => fetchStream(spec, rec, "/v1/chunked", "application/x-ndjson", ndjson()),
     webSocket: webSocket,
+    webTransport: webTransport,
     polls: (spec, rec) => polling(spec, rec, false),
     heldPolls: (spec, rec) => polling(spec, rec, true),
   };
@@ -438,5 +547,7 @@
     return rec;
   }
 
-  window.tokenwire = { run, readers: Object.keys(RUNNERS) };
+  // the readers' own codecs, for the tests (tests/harness/measure/test_browser.py)
+  const codecs = { lengthPrefixed, prefixedMessages };
+  window.tokenwire = { run, readers: Object.keys(RUNNERS), codecs };
 })();

@@ -1,11 +1,14 @@
-"""Chromium over HTTP/3: the flags that force QUIC to the server's origin and trust its
-throwaway certificate by the hash of its public key (Chromium takes no QUIC to a
-certificate that does not chain to a known root otherwise), and the page's https origin."""
+"""Chromium over QUIC. HTTP/3: the flags that force QUIC to the server's origin and trust
+its throwaway certificate by the hash of its public key (Chromium takes no QUIC to a
+certificate that does not chain to a known root otherwise), and the page's https origin.
+WebTransport: QUIC allowed, and the certificate trusted as a web app trusts one, by its
+hash in `serverCertificateHashes` (no flag)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,6 +46,39 @@ def quic_args(args: tuple[str, ...], base_url: str, cert_file: str | None) -> li
         f"--origin-to-force-quic-on={quic_origin(base_url)}",
         f"--ignore-certificate-errors-spki-list={spki_hash(cert_file)}",
     ]
+
+
+def certificate_hash(cert_file: str | Path) -> str:
+    """SHA-256 of a PEM certificate's DER bytes, hex: what a page's `WebTransport` takes in
+    `serverCertificateHashes` (the certificate must be ECDSA and valid at most 14 days)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def webtransport_args(args: tuple[str, ...], base_url: str) -> list[str]:
+    """`args` with QUIC allowed (WebTransport runs over it); a page whose origin is not
+    loopback (through net:) treated as a secure context, which `WebTransport` needs."""
+    kept = [a for a in args if a != "--disable-quic"]
+    if not is_loopback(urlsplit(base_url).hostname or ""):
+        kept.append(f"--unsafely-treat-insecure-origin-as-secure={base_url.rstrip('/')}")
+    return kept
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def webtransport_url(base_url: str, path: str) -> str:
+    """The WebTransport session's URL: the server's host, the UDP port of its number."""
+    return f"https://{quic_origin(base_url)}{path}"
 
 
 def page_base(base_url: str, http3: bool) -> str:

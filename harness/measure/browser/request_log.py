@@ -51,7 +51,7 @@ class RequestLog:
 
 def main(argv: list[str] | None = None) -> int:
     from servers.app import create_app
-    from servers.run import serve_on_socket
+    from servers.run import serve_on_socket, webtransport_at
     from servers.settings import ServerSettings
     from servers.sources.spec import add_source_arguments, build_source, spec_from_args
 
@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the bound listening socket")
     ServerSettings.add_arguments(parser)
     args = parser.parse_args(argv)
-    settings = ServerSettings.from_args(args)
+    sock = socket.socket(fileno=args.fd)
+    settings = webtransport_at(ServerSettings.from_args(args), sock)
     app = create_app(build_source(spec_from_args(args)), settings)
-    serve_on_socket(RequestLog(app, sys.stdout), socket.socket(fileno=args.fd), settings)
+    serve_on_socket(RequestLog(app, sys.stdout), sock, settings)
     return 0
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from clients.interface import ClientSettings, StreamError, StreamResult
+from clients.webtransport import PATH as WEBTRANSPORT_PATH
 from errors import ErrorKind, UserError
 from harness.measure.browser.assemble import (
     Assembly,
@@ -47,7 +48,13 @@ from harness.measure.browser.clock import (
     calibrate_js_clock,
     check_cdp_clock,
 )
-from harness.measure.browser.quic import page_base, quic_args
+from harness.measure.browser.quic import (
+    certificate_hash,
+    page_base,
+    quic_args,
+    webtransport_args,
+    webtransport_url,
+)
 from harness.measure.run.timelines import Timeline, fetch_timelines
 from transports import TRANSPORTS
 from wire.messages import GenerationRequest
@@ -186,8 +193,10 @@ class BrowserSession:
         sse_api: str = "eventsource",
         executable: str = CHROMIUM,
         streams_per_page: int = STREAMS_PER_PAGE,
+        webtransport: bool = False,
     ) -> None:
         self.settings = settings
+        self.webtransport = webtransport  # its streams run over QUIC: Chromium may speak it
         self.page_count = pages
         self.streams_per_page = streams_per_page
         self.sse_api = sse_api
@@ -205,6 +214,7 @@ class BrowserSession:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._page_error: type[Exception] = Exception  # Playwright's, once it is imported
+        self._wt_spec: dict[str, Any] | None = None
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -232,6 +242,8 @@ class BrowserSession:
                 args = list(CHROMIUM_ARGS)
                 if self.settings.http3:
                     args = quic_args(CHROMIUM_ARGS, self.settings.base_url, self.settings.ca_file)
+                elif self.webtransport:
+                    args = webtransport_args(CHROMIUM_ARGS, self.settings.base_url)
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=self.executable, args=args, headless=True
                 )
@@ -318,7 +330,21 @@ class BrowserSession:
             "longPollWait": f"{settings.knob('long_poll_wait_s'):g}",
             "timeoutMs": timeout_s * 1000,
             "token": settings.token,
+            **self.webtransport_spec(),
         }
+
+    def webtransport_spec(self) -> dict[str, Any]:
+        """Where a WebTransport session goes, and the certificate's hash to trust (read
+        once a session)."""
+        if not self.webtransport:
+            return {}
+        if self._wt_spec is None:
+            ca_file = self.settings.ca_file
+            self._wt_spec = {
+                "wtUrl": webtransport_url(self.settings.base_url, WEBTRANSPORT_PATH),
+                "certHash": None if ca_file is None else certificate_hash(ca_file),
+            }
+        return self._wt_spec
 
     async def stream(
         self,

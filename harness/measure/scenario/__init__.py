@@ -3,7 +3,9 @@
 ```toml
 name = "default"
 description = "..."
-transports = "all"            # or ["sse", "websocket"]
+transports = "all"            # or ["sse", "websocket"]; all: those that can run here (the
+                              # browser: no webhook; a path without QUIC, http = 3 or a
+                              # load test: no webtransport)
 requests = 50                 # measured streams per transport
 concurrency = 8               # streams in flight at once (with a rate: at most)
 rate = 0                      # open loop: requests per second per transport, arriving on a
@@ -16,8 +18,9 @@ seed = 1                      # the mock's text and timing; request k uses seed 
 framing = "json"              # json | openai | vercel-ui | vercel-data | langchain | raw:
                               # json and openai go over every transport (polling keeps its
                               # own envelope); vercel-ui over sse, vercel-data over chunked,
-                              # langchain over sse, chunked and websocket, raw over sse and
-                              # chunked (wire/framing.py; any other pair is refused)
+                              # langchain over sse, chunked, websocket and webtransport, raw
+                              # over sse and chunked (wire/framing.py; any other pair is
+                              # refused)
 poll_interval_ms = 100        # short polling
 long_poll_wait_s = 30         # long polling
 batch_ms = 0                  # webhook: the server batches tokens this long per POST

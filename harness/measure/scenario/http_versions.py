@@ -100,6 +100,25 @@ def check_http(
         )
 
 
+def check_quic(http: str, path: str, stack: str, transports: tuple[str, ...]) -> None:
+    """One point's QUIC transports (`webtransport`) against its path and HTTP version: a
+    one-line ScenarioError when they cannot run."""
+    quic = [t for t in transports if t in TRANSPORTS and TRANSPORTS.get(t).quic]
+    if not quic:
+        return
+    named = ", ".join(quic)
+    if "3" not in parse_path(path).http_versions(("3",)):
+        raise ScenarioError(
+            f"{named} travels over QUIC (UDP), and path {path} carries TCP only (net: carries "
+            "QUIC; relay: and nginx do not): run it on loopback or through net:"
+        )
+    if resolved(http, path, stack) == "3":
+        raise ScenarioError(
+            f"{named} and http = 3 would both answer on the server's one UDP port: run them "
+            "in separate runs"
+        )
+
+
 def client_versions(http: str, path_http2: bool) -> tuple[bool, bool]:
     """(http2, http3) for the clients' settings: `auto` keeps what the path offers."""
     if http == AUTO:

@@ -183,24 +183,40 @@ class Scenario:
 
     def at(self, value: SweepValue) -> Scenario:
         """This scenario at one point of its sweep."""
+        return self._set_at(value).runnable()
+
+    def _set_at(self, value: SweepValue) -> Scenario:
+        """This scenario with its sweep's axis set to `value` (`all` not yet resolved)."""
         assert self.sweep is not None
         if self.sweep.axis == "preset":
             return replace(self, source=SourceSpec(preset=str(value), seed=self.seed))
         if self.sweep.axis == "stack":
-            return self.on_stack(str(value)).runnable()
+            return self.on_stack(str(value))
         if self.sweep.axis in KNOB_NAMES:
             assert isinstance(value, int | float) and not isinstance(value, bool)
-            return self.with_knob(self.sweep.axis, value).runnable()
+            return self.with_knob(self.sweep.axis, value)
         swept: dict[str, Any] = {self.sweep.axis: value}  # the axis names a field
-        return replace(self, **swept).runnable()
+        return replace(self, **swept)
 
     def runnable(self) -> Scenario:
-        """`all` transports read by the browser client: all that a browser can run (a page
-        cannot take a webhook's POSTs). A transport named on its own is refused instead."""
-        if self.client == "browser" and self.transports == TRANSPORTS.names():
-            usable = tuple(t.name for t in TRANSPORTS if t.capabilities.browser)
-            return replace(self, transports=usable)
-        return self
+        """`all` transports as all that can run here: those a browser can run, for the
+        browser client (a page cannot take a webhook's POSTs); those over QUIC only where
+        QUIC can run (`quic_possible`). A transport named on its own is refused instead."""
+        if self.transports != TRANSPORTS.names():
+            return self
+        usable = [t for t in TRANSPORTS if self.client != "browser" or t.capabilities.browser]
+        if not self.quic_possible():
+            usable = [t for t in usable if not t.quic]
+        return replace(self, transports=tuple(t.name for t in usable))
+
+    def quic_possible(self) -> bool:
+        """Whether a transport over QUIC can run at every point: a path that carries QUIC,
+        and the server's UDP port not HTTP/3's."""
+        points = [self] if self.sweep is None else [self._set_at(v) for v in self.sweep.values]
+        return all(
+            "3" in parse_path(p.path).http_versions(("3",)) and p.http_version() != "3"
+            for p in points
+        )
 
     def with_processes(self) -> Scenario:
         """This scenario with `server_processes` and `client_processes` of 0 (auto) resolved
@@ -264,6 +280,10 @@ class Scenario:
         if self.sweep is None:
             return self.http_version() == "3"
         return any(self.at(v).http_version() == "3" for v in self.sweep.values)
+
+    def quic_transports(self) -> tuple[str, ...]:
+        """The scenario's transports that travel over QUIC (`webtransport`)."""
+        return tuple(t for t in self.transports if t in TRANSPORTS and TRANSPORTS.get(t).quic)
 
     def stack_setup(self) -> StackSetup:
         """The stack as results record it: resolved, as `stack_args` passes it."""

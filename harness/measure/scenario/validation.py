@@ -17,7 +17,7 @@ from harness.measure.browser.capability import (
 )
 from harness.measure.paths import LOOPBACK, parse_path
 from harness.measure.processes import PROCESS_FIELDS, check_count
-from harness.measure.scenario.http_versions import check_http
+from harness.measure.scenario.http_versions import check_http, check_quic
 from harness.measure.scenario.model import (
     CONVERSATION_STATES,
     KNOB_NAMES,
@@ -110,6 +110,7 @@ def validated(scenario: Scenario) -> Scenario:
         scenario.transports,
         scenario.raw_client,
     )
+    check_quic(scenario.http, scenario.path, scenario.stack, scenario.transports)
     check_cpus(scenario)
     check_raw_client(scenario)
     check_load(scenario.load)

@@ -15,7 +15,13 @@ from support import bench
 
 from bench import main
 from harness.analyse.results import Point, RunResult, save_run
-from harness.ci.baseline import load_baseline, make_baseline, save_baseline, scenario_differences
+from harness.ci.baseline import (
+    FigureStats,
+    load_baseline,
+    make_baseline,
+    save_baseline,
+    scenario_differences,
+)
 from harness.ci.check import Verdict, check, compare_runs, rerun_scenario, rules_for
 from harness.measure.records import PhaseRecord, RequestRecord
 from harness.measure.run.rounds import merged_rounds
@@ -374,3 +380,15 @@ def test_a_change_within_the_noise_between_rounds_is_no_regression(tmp_path: Pat
     )
     assert sse_noisy.rule.status(sse_noisy.baseline, sse_noisy.current) == "regressed"
     assert sse_noisy.status == "ok" and sse_noisy in noisy.within_noise
+
+
+def test_a_transport_over_quic_has_its_bytes_judged_as_timing() -> None:
+    """QUIC's bytes a token follow timing (tokens ready together share a packet; its
+    acknowledgements are counted): a tolerance, where TCP's identical counts get none."""
+    stats = FigureStats(value=160.0, low=160.0, high=160.0, n=1)
+    figures = {"wire_bytes_per_token": stats, "requests_per_stream": stats}
+    quic = {r.figure: r for r in rules_for("webtransport", figures, 100.0)}
+    tcp = {r.figure: r for r in rules_for("websocket", figures, 100.0)}
+    assert quic["wire_bytes_per_token"].kind == "timing" and quic["wire_bytes_per_token"].rel
+    assert tcp["wire_bytes_per_token"].kind == "exact"
+    assert quic["requests_per_stream"].kind == tcp["requests_per_stream"].kind == "exact"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import TRANSPORT_NAMES, bench
+from support import BLOCKING_NAMES, bench
 
 from clients.interface import StreamError, StreamResult
 from errors import ErrorKind, ScenarioError
@@ -213,7 +213,7 @@ def quick_load(
 def test_two_workers_load_every_transport_and_the_master_merges_both(tmp_path: Path) -> None:
     """Interleaved: one locust run (a master, two workers) with every transport's users."""
     out, run = quick_load(tmp_path, "all", "interleaved", 2, "--workers", "2")
-    check_lossless(run, TRANSPORT_NAMES, locust_rows(out / "locust-all_stats.csv"))
+    check_lossless(run, BLOCKING_NAMES, locust_rows(out / "locust-all_stats.csv"))
     workers = {r.stream_id.split("-")[2] for p in run.phases.values() for r in p.requests}
     assert workers == {"w0", "w1"}
     locust_meta = run.metadata["load"]["runs"]["all"]["locust"]

@@ -19,12 +19,17 @@ from urllib.parse import parse_qs
 
 import orjson
 import pytest
-from support import bench
+from support import bench, quic_ca, webtransport_args
 
 from clients.interface import ClientSettings
 from errors import ErrorKind, ScenarioError
 from harness.analyse.metrics import summarize
-from harness.measure.browser.assemble import PageMessage, PageRecord, assemble
+from harness.measure.browser.assemble import (
+    WEBTRANSPORT_READER,
+    PageMessage,
+    PageRecord,
+    assemble,
+)
 from harness.measure.browser.capability import refuse_for_browser
 from harness.measure.browser.cdp import Arrival, NetworkLog, RequestTrace
 from harness.measure.browser.client import open_browser_shards
@@ -40,7 +45,7 @@ from harness.measure.browser.request_log import (
     logged_requests,
     logged_server,
 )
-from harness.measure.browser.session import CHROMIUM, BrowserSession
+from harness.measure.browser.session import CHROMIUM, CHROMIUM_ARGS, PAGE_JS, BrowserSession
 from harness.measure.driver import run_benchmark
 from harness.measure.records import PhaseRecord
 from harness.measure.scenario import Scenario, scenario_from_dict, validated
@@ -48,6 +53,7 @@ from harness.measure.server_process import ServerProcess
 from servers.sources.spec import SourceSpec
 from transports import PUSH, TRANSPORTS, Capabilities, Kind, Transport
 from wire.messages import GenerationRequest
+from wire.webtransport import encode_message
 
 MS = 1_000_000
 NO_OFFSET = JsClock(offset_ns=0, bound_ns=0, method="test", origin_minus_bounds_ns=0)
@@ -292,7 +298,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     except ImportError:
         pytest.fail("the browser tests need Playwright: pip install -e '.[test]'", pytrace=False)
     log = tmp_path_factory.mktemp("browser") / "server.log"
-    with logged_server(FAST, log) as server:
+    with logged_server(FAST, log, webtransport_args()) as server:
         yield server
 
 
@@ -350,7 +356,7 @@ def browser_run(logged: ServerProcess) -> dict[str, PhaseRecord]:
         source=FAST,
     )
     scenario = validated(scenario.with_knob("poll_interval_ms", 50))
-    phases = asyncio.run(run_benchmark(scenario, logged))
+    phases = asyncio.run(run_benchmark(scenario, logged, ca_file=Path(quic_ca())))
     return {phase.transport: phase for phase in phases}
 
 
@@ -368,17 +374,20 @@ def test_every_transport_in_chromium_loses_and_duplicates_nothing(
     assert summary.tokens_received == summary.tokens_emitted > 0
     assert summary.tokens_lost == 0 and summary.tokens_duplicated == 0
     assert summary.text_mismatches == 0
-    assert summary.wire_bytes_per_token and summary.header_bytes_per_token
+    # CDP has no event for a WebTransport read, nor its heads: the page stamps and counts
+    cdp_seen = TRANSPORTS.get(transport).page_reader != WEBTRANSPORT_READER
+    assert summary.wire_bytes_per_token
+    assert bool(summary.header_bytes_per_token) == cdp_seen
     browser = phase.browser
     assert browser is not None and phase.setup is not None
     assert all(check is not None and check["ok"] for check in browser.cdp_clock_check)
-    assert browser.stamped_by_page_clock == 0  # every token has its CDP stamp
-    assert browser.js_after_cdp_ms["n"] > 0
+    assert browser.stamped_by_page_clock == 0  # every token has its CDP stamp, or needs none
+    assert (browser.js_after_cdp_ms["n"] > 0) == cdp_seen
     rendered = browser.first_render_after_network_ms
     # one per stream, the warm-up's included (the session's figures count every stream);
     # on screen after it came off the network
     assert rendered["n"] == summary.streams + 1 and rendered["min"] >= 0
-    if transport != "websocket":  # CDP has the network process's stamp of HTTP heads only
+    if transport not in ("websocket", "webtransport"):  # CDP stamps HTTP heads only
         assert browser.js_after_network_process_ms["n"] > 0
     assert phase.client_cpu_s and phase.client_cpu_s > 0  # Chromium's CPU
     if TRANSPORTS.get(transport).kind is Kind.PUSH:
@@ -484,3 +493,47 @@ def test_the_seventh_eventsource_waits_for_a_connection_on_http1_only(
         assert phase["browser"]["streams_per_page"] == 7 and phase["browser"]["pages"] == 1
     assert waits["loopback"] == (True, {"HTTP/1.1"}), waits
     assert waits["nginx-h2"][0] is False, waits
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_the_pages_webtransport_codec_is_the_wire_codec() -> None:
+    """page.js writes each message as `wire/webtransport.py` does, and reads the wire
+    codec's bytes back whole, fed whole, byte by byte and cut at every point."""
+    texts = ["", "hi", "日本", "a\nb", "x" * 63, "y" * 64, "z" * 16_383, "w" * 16_384, "😀" * 40]
+    data = b"".join(encode_message(t) for t in texts)
+    cuts = [*range(0, 80), *range(16_300, 16_500), len(data) - 1]  # each size's boundaries
+
+    async def check() -> tuple[list[list[int]], list[list[str]]]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True
+            )
+            try:
+                page = await browser.new_page()
+                await page.evaluate(PAGE_JS.read_text(encoding="utf-8"))
+                encoded = await page.evaluate(
+                    "ts => ts.map(t => Array.from(window.tokenwire.codecs.lengthPrefixed(t)))",
+                    texts,
+                )
+                decoded = await page.evaluate(
+                    """([bytes, cuts]) => {
+                      const all = Uint8Array.from(bytes);
+                      const feeds = [[all], Array.from(all, (b) => Uint8Array.of(b))];
+                      for (const cut of cuts) feeds.push([all.subarray(0, cut), all.subarray(cut)]);
+                      return feeds.map((pieces) => {
+                        const read = window.tokenwire.codecs.prefixedMessages();
+                        return pieces.flatMap((piece) => read(piece));
+                      });
+                    }""",
+                    [list(data), cuts],
+                )
+            finally:
+                await browser.close()
+        return encoded, decoded
+
+    encoded, decoded = asyncio.run(check())
+    assert [bytes(e) for e in encoded] == [encode_message(t) for t in texts]
+    assert all(messages == texts for messages in decoded)

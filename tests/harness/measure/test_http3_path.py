@@ -1,7 +1,7 @@
-"""HTTP/3 through the packet emulator (`net:`): QUIC's datagrams cross the emulated link
-to the server's UDP port, streams arrive whole under loss, and each stream records the
-losses its connection saw while it was open. The connection's count of packets that never
-came matches the forwarder's own count of what it dropped towards the client."""
+"""HTTP/3 and WebTransport through the packet emulator (`net:`): QUIC's datagrams cross the
+emulated link to the server's UDP port, streams arrive whole under loss, and each stream
+records the losses its connection saw while it was open. The connection's count of packets
+that never came matches the forwarder's own count of what it dropped towards the client."""
 
 from __future__ import annotations
 
@@ -40,11 +40,18 @@ STREAMS, TOKENS = 4, 400
 
 
 @contextlib.contextmanager
-def through_loss(tmp_path: Path) -> Iterator[tuple[PacketLayer, ClientSettings]]:
-    """The HTTP/3 stack's server behind `net:rtt=20ms,loss=3%`, and the clients' settings."""
+def through_loss(
+    tmp_path: Path, webtransport: bool = False
+) -> Iterator[tuple[PacketLayer, ClientSettings]]:
+    """The HTTP/3 stack's server behind `net:rtt=20ms,loss=3%` (with `webtransport`: the
+    default stack, answering WebTransport), and the clients' settings."""
     cert, key = clients_certificate(tmp_path / "cert")
     source = SourceSpec(preset="steady", tokens_per_s=200, tokens_per_response=TOKENS)
-    args = ("--stack", HTTP3, "--http3-cert", str(cert), "--http3-key", str(key))
+    args = (
+        ("--webtransport-cert", str(cert), "--webtransport-key", str(key))
+        if webtransport
+        else ("--stack", HTTP3, "--http3-cert", str(cert), "--http3-key", str(key))
+    )
     hosts = ("--allowed-host", str(EMULATOR_SUBNET))
     layer = packet_layer("rtt=20ms,loss=3%")
     assert isinstance(layer, PacketLayer)
@@ -54,7 +61,9 @@ def through_loss(tmp_path: Path) -> Iterator[tuple[PacketLayer, ClientSettings]]
     ):
         yield (
             layer,
-            ClientSettings(endpoint.base_url, http3=True, ca_file=str(cert), max_connections=4),
+            ClientSettings(
+                endpoint.base_url, http3=not webtransport, ca_file=str(cert), max_connections=4
+            ),
         )
 
 
@@ -112,3 +121,44 @@ def test_a_polled_stream_adds_up_the_losses_of_its_exchanges(tmp_path: Path) -> 
     assert polled.error is None and polled.indices == list(range(TOKENS))
     assert polled.requests > 1 and polled.http_version == "HTTP/3"
     assert polled.packets_lost is not None and 0 < polled.packets_lost <= trace.lost
+
+
+def test_webtransport_streams_arrive_whole_under_loss_and_count_what_was_lost(
+    tmp_path: Path,
+) -> None:
+    """A connection per stream: the streams' losses add up to what the link dropped."""
+
+    async def streams(settings: ClientSettings) -> list[StreamResult]:
+        client = async_client("webtransport", settings)
+        try:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.stream(
+                            GenerationRequest(seed=k, max_tokens=TOKENS, stream_id=f"wt-{k}"),
+                            time.perf_counter_ns(),
+                        )
+                        for k in range(STREAMS)
+                    )
+                )
+            )
+        finally:
+            await client.aclose()
+
+    with through_loss(tmp_path, webtransport=True) as (layer, settings):
+        results = asyncio.run(streams(settings))
+    for result in results:
+        assert result.error is None and result.indices == list(range(TOKENS))
+        assert result.http_version == "HTTP/3" and result.connections == 1
+        assert result.packets_lost is not None
+    dropped = layer.forwarder_stats
+    assert dropped is not None
+    down, up = dropped["down"]["lost"], dropped["up"]["lost"]
+    lost = sum(r.packets_lost or 0 for r in results)
+    # every drop towards the clients is a gap one of them counts (less the handshakes'); of
+    # the drops upwards, those the clients' recoveries declared (not their bare ACKs)
+    assert down - max(5, down // 10) <= lost <= down + up + max(5, (down + up) // 10), (
+        lost,
+        down,
+        up,
+    )

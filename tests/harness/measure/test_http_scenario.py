@@ -165,7 +165,7 @@ def test_a_run_records_each_streams_version(tmp_path: Path) -> None:
             else:  # no QUIC, nothing to count
                 assert lost == [None] * len(lost)
     assert seen == {(v, t): {f"HTTP/{v}"} for v in ("1.1", "2", "3") for t in ("sse", "chunked")}
-    assert (out / "http3" / "cert.pem").exists()
+    assert (out / "quic" / "cert.pem").exists()
 
 
 def test_the_load_test_refuses_http3_in_one_line(tmp_path: Path) -> None:

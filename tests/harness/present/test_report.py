@@ -115,7 +115,7 @@ def test_the_best_value_or_the_tied_values_of_each_column_are_marked() -> None:
         assert set(marked.values()) == {"tied" if top.tied else "best"}, column.header
     requests = next(k for k, c in enumerate(report.VERDICT) if c.header == "requests per stream")
     top = best[requests]
-    assert top is not None and set(top.leaders) == {"sse", "chunked", "websocket"}
+    assert top is not None and set(top.leaders) == {"sse", "chunked", "websocket", "webtransport"}
 
 
 def test_definitions_come_from_the_metrics_docstring() -> None:

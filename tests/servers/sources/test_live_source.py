@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import FAST_POLLS, TRANSPORT_NAMES, async_client
+from support import FAST_POLLS, TRANSPORT_NAMES, async_client, quic_ca, webtransport_args
 
 from clients.interface import ClientSettings
 from harness.measure.server_process import ServerProcess, running_server
@@ -35,7 +35,7 @@ def relay_in_front_of(
     """A tokenwire server whose source is `upstream`'s OpenAI API, for a module's fixture."""
     spec = SourceSpec(kind="openai", base_url=f"{upstream.base_url}/v1", model=model)
     log = tmp_path_factory.mktemp(name) / "server.log"
-    with running_server(spec, log, extra_args=extra_args) as process:
+    with running_server(spec, log, extra_args=(*webtransport_args(), *extra_args)) as process:
         yield process
 
 
@@ -57,7 +57,8 @@ def expected(corpus_spec: SourceSpec, seed: int) -> list[str]:
 async def test_relayed_live_text_is_exact(
     relay: ServerProcess, corpus_spec: SourceSpec, transport: str
 ) -> None:
-    client = async_client(transport, ClientSettings(base_url=relay.base_url, knobs=FAST_POLLS))
+    settings = ClientSettings(base_url=relay.base_url, knobs=FAST_POLLS, ca_file=quic_ca())
+    client = async_client(transport, settings)
     request = GenerationRequest(seed=21, prompt="tell me", stream_id=f"live-{transport}")
     try:
         result = await client.stream(request, time.perf_counter_ns())
