@@ -6,7 +6,8 @@ transport.
     EVENTS      Server-Sent Events: one `data:` field per message (`wire.sse`)
     LINES       a streamed HTTP body: one NDJSON line per message (`wire.ndjson`), or bare
                 text for a framing without boundaries
-    MESSAGES    WebSocket: one text message per message
+    MESSAGES    WebSocket: one text message per message; WebTransport: one length-prefixed
+                message per message on its stream (`wire.webtransport`)
     ENVELOPE    polling: the server's own batch envelope (`wire.poll`), whatever the framing
     DELIVERIES  webhooks: signed POST bodies of messages (`wire.webhook`)
 """
